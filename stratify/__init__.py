@@ -1,0 +1,9 @@
+"""stratify: patient stratification from medical images.
+
+Learn a latent space in which patients separate (an autoencoder trained with contrastive and
+metadata-kernel losses), cluster it into strata, and relate the strata to labels and metadata.
+"""
+
+from stratify._version import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""Loss library: reconstruction, KL / ELBO and the kernel-weighted contrastive family."""
