@@ -5,5 +5,19 @@ metadata-kernel losses), cluster it into strata, and relate the strata to labels
 """
 
 from stratify._version import __version__
+from stratify.data import (
+    DataNotFoundError,
+    load_medmnist,
+    load_mnist_test,
+    make_cohort,
+    volumes_to_slices,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "DataNotFoundError",
+    "__version__",
+    "load_medmnist",
+    "load_mnist_test",
+    "make_cohort",
+    "volumes_to_slices",
+]
