@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stratify.data import DataNotFoundError, load_medmnist, medmnist_flags
-from stratify.data import _files, medmnist
+from stratify.data import DataNotFoundError, _files, load_medmnist, medmnist, medmnist_flags
 
 SPLIT_SIZES = {  # from ../shared/data/medmnist/SOURCES.md, checked against INFO below
     "pneumoniamnist": (4708, 524, 624),
