@@ -1,0 +1,255 @@
+"""How strata relate to labels, and how good a representation is.
+
+* Agreement of clusters with labels: :func:`cluster_accuracy` (one-to-one Hungarian matching),
+  :func:`purity` (many-to-one, for over-clustering; never called accuracy), NMI, ARI, AMI.
+* Representation quality of an embedding: :func:`knn_accuracy` and
+  :func:`linear_probe_accuracy`, on a train / test pair or by cross-validation.
+* :func:`evaluate` gathers them in one dictionary.
+
+Noise labels (``-1``, as HDBSCAN gives) are never matched to a class: they count as errors in
+accuracy and purity, and as a cluster of their own in NMI / ARI / AMI.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as skm
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+__all__ = [
+    "cluster_accuracy",
+    "contingency",
+    "evaluate",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "majority_rate",
+    "purity",
+]
+
+
+def _check_labelings(y_true: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_true, labels = np.asarray(y_true), np.asarray(labels)
+    if y_true.ndim != 1 or labels.ndim != 1 or len(y_true) != len(labels):
+        raise ValueError(
+            "Expected y_true and labels as 1D arrays of the same length, got shapes "
+            f"{y_true.shape} and {labels.shape}."
+        )
+    if len(y_true) == 0:
+        raise ValueError("Expected at least one sample, got empty arrays.")
+    return y_true, labels
+
+
+def contingency(y_true: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts of (class, cluster) pairs, leaving noise (``-1``) out of the clusters.
+
+    Returns
+    -------
+    table : numpy.ndarray of int, shape (n_classes, n_clusters)
+    classes : numpy.ndarray, shape (n_classes,)
+    clusters : numpy.ndarray, shape (n_clusters,)
+    """
+    y_true, labels = _check_labelings(y_true, labels)
+    classes = np.unique(y_true)
+    clusters = np.unique(labels[labels != -1])
+    table = np.zeros((len(classes), len(clusters)), dtype=np.int64)
+    kept = labels != -1
+    np.add.at(
+        table,
+        (np.searchsorted(classes, y_true[kept]), np.searchsorted(clusters, labels[kept])),
+        1,
+    )
+    return table, classes, clusters
+
+
+def cluster_accuracy(y_true: Any, labels: Any) -> float:
+    """Clustering accuracy under the best one-to-one matching of clusters to classes.
+
+    ``ACC = max over one-to-one maps m of (1/N) sum_i 1[y_i = m(c_i)]`` (Hungarian
+    algorithm). With more clusters than classes, the unmatched clusters count as errors, so
+    over-clustering can never raise ACC; use :func:`purity` for a many-to-one score. Noise
+    (``-1``) counts as an error.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (N,)
+        True classes.
+    labels : array-like of shape (N,)
+        Cluster labels.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    table, classes, clusters = contingency(y_true, labels)
+    if len(clusters) > len(classes):
+        warnings.warn(
+            f"{len(clusters)} clusters for {len(classes)} classes: accuracy matches them one "
+            "to one and counts the extra clusters as errors; see purity() for many-to-one.",
+            stacklevel=2,
+        )
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / len(np.asarray(y_true)))
+
+
+def purity(y_true: Any, labels: Any) -> float:
+    """Fraction of samples in their cluster's majority class (many-to-one; noise is an error).
+
+    Purity rises with the number of clusters (it is 1 with one cluster per sample), so it is
+    reported for over-clustering, never as accuracy.
+    """
+    table, _, _ = contingency(y_true, labels)
+    return float(table.max(axis=0).sum() / len(np.asarray(y_true)))
+
+
+def majority_rate(y_true: Any) -> float:
+    """Share of the most frequent class: the accuracy of always guessing it."""
+    _, counts = np.unique(np.asarray(y_true), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def _probe(
+    model: Any,
+    embedding: np.ndarray,
+    y: np.ndarray,
+    test_embedding: np.ndarray | None,
+    test_y: np.ndarray | None,
+    cv: int,
+    random_state: int | None,
+) -> float:
+    if (test_embedding is None) != (test_y is None):
+        raise ValueError("Expected both test_embedding and test_y, or neither, got only one.")
+    if test_embedding is not None:
+        return float(model.fit(embedding, y).score(test_embedding, np.asarray(test_y)))
+    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    return float(cross_val_score(model, embedding, y, cv=folds).mean())
+
+
+def knn_accuracy(
+    embedding: Any,
+    y: Any,
+    test_embedding: Any = None,
+    test_y: Any = None,
+    *,
+    n_neighbors: int = 10,
+    cv: int = 5,
+    random_state: int | None = 0,
+) -> float:
+    """Accuracy of a k-nearest-neighbour classifier (cosine distance) on frozen latents.
+
+    Trained on ``(embedding, y)`` and scored on ``(test_embedding, test_y)`` when given,
+    otherwise ``cv``-fold stratified cross-validation on ``(embedding, y)``.
+
+    Parameters
+    ----------
+    embedding : array-like of shape (N, D)
+    y : array-like of shape (N,)
+    test_embedding : array-like of shape (M, D), optional
+    test_y : array-like of shape (M,), optional
+    n_neighbors : int, default=10
+    cv : int, default=5
+    random_state : int or None, default=0
+        Seed of the fold shuffling.
+    """
+    model = KNeighborsClassifier(n_neighbors=n_neighbors, metric="cosine")
+    return _probe(model, np.asarray(embedding), np.asarray(y), test_embedding, test_y, cv,
+                  random_state)
+
+
+def linear_probe_accuracy(
+    embedding: Any,
+    y: Any,
+    test_embedding: Any = None,
+    test_y: Any = None,
+    *,
+    cv: int = 5,
+    random_state: int | None = 0,
+) -> float:
+    """Accuracy of a logistic regression on standardised frozen latents.
+
+    Same protocol as :func:`knn_accuracy`.
+    """
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return _probe(model, np.asarray(embedding), np.asarray(y), test_embedding, test_y, cv,
+                  random_state)
+
+
+def evaluate(
+    y_true: Any,
+    labels: Any,
+    embedding: Any = None,
+    *,
+    random_state: int | None = 0,
+) -> dict[str, float]:
+    """All agreement scores of a clustering, and representation scores of its embedding.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (N,)
+        True classes.
+    labels : array-like of shape (N,)
+        Cluster labels (``-1`` = noise).
+    embedding : array-like of shape (N, D), optional
+        The latents the clustering was made on; adds ``silhouette`` (on clustered points),
+        and cross-validated ``knn_accuracy`` and ``linear_probe_accuracy``.
+    random_state : int or None, default=0
+        Seed of the cross-validation folds and of silhouette's subsample (N > 5000).
+
+    Returns
+    -------
+    dict
+        ``acc`` (one-to-one; extra clusters are errors), ``purity``, ``nmi``, ``ari``,
+        ``ami``, ``majority_rate``, ``n_clusters``, ``n_classes``, ``noise_fraction`` and,
+        with an embedding, ``silhouette``, ``knn_accuracy``, ``linear_probe_accuracy``.
+    """
+    y_true, labels = _check_labelings(y_true, labels)
+    clusters = np.unique(labels[labels != -1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reported below as n_clusters
+        acc = cluster_accuracy(y_true, labels)
+    scores: dict[str, float] = {
+        "acc": acc,
+        "purity": purity(y_true, labels),
+        "nmi": float(skm.normalized_mutual_info_score(y_true, labels)),
+        "ari": float(skm.adjusted_rand_score(y_true, labels)),
+        "ami": float(skm.adjusted_mutual_info_score(y_true, labels)),
+        "majority_rate": majority_rate(y_true),
+        "n_clusters": len(clusters),
+        "n_classes": len(np.unique(y_true)),
+        "noise_fraction": float(np.mean(labels == -1)),
+    }
+    if embedding is not None:
+        embedding = np.asarray(embedding)
+        if len(embedding) != len(labels):
+            raise ValueError(
+                f"Expected an embedding with one row per sample ({len(labels)}), got shape "
+                f"{embedding.shape}."
+            )
+        kept = labels != -1
+        if 2 <= len(clusters) < kept.sum():
+            scores["silhouette"] = float(
+                skm.silhouette_score(
+                    embedding[kept], labels[kept], sample_size=min(5000, int(kept.sum())),
+                    random_state=random_state,
+                )
+            )
+        else:
+            scores["silhouette"] = float("nan")
+        n_folds = int(min(5, np.bincount(np.unique(y_true, return_inverse=True)[1]).min()))
+        if n_folds >= 2:
+            scores["knn_accuracy"] = knn_accuracy(embedding, y_true, cv=n_folds,
+                                                  random_state=random_state)
+            scores["linear_probe_accuracy"] = linear_probe_accuracy(
+                embedding, y_true, cv=n_folds, random_state=random_state
+            )
+        else:
+            scores["knn_accuracy"] = scores["linear_probe_accuracy"] = float("nan")
+    return scores
