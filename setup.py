@@ -22,7 +22,7 @@ setup(
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",
-        "scikit-learn>=1.3",
+        "scikit-learn>=1.6",
         "hdbscan>=0.8.33",
         "numpy>=1.24",
         "pandas>=2.0",

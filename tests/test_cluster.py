@@ -1,0 +1,133 @@
+"""StrataClusterer: every backend, automatic k, new-sample assignment, estimator checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import Birch, MiniBatchKMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from stratify.cluster import METHODS, StrataClusterer
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(240, centers=4, n_features=5, cluster_std=0.8, random_state=0)
+    return X, y
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_backend_recovers_separated_blobs(blobs, method):
+    X, y = blobs
+    clusterer = StrataClusterer(method, n_clusters="auto", random_state=0).fit(X)
+    assert clusterer.n_clusters_ == 4
+    assert adjusted_rand_score(y, clusterer.labels_) > 0.95
+    kept = clusterer.labels_ != -1
+    np.testing.assert_array_equal(clusterer.predict(X)[kept][:60], clusterer.labels_[kept][:60])
+    assert clusterer.cluster_centers_.shape == (4, 5)
+
+
+def test_nearest_centroid_rule_matches_a_naive_loop(blobs):
+    X, _ = blobs
+    clusterer = StrataClusterer("agglomerative", 4).fit(X)
+    new = np.random.default_rng(0).normal(scale=6, size=(30, 5))
+    expected = []
+    for x in new:
+        distances = {k: np.sum((x - X[clusterer.labels_ == k].mean(axis=0)) ** 2)
+                     for k in range(4)}
+        expected.append(min(distances, key=distances.get))
+    np.testing.assert_array_equal(clusterer.predict(new), expected)
+
+
+def test_auto_k_table_marks_the_best_score(blobs):
+    X, _ = blobs
+    silhouette = StrataClusterer("kmeans", "auto", k_range=(2, 6), random_state=0).fit(X)
+    table = silhouette.cluster_selection_
+    assert table["k"].tolist() == [2, 3, 4, 5, 6]
+    assert (table["criterion"] == "silhouette").all()
+    assert table.loc[table["selected"], "k"].item() == 4 == silhouette.n_clusters_
+    assert table.loc[table["selected"], "score"].item() == table["score"].max()
+    bic = StrataClusterer("gmm", "auto", k_range=(2, 6), random_state=0).fit(X)
+    assert bic.cluster_selection_.loc[bic.cluster_selection_["selected"], "score"].item() == \
+        bic.cluster_selection_["score"].min()
+
+
+def test_fixed_k_has_no_selection_table_and_refit_forgets(blobs):
+    X, _ = blobs
+    clusterer = StrataClusterer("kmeans", "auto", random_state=0).fit(X)
+    assert hasattr(clusterer, "cluster_selection_")
+    clusterer.set_params(n_clusters=3).fit(X)
+    assert not hasattr(clusterer, "cluster_selection_")
+    assert clusterer.n_clusters_ == 3
+
+
+def test_gmm_probabilities(blobs):
+    X, _ = blobs
+    clusterer = StrataClusterer("gmm", 4, random_state=0).fit(X)
+    proba = clusterer.predict_proba(X[:10])
+    assert proba.shape == (10, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), clusterer.predict(X[:10]))
+    assert clusterer.probabilities_.shape == (240,)
+
+
+def test_hdbscan_noise_outliers_and_soft_membership(blobs):
+    X, _ = blobs
+    with pytest.warns(UserWarning, match="n_clusters=3 is ignored"):
+        clusterer = StrataClusterer("hdbscan", 3).fit(X)
+    assert clusterer.outlier_scores_.shape == (240,)
+    assert ((clusterer.probabilities_ >= 0) & (clusterer.probabilities_ <= 1)).all()
+    far = np.full((1, 5), 1e3)
+    assert clusterer.predict(far).tolist() == [-1]
+    membership = clusterer.predict_proba(X[:5])
+    assert membership.shape == (5, clusterer.n_clusters_)
+
+
+def test_kmeans_has_no_predict_proba(blobs):
+    assert not hasattr(StrataClusterer("kmeans"), "predict_proba")
+
+
+def test_instances_are_cloned_and_used(blobs):
+    X, y = blobs
+    instance = MiniBatchKMeans(4, random_state=0, n_init=3)
+    clusterer = StrataClusterer(instance).fit(X)
+    assert clusterer.estimator_ is not instance and not hasattr(instance, "labels_")
+    assert adjusted_rand_score(y, clusterer.predict(X)) > 0.95
+    birch = StrataClusterer(Birch(n_clusters=4)).fit(X)  # Birch predicts natively too
+    assert birch.predict(X[:5]).shape == (5,)
+
+
+def test_same_seed_same_labels(blobs):
+    X, _ = blobs
+    a = StrataClusterer("spectral", 4, random_state=3).fit(X).labels_
+    b = StrataClusterer("spectral", 4, random_state=3).fit(X).labels_
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"method": "dbscan"}, ValueError, r"'method' parameter of StrataClusterer .*'dbscan'"),
+        ({"method": 3}, TypeError, r"a clusterer with a fit method\. Got 3 instead"),
+        ({"n_clusters": 0}, ValueError, r"'n_clusters' .*\[1, inf\)\. Got 0 instead"),
+        ({"n_clusters": "many"}, TypeError, r"'n_clusters' .*Got 'many' instead"),
+        ({"k_range": (1, 5)}, ValueError, r"'k_range\[0\]' .*Got 1 instead"),
+        ({"n_clusters": 500}, ValueError, r"at least n_clusters=500 samples, got 240"),
+    ],
+)
+def test_bad_parameters(blobs, params, error, match):
+    with pytest.raises(error, match=match):
+        StrataClusterer(**params).fit(blobs[0])
+
+
+def test_predict_checks_the_latent_dimension(blobs):
+    clusterer = StrataClusterer("kmeans", 4, random_state=0).fit(blobs[0])
+    with pytest.raises(ValueError, match="X has 3 features, but StrataClusterer is expecting 5"):
+        clusterer.predict(np.zeros((2, 3)))
+
+
+@parametrize_with_checks([StrataClusterer(n_clusters=2, random_state=0)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
