@@ -1,0 +1,245 @@
+"""What the strata mean: per-stratum metadata profiles with tests, and their stability.
+
+* :func:`describe_strata`: per stratum, its size, the mean and standard deviation of each
+  continuous column and the frequencies of each categorical column; per column, a test of
+  difference across strata (Kruskal–Wallis for continuous, chi-square of independence for
+  categorical) with its p-value and the Benjamini–Hochberg adjusted p-value.
+* :func:`stability`: how reproducible the strata are, as the mean adjusted Rand index
+  between the full fit's labels and refits on random subsamples.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import clone
+from sklearn.metrics import adjusted_rand_score
+from sklearn.utils.validation import check_random_state
+
+from stratify._validation import check_in_range, check_metadata
+
+__all__ = ["StrataProfile", "benjamini_hochberg", "describe_strata", "stability"]
+
+
+class StrataProfile(NamedTuple):
+    """``profile, tests = describe_strata(labels, metadata)``.
+
+    Attributes
+    ----------
+    profile : pandas.DataFrame
+        One row per stratum (index ``stratum``): ``n``, then ``<col>_mean``, ``<col>_std``
+        and ``<col>_missing`` for continuous columns and ``<col>=<level>`` (share of the
+        stratum's non-missing values) for categorical ones.
+    tests : pandas.DataFrame
+        One row per column: ``kind``, ``test``, ``statistic``, ``p_value``, ``p_adjusted``
+        (Benjamini–Hochberg over the tested columns), ``n`` (samples used).
+    """
+
+    profile: pd.DataFrame
+    tests: pd.DataFrame
+
+
+def benjamini_hochberg(p_values: Any) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (false discovery rate), NaN kept as NaN.
+
+    ``p_adj(i) = min_{j >= i} min(1, m p_(j) / j)`` over the ``m`` sorted finite p-values.
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    finite = np.flatnonzero(~np.isnan(p))
+    if len(finite) == 0:
+        return adjusted
+    order = finite[np.argsort(p[finite])]
+    m = len(order)
+    scaled = p[order] * m / np.arange(1, m + 1)
+    adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return adjusted
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(series) or isinstance(
+        series.dtype, pd.CategoricalDtype
+    ) or pd.api.types.is_bool_dtype(series)
+
+
+def _test_continuous(values: pd.Series, labels: np.ndarray) -> tuple[float, float, int]:
+    observed = values.notna().to_numpy()
+    groups = [values[observed & (labels == k)].to_numpy(float) for k in np.unique(labels)]
+    groups = [g for g in groups if len(g)]
+    n = int(sum(len(g) for g in groups))
+    if len(groups) < 2 or np.ptp(np.concatenate(groups)) == 0:
+        return float("nan"), float("nan"), n
+    statistic, p_value = stats.kruskal(*groups)
+    return float(statistic), float(p_value), n
+
+
+def _test_categorical(values: pd.Series, labels: np.ndarray) -> tuple[float, float, int]:
+    observed = values.notna().to_numpy()
+    table = pd.crosstab(values[observed].to_numpy(), labels[observed])
+    n = int(observed.sum())
+    if min(table.shape) < 2:
+        return float("nan"), float("nan"), n
+    statistic, p_value, _, _ = stats.chi2_contingency(table.to_numpy())
+    return float(statistic), float(p_value), n
+
+
+def describe_strata(
+    labels: Any,
+    metadata: pd.DataFrame,
+    *,
+    columns: list[str] | None = None,
+    categorical: list[str] | None = None,
+) -> StrataProfile:
+    """Profile each stratum on the metadata and test each column's difference across strata.
+
+    Parameters
+    ----------
+    labels : array-like of shape (N,)
+        Stratum of each sample (``-1``, HDBSCAN noise, is profiled as its own row and
+        left out of the tests).
+    metadata : pandas.DataFrame
+        One row per sample.
+    columns : list of str, optional
+        Columns to describe; all by default.
+    categorical : list of str, optional
+        Columns to treat as categorical although numeric (e.g. a 0/1 label). Non-numeric,
+        boolean and pandas categorical columns are always categorical.
+
+    Returns
+    -------
+    StrataProfile
+        The per-stratum ``profile`` and the per-column ``tests``.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` and ``metadata`` differ in length, or a named column does not exist
+        (the message lists the available ones).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"Expected labels of shape (N,), got shape {labels.shape}.")
+    check_metadata(metadata, len(labels))
+    columns = list(metadata.columns) if columns is None else list(columns)
+    categorical = set(categorical or [])
+    missing = [c for c in [*columns, *categorical] if c not in metadata.columns]
+    if missing:
+        raise ValueError(
+            f"Expected columns of metadata, got unknown {missing}; available columns: "
+            f"{list(metadata.columns)}."
+        )
+
+    strata = np.unique(labels)
+    rows: dict[Any, dict[str, float]] = {k: {"n": int((labels == k).sum())} for k in strata}
+    tests = []
+    clustered = labels != -1
+    for column in columns:
+        values = metadata[column].reset_index(drop=True)
+        is_categorical = column in categorical or _is_categorical(values)
+        for k in strata:
+            part = values[labels == k]
+            if is_categorical:
+                shares = part.value_counts(normalize=True, dropna=True)
+                for level in values.dropna().unique():
+                    rows[k][f"{column}={level}"] = float(shares.get(level, 0.0))
+            else:
+                rows[k][f"{column}_mean"] = float(part.mean())
+                rows[k][f"{column}_std"] = float(part.std())
+                rows[k][f"{column}_missing"] = int(part.isna().sum())
+        test = _test_categorical if is_categorical else _test_continuous
+        statistic, p_value, n = test(values[clustered], labels[clustered])
+        tests.append(
+            {
+                "column": column,
+                "kind": "categorical" if is_categorical else "continuous",
+                "test": "chi-square" if is_categorical else "Kruskal-Wallis",
+                "statistic": statistic,
+                "p_value": p_value,
+                "n": n,
+            }
+        )
+    profile = pd.DataFrame.from_dict(rows, orient="index")
+    profile.index.name = "stratum"
+    test_table = pd.DataFrame(tests).set_index("column")
+    test_table.insert(
+        test_table.columns.get_loc("p_value") + 1, "p_adjusted",
+        benjamini_hochberg(test_table["p_value"]),
+    )
+    return StrataProfile(profile, test_table)
+
+
+def stability(
+    estimator: Any,
+    X: Any,
+    *,
+    n_resamples: int = 10,
+    fraction: float = 0.8,
+    random_state: Any = None,
+    **fit_params: Any,
+) -> pd.DataFrame:
+    """Subsampling stability of a clustering: are the strata reproducible?
+
+    The estimator is cloned and fitted on all of ``X``, then on ``n_resamples`` random
+    subsamples (``fraction`` of the samples, without replacement). Each subsample's labels
+    are compared with the full fit's labels on the same samples by the adjusted Rand index
+    (1 = the same strata, 0 = chance).
+
+    Parameters
+    ----------
+    estimator : estimator with ``fit`` and ``labels_``
+        A clusterer (a :class:`~stratify.cluster.StrataClusterer`, a scikit-learn
+        clusterer, or the Stratifier); cloned, never modified.
+    X : array-like of shape (N, ...)
+        The data it is fitted on.
+    n_resamples : int, default=10
+    fraction : float, default=0.8
+        Share of samples in each subsample, in (0, 1).
+    random_state : int, RandomState instance or None
+        Seed of the subsampling; also given to estimators that have a ``random_state``
+        parameter left at None, so that only the subsample differs between fits.
+    **fit_params
+        Per-sample arrays or frames (e.g. ``metadata``) are subsampled alongside ``X``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per resample: ``resample``, ``n_samples``, ``ari``. Its mean is
+        ``frame["ari"].mean()``.
+    """
+    owner = "stability"
+    n_resamples = check_in_range(n_resamples, "n_resamples", owner, kind=int, low=1)
+    fraction = check_in_range(fraction, "fraction", owner, low=0, high=1, closed="neither")
+    rng = check_random_state(random_state)
+    n = len(X)
+    size = max(2, round(fraction * n))
+
+    def fit_labels(indices: np.ndarray | None) -> np.ndarray:
+        model = clone(estimator)
+        if "random_state" in model.get_params() and model.get_params()["random_state"] is None:
+            model.set_params(random_state=seed)
+        if indices is None:
+            return np.asarray(model.fit(X, **fit_params).labels_)
+        params = {
+            key: (value.iloc[indices] if hasattr(value, "iloc") else np.asarray(value)[indices])
+            if hasattr(value, "__len__") and len(value) == n else value
+            for key, value in fit_params.items()
+        }
+        return np.asarray(model.fit(X[indices], **params).labels_)
+
+    seed = int(rng.randint(np.iinfo(np.int32).max))
+    reference = fit_labels(None)
+    rows = []
+    for resample in range(n_resamples):
+        indices = np.sort(rng.choice(n, size=size, replace=False))
+        labels = fit_labels(indices)
+        rows.append(
+            {
+                "resample": resample,
+                "n_samples": size,
+                "ari": float(adjusted_rand_score(reference[indices], labels)),
+            }
+        )
+    return pd.DataFrame(rows)
