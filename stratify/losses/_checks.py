@@ -42,11 +42,11 @@ def check_float(
     constraint = f"a float in the range {interval}"
     if not _is_real(value):
         raise TypeError(_message(name, owner, constraint, value))
-    value = float(value)
-    ok = math.isfinite(value) and (value >= low if closed else value > low)
+    number = float(value)
+    ok = math.isfinite(number) and (number >= low if closed else number > low)
     if not ok:
         raise ValueError(_message(name, owner, constraint, value))
-    return value
+    return number
 
 
 def check_choice(value: Any, name: str, owner: str, choices: Iterable[str]) -> str:
