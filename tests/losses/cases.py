@@ -103,16 +103,18 @@ def make_case(name: str, n: int, rng: np.random.Generator) -> Case:
             contrastive(ref.radial_kernel(y, [10.0, 3.0], "gaussian"), 0.1),
         )
     if name == "yaware_laplacian":
+        y = np.stack([m["age"], m["bmi"]], axis=1)
         return Case(
-            YAwareInfoNCE("age", sigma=5.0, kernel="laplacian", temperature=0.25),
+            YAwareInfoNCE(["age", "bmi"], sigma=[5.0, 2.0], kernel="laplacian", temperature=0.25),
             inputs,
-            contrastive(ref.radial_kernel(m["age"], [5.0], "laplacian"), 0.25),
+            contrastive(ref.radial_kernel(y, [5.0, 2.0], "laplacian"), 0.25),
         )
     if name == "yaware_epanechnikov":
+        y = np.stack([m["age"], m["bmi"]], axis=1)
         return Case(
-            YAwareInfoNCE("age", sigma=20.0, kernel="epanechnikov", temperature=0.1),
+            YAwareInfoNCE(["age", "bmi"], sigma=[25.0, 8.0], kernel="epanechnikov"),
             inputs,
-            contrastive(ref.radial_kernel(m["age"], [20.0], "epanechnikov"), 0.1),
+            contrastive(ref.radial_kernel(y, [25.0, 8.0], "epanechnikov"), 0.1),
         )
     if name == "yaware_nan":
         return Case(
