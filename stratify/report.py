@@ -60,9 +60,18 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
 
 
 def _is_categorical(series: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(series) or isinstance(
-        series.dtype, pd.CategoricalDtype
-    ) or pd.api.types.is_bool_dtype(series)
+    """Non-numeric, boolean, pandas categorical, or numeric with two values at most (0/1)."""
+    return (
+        not pd.api.types.is_numeric_dtype(series)
+        or isinstance(series.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(series)
+        or series.nunique(dropna=True) <= 2
+    )
+
+
+def _is_identifier(series: pd.Series) -> bool:
+    """A non-numeric column with a distinct value per row (a patient id): nothing to test."""
+    return not pd.api.types.is_numeric_dtype(series) and series.nunique() == len(series) > 2
 
 
 def _test_continuous(values: pd.Series, labels: np.ndarray) -> tuple[float, float, int]:
@@ -103,10 +112,12 @@ def describe_strata(
     metadata : pandas.DataFrame
         One row per sample.
     columns : list of str, optional
-        Columns to describe; all by default.
+        Columns to describe; by default all but identifier columns (non-numeric, one
+        distinct value per row, such as a patient id).
     categorical : list of str, optional
-        Columns to treat as categorical although numeric (e.g. a 0/1 label). Non-numeric,
-        boolean and pandas categorical columns are always categorical.
+        Columns to treat as categorical although numeric (e.g. a grade 1-5). Non-numeric,
+        boolean, pandas categorical and numeric columns with at most two distinct values
+        (0/1 labels) are always categorical.
 
     Returns
     -------
@@ -123,7 +134,9 @@ def describe_strata(
     if labels.ndim != 1:
         raise ValueError(f"Expected labels of shape (N,), got shape {labels.shape}.")
     check_metadata(metadata, len(labels))
-    columns = list(metadata.columns) if columns is None else list(columns)
+    if columns is None:
+        columns = [c for c in metadata.columns if not _is_identifier(metadata[c])]
+    columns = list(columns)
     categorical = set(categorical or [])
     missing = [c for c in [*columns, *categorical] if c not in metadata.columns]
     if missing:

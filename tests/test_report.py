@@ -112,3 +112,12 @@ def test_stability_arguments():
         stability(KMeans(2), X, fraction=1.0)
     with pytest.raises(ValueError, match=r"'n_resamples' .*Got 0"):
         stability(KMeans(2), X, n_resamples=0)
+
+
+def test_identifiers_are_skipped_and_binary_columns_are_categorical():
+    labels = np.array([0, 0, 1, 1])
+    metadata = pd.DataFrame({"patient_id": ["P1", "P2", "P3", "P4"], "flag": [0.0, 1, 1, 1]})
+    profile, tests = describe_strata(labels, metadata)
+    assert list(tests.index) == ["flag"]
+    assert tests.loc["flag", "test"] == "chi-square"
+    assert profile.loc[0, "flag=1.0"] == pytest.approx(0.5)
