@@ -22,6 +22,7 @@ __all__ = [
     "bce_reconstruction",
     "contrastive_weights",
     "elbo",
+    "equality_matrix",
     "kernel_contrastive_loss",
     "kl_normal",
     "mse_reconstruction",

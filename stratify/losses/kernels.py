@@ -281,7 +281,7 @@ class EqualityKernel(Kernel):
                     f"Cannot compute quantile bins for column {self.columns[0]!r}: every value "
                     "is NaN."
                 )
-            q = torch.linspace(0, 1, self.bins + 1, dtype=torch.float64)[1:-1]
+            q = torch.linspace(0, 1, self.bins + 1, dtype=values.dtype, device=values.device)[1:-1]
             self.edges_ = torch.unique(torch.quantile(values, q))
         return self
 

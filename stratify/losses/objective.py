@@ -67,7 +67,7 @@ class Objective(nn.Module):
                     f"The 'terms' parameter of {owner} must be {constraint}. "
                     f"Got the name {name!r} instead."
                 )
-            term, weight = spec if isinstance(spec, tuple) else (spec, 1.0)
+            term, weight = spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, 1.0)
             if not isinstance(term, LossTerm):
                 raise TypeError(
                     f"The 'terms' parameter of {owner} must be {constraint}. "

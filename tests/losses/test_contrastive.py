@@ -15,6 +15,7 @@ from stratify.losses import (
     WSPContrastive,
     YAwareInfoNCE,
 )
+from tests.losses import reference as ref
 from tests.losses.cases import CASE_NAMES, make_batch, make_case, to_inputs
 
 SIZES = (1, 2, 5, 16)
@@ -55,6 +56,38 @@ def test_value_and_gradient_match_reference(name, n, dtype):
         fd = case.reference(a1 + h * v1, a2 + h * v2) - case.reference(a1 - h * v1, a2 - h * v2)
         fd /= 2 * h
         np.testing.assert_allclose(np.sum(g1 * v1) + np.sum(g2 * v2), fd, **GRAD_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tau", [0.01, 10.0])
+def test_extreme_temperatures_match_reference(tau, dtype):
+    rng = np.random.default_rng(4)
+    n = 8
+    meta = make_batch(n, rng)
+    inputs = to_inputs(meta)
+    age = meta["age"].astype(np.float32).astype(np.float64)
+    z1 = torch.tensor(rng.normal(size=(n, 5)), dtype=dtype, requires_grad=True)
+    z2 = torch.tensor(rng.normal(size=(n, 5)), dtype=dtype, requires_grad=True)
+    terms = [
+        (NTXent(temperature=tau), ref.none_kernel()),
+        (SupCon(temperature=tau), ref.equality_kernel(meta["labels"])),
+        (
+            YAwareInfoNCE("age", sigma=8.0, temperature=tau),
+            ref.radial_kernel(age, [8.0], "gaussian"),
+        ),
+    ]
+    for term, kernel in terms:
+        z1.grad = z2.grad = None
+        loss = _evaluate(term, z1, z2, inputs)
+        a1, a2 = z1.detach().double().numpy(), z2.detach().double().numpy()
+        np.testing.assert_allclose(loss.item(), ref.contrastive(a1, a2, kernel, tau), **TOL[dtype])
+        loss.backward()
+        v1, v2 = rng.normal(size=a1.shape), rng.normal(size=a2.shape)
+        h = 1e-7 if tau < 0.1 else 1e-5
+        fd = ref.contrastive(a1 + h * v1, a2 + h * v2, kernel, tau)
+        fd = (fd - ref.contrastive(a1 - h * v1, a2 - h * v2, kernel, tau)) / (2 * h)
+        got = np.sum(z1.grad.double().numpy() * v1) + np.sum(z2.grad.double().numpy() * v2)
+        np.testing.assert_allclose(got, fd, **GRAD_TOL[dtype])
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
