@@ -160,7 +160,8 @@ def check_array_images(
             f"Expected {name} to hold uint8 or floating-point pixels, got dtype {X.dtype}."
         )
     if X.ndim not in ndims:
-        dims = " or ".join(str(d) for d in ndims)
+        dims = ", ".join(str(d) for d in ndims[:-1])
+        dims = f"{dims} or {ndims[-1]}" if dims else str(ndims[-1])
         raise ValueError(
             f"Expected {name} with {dims} dimensions {layout}, got an array of shape "
             f"{X.shape}."
