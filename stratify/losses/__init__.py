@@ -1,1 +1,63 @@
-"""Loss library: reconstruction, KL / ELBO and the kernel-weighted contrastive family."""
+"""Loss library: reconstruction, KL / ELBO and the kernel-weighted contrastive family.
+
+Pure functions live in :mod:`stratify.losses.functional`; the ``nn.Module`` terms below wrap
+them, and an :class:`Objective` sums named, weighted terms for the training loop.
+"""
+
+from stratify.losses import functional
+from stratify.losses._base import INPUT_KEYS, LossTerm
+from stratify.losses.contrastive import (
+    ClinicalContrastive,
+    KernelContrastive,
+    NTXent,
+    SupCon,
+    WSPContrastive,
+    YAwareInfoNCE,
+)
+from stratify.losses.kernels import (
+    KERNELS,
+    LABELS,
+    EpanechnikovKernel,
+    EqualityKernel,
+    GaussianKernel,
+    Kernel,
+    LaplacianKernel,
+    ProductKernel,
+    SumKernel,
+    make_kernel,
+)
+from stratify.losses.objective import Objective, build_objective
+from stratify.losses.reconstruction import (
+    ELBO,
+    BCEReconstruction,
+    KLDivergence,
+    MSEReconstruction,
+)
+
+__all__ = [
+    "ELBO",
+    "INPUT_KEYS",
+    "KERNELS",
+    "LABELS",
+    "BCEReconstruction",
+    "ClinicalContrastive",
+    "EpanechnikovKernel",
+    "EqualityKernel",
+    "GaussianKernel",
+    "KLDivergence",
+    "Kernel",
+    "KernelContrastive",
+    "LaplacianKernel",
+    "LossTerm",
+    "MSEReconstruction",
+    "NTXent",
+    "Objective",
+    "ProductKernel",
+    "SumKernel",
+    "SupCon",
+    "WSPContrastive",
+    "YAwareInfoNCE",
+    "build_objective",
+    "functional",
+    "make_kernel",
+]

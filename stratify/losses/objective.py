@@ -1,0 +1,249 @@
+"""The Objective: named, weighted loss terms summed into one training loss.
+
+The training loop builds a mapping of the batch's inputs (keys in :data:`INPUT_KEYS`), asks
+the Objective which ones it needs (``requires``, ``metadata_columns``, ``uses_labels``) and
+calls it; it gets back the weighted total to back-propagate and each term's unweighted value
+to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from stratify.losses._base import INPUT_KEYS, LossTerm
+from stratify.losses._checks import check_choice, check_float
+from stratify.losses.contrastive import NTXent, SupCon, YAwareInfoNCE
+from stratify.losses.kernels import LABELS
+from stratify.losses.reconstruction import BCEReconstruction, KLDivergence, MSEReconstruction
+
+__all__ = ["INPUT_KEYS", "Objective", "build_objective"]
+
+TermSpec = LossTerm | tuple[LossTerm, float]
+
+
+class Objective(nn.Module):
+    """A weighted sum of named loss terms.
+
+    Parameters
+    ----------
+    terms : mapping of str to LossTerm or (LossTerm, float)
+        Term name (used in logs; no ``"."``) -> term, or (term, weight); a bare term has
+        weight 1. Weights are floats >= 0. The order is kept for logging.
+
+    Attributes
+    ----------
+    terms : nn.ModuleDict
+        The terms by name.
+    weights : dict of str to float
+        Their weights.
+
+    Examples
+    --------
+    >>> objective = Objective({"reconstruction": BCEReconstruction(),
+    ...                        "contrastive": (NTXent(temperature=0.2), 0.5)})
+    >>> total, values = objective({"x": x, "recon": recon, "z1": z1, "z2": z2})  # doctest: +SKIP
+    """
+
+    def __init__(self, terms: Mapping[str, TermSpec]) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        constraint = "a non-empty mapping of str (without '.') to LossTerm or (LossTerm, float)"
+        if not isinstance(terms, Mapping):
+            raise TypeError(
+                f"The 'terms' parameter of {owner} must be {constraint}. Got {terms!r} instead."
+            )
+        if len(terms) == 0:
+            raise ValueError(
+                f"The 'terms' parameter of {owner} must be {constraint}. Got {terms!r} instead."
+            )
+        modules: dict[str, LossTerm] = {}
+        weights: dict[str, float] = {}
+        for name, spec in terms.items():
+            if not isinstance(name, str) or not name or "." in name:
+                raise ValueError(
+                    f"The 'terms' parameter of {owner} must be {constraint}. "
+                    f"Got the name {name!r} instead."
+                )
+            term, weight = spec if isinstance(spec, tuple) else (spec, 1.0)
+            if not isinstance(term, LossTerm):
+                raise TypeError(
+                    f"The 'terms' parameter of {owner} must be {constraint}. "
+                    f"Got {spec!r} for {name!r} instead."
+                )
+            modules[name] = term
+            weights[name] = check_float(weight, f"terms[{name!r}] weight", owner, closed=True)
+        self.terms = nn.ModuleDict(modules)
+        self.weights = weights
+
+    @property
+    def requires(self) -> frozenset[str]:
+        """Union of the input keys the terms need (subset of :data:`INPUT_KEYS`)."""
+        return frozenset().union(*(t.requires for t in self.terms.values()))
+
+    @property
+    def metadata_columns(self) -> tuple[str, ...]:
+        """Union of the metadata columns the terms read, in order of first use."""
+        return tuple(dict.fromkeys(c for t in self.terms.values() for c in t.columns))
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether some term reads the ``labels`` input."""
+        return "labels" in self.requires
+
+    def fit(self, metadata: Mapping[str, Any]) -> Objective:
+        """Fit data-dependent state of the terms (e.g. quantile bins) on the training metadata.
+
+        Call once before training with the full training metadata (column -> array of shape
+        (n_samples,); add ``"labels"`` if a term bins the labels). Harmless when no term has
+        such state.
+        """
+        for term in self.terms.values():
+            term.fit(metadata)
+        return self
+
+    def forward(self, inputs: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Evaluate every term and their weighted sum.
+
+        Parameters
+        ----------
+        inputs : mapping of str to Any
+            Keys from :data:`INPUT_KEYS` (see that constant for shapes); at least those in
+            ``requires`` with non-None values, and ``inputs["metadata"]`` holding every column
+            in ``metadata_columns``. Extra keys are ignored.
+
+        Returns
+        -------
+        total : Tensor, shape ()
+            ``sum_name weight[name] * value[name]``, differentiable.
+        values : dict of str to Tensor of shape ()
+            Each term's unweighted value, detached, in the order of ``terms``.
+
+        Raises
+        ------
+        KeyError
+            If a required input or metadata column is missing (the message names it).
+        """
+        for key in INPUT_KEYS:
+            if key in self.requires and inputs.get(key) is None:
+                users = [n for n, t in self.terms.items() if key in t.requires]
+                raise KeyError(
+                    f"Objective input {key!r} is missing or None; it is required by term(s) "
+                    f"{users}. Got inputs {sorted(k for k, v in inputs.items() if v is not None)}."
+                )
+        if self.metadata_columns:
+            metadata = inputs["metadata"]
+            absent = [c for c in self.metadata_columns if c not in metadata]
+            if absent:
+                raise KeyError(
+                    f"Objective metadata column(s) {absent} are missing from inputs['metadata']; "
+                    f"got columns {sorted(metadata)}."
+                )
+        values: dict[str, Tensor] = {}
+        total: Tensor | None = None
+        for name, term in self.terms.items():
+            value = term.evaluate(inputs)
+            weighted = self.weights[name] * value
+            total = weighted if total is None else total + weighted
+            values[name] = value.detach()
+        assert total is not None  # terms is non-empty (checked in __init__)
+        return total, values
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}"
+
+
+def build_objective(
+    reconstruction: str | None = "bce",
+    beta: float = 0.0,
+    contrastive: str | LossTerm | None = None,
+    temperature: float = 0.1,
+    contrastive_weight: float = 1.0,
+    columns: str | Sequence[str] | None = None,
+    sigma: float | Sequence[float] = 1.0,
+    kernel: str = "gaussian",
+    output: str = "logits",
+    reduction: str = "mean",
+    regularizers: Mapping[str, TermSpec] | None = None,
+) -> Objective:
+    """Build an Objective from simple specifications (for estimators and configs).
+
+    Terms are named ``"reconstruction"``, ``"kl"`` and ``"contrastive"``, then the
+    ``regularizers`` under their own names.
+
+    Parameters
+    ----------
+    reconstruction : {"bce", "mse"} or None, default="bce"
+        Reconstruction term on the decoder logits (:class:`BCEReconstruction` or
+        :class:`MSEReconstruction`), weight 1; None for none.
+    beta : float, default=0.0
+        Weight of a :class:`KLDivergence` term (a VAE); 0 adds none (a plain AE).
+    contrastive : {"simclr", "supcon", "yaware"}, LossTerm or None, default=None
+        "simclr": :class:`NTXent`; "supcon": :class:`SupCon` on ``columns`` (default the
+        ``labels`` input); "yaware": :class:`YAwareInfoNCE` on ``columns`` with ``sigma`` and
+        ``kernel``; a LossTerm is used as given.
+    temperature : float, default=0.1
+        ``tau`` of a contrastive term built by name.
+    contrastive_weight : float, default=1.0
+        Weight of the contrastive term.
+    columns : str or sequence of str, optional
+        Metadata columns of "supcon" / "yaware".
+    sigma, kernel :
+        Bandwidth(s) and kernel name of "yaware".
+    output : {"logits", "values"}, default="logits"
+        For MSE reconstruction.
+    reduction : {"mean", "sum"}, default="mean"
+        Of the reconstruction term.
+    regularizers : mapping of str to LossTerm or (LossTerm, float), optional
+        Extra terms added as they are.
+
+    Returns
+    -------
+    Objective
+    """
+    owner = "build_objective"
+    terms: dict[str, TermSpec] = {}
+    if reconstruction is not None:
+        check_choice(reconstruction, "reconstruction", owner, ("bce", "mse"))
+        if reconstruction == "bce":
+            terms["reconstruction"] = BCEReconstruction(reduction=reduction)
+        else:
+            terms["reconstruction"] = MSEReconstruction(output=output, reduction=reduction)
+    beta = check_float(beta, "beta", owner, closed=True)
+    if beta > 0:
+        terms["kl"] = (KLDivergence(), beta)
+    if contrastive is not None:
+        weight = check_float(contrastive_weight, "contrastive_weight", owner, closed=True)
+        term: LossTerm
+        if isinstance(contrastive, LossTerm):
+            term = contrastive
+        else:
+            check_choice(contrastive, "contrastive", owner, ("simclr", "supcon", "yaware"))
+            if contrastive == "simclr":
+                term = NTXent(temperature=temperature)
+            elif contrastive == "supcon":
+                term = SupCon(columns if columns is not None else LABELS, temperature=temperature)
+            else:
+                if columns is None:
+                    raise ValueError(
+                        "The 'columns' parameter of build_objective must name the metadata "
+                        "column(s) of the y-Aware kernel when contrastive='yaware'. Got None "
+                        "instead."
+                    )
+                term = YAwareInfoNCE(columns, sigma=sigma, kernel=kernel, temperature=temperature)
+        terms["contrastive"] = (term, weight)
+    for name, spec in (regularizers or {}).items():
+        if name in terms:
+            raise ValueError(
+                f"The 'regularizers' parameter of build_objective must not reuse the names "
+                f"{sorted(terms)}. Got {name!r} instead."
+            )
+        terms[name] = spec
+    if not terms:
+        raise ValueError(
+            "build_objective got no term: set reconstruction, beta > 0, contrastive or "
+            "regularizers."
+        )
+    return Objective(terms)
