@@ -1,0 +1,16 @@
+"""The training engine: one loop, a frozen config, atomic checkpoints, batched embedding."""
+
+from stratify.training.checkpoint import load_checkpoint, save_checkpoint
+from stratify.training.config import TrainConfig
+from stratify.training.loop import NonFiniteLossError, TrainResult, embed, physical_cores, train
+
+__all__ = [
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainResult",
+    "embed",
+    "load_checkpoint",
+    "physical_cores",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,77 @@
+"""Atomic checkpoint files holding only tensors and plain containers (``weights_only`` safe)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_NAME = "last.pt"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(state: dict[str, Any], folder: str | os.PathLike) -> Path:
+    """Write ``state`` to ``folder/last.pt`` atomically.
+
+    The file is first written to a temporary file in the same folder, flushed to disk, then
+    moved over the old checkpoint with ``os.replace``; a crash at any point leaves either the
+    previous complete checkpoint or the new one, never a partial file.
+
+    Parameters
+    ----------
+    state : dict
+        Tensors, numbers, strings, lists, tuples and dicts only (loadable with
+        ``torch.load(weights_only=True)``).
+    folder : path-like
+        Created if missing.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The checkpoint's path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CHECKPOINT_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".last-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format": FORMAT_VERSION, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (a file, or its folder).
+
+    Loaded with ``torch.load(weights_only=True)`` on the CPU, so no code from the file runs.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no checkpoint at ``path``.
+    ValueError
+        If the file is not a stratify checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected a checkpoint file or a folder holding {CHECKPOINT_NAME}, got {path} "
+            "(not found). Pass the checkpoint_dir of the interrupted fit."
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise ValueError(f"Expected a stratify checkpoint (format {FORMAT_VERSION}), got {path}.")
+    return state

@@ -1,0 +1,131 @@
+"""``TrainConfig``: the frozen, validated configuration of the training loop."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from stratify._validation import check_in_range, check_option
+
+__all__ = ["TrainConfig"]
+
+_OWNER = "TrainConfig"
+
+
+def _check_optional(value, name: str, **bounds):
+    return None if value is None else check_in_range(value, name, _OWNER, **bounds)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimisation, schedule, early stopping, device, checkpoints, threads.
+
+    Every field is validated on construction with scikit-learn's error template, e.g.
+    ``The 'lr' parameter of TrainConfig must be a float in the range (0, inf). Got 0
+    instead.``
+
+    Parameters
+    ----------
+    epochs : int, default=20
+        Number of passes over the training data.
+    batch_size : int, default=256
+        Samples per optimisation step.
+    lr : float, default=1e-3
+        Peak learning rate.
+    weight_decay : float, default=0.0
+        Weight decay (decoupled for ``"adamw"``).
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    momentum : float, default=0.9
+        Momentum of ``"sgd"`` (ignored otherwise).
+    scheduler : {"cosine", "none"}, default="cosine"
+        ``"cosine"``: linear warm-up over ``warmup_epochs`` then cosine decay to 0 at the
+        last step, updated every batch. ``"none"``: constant ``lr``.
+    warmup_epochs : float, default=0.0
+        Length of the linear warm-up, in epochs (fractions allowed).
+    grad_clip : float, optional
+        Maximum global gradient norm; ``None`` disables clipping.
+    patience : int, optional
+        Early stopping: stop after ``patience`` epochs without the validation loss improving
+        by more than ``min_delta``, and restore the best weights. Needs validation data
+        (``val_fraction > 0`` or ``val_images`` passed to :func:`train`).
+    min_delta : float, default=0.0
+        Minimum decrease of the validation loss that counts as an improvement.
+    val_fraction : float, default=0.0
+        Fraction of the training data held out (at random, from ``random_state``) for the
+        validation loss when no explicit validation data is given.
+    drop_last : bool, default=False
+        Drop the last incomplete batch of each epoch.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"``: CUDA when available, else CPU. Any ``torch.device`` string is accepted.
+    mixed_precision : bool, default=False
+        Float16 autocast with gradient scaling; used on CUDA only (ignored with a warning on
+        CPU).
+    num_workers : int, default=0
+        Data-loading worker processes (0: batches are gathered in the main process, usually
+        the fastest for uint8 arrays held in memory).
+    checkpoint_dir : str or path, optional
+        Folder for checkpoints (``last.pt``, overwritten atomically); ``None`` disables them.
+    checkpoint_every : int, default=1
+        Write a checkpoint every this many epochs (and at the end of the fit).
+    num_threads : int, optional
+        Torch CPU threads during the fit (restored afterwards); ``None`` = physical cores.
+    progress : bool, default=True
+        Show a tqdm progress bar (epoch, loss, each term).
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    val_fraction: float = 0.0
+    drop_last: bool = False
+    device: str = "auto"
+    mixed_precision: bool = False
+    num_workers: int = 0
+    checkpoint_dir: str | os.PathLike | None = None
+    checkpoint_every: int = 1
+    num_threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_in_range(self.epochs, "epochs", _OWNER, kind=int, low=1)
+        check_in_range(self.batch_size, "batch_size", _OWNER, kind=int, low=1)
+        check_in_range(self.lr, "lr", _OWNER, low=0, closed="neither")
+        check_in_range(self.weight_decay, "weight_decay", _OWNER, low=0)
+        check_option(self.optimizer, "optimizer", _OWNER, {"adam", "adamw", "sgd"})
+        check_in_range(self.momentum, "momentum", _OWNER, low=0, high=1)
+        check_option(self.scheduler, "scheduler", _OWNER, {"cosine", "none"})
+        check_in_range(self.warmup_epochs, "warmup_epochs", _OWNER, low=0)
+        _check_optional(self.grad_clip, "grad_clip", low=0, closed="neither")
+        _check_optional(self.patience, "patience", kind=int, low=1)
+        check_in_range(self.min_delta, "min_delta", _OWNER, low=0)
+        check_in_range(self.val_fraction, "val_fraction", _OWNER, low=0, high=1, closed="left")
+        check_in_range(self.num_workers, "num_workers", _OWNER, kind=int, low=0)
+        check_in_range(self.checkpoint_every, "checkpoint_every", _OWNER, kind=int, low=1)
+        _check_optional(self.num_threads, "num_threads", kind=int, low=1)
+        for name in ("drop_last", "mixed_precision", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"The '{name}' parameter of {_OWNER} must be an instance of 'bool'. "
+                    f"Got {getattr(self, name)!r} instead."
+                )
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu") or self.device.startswith(("cuda", "mps"))
+        ):
+            raise ValueError(
+                f"The 'device' parameter of {_OWNER} must be a str among {{'auto', 'cpu', "
+                f"'cuda', 'cuda:<index>'}}. Got {self.device!r} instead."
+            )
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, Path)):
+            raise TypeError(
+                f"The 'checkpoint_dir' parameter of {_OWNER} must be a str or path or None. "
+                f"Got {self.checkpoint_dir!r} instead."
+            )

@@ -1,0 +1,737 @@
+"""The training loop: the one place that calls ``zero_grad``, ``backward`` and ``step``.
+
+:func:`train` feeds an Objective exactly what its terms require (see
+:data:`stratify.losses.INPUT_KEYS`), computing only what is needed:
+
+* ``"x"``: the clean batch as floats in [0, 1] (uint8 images are divided by 255 per batch);
+* ``"mu"``, ``"logvar"``: the encoder's heads on the clean batch;
+* ``"recon"``: decoder logits of the clean batch, decoded from ``mu`` (AE) or from a
+  reparameterised sample drawn with the fit's generator (VAE);
+* ``"z1"``, ``"z2"``: projections of ``mu`` of two augmented views of the batch;
+* ``"labels"``, ``"metadata"``: per-batch float tensors (NaN = missing).
+
+When both the clean batch and the views are needed, the three are encoded in one forward
+pass (so batch-norm statistics are shared). :func:`embed` returns the latents ``mu`` used
+downstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from stratify._validation import check_array_images
+from stratify.data.augment import TwoViewAugment
+from stratify.training.checkpoint import load_checkpoint, save_checkpoint
+from stratify.training.config import TrainConfig
+
+__all__ = ["NonFiniteLossError", "TrainResult", "embed", "physical_cores", "train"]
+
+Callback = Callable[[int, dict[str, float]], Any]
+Augment = Callable[[Tensor, torch.Generator], tuple[Tensor, Tensor]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch, batch and term."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (the model itself is trained in place).
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        One row per epoch: ``epoch`` (from 1), each term's mean value, ``total``,
+        ``val_loss`` (when there is validation data), ``lr`` (of the epoch's last step) and
+        ``seconds``.
+    best_epoch : int or None
+        Epoch with the lowest validation loss (None without validation data).
+    stopped_early : bool
+        Whether early stopping ended the fit (the best weights were then restored).
+    checkpoint_path : pathlib.Path or None
+        The last checkpoint written, if any.
+    device : str
+        Device the model was trained on.
+    num_threads : int
+        Torch CPU threads used during the fit.
+    """
+
+    history: pd.DataFrame
+    best_epoch: int | None
+    stopped_early: bool
+    checkpoint_path: Path | None
+    device: str
+    num_threads: int
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def physical_cores() -> int:
+    """Number of physical CPU cores available to this process (logical count as fallback)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topo / "physical_package_id").read_text(), (topo / "core_id").read_text()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Expected an available device, got {device!r} but CUDA is not available.")
+    return resolved
+
+
+def _seed_from(random_state: Any) -> int:
+    """An int seed from None, an int, a numpy Generator or a numpy RandomState."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"Expected random_state >= 0, got {random_state}.")
+        return int(random_state)
+    raise TypeError(
+        "Expected random_state to be None, an int, a numpy Generator or RandomState, got "
+        f"{type(random_state).__name__}."
+    )
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class _Data:
+    """Images kept as given (uint8 stays uint8) plus per-sample float columns, and the rows
+    of this split; batches are gathered and converted one at a time."""
+
+    images: Tensor  # (N_all, C, *S) uint8 or float, CPU
+    metadata: dict[str, Tensor]  # column -> (N_all,) float32
+    labels: Tensor | None  # (N_all,) float32
+    rows: Tensor  # (n,) int64 indices of this split
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def __getitem__(self, idx: Tensor) -> dict[str, Any]:
+        """Gather the batch at positions ``idx`` of this split (CPU tensors, not converted)."""
+        rows = self.rows[idx]
+        return {
+            "x": self.images.index_select(0, rows),
+            "metadata": {c: v[rows] for c, v in self.metadata.items()},
+            "labels": None if self.labels is None else self.labels[rows],
+        }
+
+
+def _as_image_tensor(images: Any, name: str) -> Tensor:
+    array = check_array_images(images, name=name)
+    if any(s < 0 for s in array.strides):
+        array = np.ascontiguousarray(array)
+    return torch.from_numpy(array)  # shares memory, no float copy
+
+
+def _columns(
+    metadata: Mapping[str, Any] | None, columns: Sequence[str], n: int, name: str
+) -> dict[str, Tensor]:
+    if not columns:
+        return {}
+    if metadata is None:
+        raise ValueError(
+            f"Expected {name} with the column(s) {list(columns)} read by the objective, got "
+            "None. Pass metadata={column: array of shape (n_samples,)}."
+        )
+    out = {}
+    for col in columns:
+        if col not in metadata:
+            raise ValueError(
+                f"Expected {name} to hold the column {col!r} read by the objective, got "
+                f"columns {sorted(metadata)}."
+            )
+        values = np.asarray(metadata[col], dtype=np.float32)
+        if values.shape != (n,):
+            raise ValueError(
+                f"Expected {name}[{col!r}] of shape ({n},), got an array of shape {values.shape}."
+            )
+        out[col] = torch.from_numpy(values.copy())
+    return out
+
+
+def _labels(labels: Any, n: int, name: str) -> Tensor | None:
+    if labels is None:
+        return None
+    values = np.asarray(labels, dtype=np.float32)
+    if values.shape != (n,):
+        raise ValueError(f"Expected {name} of shape ({n},), got an array of shape {values.shape}.")
+    return torch.from_numpy(values.copy())
+
+
+def _make_data(images, metadata, labels, columns, name: str) -> _Data:
+    tensor = _as_image_tensor(images, name)
+    n = tensor.shape[0]
+    meta = _columns(metadata, columns, n, f"{name.replace('images', 'metadata')}")
+    lab = _labels(labels, n, f"{name.replace('images', 'labels')}")
+    return _Data(tensor, meta, lab, torch.arange(n))
+
+
+def _split(data: _Data, fraction: float, seed: int) -> tuple[_Data, _Data | None]:
+    """Hold out ``fraction`` of the rows at random (numpy generator from ``seed``)."""
+    if fraction == 0:
+        return data, None
+    n = len(data)
+    n_val = max(1, round(fraction * n))
+    if n_val >= n:
+        raise ValueError(
+            f"Expected val_fraction to leave training samples, got {fraction} of {n} samples."
+        )
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    train = dataclasses.replace(data, rows=data.rows[order[n_val:]])
+    return train, dataclasses.replace(data, rows=data.rows[order[:n_val]])
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move a gathered batch to ``device`` and convert images to float32 in [0, 1]."""
+    nb = device.type == "cuda"
+    x = batch["x"].to(device, non_blocking=nb)
+    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+    labels = batch["labels"]
+    return {
+        "x": x,
+        "metadata": {c: v.to(device, non_blocking=nb) for c, v in batch["metadata"].items()},
+        "labels": None if labels is None else labels.to(device, non_blocking=nb),
+    }
+
+
+def _batches(data: _Data, order: Tensor, config: TrainConfig) -> list[Tensor]:
+    chunks = list(order.split(config.batch_size))
+    if config.drop_last and len(chunks) > 1 and len(chunks[-1]) < config.batch_size:
+        chunks.pop()
+    return chunks
+
+
+def _iterate(data: _Data, chunks: list[Tensor], config: TrainConfig) -> Iterator[dict]:
+    """Yield gathered CPU batches, in the main process or from DataLoader workers."""
+    if config.num_workers == 0:
+        yield from (data[idx] for idx in chunks)
+        return
+    loader = torch.utils.data.DataLoader(
+        data,
+        sampler=chunks,
+        batch_size=None,
+        num_workers=config.num_workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    yield from loader
+
+
+# --------------------------------------------------------------------------- model step
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which tensors the objective needs."""
+
+    latent: bool
+    recon: bool
+    views: bool
+
+    @classmethod
+    def of(cls, objective: Any) -> _Plan:
+        req = frozenset(objective.requires)
+        recon = "recon" in req
+        return cls(
+            latent=recon or bool({"mu", "logvar"} & req),
+            recon=recon,
+            views=bool({"z1", "z2"} & req),
+        )
+
+
+def _forward(
+    model: nn.Module,
+    objective: Callable,
+    batch: dict[str, Any],
+    plan: _Plan,
+    augment: Augment | None,
+    generator: torch.Generator,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Compute the objective on one batch (clean batch, and two views when needed)."""
+    x = batch["x"]
+    n = x.shape[0]
+    inputs: dict[str, Any] = dict(batch)
+    parts = [x] if plan.latent else []
+    if plan.views:
+        parts += list(augment(x, generator))
+    mu_all, logvar_all = model.encode(torch.cat(parts) if len(parts) > 1 else parts[0])
+    if plan.latent:
+        mu = mu_all[:n]
+        logvar = None if logvar_all is None else logvar_all[:n]
+        inputs["mu"], inputs["logvar"] = mu, logvar
+        if plan.recon:
+            z = mu if logvar is None else model.reparameterize(mu, logvar, generator)
+            inputs["recon"] = model.decode(z)
+    if plan.views:
+        inputs["z1"] = model.project(mu_all[-2 * n : -n])
+        inputs["z2"] = model.project(mu_all[-n:])
+    return objective(inputs)
+
+
+def _check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int) -> None:
+    if bool(torch.isfinite(total)):
+        return
+    bad = [name for name, value in terms.items() if not bool(torch.isfinite(value))]
+    name = bad[0] if bad else "total"
+    value = float(terms[name]) if bad else float(total)
+    raise NonFiniteLossError(
+        f"Non-finite loss at epoch {epoch}, batch {batch} of {n}: term {name!r} is {value} "
+        f"(total {float(total)}). Training stopped before this update, so the weights are "
+        f"still finite. Lower the learning rate, set grad_clip, or check the inputs of {name!r}."
+    )
+
+
+def _lr_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -> float:
+    if config.scheduler == "none":
+        return config.lr
+    if step < warmup_steps:
+        return config.lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+
+
+def _make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _State:
+    """Everything that changes during a fit and goes into a checkpoint."""
+
+    epoch: int = 0  # last completed epoch
+    step: int = 0  # optimizer steps taken
+    rows: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int | None = None
+    best_weights: dict[str, Tensor] | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+class _Trainer:
+    """One fit: holds the pieces so that helpers need few arguments."""
+
+    def __init__(self, model, objective, config, augment, device, seed) -> None:
+        self.model, self.objective, self.config = model, objective, config
+        self.augment, self.device, self.seed = augment, device, seed
+        self.plan = _Plan.of(objective)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.np_rng = np.random.default_rng(seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if isinstance(objective, nn.Module):
+            params += [p for p in objective.parameters() if p.requires_grad]
+        self.optimizer = _make_optimizer(params, config)
+        self.use_amp = config.mixed_precision and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+        self.state = _State()
+
+    # -- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        s = self.state
+        cfg = dataclasses.asdict(self.config)
+        cfg["checkpoint_dir"] = (
+            None if cfg["checkpoint_dir"] is None else str(cfg["checkpoint_dir"])
+        )
+        return {
+            "epoch": s.epoch,
+            "step": s.step,
+            "seed": self.seed,
+            "rows": s.rows,
+            "early_stopping": {
+                "best_loss": s.best_loss,
+                "best_epoch": s.best_epoch,
+                "best_weights": s.best_weights,
+                "bad_epochs": s.bad_epochs,
+                "stopped_early": s.stopped_early,
+            },
+            "model": self.model.state_dict(),
+            "objective": self.objective.state_dict()
+            if isinstance(self.objective, nn.Module)
+            else {},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "torch_generator": self.generator.get_state(),
+            "numpy_generator": self.np_rng.bit_generator.state,
+            "config": cfg,
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        if isinstance(self.objective, nn.Module) and ckpt["objective"]:
+            self.objective.load_state_dict(ckpt["objective"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scaler is not None and ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.generator.set_state(ckpt["torch_generator"])
+        self.np_rng.bit_generator.state = ckpt["numpy_generator"]
+        early = ckpt["early_stopping"]
+        self.state = _State(
+            epoch=ckpt["epoch"],
+            step=ckpt["step"],
+            rows=list(ckpt["rows"]),
+            best_loss=early["best_loss"],
+            best_epoch=early["best_epoch"],
+            best_weights=early["best_weights"],
+            bad_epochs=early["bad_epochs"],
+            stopped_early=early["stopped_early"],
+        )
+
+    # -- epochs
+    def _autocast(self):
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _update(self, total: Tensor) -> None:
+        opt, clip = self.optimizer, self.config.grad_clip
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            total.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+            opt.step()
+            return
+        self.scaler.scale(total).backward()
+        if clip is not None:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+
+    def train_epoch(self, data: _Data, epoch: int, total_steps: int) -> dict[str, float]:
+        """One pass over ``data``; returns the sample-weighted mean of total and each term."""
+        self.model.train()
+        if isinstance(self.objective, nn.Module):
+            self.objective.train()
+        order = torch.randperm(len(data), generator=self.generator)
+        chunks = _batches(data, order, self.config)
+        warmup = round(self.config.warmup_epochs * len(chunks))
+        sums, names, seen, lr = None, [], 0, self.config.lr
+        for b, cpu_batch in enumerate(_iterate(data, chunks, self.config), start=1):
+            lr = _lr_at(self.state.step, total_steps, warmup, self.config)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = _to_device(cpu_batch, self.device)
+            with self._autocast():
+                total, terms = _forward(
+                    self.model, self.objective, batch, self.plan, self.augment, self.generator
+                )
+            _check_finite(total, terms, epoch, b, len(chunks))
+            self._update(total)
+            self.state.step += 1
+            n = batch["x"].shape[0]
+            values = torch.stack([total.detach().float(), *(v.float() for v in terms.values())])
+            sums = values * n if sums is None else sums + values * n
+            names, seen = list(terms), seen + n
+        means = (sums / seen).tolist()  # the only host sync of the epoch's loss values
+        return {**dict(zip(names, means[1:], strict=True)), "total": means[0], "lr": lr}
+
+    @torch.no_grad()
+    def evaluate(self, data: _Data) -> float:
+        """Mean validation loss (eval mode; fixed generator so epochs are comparable)."""
+        was_training = self.model.training
+        self.model.eval()
+        generator = torch.Generator().manual_seed(self.seed + 1)
+        total, seen = torch.zeros((), device=self.device), 0
+        try:
+            for idx in torch.arange(len(data)).split(self.config.batch_size):
+                batch = _to_device(data[idx], self.device)
+                with self._autocast():
+                    loss, _ = _forward(
+                        self.model, self.objective, batch, self.plan, self.augment, generator
+                    )
+                total += loss.float() * idx.numel()
+                seen += idx.numel()
+        finally:
+            self.model.train(was_training)
+        return float(total) / seen
+
+    def early_stop(self, val_loss: float, epoch: int) -> bool:
+        s, patience = self.state, self.config.patience
+        if val_loss < s.best_loss - self.config.min_delta:
+            s.best_loss, s.best_epoch, s.bad_epochs = val_loss, epoch, 0
+            if patience is not None:
+                s.best_weights = copy.deepcopy(self.model.state_dict())
+            return False
+        s.bad_epochs += 1
+        return patience is not None and s.bad_epochs >= patience
+
+
+def _progress_postfix(row: dict[str, float]) -> dict[str, str]:
+    skip = {"epoch", "lr", "seconds"}
+    return {k: f"{v:.4g}" for k, v in row.items() if k not in skip}
+
+
+def _run(
+    trainer: _Trainer,
+    train_data: _Data,
+    val_data: _Data | None,
+    callbacks: Sequence[Callback],
+) -> Path | None:
+    config, state = trainer.config, trainer.state
+    steps_per_epoch = len(_batches(train_data, torch.arange(len(train_data)), config))
+    total_steps = steps_per_epoch * config.epochs
+    checkpoint_path = None
+    bar = tqdm(
+        total=config.epochs, initial=state.epoch, desc="train", unit="epoch",
+        disable=not config.progress, leave=False,
+    )  # fmt: skip
+    try:
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            if state.stopped_early:
+                break
+            start = time.perf_counter()
+            row: dict[str, float] = {"epoch": epoch}
+            row.update(trainer.train_epoch(train_data, epoch, total_steps))
+            if val_data is not None:
+                row["val_loss"] = trainer.evaluate(val_data)
+                state.stopped_early = trainer.early_stop(row["val_loss"], epoch)
+            row["lr"] = row.pop("lr")
+            row["seconds"] = time.perf_counter() - start
+            state.rows.append(row)
+            state.epoch = epoch
+            last = epoch == config.epochs or state.stopped_early
+            if config.checkpoint_dir is not None and (epoch % config.checkpoint_every == 0 or last):
+                checkpoint_path = save_checkpoint(trainer.state_dict(), config.checkpoint_dir)
+            bar.update(1)
+            bar.set_postfix(_progress_postfix(row))
+            for callback in callbacks:
+                callback(epoch, dict(row))
+    finally:
+        bar.close()
+    return checkpoint_path
+
+
+def train(
+    model: nn.Module,
+    objective: Callable[[dict[str, Any]], tuple[Tensor, dict[str, Tensor]]],
+    images: Any,
+    *,
+    config: TrainConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    labels: Any = None,
+    augment: Augment | None = None,
+    val_images: Any = None,
+    val_metadata: Mapping[str, Any] | None = None,
+    val_labels: Any = None,
+    random_state: int | np.random.Generator | np.random.RandomState | None = None,
+    callbacks: Sequence[Callback] | None = None,
+    resume_from: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``images`` to minimise ``objective``.
+
+    Parameters
+    ----------
+    model : Autoencoder
+        Any module with ``encode(x) -> (mu, logvar_or_None)``, ``decode(z)``,
+        ``project(mu)``, ``reparameterize(mu, logvar, generator)`` and ``has_decoder`` (see
+        :func:`stratify.models.build_model`). Moved to the configured device.
+    objective : Objective
+        Callable ``inputs -> (total, {term: value})`` with ``requires`` (a subset of
+        :data:`stratify.losses.INPUT_KEYS`) and ``metadata_columns``. Only the required
+        inputs are computed. If it has a ``fit`` method it is called once with the training
+        split's metadata columns (and ``"labels"``) before the first epoch.
+    images : numpy.ndarray or Tensor of shape (N, C, H, W) or (N, C, D, H, W)
+        uint8 (kept as uint8 in memory, converted to float / 255 per batch) or floats in
+        [0, 1].
+    config : TrainConfig, optional
+        Defaults to ``TrainConfig()``.
+    metadata : mapping of str to array of shape (N,), optional
+        Float columns (categoricals integer-coded, NaN for missing); must hold every column
+        of ``objective.metadata_columns``.
+    labels : array of shape (N,), optional
+        Float label codes with NaN for missing (the ``"labels"`` input).
+    augment : callable, optional
+        ``augment(x, generator) -> (view1, view2)``; defaults to :class:`TwoViewAugment` when
+        the objective needs ``"z1"``/``"z2"``.
+    val_images, val_metadata, val_labels : optional
+        Explicit validation data (otherwise ``config.val_fraction`` of the training data).
+    random_state : int, numpy Generator or RandomState, optional
+        Seeds a local ``torch.Generator`` (shuffling, augmentation, reparameterisation) and a
+        local numpy Generator (validation split). The global RNGs are never seeded. On CPU
+        the same seed gives exactly the same weights and history (except ``seconds``).
+    callbacks : sequence of callable, optional
+        Each called as ``callback(epoch, row)`` after every epoch (after the checkpoint is
+        written), ``row`` being that epoch's history row as a dict.
+    resume_from : path-like, optional
+        A checkpoint file or folder written by an interrupted fit with the same model
+        architecture, objective, data and config: model, optimizer, schedule, generator
+        states, history and early-stopping state are restored and training continues after
+        the checkpoint's epoch. Its seed replaces ``random_state``.
+
+    Returns
+    -------
+    TrainResult
+        ``history`` (a DataFrame, one row per epoch), ``best_epoch``, ``stopped_early``, ...
+
+    Raises
+    ------
+    NonFiniteLossError
+        If the loss of a batch is NaN or infinite (the message names epoch, batch and term);
+        the offending update is not applied.
+    ValueError
+        For inconsistent data or settings (the message says which and how to fix it).
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"Expected config to be a TrainConfig, got {type(config).__name__}.")
+    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    seed = checkpoint["seed"] if checkpoint is not None else _seed_from(random_state)
+    device = _resolve_device(config.device)
+    if config.mixed_precision and device.type != "cuda":
+        warnings.warn("mixed_precision is used on CUDA only; training in float32.", stacklevel=2)
+    plan = _Plan.of(objective)
+    if plan.recon and not model.has_decoder:
+        raise ValueError(
+            "Expected a model with a decoder for the objective's reconstruction terms, got a "
+            "model without one. Pass a decoder to build_model or drop the reconstruction terms."
+        )
+    if plan.views and augment is None:
+        augment = TwoViewAugment()
+    columns = tuple(objective.metadata_columns)
+    data = _make_data(images, metadata, labels, columns, "images")
+    if val_images is not None:
+        train_data = data
+        val_data = _make_data(val_images, val_metadata, val_labels, columns, "val_images")
+    else:
+        train_data, val_data = _split(data, config.val_fraction, seed)
+    if config.patience is not None and val_data is None:
+        raise ValueError(
+            "Expected validation data for early stopping (patience is set), got none. Set "
+            "val_fraction > 0 in TrainConfig or pass val_images."
+        )
+    _fit_objective(objective, train_data)
+    model.to(device)
+    if isinstance(objective, nn.Module):
+        objective.to(device)
+    threads = config.num_threads or physical_cores()
+    with _torch_threads(threads):
+        trainer = _Trainer(model, objective, config, augment, device, seed)
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint)
+        path = _run(trainer, train_data, val_data, callbacks or ())
+        state = trainer.state
+        if config.patience is not None and state.best_weights is not None:
+            model.load_state_dict(state.best_weights)
+    return TrainResult(
+        history=pd.DataFrame(state.rows),
+        best_epoch=state.best_epoch,
+        stopped_early=state.stopped_early,
+        checkpoint_path=path,
+        device=str(device),
+        num_threads=threads,
+    )
+
+
+def _fit_objective(objective: Any, data: _Data) -> None:
+    fit = getattr(objective, "fit", None)
+    if not callable(fit):
+        return
+    values = {c: v[data.rows].numpy() for c, v in data.metadata.items()}
+    if data.labels is not None:
+        values["labels"] = data.labels[data.rows].numpy()
+    fit(values)
+
+
+@torch.no_grad()
+def embed(
+    model: nn.Module, images: Any, batch_size: int = 256, device: str | None = None
+) -> np.ndarray:
+    """Latent means ``mu`` of ``images``, computed in batches in eval mode without gradients.
+
+    Parameters
+    ----------
+    model : Autoencoder
+        Anything with ``encode(x) -> (mu, logvar_or_None)``.
+    images : numpy.ndarray or Tensor of shape (N, C, *S)
+        uint8 (divided by 255 per batch) or floats in [0, 1]; never copied to float as a
+        whole.
+    batch_size : int, default=256
+    device : str, optional
+        Device to run on; ``None`` uses the model's current device (``"auto"``: CUDA when
+        available). The model is moved there.
+
+    Returns
+    -------
+    mu : numpy.ndarray of float32, shape (N, D)
+
+    Notes
+    -----
+    The model's train/eval mode is restored afterwards.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"The 'batch_size' parameter of embed must be an int in the range [1, inf). "
+            f"Got {batch_size!r} instead."
+        )
+    tensor = _as_image_tensor(images, "images")
+    if device is None:
+        param = next(model.parameters(), None)
+        target = param.device if param is not None else torch.device("cpu")
+    else:
+        target = _resolve_device(device)
+        model.to(target)
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for start in range(0, tensor.shape[0], batch_size):
+            x = tensor[start : start + batch_size].to(target)
+            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+            out.append(model.encode(x)[0].float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy()
