@@ -225,6 +225,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             X = torch.stack([torch.as_tensor(np.asarray(item)) for item in items])
         X = check_array_images(X, ndims=(2, 3, 4, 5),
                                layout="(N, F), (N, H, W), (N, C, H, W) or (N, C, D, H, W)")
+        input_ndim = X.ndim
         if X.ndim == 2:
             shape = self.image_shape if reset else self.image_shape_
             if shape is None:
@@ -244,7 +245,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         if reset:
             self.image_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.image_shape_))
-            self._input_ndim = X.ndim if self.image_shape is None else 2
+            self._input_ndim = input_ndim
             if X.dtype == np.uint8:
                 self.data_range_ = (0.0, 255.0)
             else:
