@@ -1,0 +1,523 @@
+"""The Stratifier: learn a separable latent space from images, then cluster it into strata.
+
+``fit`` reads as a story: validate the images and metadata -> build the model and the
+objective -> train (the one loop in :mod:`stratify.training`) -> embed -> cluster -> set the
+fitted attributes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.metrics import silhouette_score
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from stratify import generate, io, report
+from stratify._validation import check_array_images, check_in_range, check_metadata, check_option
+from stratify.cluster import StrataClusterer
+from stratify.data.augment import AugmentParams, TwoViewAugment
+from stratify.losses import (
+    LABELS,
+    ClinicalContrastive,
+    LossTerm,
+    SupCon,
+    WSPContrastive,
+    YAwareInfoNCE,
+    build_objective,
+)
+from stratify.models import build_model
+from stratify.training import TrainConfig, embed, train
+
+__all__ = ["Stratifier"]
+
+REGULARIZER_KINDS = ("yaware", "wsp", "clinical", "supcon")
+
+
+def _regularizer(name: str, spec: Any, temperature: float) -> tuple[LossTerm, float]:
+    """A (term, weight) pair from a LossTerm, a (LossTerm, weight) pair or a dict spec."""
+    if isinstance(spec, LossTerm):
+        return spec, 1.0
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], LossTerm):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise TypeError(
+            f"Expected regularizer {name!r} to be a LossTerm, a (LossTerm, weight) pair or a "
+            f"dict with a 'kind' key, got {type(spec).__name__}."
+        )
+    options = dict(spec)
+    kind = check_option(options.pop("kind", None), "kind", f"regularizer {name!r}",
+                        set(REGULARIZER_KINDS))
+    weight = options.pop("weight", 1.0)
+    options.setdefault("temperature", temperature)
+    builders = {
+        "yaware": YAwareInfoNCE,
+        "wsp": WSPContrastive,
+        "clinical": ClinicalContrastive,
+        "supcon": SupCon,
+    }
+    try:
+        return builders[kind](**options), weight
+    except TypeError as error:
+        raise TypeError(f"Bad options for regularizer {name!r} ({kind}): {error}") from None
+
+
+def _encode_column(series: pd.Series) -> np.ndarray:
+    """Metadata column -> float64 (N,): numbers as they are, categories as codes, NaN missing."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(float).to_numpy()
+    if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype,
+                                                                  pd.CategoricalDtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    codes, _ = pd.factorize(series, sort=True)
+    return np.where(codes < 0, np.nan, codes).astype(np.float64)
+
+
+class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Patient stratification: a contrastive (V)AE on images, clustered into strata.
+
+    Parameters
+    ----------
+    n_clusters : int or "auto", default=3
+        Number of strata; "auto" chooses it (silhouette, or BIC for "gmm") and keeps the
+        candidates in ``cluster_selection_``.
+    model : {"ae", "vae"}, default="ae"
+        Deterministic or variational autoencoder. The latent used for clustering and
+        generation is the posterior mean ``mu``.
+    latent_dim : int, default=32
+    width : int, default=16
+        Channels of the first convolution of the default encoder (doubling per stage).
+    depth : int or None, default=None
+        Number of halvings of the default encoder; None chooses it from the image size.
+    encoder : torch.nn.Module or None, default=None
+        Your own encoder mapping images (N, C, *S) to features (N, F); deep-copied in ``fit``
+        (yours is never modified). A custom encoder has no decoder, so use
+        ``reconstruction=None`` with it and no generation is possible.
+    reconstruction : {"bce", "mse"} or None, default="bce"
+    beta : float, default=1.0
+        Weight of the KL term of a VAE (ignored for ``model="ae"``).
+    contrastive : {"simclr", "supcon"} or None, default="simclr"
+        The main contrastive term on two augmented views; "supcon" uses ``y``.
+    temperature : float, default=0.2
+    contrastive_weight : float, default=1.0
+    regularizers : mapping or None, default=None
+        Metadata-kernel terms by name, each a :class:`~stratify.losses.LossTerm`, a
+        ``(LossTerm, weight)`` pair or a dict such as
+        ``{"kind": "yaware", "columns": "age", "sigma": 10.0, "weight": 0.5}``,
+        ``{"kind": "wsp", "label_column": "weak_label", "position_column": "position"}``,
+        ``{"kind": "clinical", "columns": {"weak_label": 1.0, "site": 0.5}}`` or
+        ``{"kind": "supcon", "column": "weak_label"}``. Column names refer to ``metadata``
+        (``"labels"`` to ``y``).
+    augmentation : AugmentParams, callable or None, default=None
+        Two-view augmentation: None uses :class:`~stratify.data.augment.TwoViewAugment` with
+        its medical-image defaults, an ``AugmentParams`` configures it, a callable
+        ``(x, generator) -> (view1, view2)`` replaces it.
+    clusterer : str or estimator, default="kmeans"
+        "kmeans", "gmm", "hdbscan", "agglomerative", "spectral" or a scikit-learn clusterer
+        (see :class:`~stratify.cluster.StrataClusterer` for how each predicts).
+    normalize : bool, default=True
+        Cluster the L2-normalised latents (the geometry contrastive training shapes).
+    epochs : int, default=20
+    batch_size : int, default=256
+    lr : float, default=1e-3
+    train_config : mapping or None, default=None
+        Further :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
+        early stopping, checkpoints, threads, ...).
+    image_shape : tuple of int or None, default=None
+        ``(C, H, W)`` or ``(C, D, H, W)`` of one sample, needed for flattened input (N, F).
+    device : str, default="auto"
+        "auto" (CUDA when available), "cpu" or "cuda".
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, training and clustering (never the global RNGs).
+    verbose : bool, default=False
+        Show the training progress bar.
+
+    Attributes
+    ----------
+    model_ : stratify.models.Autoencoder
+        The trained network (in eval mode).
+    objective_ : stratify.losses.Objective
+    clusterer_ : StrataClusterer
+    embedding_ : numpy.ndarray of float32, shape (N, latent_dim)
+        Latent means of the training images.
+    labels_ : numpy.ndarray of int, shape (N,)
+        Stratum of each training sample (``-1`` = HDBSCAN noise).
+    n_clusters_ : int
+    probabilities_ : numpy.ndarray, shape (N,)
+        Membership strength (GMM, HDBSCAN only).
+    outlier_scores_ : numpy.ndarray, shape (N,)
+        HDBSCAN only.
+    cluster_selection_ : pandas.DataFrame
+        With ``n_clusters="auto"``.
+    history_ : pandas.DataFrame
+        One row per epoch: each loss term, the total, learning rate, seconds.
+    image_shape_ : tuple of int
+        ``(C, *S)`` of one sample.
+    n_features_in_ : int
+        Number of values per sample (``prod(image_shape_)``).
+    data_range_ : tuple of float
+        Intensities mapped to [0, 1]: (0, 255) for uint8 input, else the training min and max.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int | str = 3,
+        *,
+        model: str = "ae",
+        latent_dim: int = 32,
+        width: int = 16,
+        depth: int | None = None,
+        encoder: torch.nn.Module | None = None,
+        reconstruction: str | None = "bce",
+        beta: float = 1.0,
+        contrastive: str | None = "simclr",
+        temperature: float = 0.2,
+        contrastive_weight: float = 1.0,
+        regularizers: Mapping[str, Any] | None = None,
+        augmentation: Any = None,
+        clusterer: Any = "kmeans",
+        normalize: bool = True,
+        epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        train_config: Mapping[str, Any] | None = None,
+        image_shape: tuple[int, ...] | None = None,
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: bool = False,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.model = model
+        self.latent_dim = latent_dim
+        self.width = width
+        self.depth = depth
+        self.encoder = encoder
+        self.reconstruction = reconstruction
+        self.beta = beta
+        self.contrastive = contrastive
+        self.temperature = temperature
+        self.contrastive_weight = contrastive_weight
+        self.regularizers = regularizers
+        self.augmentation = augmentation
+        self.clusterer = clusterer
+        self.normalize = normalize
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.train_config = train_config
+        self.image_shape = image_shape
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input handling
+    def _images(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Any accepted input -> (N, C, *S) array, uint8 or float32 scaled to [0, 1]."""
+        if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
+            items = [X[i] for i in range(len(X))]  # type: ignore[arg-type]
+            items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
+            X = torch.stack([torch.as_tensor(np.asarray(item)) for item in items])
+        X = check_array_images(X, ndims=(2, 3, 4, 5),
+                               layout="(N, F), (N, H, W), (N, C, H, W) or (N, C, D, H, W)")
+        input_ndim = X.ndim
+        if X.ndim == 2:
+            shape = self.image_shape if reset else self.image_shape_
+            if shape is None:
+                raise ValueError(
+                    f"Expected image_shape for flattened input of shape {X.shape}, got None. "
+                    "Pass image_shape=(C, H, W) or (C, D, H, W)."
+                )
+            shape = tuple(int(s) for s in shape)
+            if int(np.prod(shape)) != X.shape[1]:
+                raise ValueError(
+                    f"Expected {int(np.prod(shape))} values per sample for image_shape="
+                    f"{shape}, got {X.shape[1]}."
+                )
+            X = X.reshape(len(X), *shape)
+        elif X.ndim == 3:
+            X = X[:, None]
+        if reset:
+            self.image_shape_ = tuple(int(s) for s in X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.image_shape_))
+            self._input_ndim = input_ndim
+            if X.dtype == np.uint8:
+                self.data_range_ = (0.0, 255.0)
+            else:
+                low, high = float(X.min()), float(X.max())
+                self.data_range_ = (low, high if high > low else low + 1.0)
+        elif X.shape[1:] != self.image_shape_:
+            raise ValueError(
+                f"Expected images of shape {self.image_shape_} per sample, as in fit, got "
+                f"{tuple(X.shape[1:])}."
+            )
+        if X.dtype == np.uint8:
+            return X
+        low, high = self.data_range_
+        return np.clip((X.astype(np.float32) - low) / (high - low), 0.0, 1.0)
+
+    def _metadata_columns(self, metadata: Any, n: int, y: Any) -> tuple[dict, np.ndarray | None]:
+        needed = [c for c in self.objective_.metadata_columns if c != LABELS]
+        labels = None
+        if self.objective_.uses_labels:
+            if y is None:
+                raise ValueError(
+                    "Expected y: the objective has a term on 'labels' (supcon), got y=None."
+                )
+            y = np.asarray(y)
+            if y.shape != (n,):
+                raise ValueError(f"Expected y of shape ({n},), got shape {y.shape}.")
+            labels = _encode_column(pd.Series(y))
+        if not needed:
+            return {}, labels
+        if metadata is None:
+            raise ValueError(
+                f"Expected metadata with the columns {needed} that the regularizers use, got "
+                "metadata=None."
+            )
+        check_metadata(metadata, n)
+        missing = [c for c in needed if c not in metadata.columns]
+        if missing:
+            raise ValueError(
+                f"Expected metadata columns {missing} used by the regularizers; available "
+                f"columns: {list(metadata.columns)}."
+            )
+        return {c: _encode_column(metadata[c].reset_index(drop=True)) for c in needed}, labels
+
+    # ------------------------------------------------------------------------- building
+    def _validate_params(self) -> None:
+        owner = type(self).__name__
+        check_option(self.model, "model", owner, {"ae", "vae"})
+        check_option(self.reconstruction, "reconstruction", owner, {"bce", "mse", None})
+        check_option(self.contrastive, "contrastive", owner, {"simclr", "supcon", None})
+        check_in_range(self.temperature, "temperature", owner, low=0, closed="neither")
+        check_in_range(self.beta, "beta", owner, low=0)
+        check_in_range(self.epochs, "epochs", owner, kind=int, low=1)
+        if self.encoder is not None and not isinstance(self.encoder, torch.nn.Module):
+            raise TypeError(
+                f"The 'encoder' parameter of {owner} must be a torch.nn.Module or None. Got "
+                f"{type(self.encoder).__name__} instead."
+            )
+        if self.encoder is not None and self.reconstruction is not None:
+            raise ValueError(
+                "Expected reconstruction=None with a custom encoder (it has no decoder), got "
+                f"reconstruction={self.reconstruction!r}."
+            )
+        if self.reconstruction is None and self.contrastive is None and not self.regularizers:
+            raise ValueError(
+                "Expected at least one loss term, got reconstruction=None, contrastive=None "
+                "and no regularizers."
+            )
+        if self.regularizers is not None and not isinstance(self.regularizers, Mapping):
+            raise TypeError(
+                f"The 'regularizers' parameter of {owner} must be a mapping of names to terms "
+                f"or None. Got {type(self.regularizers).__name__} instead."
+            )
+
+    def _build_objective(self) -> Any:
+        regularizers = {
+            name: _regularizer(name, spec, self.temperature)
+            for name, spec in (self.regularizers or {}).items()
+        }
+        contrastive = self.contrastive
+        if contrastive == "supcon":
+            contrastive = SupCon(LABELS, temperature=self.temperature)
+        return build_objective(
+            reconstruction=self.reconstruction,
+            beta=self.beta if self.model == "vae" else 0.0,
+            contrastive=contrastive,
+            temperature=self.temperature,
+            contrastive_weight=self.contrastive_weight,
+            regularizers=regularizers or None,
+        )
+
+    def _build_augment(self) -> Any:
+        if self.augmentation is None:
+            return TwoViewAugment()
+        if isinstance(self.augmentation, AugmentParams):
+            return TwoViewAugment(self.augmentation)
+        if callable(self.augmentation):
+            return self.augmentation
+        raise TypeError(
+            "The 'augmentation' parameter of Stratifier must be None, an AugmentParams or a "
+            f"callable. Got {type(self.augmentation).__name__} instead."
+        )
+
+    def _train_config(self) -> TrainConfig:
+        options = {
+            "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+            "device": self.device, "progress": bool(self.verbose),
+        }
+        options.update(dict(self.train_config or {}))
+        return TrainConfig(**options)
+
+    def _latents_for_clustering(self, latents: np.ndarray) -> np.ndarray:
+        latents = latents.astype(np.float64)
+        if self.normalize:
+            norms = np.linalg.norm(latents, axis=1, keepdims=True)
+            latents = latents / np.maximum(norms, 1e-12)
+        return latents
+
+    # ---------------------------------------------------------------------- public API
+    def fit(self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None) -> Stratifier:
+        """Train the model on the images and cluster their latents into strata.
+
+        Parameters
+        ----------
+        X : array-like or torch Dataset
+            uint8 or float images, (N, H, W), (N, C, H, W), (N, C, D, H, W), or (N, F) with
+            ``image_shape``; a Dataset yielding images (or (image, ...) tuples).
+        y : array-like of shape (N,), optional
+            Labels, used only by terms on ``"labels"`` (``contrastive="supcon"``).
+        metadata : pandas.DataFrame, optional
+            One row per image; must hold the columns the regularizers name.
+
+        Returns
+        -------
+        self : Stratifier
+        """
+        self._validate_params()
+        images = self._images(X, reset=True)
+        self.objective_ = self._build_objective()
+        columns, labels = self._metadata_columns(metadata, len(images), y)
+        rng = check_random_state(self.random_state)
+        model_seed, train_seed, cluster_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
+
+        with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
+            torch.manual_seed(model_seed)
+            model = build_model(
+                self.model, self.image_shape_, latent_dim=self.latent_dim, width=self.width,
+                depth=self.depth, encoder=copy.deepcopy(self.encoder),
+            )
+        result = train(
+            model, self.objective_, images, config=self._train_config(),
+            metadata=columns or None, labels=labels, augment=self._build_augment(),
+            random_state=train_seed,
+        )
+        self.model_ = model.eval()
+        self.history_ = result.history
+        self.embedding_ = self._embed(images)
+
+        self._cluster_seed = cluster_seed
+        self.clusterer_ = StrataClusterer(
+            self.clusterer, self.n_clusters, random_state=cluster_seed
+        ).fit(self._latents_for_clustering(self.embedding_))
+        self._set_cluster_attributes()
+        return self
+
+    def _set_cluster_attributes(self) -> None:
+        self.labels_ = self.clusterer_.labels_
+        self.n_clusters_ = self.clusterer_.n_clusters_
+        for name in ("probabilities_", "outlier_scores_", "cluster_selection_"):
+            if hasattr(self.clusterer_, name):
+                setattr(self, name, getattr(self.clusterer_, name))
+            else:
+                self.__dict__.pop(name, None)
+
+    def _embed(self, images: np.ndarray) -> np.ndarray:
+        return embed(self.model_, images, batch_size=max(self.batch_size, 256))
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Latent means of new images.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (M, latent_dim)
+        """
+        check_is_fitted(self)
+        return self._embed(self._images(X, reset=False))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Assign new patients to the fitted strata (``-1`` = HDBSCAN noise).
+
+        Returns
+        -------
+        numpy.ndarray of int, shape (M,)
+        """
+        return self.clusterer_.predict(self._latents_for_clustering(self.transform(X)))
+
+    def _clusterer_has_proba(self) -> bool:
+        check_is_fitted(self)
+        return hasattr(self.clusterer_, "predict_proba")
+
+    @available_if(_clusterer_has_proba)
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Soft memberships (M, n_clusters_) for the GMM and HDBSCAN backends."""
+        return self.clusterer_.predict_proba(self._latents_for_clustering(self.transform(X)))
+
+    def fit_predict(self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None
+                    ) -> np.ndarray:
+        """Fit and return ``labels_``."""
+        return self.fit(X, y, metadata=metadata).labels_
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean silhouette of the strata assigned to ``X`` in the clustering space.
+
+        Higher is better (in [-1, 1]); NaN when fewer than two strata are assigned or every
+        sample is in its own stratum. ``y`` is ignored.
+        """
+        latents = self._latents_for_clustering(self.transform(X))
+        labels = self.clusterer_.predict(latents)
+        kept = labels != -1
+        if not 2 <= len(np.unique(labels[kept])) < kept.sum():
+            return float("nan")
+        return float(silhouette_score(latents[kept], labels[kept]))
+
+    # ------------------------------------------------------------- generation, reports, io
+    def sample(self, n: int, cluster: int | None = None, random_state: Any = None
+               ) -> np.ndarray:
+        """Draw ``n`` synthetic images, from the prior or from stratum ``cluster``.
+
+        See :func:`stratify.generate.sample`.
+        """
+        return generate.sample(self, n, cluster=cluster, random_state=random_state)
+
+    def augment(self, X: Any, n_per_sample: int = 1, scale: float = 0.5,
+                       random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded perturbations of each image and the index of its source.
+
+        See :func:`stratify.generate.augment`.
+        """
+        return generate.augment(self, X, n_per_sample, scale, random_state)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """Decoded latent means of ``X``; see :func:`stratify.generate.reconstruct`."""
+        return generate.reconstruct(self, X)
+
+    def interpolate(self, a: Any, b: Any, steps: int = 8) -> np.ndarray:
+        """Images along the latent path from ``a`` to ``b``.
+
+        See :func:`stratify.generate.interpolate`.
+        """
+        return generate.interpolate(self, a, b, steps)
+
+    def describe(self, metadata: pd.DataFrame, **kwargs: Any) -> report.StrataProfile:
+        """Per-stratum profile of the training metadata with tests across strata.
+
+        See :func:`stratify.report.describe_strata`.
+        """
+        check_is_fitted(self)
+        return report.describe_strata(self.labels_, metadata, **kwargs)
+
+    def stability(self, X: Any, n_resamples: int = 10, fraction: float = 0.8,
+                  random_state: Any = None, **fit_params: Any) -> pd.DataFrame:
+        """Refit on subsamples and compare the strata (adjusted Rand index per resample).
+
+        See :func:`stratify.report.stability`.
+        """
+        return report.stability(self, X, n_resamples=n_resamples, fraction=fraction,
+                                random_state=random_state, **fit_params)
+
+    def save(self, path: Any) -> Any:
+        """Write the fitted estimator in the safe format; see :func:`stratify.io.save`."""
+        return io.save(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> Stratifier:
+        """Read an estimator written by :meth:`save`; see :func:`stratify.io.load`."""
+        return io.load(path)

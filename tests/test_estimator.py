@@ -1,0 +1,209 @@
+"""The Stratifier: recovering strata, inputs, fitted state, determinism and errors."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import adjusted_rand_score
+
+from stratify.data import make_cohort, volumes_to_slices
+from stratify.estimator import Stratifier
+
+TINY = {"latent_dim": 8, "width": 4, "epochs": 1, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return make_cohort(360, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(cohort):
+    images, _, metadata = cohort
+    return Stratifier(3, epochs=10, batch_size=64, random_state=0).fit(images, metadata=metadata)
+
+
+def test_default_stratifier_recovers_the_strata(fitted, cohort):
+    _, strata, _ = cohort
+    assert adjusted_rand_score(strata, fitted.labels_) > 0.8
+    held_out, held_strata, _ = make_cohort(150, random_state=1)
+    assert adjusted_rand_score(held_strata, fitted.predict(held_out)) > 0.8
+
+
+def test_fitted_attributes(fitted, cohort):
+    images = cohort[0]
+    assert fitted.embedding_.shape == (360, 32) and fitted.embedding_.dtype == np.float32
+    assert fitted.labels_.shape == (360,) and fitted.n_clusters_ == 3
+    assert fitted.image_shape_ == (1, 28, 28) and fitted.n_features_in_ == 784
+    assert fitted.data_range_ == (0.0, 255.0)
+    assert list(fitted.history_["epoch"]) == list(range(1, 11))
+    assert {"reconstruction", "contrastive", "total", "lr"} <= set(fitted.history_.columns)
+    assert not fitted.model_.training
+    np.testing.assert_allclose(fitted.transform(images[:20]), fitted.embedding_[:20], atol=1e-5)
+    np.testing.assert_array_equal(fitted.predict(images), fitted.labels_)
+    assert not hasattr(fitted, "probabilities_") and not hasattr(fitted, "predict_proba")
+    assert -1 <= fitted.score(images) <= 1
+
+
+def test_same_seed_same_strata_and_global_rng_untouched(cohort):
+    images = cohort[0][:96]
+    state = torch.get_rng_state()
+    numpy_state = np.random.get_state()[1].copy()  # noqa: NPY002 (checks it is untouched)
+    a = Stratifier(3, random_state=7, **TINY).fit(images)
+    b = Stratifier(3, random_state=7, **TINY).fit(images)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    assert torch.equal(torch.get_rng_state(), state)
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)  # noqa: NPY002
+    c = Stratifier(3, random_state=8, **TINY).fit(images)
+    assert not np.array_equal(a.embedding_, c.embedding_)
+
+
+def test_input_layouts_give_the_same_model(cohort):
+    images = cohort[0][:64]
+    reference = Stratifier(2, random_state=0, **TINY).fit(images)
+    variants = [
+        (images[:, 0], {}),
+        (images.reshape(64, -1), {"image_shape": (1, 28, 28)}),
+        (torch.utils.data.TensorDataset(torch.from_numpy(images)), {}),
+    ]
+    for X, extra in variants:
+        other = Stratifier(2, random_state=0, **TINY, **extra).fit(X)
+        np.testing.assert_array_equal(other.embedding_, reference.embedding_)
+
+
+def test_float_input_is_scaled_by_its_training_range(cohort):
+    images = cohort[0][:64]
+    hounsfield = images.astype(np.float32) * 4.0 - 1000.0  # CT-like range
+    est = Stratifier(2, random_state=0, **TINY).fit(hounsfield)
+    assert est.data_range_ == (float(hounsfield.min()), float(hounsfield.max()))
+    reference = Stratifier(2, random_state=0, **TINY).fit(images)
+    if images.min() == 0 and images.max() == 255:
+        np.testing.assert_allclose(est.embedding_, reference.embedding_, atol=1e-4)
+
+
+def test_volumes_and_rgb(cohort):
+    volumes, _, _ = make_cohort(16, mode="3d", size=16, random_state=0)
+    est = Stratifier(2, random_state=0, **TINY).fit(volumes)
+    assert est.image_shape_ == (1, 16, 16, 16) and est.transform(volumes).shape == (16, 8)
+    rgb = np.repeat(cohort[0][:32], 3, axis=1)
+    assert Stratifier(2, random_state=0, **TINY).fit(rgb).image_shape_ == (3, 28, 28)
+
+
+def test_fit_does_not_modify_inputs_or_encoder(cohort):
+    images, _, metadata = cohort
+    images, metadata = images[:64].copy(), metadata.iloc[:64].copy()
+    before_images, before_meta = images.copy(), metadata.copy()
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16))
+    weights = copy.deepcopy(encoder.state_dict())
+    est = Stratifier(2, encoder=encoder, reconstruction=None, random_state=0,
+                     regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0}},
+                     **TINY).fit(images, metadata=metadata)
+    np.testing.assert_array_equal(images, before_images)
+    pd.testing.assert_frame_equal(metadata, before_meta)
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(value, weights[key])
+    assert est.model_.encoder is not encoder
+
+
+def test_regularizers_from_specs_reach_the_objective(cohort):
+    volumes, strata, metadata = make_cohort(12, mode="3d", size=16, random_state=0)
+    slices, frame = volumes_to_slices(volumes, labels=strata, metadata=metadata, stride=4)
+    regularizers = {
+        "age": {"kind": "yaware", "columns": "age", "sigma": 10.0, "weight": 0.5},
+        "wsp": {"kind": "wsp", "label_column": "weak_label", "position_column": "position"},
+        "clinical": {"kind": "clinical", "columns": {"weak_label": 1.0, "site": 0.5}},
+    }
+    est = Stratifier(2, regularizers=regularizers, random_state=0, **TINY)
+    est.fit(slices, metadata=frame)
+    assert {"age", "wsp", "clinical"} <= set(est.history_.columns)
+    assert set(est.objective_.metadata_columns) == {"age", "weak_label", "position", "site"}
+
+
+def test_supcon_uses_y(cohort):
+    images, strata, _ = cohort
+    est = Stratifier(3, contrastive="supcon", random_state=0, **TINY).fit(images[:64],
+                                                                           strata[:64])
+    assert "contrastive" in est.history_.columns
+    with pytest.raises(ValueError, match="Expected y: the objective has a term on 'labels'"):
+        Stratifier(3, contrastive="supcon", **TINY).fit(images[:64])
+
+
+@pytest.mark.parametrize("clusterer", ["gmm", "hdbscan"])
+def test_soft_memberships(fitted, cohort, clusterer):
+    images = cohort[0]
+    est = Stratifier("auto", clusterer=clusterer, random_state=0, **TINY).fit(images[:120])
+    assert est.probabilities_.shape == (120,)
+    assert est.predict_proba(images[:5]).shape == (5, est.n_clusters_)
+    if clusterer == "hdbscan":
+        assert est.outlier_scores_.shape == (120,)
+    else:
+        assert list(est.cluster_selection_["k"]) == list(range(2, 11))
+
+
+def test_refit_forgets_the_previous_fit(cohort):
+    images = cohort[0][:64]
+    est = Stratifier("auto", clusterer="gmm", random_state=0, **TINY).fit(images)
+    assert hasattr(est, "cluster_selection_") and hasattr(est, "probabilities_")
+    est.set_params(n_clusters=2, clusterer="kmeans").fit(images)
+    assert not hasattr(est, "cluster_selection_") and not hasattr(est, "probabilities_")
+
+
+def test_describe_and_stability_delegate(fitted, cohort):
+    _, _, metadata = cohort
+    profile, tests = fitted.describe(metadata)
+    assert profile["n"].sum() == 360
+    assert tests.loc["age", "p_value"] < 1e-6  # age is correlated with the strata
+    images = cohort[0][:60]
+    table = Stratifier(2, random_state=0, **TINY).stability(images, n_resamples=2,
+                                                             random_state=0)
+    assert len(table) == 2 and table["ari"].between(-1, 1).all()
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError):
+        Stratifier().transform(np.zeros((2, 1, 28, 28), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("params", "X", "fit_kwargs", "error", "match"),
+    [
+        ({}, np.zeros((4, 784), np.uint8), {}, ValueError,
+         r"Expected image_shape for flattened input of shape \(4, 784\)"),
+        ({"image_shape": (1, 28, 27)}, np.zeros((4, 784), np.uint8), {}, ValueError,
+         r"Expected 756 values per sample for image_shape=\(1, 28, 27\), got 784"),
+        ({"model": "gan"}, None, {}, ValueError, r"'model' parameter of Stratifier .*'gan'"),
+        ({"temperature": 0}, None, {}, ValueError, r"'temperature' .*\(0, inf\)\. Got 0"),
+        ({"reconstruction": None, "contrastive": None}, None, {}, ValueError,
+         "at least one loss term"),
+        ({"encoder": "resnet"}, None, {}, TypeError, r"'encoder' .*Got str instead"),
+        ({"encoder": torch.nn.Flatten()}, None, {}, ValueError,
+         "reconstruction=None with a custom encoder"),
+        ({"regularizers": {"r": {"kind": "magic"}}}, None, {}, ValueError,
+         r"'kind' parameter of regularizer 'r' .*Got 'magic'"),
+        ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None,
+         {"metadata": pd.DataFrame({"sex": [0] * 8})}, ValueError,
+         r"columns \['age'\] used by the regularizers; available columns: \['sex'\]"),
+        ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None,
+         {"metadata": pd.DataFrame({"age": [1.0] * 3})}, ValueError,
+         r"\(8 rows\), got 3 rows"),
+        ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None, {}, ValueError,
+         r"Expected metadata with the columns \['age'\]"),
+        ({}, np.zeros((8, 2, 2, 2, 2, 2), np.uint8), {}, ValueError, "2, 3, 4 or 5 dimensions"),
+    ],
+)
+def test_bad_input(params, X, fit_kwargs, error, match):
+    X = np.zeros((8, 1, 28, 28), np.uint8) if X is None else X
+    with pytest.raises(error, match=match):
+        Stratifier(**params, **TINY).fit(X, **fit_kwargs)
+
+
+def test_predict_checks_the_image_shape(fitted):
+    with pytest.raises(ValueError, match=r"shape \(1, 28, 28\) per sample, as in fit, got "
+                                         r"\(1, 32, 32\)"):
+        fitted.predict(np.zeros((2, 1, 32, 32), np.uint8))

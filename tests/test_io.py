@@ -1,0 +1,108 @@
+"""Safe persistence: exact round trips, clear errors, no code execution, joblib still works."""
+
+from __future__ import annotations
+
+import io as _io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from stratify.data.augment import AugmentParams
+
+from stratify import io
+from stratify.data import make_cohort
+from stratify.estimator import Stratifier
+
+TINY = {"latent_dim": 8, "width": 4, "epochs": 2, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def images():
+    return make_cohort(120, random_state=0).images
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"clusterer": "kmeans"},
+        {"clusterer": "hdbscan", "n_clusters": "auto"},
+        {"clusterer": "gmm", "n_clusters": "auto", "model": "vae"},
+        {"clusterer": "spectral", "augmentation": AugmentParams(hflip=0.5)},
+    ],
+)
+def test_round_trip_predicts_exactly(images, tmp_path, params):
+    est = Stratifier(random_state=0, **{"n_clusters": 3, **TINY, **params}).fit(images)
+    loaded = Stratifier.load(est.save(tmp_path / "model.pt"))
+    assert loaded.get_params() == est.get_params()
+    np.testing.assert_array_equal(loaded.labels_, est.labels_)
+    np.testing.assert_array_equal(loaded.predict(images), est.predict(images))
+    np.testing.assert_array_equal(loaded.transform(images), est.transform(images))
+    np.testing.assert_array_equal(loaded.sample(2, random_state=0), est.sample(2, random_state=0))
+    assert loaded.history_.equals(est.history_)
+
+
+def test_truncated_and_foreign_files(images, tmp_path):
+    path = Stratifier(2, random_state=0, **TINY).fit(images).save(tmp_path / "m.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="not a readable stratify model file"):
+        io.load(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="not a stratify model file"):
+        io.load(foreign)
+    with pytest.raises(FileNotFoundError, match="No stratify model file"):
+        io.load(tmp_path / "missing.pt")
+
+
+def test_newer_format_is_refused(images, tmp_path):
+    path = Stratifier(2, random_state=0, **TINY).fit(images).save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = io.FORMAT_VERSION + 1
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"format version 2; .*reads format version 1 at most"):
+        io.load(path)
+
+
+class _Payload:
+    """Pickling this object would run code on load: the safe loader must refuse it."""
+
+    def __reduce__(self):
+        return (exec, ("import sys; sys.modules[__name__].EXECUTED = True",))
+
+
+def test_loading_never_executes_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": io.FORMAT, "format_version": 1, "x": _Payload()}, path)
+    with pytest.raises(ValueError, match="not a readable stratify model file"):
+        io.load(path)
+    assert not hasattr(__import__(__name__), "EXECUTED")
+
+
+def test_objects_in_parameters_need_joblib(images, tmp_path):
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 8))
+    est = Stratifier(2, encoder=encoder, reconstruction=None, random_state=0, **TINY)
+    est.fit(images)
+    with pytest.raises(TypeError, match=r"Cannot save parameters \['encoder'\] .*joblib"):
+        est.save(tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+    buffer = _io.BytesIO()
+    joblib.dump(est, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict(images), est.predict(images))
+
+
+def test_a_failed_save_keeps_the_previous_file(images, tmp_path, monkeypatch):
+    est = Stratifier(2, random_state=0, **TINY).fit(images)
+    path = est.save(tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        est.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
