@@ -4,7 +4,9 @@ Learn a latent space in which patients separate (an autoencoder trained with con
 metadata-kernel losses), cluster it into strata, and relate the strata to labels and metadata.
 """
 
+from stratify import metrics
 from stratify._version import __version__
+from stratify.cluster import StrataClusterer
 from stratify.data import (
     DataNotFoundError,
     load_medmnist,
@@ -12,12 +14,19 @@ from stratify.data import (
     make_cohort,
     volumes_to_slices,
 )
+from stratify.estimator import Stratifier
+from stratify.report import describe_strata, stability
 
 __all__ = [
     "DataNotFoundError",
+    "StrataClusterer",
+    "Stratifier",
     "__version__",
+    "describe_strata",
     "load_medmnist",
     "load_mnist_test",
     "make_cohort",
+    "metrics",
+    "stability",
     "volumes_to_slices",
 ]

@@ -8,10 +8,10 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from stratify.data.augment import AugmentParams
 
 from stratify import io
 from stratify.data import make_cohort
+from stratify.data.augment import AugmentParams
 from stratify.estimator import Stratifier
 
 TINY = {"latent_dim": 8, "width": 4, "epochs": 2, "batch_size": 32}
