@@ -17,12 +17,13 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.metrics import silhouette_score
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, check_random_state
 
 from stratify import generate, io, report
 from stratify._validation import check_array_images, check_in_range, check_metadata, check_option
 from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
+from stratify.data.vector_augment import VectorAugment
 from stratify.losses import (
     LABELS,
     ClinicalContrastive,
@@ -33,6 +34,7 @@ from stratify.losses import (
     build_objective,
 )
 from stratify.models import build_model
+from stratify.models.mlp import MLPDecoder, MLPEncoder
 from stratify.training import TrainConfig, embed, train
 
 __all__ = ["Stratifier"]
@@ -116,8 +118,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         (``"labels"`` to ``y``).
     augmentation : AugmentParams, callable or None, default=None
         Two-view augmentation: None uses :class:`~stratify.data.augment.TwoViewAugment` with
-        its medical-image defaults, an ``AugmentParams`` configures it, a callable
-        ``(x, generator) -> (view1, view2)`` replaces it.
+        its medical-image defaults (feature vectors: noise and masking,
+        :class:`~stratify.data.vector_augment.VectorAugment`), an ``AugmentParams``
+        configures it, a callable ``(x, generator) -> (view1, view2)`` replaces it.
     clusterer : str or estimator, default="kmeans"
         "kmeans", "gmm", "hdbscan", "agglomerative", "spectral" or a scikit-learn clusterer
         (see :class:`~stratify.cluster.StrataClusterer` for how each predicts).
@@ -130,7 +133,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         Further :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
         early stopping, checkpoints, threads, ...).
     image_shape : tuple of int or None, default=None
-        ``(C, H, W)`` or ``(C, D, H, W)`` of one sample, needed for flattened input (N, F).
+        ``(C, H, W)`` or ``(C, D, H, W)`` of one sample, for flattened images (N, F). Without
+        it, flattened input is read as feature vectors (radiomics, embeddings) and gets an
+        MLP encoder and decoder.
     device : str, default="auto"
         "auto" (CUDA when available), "cpu" or "cuda".
     random_state : int, RandomState instance or None, default=None
@@ -218,22 +223,38 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input handling
     def _images(self, X: Any, *, reset: bool) -> np.ndarray:
-        """Any accepted input -> (N, C, *S) array, uint8 or float32 scaled to [0, 1]."""
+        """Any accepted input -> (N, C, *S) array, uint8 or float32 scaled to [0, 1].
+
+        Flattened input without ``image_shape`` is a set of feature vectors: it becomes
+        (N, F, 1, 1) and gets an MLP encoder (see :mod:`stratify.models.mlp`).
+        """
         if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
             items = [X[i] for i in range(len(X))]  # type: ignore[arg-type]
             items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
             X = torch.stack([torch.as_tensor(np.asarray(item)) for item in items])
+        elif not isinstance(X, (np.ndarray, torch.Tensor)):
+            # lists, sparse matrices, array-likes: scikit-learn's checks and messages
+            X = check_array(X, allow_nd=True, dtype=None, ensure_all_finite=False)
+        if getattr(X, "ndim", None) == 2 and self.image_shape is None:
+            X = check_array(np.asarray(X) if isinstance(X, torch.Tensor) else X,
+                            dtype=[np.float64, np.float32, np.uint8],
+                            ensure_min_samples=2 if reset else 1)
+        if getattr(X, "ndim", None) == 1:
+            raise ValueError(
+                f"Expected a 2D or higher array, got a 1D array of shape {X.shape}. Reshape your "
+                "data with X.reshape(1, -1) for one sample of features."
+            )
         X = check_array_images(X, ndims=(2, 3, 4, 5),
                                layout="(N, F), (N, H, W), (N, C, H, W) or (N, C, D, H, W)")
         input_ndim = X.ndim
+        if X.ndim == 2 and not reset and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
         if X.ndim == 2:
             shape = self.image_shape if reset else self.image_shape_
-            if shape is None:
-                raise ValueError(
-                    f"Expected image_shape for flattened input of shape {X.shape}, got None. "
-                    "Pass image_shape=(C, H, W) or (C, D, H, W)."
-                )
-            shape = tuple(int(s) for s in shape)
+            shape = (X.shape[1], 1, 1) if shape is None else tuple(int(s) for s in shape)
             if int(np.prod(shape)) != X.shape[1]:
                 raise ValueError(
                     f"Expected {int(np.prod(shape))} values per sample for image_shape="
@@ -243,6 +264,10 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         elif X.ndim == 3:
             X = X[:, None]
         if reset:
+            if len(X) < 2:
+                raise ValueError(
+                    f"Expected at least 2 samples to fit strata, got {len(X)} sample."
+                )
             self.image_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.image_shape_))
             self._input_ndim = input_ndim
@@ -260,6 +285,25 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             return X
         low, high = self.data_range_
         return np.clip((X.astype(np.float32) - low) / (high - low), 0.0, 1.0)
+
+    @property
+    def _vectors(self) -> bool:
+        """Whether the fitted input is feature vectors (flattened, no image_shape)."""
+        return self._input_ndim == 2 and self.image_shape is None
+
+    def _build_network(self, seed: int) -> torch.nn.Module:
+        """The untrained network for ``image_shape_``, initialised from ``seed``."""
+        with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
+            torch.manual_seed(seed)
+            encoder, decoder = copy.deepcopy(self.encoder), None
+            if encoder is None and self._vectors:
+                hidden = max(32, 4 * self.width)
+                encoder = MLPEncoder(self.n_features_in_, hidden)
+                decoder = MLPDecoder(self.latent_dim, self.n_features_in_, hidden)
+            return build_model(
+                self.model, self.image_shape_, latent_dim=self.latent_dim, width=self.width,
+                depth=self.depth, encoder=encoder, decoder=decoder,
+            )
 
     def _metadata_columns(self, metadata: Any, n: int, y: Any) -> tuple[dict, np.ndarray | None]:
         needed = [c for c in self.objective_.metadata_columns if c != LABELS]
@@ -338,7 +382,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _build_augment(self) -> Any:
         if self.augmentation is None:
-            return TwoViewAugment()
+            return VectorAugment() if self._vectors else TwoViewAugment()
         if isinstance(self.augmentation, AugmentParams):
             return TwoViewAugment(self.augmentation)
         if callable(self.augmentation):
@@ -388,12 +432,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         model_seed, train_seed, cluster_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
 
-        with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
-            torch.manual_seed(model_seed)
-            model = build_model(
-                self.model, self.image_shape_, latent_dim=self.latent_dim, width=self.width,
-                depth=self.depth, encoder=copy.deepcopy(self.encoder),
-            )
+        self._model_seed = model_seed
+        model = self._build_network(model_seed)
         result = train(
             model, self.objective_, images, config=self._train_config(),
             metadata=columns or None, labels=labels, augment=self._build_augment(),
@@ -439,6 +479,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         numpy.ndarray of int, shape (M,)
         """
+        check_is_fitted(self)
         return self.clusterer_.predict(self._latents_for_clustering(self.transform(X)))
 
     def _clusterer_has_proba(self) -> bool:

@@ -86,6 +86,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "embedding_": torch.from_numpy(np.ascontiguousarray(estimator.embedding_)),
             "labels_": torch.from_numpy(np.asarray(estimator.labels_, dtype=np.int64)),
             "cluster_seed": int(estimator._cluster_seed),
+            "model_seed": int(estimator._model_seed),
             "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         },
     }
@@ -137,7 +138,6 @@ def load(path: str | os.PathLike) -> Any:
     from stratify.cluster import StrataClusterer
     from stratify.data.augment import AugmentParams
     from stratify.estimator import Stratifier
-    from stratify.models import build_model
 
     path = Path(path)
     payload = _read(path)
@@ -155,10 +155,8 @@ def load(path: str | os.PathLike) -> Any:
     estimator._input_ndim = fitted["input_ndim"]
     estimator.data_range_ = tuple(fitted["data_range_"])
     estimator.objective_ = estimator._build_objective()
-    model = build_model(
-        estimator.model, estimator.image_shape_, latent_dim=estimator.latent_dim,
-        width=estimator.width, depth=estimator.depth,
-    )
+    estimator._model_seed = fitted["model_seed"]
+    model = estimator._build_network(estimator._model_seed)
     model.load_state_dict(payload["model_state"])
     estimator.model_ = model.eval()
     estimator.embedding_ = fitted["embedding_"].numpy()

@@ -7,7 +7,6 @@ import pytest
 from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from stratify.cluster import METHODS, StrataClusterer
 
@@ -126,8 +125,3 @@ def test_predict_checks_the_latent_dimension(blobs):
     clusterer = StrataClusterer("kmeans", 4, random_state=0).fit(blobs[0])
     with pytest.raises(ValueError, match="X has 3 features, but StrataClusterer is expecting 5"):
         clusterer.predict(np.zeros((2, 3)))
-
-
-@parametrize_with_checks([StrataClusterer(n_clusters=2, random_state=0)])
-def test_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)

@@ -173,8 +173,7 @@ def test_not_fitted():
 @pytest.mark.parametrize(
     ("params", "X", "fit_kwargs", "error", "match"),
     [
-        ({}, np.zeros((4, 784), np.uint8), {}, ValueError,
-         r"Expected image_shape for flattened input of shape \(4, 784\)"),
+        ({}, np.zeros(784, np.uint8), {}, ValueError, r"got a 1D array .*Reshape your data"),
         ({"image_shape": (1, 28, 27)}, np.zeros((4, 784), np.uint8), {}, ValueError,
          r"Expected 756 values per sample for image_shape=\(1, 28, 27\), got 784"),
         ({"model": "gan"}, None, {}, ValueError, r"'model' parameter of Stratifier .*'gan'"),
@@ -201,6 +200,18 @@ def test_bad_input(params, X, fit_kwargs, error, match):
     X = np.zeros((8, 1, 28, 28), np.uint8) if X is None else X
     with pytest.raises(error, match=match):
         Stratifier(**params, **TINY).fit(X, **fit_kwargs)
+
+
+def test_feature_vectors_get_an_mlp_and_recover_groups():
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(300, centers=3, n_features=12, cluster_std=1.0, random_state=0)
+    est = Stratifier(3, epochs=30, batch_size=64, random_state=0).fit(X)
+    assert est.image_shape_ == (12, 1, 1) and type(est.model_.encoder).__name__ == "MLPEncoder"
+    assert adjusted_rand_score(y, est.labels_) > 0.9
+    assert est.sample(4, random_state=0).shape == (4, 12)
+    with pytest.raises(ValueError, match="X has 5 features, but Stratifier is expecting 12"):
+        est.predict(X[:, :5])
 
 
 def test_predict_checks_the_image_shape(fitted):
