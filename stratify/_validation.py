@@ -32,7 +32,7 @@ def _fmt_bound(value: float, closed: bool, left: bool) -> str:
     if value == -np.inf:
         return "(-inf"
     bracket = ("[" if closed else "(") if left else ("]" if closed else ")")
-    return f"{bracket}{value}" if left else f"{value}{bracket}"
+    return f"{bracket}{value:g}" if left else f"{value:g}{bracket}"
 
 
 def check_in_range(
@@ -79,7 +79,7 @@ def check_in_range(
     article = "an" if kind is int else "a"
     interval = f"{_fmt_bound(low, left_closed, True)}, {_fmt_bound(high, right_closed, False)}"
     message = (
-        f"The '{name}' parameter of {owner} must be {article} {kind.__name__} in the range "
+        f"The {name!r} parameter of {owner} must be {article} {kind.__name__} in the range "
         f"{interval}. Got {value!r} instead."
     )
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -106,7 +106,7 @@ def check_option(value: Any, name: str, owner: str, options: Collection[Any]) ->
         kinds = sorted({type(o).__name__ for o in options})
         listed = ", ".join(repr(o) for o in sorted(options, key=str))
         raise ValueError(
-            f"The '{name}' parameter of {owner} must be a {' or '.join(kinds)} among "
+            f"The {name!r} parameter of {owner} must be a {' or '.join(kinds)} among "
             f"{{{listed}}}. Got {value!r} instead."
         )
     return value

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from stratify._validation import check_in_range, check_option
+
 __all__ = [
     "check_choice",
     "check_columns",
@@ -38,26 +40,16 @@ def check_float(
     value: Any, name: str, owner: str, *, low: float = 0.0, closed: bool = False
 ) -> float:
     """Return ``value`` as a float in ``(low, inf)`` (or ``[low, inf)`` when ``closed``)."""
-    interval = f"{'[' if closed else '('}{low:g}, inf)"
-    constraint = f"a float in the range {interval}"
-    if not _is_real(value):
-        raise TypeError(_message(name, owner, constraint, value))
-    number = float(value)
-    ok = math.isfinite(number) and (number >= low if closed else number > low)
-    if not ok:
-        raise ValueError(_message(name, owner, constraint, value))
-    return number
+    return check_in_range(value, name, owner, low=low, closed="left" if closed else "neither")
 
 
 def check_choice(value: Any, name: str, owner: str, choices: Iterable[str]) -> str:
-    """Return ``value`` if it is one of the strings ``choices``."""
-    choices = sorted(choices)
-    constraint = "a str among {" + ", ".join(repr(c) for c in choices) + "}"
+    """Return ``value`` if it is one of the strings ``choices`` (TypeError if not a str)."""
+    choices = set(choices)
     if not isinstance(value, str):
+        constraint = "a str among {" + ", ".join(repr(c) for c in sorted(choices)) + "}"
         raise TypeError(_message(name, owner, constraint, value))
-    if value not in choices:
-        raise ValueError(_message(name, owner, constraint, value))
-    return value
+    return check_option(value, name, owner, choices)
 
 
 def check_columns(value: Any, name: str, owner: str) -> tuple[str, ...]:
