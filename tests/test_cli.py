@@ -9,16 +9,16 @@ import pytest
 from stratify.cli import main
 
 
-def test_demo_reports_agreement_with_the_strata(capsys):
-    assert main(["demo", "--n-samples", "90", "--seed", "1"]) == 0
+def test_demo_recovers_the_strata(capsys):
+    assert main(["demo", "--n-samples", "300", "--epochs", "10", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    ari = float(re.search(r"ARI to the true strata: (-?[\d.]+)", out).group(1))
-    assert -1 <= ari <= 1
-    assert "90 synthetic patients" in out
+    ari = float(re.search(r"ARI to the true strata:  Stratifier (-?[\d.]+)", out).group(1))
+    assert ari > 0.8
+    assert "300 synthetic patients" in out
 
 
 def test_demo_quiet_prints_nothing(capsys):
-    assert main(["demo", "--n-samples", "30", "--quiet"]) == 0
+    assert main(["demo", "--n-samples", "30", "--epochs", "1", "--quiet"]) == 0
     assert capsys.readouterr().out == ""
 
 
