@@ -27,6 +27,9 @@ from stratify.data.vector_augment import VectorAugment
 from stratify.losses import (
     LABELS,
     ClinicalContrastive,
+    EpanechnikovKernel,
+    GaussianKernel,
+    LaplacianKernel,
     LossTerm,
     SupCon,
     WSPContrastive,
@@ -68,6 +71,18 @@ def _regularizer(name: str, spec: Any, temperature: float) -> tuple[LossTerm, fl
         return builders[kind](**options), weight
     except TypeError as error:
         raise TypeError(f"Bad options for regularizer {name!r} ({kind}): {error}") from None
+
+
+def _distance_columns(objective: Any) -> set[str]:
+    """Metadata columns that some term reads through a distance kernel (numbers needed)."""
+    found: set[str] = set()
+    stack = [getattr(module, "kernel", None) for module in objective.modules()]
+    while stack:
+        kernel = stack.pop()
+        if isinstance(kernel, (GaussianKernel, LaplacianKernel, EpanechnikovKernel)):
+            found.update(kernel.columns)
+        stack.extend(getattr(kernel, "kernels", ()))
+    return found - {LABELS}
 
 
 def _encode_column(series: pd.Series) -> np.ndarray:
@@ -331,6 +346,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"Expected metadata columns {missing} used by the regularizers; available "
                 f"columns: {list(metadata.columns)}."
             )
+        for column in sorted(_distance_columns(self.objective_)):
+            series = metadata[column]
+            if not pd.api.types.is_numeric_dtype(series) or isinstance(
+                series.dtype, pd.CategoricalDtype
+            ):
+                raise TypeError(
+                    f"Expected a numeric metadata column {column!r} for a distance kernel "
+                    f"(y-Aware, WSP position), got dtype {series.dtype}. Use kind 'supcon' or "
+                    "'clinical' (equality of values) for a categorical column."
+                )
         return {c: _encode_column(metadata[c].reset_index(drop=True)) for c in needed}, labels
 
     # ------------------------------------------------------------------------- building

@@ -193,6 +193,9 @@ def test_not_fitted():
          r"\(8 rows\), got 3 rows"),
         ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None, {}, ValueError,
          r"Expected metadata with the columns \['age'\]"),
+        ({"regularizers": {"s": {"kind": "yaware", "columns": "site"}}}, None,
+         {"metadata": pd.DataFrame({"site": pd.Categorical(["A", "B"] * 4)})}, TypeError,
+         r"numeric metadata column 'site' for a distance kernel .*got dtype category"),
         ({}, np.zeros((8, 2, 2, 2, 2, 2), np.uint8), {}, ValueError, "2, 3, 4 or 5 dimensions"),
     ],
 )
