@@ -1,27 +1,140 @@
-"""The ``stratify`` command.
+"""The ``stratify`` command: demo, fit, predict, describe and sample.
 
-For now one subcommand, ``stratify demo``: it generates the synthetic cohort, fits the
-Stratifier (a contrastive autoencoder with a y-Aware regulariser on age, then k-means) and
-prints how well the true strata are recovered, next to a pixel PCA + k-means baseline and to
-the agreement with the scanner site (a nuisance).
+Every subcommand takes ``--seed``, ``--device``, ``--quiet`` and ``--debug``. Bad input gives
+one line on stderr and exit code 2 (a traceback only with ``--debug``); files are written to a
+temporary name and renamed, so a failure never leaves a half-written output.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 __all__ = ["main"]
 
 
+class CommandError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+# --------------------------------------------------------------------------- file helpers
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _write_csv(frame: Any, path: Path, **kwargs: Any) -> Path:
+    return _atomic(path, lambda tmp: frame.to_csv(tmp, **kwargs))
+
+
+def _write_text(text: str, path: Path) -> Path:
+    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _channel_first(images: np.ndarray) -> np.ndarray:
+    """MedMNIST's storage layout -> channel-first: (N,H,W,3) -> (N,3,H,W); (N,D,H,W) volumes
+    -> (N,1,D,H,W); (N,H,W) stays (the estimator adds the channel)."""
+    if images.ndim == 4 and images.shape[-1] == 3:
+        return np.ascontiguousarray(np.moveaxis(images, -1, 1))
+    if images.ndim == 4:
+        return images[:, None]
+    return images
+
+
+def _read_images(path: str, split: str) -> np.ndarray:
+    """Images from a .npy array, an .npz with an ``images`` array, or a MedMNIST .npz."""
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"image file not found: {file}")
+    try:
+        if file.suffix == ".npy":
+            return np.load(file, allow_pickle=False)
+        if file.suffix != ".npz":
+            raise CommandError(f"expected a .npy or .npz image file, got {file.name}")
+        with np.load(file, allow_pickle=False) as archive:
+            if "images" in archive.files:
+                return archive["images"]
+            key = f"{split}_images"
+            if key in archive.files:
+                return _channel_first(archive[key])
+            raise CommandError(
+                f"{file.name} has neither an 'images' array nor '{key}' (MedMNIST layout); "
+                f"it holds {sorted(archive.files)}"
+            )
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read {file}: {error}") from None
+
+
+def _read_metadata(path: str | None, n_samples: int) -> Any:
+    if path is None:
+        return None
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"metadata file not found: {file}")
+    frame = pd.read_csv(file)
+    if len(frame) != n_samples:
+        raise CommandError(
+            f"metadata {file.name} has {len(frame)} rows, expected one per image ({n_samples})"
+        )
+    return frame
+
+
+def _read_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"config file not found: {file}")
+    text = file.read_text(encoding="utf-8")
+    if file.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise CommandError("reading a YAML config needs PyYAML (pip install pyyaml); "
+                               "or write the config as JSON") from None
+        config = yaml.safe_load(text)
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"config {file.name} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise CommandError(f"config {file.name} must hold a mapping of Stratifier parameters")
+    return config
+
+
+def _load_model(path: str) -> Any:
+    from stratify.estimator import Stratifier
+
+    return Stratifier.load(path)
+
+
+# ----------------------------------------------------------------------------- commands
 def _demo(args: argparse.Namespace) -> int:
-    import numpy as np
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import adjusted_rand_score
 
+    from stratify import plotting
     from stratify.data import make_cohort
     from stratify.estimator import Stratifier
 
@@ -33,7 +146,8 @@ def _demo(args: argparse.Namespace) -> int:
         args.n_strata,
         regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0,
                               "weight": 0.5}},
-        epochs=args.epochs, batch_size=64, random_state=args.seed, verbose=not args.quiet,
+        epochs=args.epochs, batch_size=64, device=args.device, random_state=args.seed,
+        verbose=not args.quiet,
     ).fit(images, metadata=metadata)
     seconds = time.perf_counter() - start
 
@@ -41,50 +155,214 @@ def _demo(args: argparse.Namespace) -> int:
     latent = PCA(n_components=20, random_state=args.seed).fit_transform(pixels)
     baseline = KMeans(args.n_strata, n_init=10, random_state=args.seed).fit_predict(latent)
     site = metadata["site"].cat.codes.to_numpy()
-    ours, theirs = model.labels_, baseline
+    scores = {
+        "Stratifier": (adjusted_rand_score(strata, model.labels_),
+                       adjusted_rand_score(site, model.labels_)),
+        "pixel PCA + k-means": (adjusted_rand_score(strata, baseline),
+                                adjusted_rand_score(site, baseline)),
+    }
+
+    out = Path(args.out)
+    profile, tests = model.describe(metadata.assign(true_stratum=strata),
+                                    categorical=["true_stratum"])
+    _write_csv(profile, out / "strata_profile.csv")
+    _write_csv(tests, out / "strata_tests.csv")
+    plotting.plot_latent_space(model.embedding_, model.labels_, strata,
+                               path=out / "latent_space.png")
+    plotting.plot_image_grid(
+        {f"stratum {k}": model.sample(8, cluster=k, random_state=args.seed)
+         for k in range(model.n_clusters_)},
+        path=out / "samples.png",
+    )
+    plotting.plot_history(model.history_, path=out / "training.png")
+    model.save(out / "model.pt")
+    table = "| method | ARI to true strata | ARI to scanner site |\n|---|---:|---:|\n" + "".join(
+        f"| {name} | {truth:.3f} | {nuisance:.3f} |\n" for name, (truth, nuisance) in scores.items()
+    )
+    summary = (
+        f"# stratify demo\n\n{args.n_samples} synthetic patients (`make_cohort(random_state="
+        f"{args.seed})`), {args.n_strata} true strata. Stratifier: contrastive autoencoder + "
+        f"y-Aware regulariser on age (sigma 10, weight 0.5), {args.epochs} epochs, k-means; "
+        f"fitted in {seconds:.1f} s.\n\n{table}\n"
+        "The scanner site is a nuisance (lower is better). Per-stratum metadata: "
+        "`strata_profile.csv`; tests across strata: `strata_tests.csv`; figures: "
+        "`latent_space.png`, `samples.png` (generated per stratum), `training.png`; the "
+        "fitted model: `model.pt`.\n"
+    )
+    _write_text(summary, out / "summary.md")
     if not args.quiet:
         print(
             f"stratify demo: {args.n_samples} synthetic patients, {args.n_strata} true strata, "
             f"fitted in {seconds:.1f} s\n"
-            f"  ARI to the true strata:  Stratifier {adjusted_rand_score(strata, ours):.3f}"
-            f"   pixel PCA + k-means {adjusted_rand_score(strata, theirs):.3f}\n"
-            f"  ARI to the scanner site: Stratifier {adjusted_rand_score(site, ours):.3f}"
-            f"   pixel PCA + k-means {adjusted_rand_score(site, theirs):.3f}  (a nuisance: "
-            "lower is better)"
+            f"  ARI to the true strata:  Stratifier {scores['Stratifier'][0]:.3f}"
+            f"   pixel PCA + k-means {scores['pixel PCA + k-means'][0]:.3f}\n"
+            f"  ARI to the scanner site: Stratifier {scores['Stratifier'][1]:.3f}"
+            f"   pixel PCA + k-means {scores['pixel PCA + k-means'][1]:.3f}  (a nuisance: "
+            "lower is better)\n"
+            f"  report: {out.resolve()}"
         )
     return 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    from stratify.estimator import Stratifier
+
+    if (args.images is None) == (args.medmnist is None):
+        raise CommandError("give either IMAGES or --medmnist FLAG, not both or neither")
+    if args.medmnist is not None:
+        from stratify.data import load_medmnist
+
+        images = load_medmnist(args.medmnist, args.split).images
+    else:
+        images = _read_images(args.images, args.split)
+    metadata = _read_metadata(args.metadata, len(images))
+    params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
+    params.update(_read_config(args.config))
+    try:
+        model = Stratifier(**params)
+    except TypeError as error:
+        raise CommandError(f"bad config: {error}") from None
+    model.fit(images, metadata=metadata)
+    out = Path(args.out)
+    model.save(out)
+    history = out.with_name(out.stem + ".history.csv")
+    _write_csv(model.history_, history, index=False)
+    if not args.quiet:
+        print(f"model: {out}\nhistory: {history}\nstrata sizes: "
+              f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    model = _load_model(args.model)
+    images = _read_images(args.images, args.split)
+    frame = pd.DataFrame({"stratum": model.predict(images)})
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(images)
+        for k in range(proba.shape[1]):
+            frame[f"probability_{k}"] = proba[:, k]
+    _write_csv(frame, Path(args.out), index_label="sample")
+    if not args.quiet:
+        print(f"strata of {len(frame)} samples: {args.out}")
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from stratify import plotting
+
+    model = _load_model(args.model)
+    metadata = _read_metadata(args.metadata, len(model.labels_))
+    profile, tests = model.describe(metadata)
+    out = Path(args.out)
+    _write_csv(profile, out / "strata_profile.csv")
+    _write_csv(tests, out / "strata_tests.csv")
+    plotting.plot_latent_space(model.embedding_, model.labels_, path=out / "latent_space.png")
+    plotting.plot_history(model.history_, path=out / "training.png")
+    if not args.quiet:
+        print(tests[["test", "p_value", "p_adjusted"]].to_string())
+        print(f"report: {out.resolve()}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from stratify import plotting
+
+    model = _load_model(args.model)
+    images = model.sample(args.n, cluster=args.cluster, random_state=args.seed)
+    out = Path(args.out)
+    if out.suffix == ".png":
+        if len(model.image_shape_) != 3:
+            raise CommandError("PNG output is for 2D images; use .npz for volumes")
+        shown = images.reshape(len(images), *model.image_shape_)
+        label = "prior" if args.cluster is None else f"stratum {args.cluster}"
+        plotting.plot_image_grid({label: shown}, path=out)
+    elif out.suffix == ".npz":
+        _atomic(out, lambda tmp: np.savez_compressed(tmp, images=images))
+    else:
+        raise CommandError(f"--out must end in .npz or .png, got {out.name}")
+    if not args.quiet:
+        print(f"{args.n} samples: {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ parsing
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="stratify",
-        description="Patient stratification from medical images.",
+        prog="stratify", description="Patient stratification from medical images.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo",
-        help="stratify the embedded synthetic cohort (no download)",
-        description="Generate the synthetic cohort, stratify it and report the agreement "
-        "with the true strata.",
-        epilog="example: stratify demo --n-samples 600 --seed 0",
-    )
+
+    def add(name: str, help_: str, example: str, func: Callable) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_, description=help_,
+                                 epilog=f"example:\n  {example}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.set_defaults(func=func)
+        return command
+
+    demo = add("demo", "stratify the built-in synthetic cohort (no download) and write a report",
+               "stratify demo --n-samples 600 --out stratify_demo", _demo)
     demo.add_argument("--n-samples", type=int, default=600, help="patients (default 600)")
     demo.add_argument("--n-strata", type=int, default=3, help="true strata (default 3)")
     demo.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
-    demo.set_defaults(func=_demo)
+    demo.add_argument("--out", default="stratify_demo", help="report folder")
+
+    fit = add("fit", "fit a Stratifier on images and save it",
+              "stratify fit images.npz --metadata meta.csv --config cfg.json --out model.pt\n"
+              "  stratify fit --medmnist pneumoniamnist --split train --out model.pt", _fit)
+    fit.add_argument("images", nargs="?", help=".npy, or .npz with 'images' or MedMNIST layout")
+    fit.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of IMAGES")
+    fit.add_argument("--split", default="train", help="split of a MedMNIST file (default train)")
+    fit.add_argument("--metadata", help="CSV with one row per image")
+    fit.add_argument("--config", help="JSON (or YAML) file of Stratifier parameters")
+    fit.add_argument("--out", required=True, help="model file to write")
+
+    predict = add("predict", "assign images to the strata of a saved model",
+                  "stratify predict model.pt new_images.npz --out strata.csv", _predict)
+    predict.add_argument("model")
+    predict.add_argument("images")
+    predict.add_argument("--split", default="test", help="split of a MedMNIST file (default test)")
+    predict.add_argument("--out", required=True, help="CSV to write")
+
+    describe = add("describe", "profile the strata of a saved model on metadata",
+                   "stratify describe model.pt --metadata meta.csv --out report/", _describe)
+    describe.add_argument("model")
+    describe.add_argument("--metadata", required=True, help="CSV, one row per training image")
+    describe.add_argument("--out", required=True, help="folder to write")
+
+    sample = add("sample", "generate images from a saved model",
+                 "stratify sample model.pt --n 16 --cluster 0 --out samples.png", _sample)
+    sample.add_argument("model")
+    sample.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    sample.add_argument("--cluster", type=int, default=None, help="stratum to sample from")
+    sample.add_argument("--out", required=True, help=".npz or .png to write")
+
+    for command in (demo, fit, predict, describe, sample):
+        _common(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stratify`` console script; returns the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"stratify {args.command}: error: {error}", file=sys.stderr)
+    except (CommandError, ValueError, TypeError, OSError, KeyError) as error:
+        if args.debug:
+            raise
+        message = " ".join(line.strip() for line in str(error).splitlines()) or type(
+            error
+        ).__name__
+        print(f"stratify {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

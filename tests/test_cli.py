@@ -1,33 +1,157 @@
-"""The `stratify` command line."""
+"""The `stratify` command line, end to end in temporary folders."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from stratify import Stratifier, make_cohort
 from stratify.cli import main
 
+FAST = ["--quiet", "--seed", "0"]
 
-def test_demo_recovers_the_strata(capsys):
-    assert main(["demo", "--n-samples", "300", "--epochs", "10", "--seed", "1"]) == 0
-    out = capsys.readouterr().out
-    ari = float(re.search(r"ARI to the true strata:  Stratifier (-?[\d.]+)", out).group(1))
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A small cohort on disk, and a model fitted on it through `stratify fit`."""
+    folder = tmp_path_factory.mktemp("cli")
+    images, strata, metadata = make_cohort(96, random_state=0)
+    np.savez(folder / "images.npz", images=images)
+    np.save(folder / "images.npy", images)
+    metadata.to_csv(folder / "metadata.csv", index=False)
+    config = {"n_clusters": 3, "latent_dim": 8, "width": 4, "epochs": 2, "batch_size": 32,
+              "clusterer": "gmm"}
+    (folder / "config.json").write_text(json.dumps(config))
+    code = main(["fit", str(folder / "images.npz"), "--metadata", str(folder / "metadata.csv"),
+                 "--config", str(folder / "config.json"), "--out", str(folder / "model.pt"),
+                 *FAST])
+    assert code == 0
+    return folder, images, strata
+
+
+def test_demo_writes_a_report_and_recovers_the_strata(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["demo", "--n-samples", "300", "--epochs", "10", "--seed", "1",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    ari = float(re.search(r"ARI to the true strata:  Stratifier (-?[\d.]+)", printed).group(1))
     assert ari > 0.8
-    assert "300 synthetic patients" in out
+    assert str(out.resolve()) in printed
+    names = {p.name for p in out.iterdir()}
+    assert names == {"summary.md", "strata_profile.csv", "strata_tests.csv", "latent_space.png",
+                     "samples.png", "training.png", "model.pt"}
+    tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
+    assert tests.loc["true_stratum", "p_value"] < 1e-10
+    assert f"| Stratifier | {ari:.3f} |" in (out / "summary.md").read_text()
 
 
-def test_demo_quiet_prints_nothing(capsys):
-    assert main(["demo", "--n-samples", "30", "--epochs", "1", "--quiet"]) == 0
-    assert capsys.readouterr().out == ""
+def test_fit_writes_model_and_history(files):
+    folder, images, _ = files
+    model = Stratifier.load(folder / "model.pt")
+    assert model.get_params()["clusterer"] == "gmm" and model.get_params()["epochs"] == 2
+    history = pd.read_csv(folder / "model.history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    np.testing.assert_array_equal(model.predict(images), model.labels_)
 
 
-def test_bad_value_is_one_line_on_stderr_and_exit_code_2(capsys):
-    assert main(["demo", "--n-samples", "0"]) == 2
-    captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1
-    assert "'n_samples' parameter of make_cohort" in captured.err
-    assert "Traceback" not in captured.err
+def test_predict_writes_strata_and_probabilities(files, tmp_path):
+    folder, images, _ = files
+    out = tmp_path / "strata.csv"
+    assert main(["predict", str(folder / "model.pt"), str(folder / "images.npy"),
+                 "--out", str(out), *FAST]) == 0
+    frame = pd.read_csv(out, index_col="sample")
+    model = Stratifier.load(folder / "model.pt")
+    np.testing.assert_array_equal(frame["stratum"], model.predict(images))
+    proba = frame[[f"probability_{k}" for k in range(3)]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_describe_writes_tables_and_figures(files, tmp_path):
+    folder, _, _ = files
+    out = tmp_path / "described"
+    assert main(["describe", str(folder / "model.pt"), "--metadata",
+                 str(folder / "metadata.csv"), "--out", str(out), *FAST]) == 0
+    tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
+    assert set(tests.index) == {"age", "site", "weak_label"}
+    assert (out / "latent_space.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".png"])
+def test_sample_writes_images(files, tmp_path, suffix):
+    folder, _, _ = files
+    out = tmp_path / f"samples{suffix}"
+    assert main(["sample", str(folder / "model.pt"), "--n", "4", "--cluster", "1",
+                 "--out", str(out), *FAST]) == 0
+    if suffix == ".npz":
+        with np.load(out) as archive:
+            assert archive["images"].shape == (4, 1, 28, 28)
+    else:
+        assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_subcommand_has_help_with_an_example(capsys):
+    for command in ("demo", "fit", "predict", "describe", "sample"):
+        with pytest.raises(SystemExit) as excinfo:
+            main([command, "--help"])
+        assert excinfo.value.code == 0
+        text = capsys.readouterr().out
+        assert "example:" in text and "--seed" in text and "--device" in text
+
+
+def _fails(argv, capsys, pattern):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(pattern, err), err
+
+
+def test_error_paths_are_one_line_with_exit_code_2(files, tmp_path, capsys):
+    folder, _, _ = files
+    model = str(folder / "model.pt")
+    _fails(["fit", str(tmp_path / "none.npz"), "--out", str(tmp_path / "m.pt"), *FAST], capsys,
+           "image file not found")
+    np.save(tmp_path / "flat.npy", np.zeros((4, 10), np.uint8))
+    _fails(["predict", model, str(tmp_path / "flat.npy"), "--out", str(tmp_path / "s.csv"),
+            *FAST], capsys, "X has 10 features, but Stratifier is expecting 784")
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"age": [1.0, 2.0]}).to_csv(short, index=False)
+    _fails(["describe", model, "--metadata", str(short), "--out", str(tmp_path / "d"), *FAST],
+           capsys, r"has 2 rows, expected one per image \(96\)")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a model")
+    _fails(["sample", str(garbage), "--out", str(tmp_path / "s.npz"), *FAST], capsys,
+           "not a readable stratify model file")
+    _fails(["fit", "--out", str(tmp_path / "m.pt"), *FAST], capsys, "either IMAGES or --medmnist")
+    bad_config = tmp_path / "bad.json"
+    bad_config.write_text('{"n_clusterz": 3}')
+    _fails(["fit", str(folder / "images.npz"), "--config", str(bad_config),
+            "--out", str(tmp_path / "m.pt"), *FAST], capsys, "bad config: .*n_clusterz")
+    _fails(["demo", "--n-samples", "0", *FAST], capsys, "'n_samples' parameter of make_cohort")
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="n_samples"):
+        main(["demo", "--n-samples", "0", "--debug", "--quiet"])
+
+
+def test_a_failed_write_keeps_the_previous_output(files, tmp_path, monkeypatch, capsys):
+    folder, _, _ = files
+    out = tmp_path / "strata.csv"
+    out.write_text("previous results\n")
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    _fails(["predict", str(folder / "model.pt"), str(folder / "images.npz"), "--out", str(out),
+            *FAST], capsys, "disk full")
+    assert out.read_text() == "previous results\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["strata.csv"]
 
 
 def test_unknown_subcommand_exits_with_usage(capsys):

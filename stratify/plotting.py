@@ -1,0 +1,133 @@
+"""Figures of a fitted Stratifier (seaborn and matplotlib, imported lazily).
+
+Each function draws on a new figure, saves it to ``path`` when given (PNG, written atomically)
+and returns the matplotlib Figure. Nothing is shown on screen: the Agg backend is used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_history", "plot_image_grid", "plot_latent_space", "save_figure"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: str | os.PathLike) -> Path:
+    """Save ``figure`` as PNG atomically (temporary file, then rename) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        _pyplot().close(figure)
+    return path
+
+
+def plot_latent_space(
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    truth: np.ndarray | None = None,
+    *,
+    random_state: int = 0,
+    path: str | os.PathLike | None = None,
+) -> Any:
+    """The latents in 2D (PCA), coloured by stratum and, when given, by the true label.
+
+    Parameters
+    ----------
+    embedding : numpy.ndarray, shape (N, D)
+    labels : numpy.ndarray, shape (N,)
+        Strata (``-1`` = noise).
+    truth : numpy.ndarray, shape (N,), optional
+        A reference labelling (true strata, a clinical label) for a second panel.
+    """
+    import pandas as pd
+    import seaborn as sns
+    from sklearn.decomposition import PCA
+
+    plt = _pyplot()
+    coords = PCA(2, random_state=random_state).fit_transform(np.asarray(embedding, float))
+    panels = [("stratum", labels)] + ([("true label", truth)] if truth is not None else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
+    for ax, (name, values) in zip(axes[0], panels, strict=True):
+        frame = pd.DataFrame({"PC 1": coords[:, 0], "PC 2": coords[:, 1],
+                              name: pd.Categorical(np.asarray(values))})
+        sns.scatterplot(frame, x="PC 1", y="PC 2", hue=name, s=12, linewidth=0, ax=ax,
+                        palette="tab10")
+        ax.set_title(f"latent space (PCA), coloured by {name}")
+    figure.tight_layout()
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def plot_image_grid(
+    rows: dict[str, np.ndarray], *, path: str | os.PathLike | None = None
+) -> Any:
+    """A grid of images: one row per key (e.g. one row of samples per stratum).
+
+    Parameters
+    ----------
+    rows : dict of str to numpy.ndarray of shape (M, C, H, W) or (M, H, W)
+        Grey-level images are drawn in grey; 3-channel images in colour; volumes should be
+        sliced first. Values are scaled per image to the full grey range.
+    """
+    plt = _pyplot()
+    n_cols = max(len(images) for images in rows.values())
+    figure, axes = plt.subplots(len(rows), n_cols, figsize=(1.3 * n_cols, 1.5 * len(rows)),
+                                squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(images):
+                ax.axis("off")
+                continue
+            image = np.asarray(images[c], dtype=float)
+            if image.ndim == 3:
+                image = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+            span = image.max() - image.min()
+            image = (image - image.min()) / span if span > 0 else np.zeros_like(image)
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center")
+    figure.tight_layout()
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def plot_history(history: Any, *, path: str | os.PathLike | None = None) -> Any:
+    """Training curves: each loss term and the total per epoch (one panel each)."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    skip = {"epoch", "lr", "seconds"}
+    terms = [c for c in history.columns if c not in skip]
+    figure, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
+    for ax, term in zip(axes[0], terms, strict=True):
+        sns.lineplot(history, x="epoch", y=term, marker="o", ax=ax)
+        ax.set_title(term)
+        ax.set_ylabel("")
+    figure.tight_layout()
+    if path is not None:
+        save_figure(figure, path)
+    return figure
