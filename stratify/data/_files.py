@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["DataNotFoundError", "ImageSet", "download_failure", "fetch", "md5sum", "verify_md5"]
+__all__ = ["DataNotFoundError", "ImageSet", "fetch", "locate", "md5sum", "verify_md5"]
 
 
 class ImageSet(NamedTuple):
@@ -94,8 +94,37 @@ def fetch(url: str, destination: Path, md5: str, *, timeout: float = 60.0) -> No
             os.remove(tmp_name)
 
 
-def download_failure(error: BaseException) -> str:
+def _download_failure(error: BaseException) -> str:
     """One line describing a failed download, without a traceback."""
     if isinstance(error, urllib.error.URLError):
         return f"download failed: {error.reason}"
     return f"download failed: {error}"
+
+
+def locate(
+    what: str, candidates: list[Path], url: str, md5: str, env_var: str, *, download: bool
+) -> Path:
+    """The first existing candidate file, else a download into the first candidate.
+
+    Raises
+    ------
+    DataNotFoundError
+        Naming ``what``, every candidate searched, why the download did not happen or failed,
+        and how to provide the file (the URL, its MD5, ``root=`` or ``env_var``). It is raised
+        outside any ``except`` block, so no urllib traceback is chained to it.
+    """
+    for path in candidates:
+        if path.is_file():
+            return path
+    reason = "download not attempted (download=False)"
+    if download:
+        try:
+            fetch(url, candidates[0], md5)
+            return candidates[0]
+        except OSError as error:
+            reason = _download_failure(error)
+    places = "\n".join(f"  - {path}" for path in candidates)
+    raise DataNotFoundError(
+        f"{what} not found. Looked in:\n{places}\n({reason}). To provide it, download {url} "
+        f"(MD5 {md5}) into one of those folders, pass root=FOLDER, or set {env_var}=FOLDER."
+    )

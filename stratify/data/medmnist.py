@@ -11,13 +11,7 @@ import numpy as np
 import pandas as pd
 
 from stratify._validation import check_option
-from stratify.data._files import (
-    DataNotFoundError,
-    ImageSet,
-    download_failure,
-    fetch,
-    verify_md5,
-)
+from stratify.data._files import ImageSet, locate, verify_md5
 
 __all__ = ["load_medmnist", "medmnist_flags", "medmnist_info"]
 
@@ -82,28 +76,10 @@ def _locate(
     flag: str, size: int, info: dict[str, Any], root: str | os.PathLike | None, download: bool
 ) -> Path:
     names = [f"{flag}.npz", f"{flag}_28.npz"] if size == 28 else [f"{flag}_{size}.npz"]
-    roots = _search_roots(root)
-    looked = [folder / name for folder in roots for name in names]
-    for path in looked:
-        if path.is_file():
-            return path
-
+    looked = [folder / name for folder in _search_roots(root) for name in names]
     suffix = "" if size == 28 else f"_{size}"
-    url, md5 = info[f"url{suffix}"], info[f"MD5{suffix}"]
-    reason = "download not attempted (download=False)"
-    if download:
-        target = roots[0] / names[0]
-        try:
-            fetch(url, target, md5)
-            return target
-        except OSError as error:
-            reason = download_failure(error)
-    places = "\n".join(f"  - {path}" for path in looked)
-    raise DataNotFoundError(
-        f"MedMNIST file {names[0]} not found. Looked in:\n{places}\n"
-        f"({reason}). To provide it, download {url} (MD5 {md5}) and either put it in one of "
-        f"those folders, pass root=FOLDER, or set {ENV_VAR}=FOLDER."
-    )
+    return locate(f"MedMNIST file {names[0]}", looked, info[f"url{suffix}"],
+                  info[f"MD5{suffix}"], ENV_VAR, download=download)
 
 
 def _channel_first(images: np.ndarray, three_d: bool) -> np.ndarray:

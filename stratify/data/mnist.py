@@ -9,13 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratify.data._files import (
-    DataNotFoundError,
-    ImageSet,
-    download_failure,
-    fetch,
-    verify_md5,
-)
+from stratify.data._files import ImageSet, locate, verify_md5
 
 __all__ = ["load_mnist_test"]
 
@@ -39,24 +33,8 @@ def _search_roots(root: str | os.PathLike | None) -> list[Path]:
 
 def _locate(kind: str, root: str | os.PathLike | None, download: bool) -> Path:
     name, md5 = FILES[kind]
-    roots = _search_roots(root)
-    looked = [folder / name for folder in roots]
-    for path in looked:
-        if path.is_file():
-            return path
-    reason = "download not attempted (download=False)"
-    if download:
-        try:
-            fetch(MIRROR + name, looked[0], md5)
-            return looked[0]
-        except OSError as error:
-            reason = download_failure(error)
-    places = "\n".join(f"  - {path}" for path in looked)
-    raise DataNotFoundError(
-        f"MNIST file {name} not found. Looked in:\n{places}\n({reason}). To provide it, "
-        f"download {MIRROR}{name} (MD5 {md5}) into one of those folders, pass root=FOLDER, "
-        f"or set {ENV_VAR}=FOLDER."
-    )
+    looked = [folder / name for folder in _search_roots(root)]
+    return locate(f"MNIST file {name}", looked, MIRROR + name, md5, ENV_VAR, download=download)
 
 
 def _read_idx(path: Path, kind: str) -> np.ndarray:
