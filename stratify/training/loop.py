@@ -316,6 +316,7 @@ def _forward(
 def _check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int) -> None:
     if bool(torch.isfinite(total)):
         return
+    total = total.detach()
     bad = [name for name, value in terms.items() if not bool(torch.isfinite(value))]
     name = bad[0] if bad else "total"
     value = float(terms[name]) if bad else float(total)
