@@ -194,9 +194,9 @@ def _warp(x: Tensor, theta: Tensor, padding_mode: str) -> Tensor:
     """``grid_sample`` with per-sample affine ``theta`` (N, ndim, ndim + 1).
 
     Same result as ``F.affine_grid`` (align_corners=False), but the grid is built with one
-    batched matrix product in an (N, ndim, P) layout, several times faster on CPU. ``"border"`` is done by
-    clamping the coordinates to the outer pixel centres and sampling with zero padding
-    (identical for bilinear interpolation, and faster).
+    batched matrix product in an (N, ndim, P) layout, several times faster on CPU.
+    ``"border"`` is done by clamping the coordinates to the outer pixel centres and sampling
+    with zero padding (identical for bilinear interpolation, and faster).
     """
     n, _, *spatial = x.shape
     ndim = len(spatial)
