@@ -363,9 +363,10 @@ class TwoViewAugment:
     ) -> tuple[Tensor, Tensor]:
         """Return two views ``(v1, v2)`` of ``x`` ``(N, C, *S)``, each of the same shape."""
         if self.transform is None:
-            return augment_batch(x, self.params, generator), augment_batch(
-                x, self.params, generator
-            )
+            # one call on the doubled batch: every row still gets its own parameters, and the
+            # fixed per-call cost is paid once
+            both = augment_batch(torch.cat([x, x]), self.params, generator)
+            return both[: x.shape[0]], both[x.shape[0] :]
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
