@@ -179,6 +179,7 @@ def build_model(
     width: int = 16,
     depth: int | None = None,
     n_blocks: int = 0,
+    norm: str = "batch",
     projection_dim: int = 64,
     encoder: nn.Module | None = None,
     decoder: nn.Module | None = None,
@@ -193,10 +194,16 @@ def build_model(
         ``(C, H, W)`` or ``(C, D, H, W)``.
     latent_dim : int, default=32
         ``D``; the latent used downstream is ``mu`` (N, D).
-    width, depth, n_blocks
-        Size of the default :class:`ConvEncoder` / :class:`ConvDecoder`; ``depth=None``
-        chooses the number of halvings from the size (every side must be divisible by
-        ``2**depth``, see :mod:`stratify.models.conv`).
+    width : int, default=16
+        Channels of the first convolution of the default :class:`ConvEncoder` /
+        :class:`ConvDecoder` (doubling at each halving, capped at ``8 * width``).
+    depth : int, optional
+        Number of halvings; ``None`` chooses it from the size (every side must be divisible
+        by ``2**depth``, see :mod:`stratify.models.conv`).
+    n_blocks : int, default=0
+        Residual blocks per stage (0: a plain 3-convolution CNN at 28 px, fast on CPU).
+    norm : {"batch", "none"}, default="batch"
+        Batch normalisation after every convolution, or none (faster on CPU).
     projection_dim : int, default=64
         ``P``, output size of the projection head.
     encoder : nn.Module, optional
@@ -219,10 +226,9 @@ def build_model(
     if encoder is None:
         if decoder is not None:
             raise ValueError("Expected decoder only together with a custom encoder, got none.")
-        encoder = ConvEncoder(image_shape, width=width, depth=depth, n_blocks=n_blocks)
-        decoder = ConvDecoder(
-            image_shape, latent_dim, width=width, depth=encoder.depth, n_blocks=n_blocks
-        )
+        sizes = {"width": width, "n_blocks": n_blocks, "norm": norm}
+        encoder = ConvEncoder(image_shape, depth=depth, **sizes)
+        decoder = ConvDecoder(image_shape, latent_dim, depth=encoder.depth, **sizes)
         feature_dim = encoder.out_features
     else:
         if not isinstance(encoder, nn.Module):

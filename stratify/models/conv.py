@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from stratify._validation import check_in_range
+from stratify._validation import check_in_range, check_option
 from stratify.models.blocks import conv_layer, down_block, norm_layer, up_block
 
 __all__ = ["ConvDecoder", "ConvEncoder", "choose_depth"]
@@ -92,7 +92,10 @@ class ConvEncoder(nn.Module):
     depth : int, optional
         Number of halvings; ``None`` chooses it from the size (module docstring).
     n_blocks : int, default=0
-        Residual blocks after each strided convolution.
+        Residual blocks after each strided convolution (0 keeps the default network a small,
+        fast 3-convolution CNN on CPU; 1 or more makes it a residual network).
+    norm : {"batch", "none"}, default="batch"
+        Batch normalisation after every convolution, or none (about 20 % faster on CPU).
 
     Attributes
     ----------
@@ -109,20 +112,24 @@ class ConvEncoder(nn.Module):
         width: int = 16,
         depth: int | None = None,
         n_blocks: int = 0,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         in_channels, *spatial = _check_shape(image_shape)
+        norm = check_option(norm, "norm", "ConvEncoder", {"batch", "none"})
         width = check_in_range(width, "width", "ConvEncoder", kind=int, low=1)
         n_blocks = check_in_range(n_blocks, "n_blocks", "ConvEncoder", kind=int, low=0)
         ndim = len(spatial)
         self.depth = choose_depth(spatial, depth)
         chans = _channels(width, self.depth)
         layers: list[nn.Module] = [
-            conv_layer(ndim, in_channels, chans[0], 3, padding=1, bias=False),
-            norm_layer(ndim, chans[0]),
+            conv_layer(ndim, in_channels, chans[0], 3, padding=1, bias=norm == "none"),
+            norm_layer(ndim, chans[0], norm),
             nn.ReLU(inplace=True),
         ]
-        layers += [down_block(ndim, chans[i], chans[i + 1], n_blocks) for i in range(self.depth)]
+        layers += [
+            down_block(ndim, chans[i], chans[i + 1], n_blocks, norm) for i in range(self.depth)
+        ]
         self.features = nn.Sequential(*layers)
         self.base_shape = (chans[-1], *(s // 2**self.depth for s in spatial))
         self.out_features = math.prod(self.base_shape)
@@ -145,7 +152,7 @@ class ConvDecoder(nn.Module):
         ``(C, H, W)`` or ``(C, D, H, W)`` of the images to reconstruct.
     latent_dim : int
         ``D``.
-    width, depth, n_blocks
+    width, depth, n_blocks, norm
         As for :class:`ConvEncoder`.
     """
 
@@ -157,9 +164,11 @@ class ConvDecoder(nn.Module):
         width: int = 16,
         depth: int | None = None,
         n_blocks: int = 0,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         out_channels, *spatial = _check_shape(image_shape)
+        norm = check_option(norm, "norm", "ConvDecoder", {"batch", "none"})
         latent_dim = check_in_range(latent_dim, "latent_dim", "ConvDecoder", kind=int, low=1)
         width = check_in_range(width, "width", "ConvDecoder", kind=int, low=1)
         n_blocks = check_in_range(n_blocks, "n_blocks", "ConvDecoder", kind=int, low=0)
@@ -171,7 +180,8 @@ class ConvDecoder(nn.Module):
             nn.Linear(latent_dim, math.prod(self.base_shape)), nn.ReLU(inplace=True)
         )
         ups = [
-            up_block(ndim, chans[i + 1], chans[i], n_blocks) for i in reversed(range(self.depth))
+            up_block(ndim, chans[i + 1], chans[i], n_blocks, norm)
+            for i in reversed(range(self.depth))
         ]
         self.body = nn.Sequential(*ups)
         self.head = conv_layer(ndim, chans[0], out_channels, 3, padding=1)

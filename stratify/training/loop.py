@@ -316,6 +316,7 @@ def _forward(
 def _check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int) -> None:
     if bool(torch.isfinite(total)):
         return
+    total = total.detach()
     bad = [name for name, value in terms.items() if not bool(torch.isfinite(value))]
     name = bad[0] if bad else "total"
     value = float(terms[name]) if bad else float(total)
@@ -634,6 +635,11 @@ def train(
     if config.mixed_precision and device.type != "cuda":
         warnings.warn("mixed_precision is used on CUDA only; training in float32.", stacklevel=2)
     plan = _Plan.of(objective)
+    if not (plan.latent or plan.views):
+        raise ValueError(
+            "Expected an objective that needs model outputs (some of 'recon', 'mu', 'logvar', "
+            f"'z1', 'z2'), got requires={sorted(objective.requires)}."
+        )
     if plan.recon and not model.has_decoder:
         raise ValueError(
             "Expected a model with a decoder for the objective's reconstruction terms, got a "

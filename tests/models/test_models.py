@@ -46,11 +46,14 @@ def test_shapes(kind, shape):
     assert model.has_decoder and model.latent_dim == 5
 
 
-def test_residual_blocks_and_rectangular_images():
-    model = build_model("ae", (2, 16, 32), latent_dim=3, width=4, n_blocks=1).eval()
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_residual_blocks_and_rectangular_images(norm):
+    model = build_model("ae", (2, 16, 32), latent_dim=3, width=4, n_blocks=1, norm=norm).eval()
     x = torch.rand(2, 2, 16, 32)
     with torch.no_grad():
         assert model.decode(model.encode(x)[0]).shape == x.shape
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert has_bn == (norm == "batch")
 
 
 @pytest.mark.parametrize(
@@ -80,6 +83,8 @@ def test_validation_messages():
         build_model("ae", latent_dim=0)
     with pytest.raises(TypeError, match="The 'width' parameter of ConvEncoder"):
         build_model("ae", width=2.5)
+    with pytest.raises(ValueError, match="The 'norm' parameter of ConvEncoder"):
+        build_model("ae", norm="layer")
     with pytest.raises(ValueError, match="Expected image_shape"):
         build_model("ae", (28, 28))
     with pytest.raises(TypeError, match=r"nn\.Module"):

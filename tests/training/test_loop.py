@@ -1,0 +1,218 @@
+"""The training loop: determinism, resume, NaN detection, inputs, early stopping, embed."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stratify.models import build_model
+from stratify.training import NonFiniteLossError, TrainConfig, embed, train
+
+from .conftest import SpyObjective, seeded_model
+
+QUIET = {"progress": False, "batch_size": 16, "num_threads": 1}
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _history(result):
+    return result.history.drop(columns="seconds")
+
+
+def _fit(model, images, epochs=3, requires=("x", "recon", "z1", "z2"), **kwargs):
+    config = TrainConfig(epochs=epochs, **{**QUIET, **kwargs.pop("config", {})})
+    return train(model, SpyObjective(requires), images, config=config, **kwargs)
+
+
+def test_same_seed_same_weights_and_history(tiny_model, tiny_images):
+    a, b, c = (copy.deepcopy(tiny_model) for _ in range(3))
+    ra = _fit(a, tiny_images, random_state=3)
+    rb = _fit(b, tiny_images, random_state=3)
+    _fit(c, tiny_images, random_state=4)
+    assert _same_weights(_weights(a), _weights(b))
+    pd.testing.assert_frame_equal(_history(ra), _history(rb))
+    assert not _same_weights(_weights(a), _weights(c))
+
+
+def test_history_columns(tiny_model, tiny_images):
+    result = _fit(tiny_model, tiny_images, epochs=2, random_state=0)
+    assert list(result.history.columns) == [
+        "epoch", "recon", "align", "bad", "total", "lr", "seconds",
+    ]  # fmt: skip
+    assert result.history["epoch"].tolist() == [1, 2]
+    assert result.device == "cpu" and result.num_threads == 1
+
+
+def test_resume_after_interruption_equals_uninterrupted(tiny_model, tiny_images, tmp_path):
+    extra = {"val_fraction": 0.25, "patience": 5, "lr": 3e-3, "warmup_epochs": 1.0}
+    full = copy.deepcopy(tiny_model)
+    ref = _fit(full, tiny_images, epochs=4, random_state=7, config=extra)
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    killed = copy.deepcopy(tiny_model)
+    config = {**extra, "checkpoint_dir": str(tmp_path)}
+    with pytest.raises(KeyboardInterrupt):
+        _fit(killed, tiny_images, epochs=4, random_state=7, config=config,
+             callbacks=[stop_after_two])  # fmt: skip
+    resumed = build_model("vae", (1, 16, 16), latent_dim=4, width=4, projection_dim=4)
+    out = _fit(resumed, tiny_images, epochs=4, config=config, resume_from=tmp_path)
+    assert _same_weights(_weights(full), _weights(resumed))
+    pd.testing.assert_frame_equal(_history(ref), _history(out))
+    ckpt = torch.load(out.checkpoint_path, weights_only=True)
+    assert ckpt["epoch"] == 4
+
+
+def test_nan_loss_names_epoch_batch_and_term(tiny_model, tiny_images):
+    before = _weights(tiny_model)
+    objective = SpyObjective(("x", "recon"), nan_at=2)
+    config = TrainConfig(epochs=2, **QUIET)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, batch 2 of 3: term 'bad' is nan"):
+        train(tiny_model, objective, tiny_images, config=config, random_state=0)
+    after = _weights(tiny_model)
+    assert all(torch.isfinite(v.float()).all() for v in after.values())
+    assert not _same_weights(before, after)  # batch 1 was applied, batch 2 was not
+
+
+def test_short_fit_lowers_the_loss(tiny_images):
+    model = seeded_model("ae")
+    config = TrainConfig(epochs=8, lr=3e-3, **QUIET)
+    result = train(model, SpyObjective(("x", "recon")), tiny_images, config=config, random_state=0)
+    totals = result.history["total"]
+    assert totals.iloc[-1] < 0.9 * totals.iloc[0]
+
+
+def test_only_required_inputs_are_computed(tiny_model, tiny_images):
+    def no_views(x, generator):
+        raise AssertionError("views were computed although no term needs them")
+
+    objective = SpyObjective(("x", "recon"))
+    train(tiny_model, objective, tiny_images, config=TrainConfig(epochs=1, **QUIET),
+          augment=no_views, random_state=0)  # fmt: skip
+    call = objective.calls[0]
+    assert {"x", "recon", "mu", "logvar"} <= set(call) and "z1" not in call
+    assert call["x"].dtype == torch.float32 and call["x"].max() <= 1
+
+    objective = SpyObjective(("z1", "z2"))
+    train(tiny_model, objective, tiny_images, config=TrainConfig(epochs=1, **QUIET), random_state=0)
+    call = objective.calls[0]
+    assert "recon" not in call and "mu" not in call
+    assert call["z1"].shape == call["z2"].shape == (16, 4)
+
+
+def test_metadata_and_labels_are_fed_per_batch(tiny_model, tiny_images):
+    n = len(tiny_images)
+    age = np.arange(n, dtype=float)
+    labels = np.where(np.arange(n) % 3 == 0, np.nan, np.arange(n) % 2)
+    objective = SpyObjective(("z1", "z2", "labels", "metadata"), columns=("age",))
+    train(tiny_model, objective, tiny_images, metadata={"age": age, "site": age},
+          labels=labels, config=TrainConfig(epochs=1, **QUIET), random_state=0)  # fmt: skip
+    seen_age = torch.cat([c["metadata"]["age"] for c in objective.calls])
+    seen_labels = torch.cat([c["labels"] for c in objective.calls])
+    assert sorted(seen_age.tolist()) == age.tolist()
+    assert set(objective.calls[0]["metadata"]) == {"age"}
+    assert torch.isnan(seen_labels).sum() == np.isnan(labels).sum()
+    order = seen_age.long()
+    np.testing.assert_array_equal(seen_labels.numpy(), labels[order.numpy()].astype(np.float32))
+
+
+def test_input_errors(tiny_model, tiny_images):
+    quick = TrainConfig(epochs=1, **QUIET)
+    with pytest.raises(ValueError, match="column 'age' read by the objective"):
+        train(tiny_model, SpyObjective(("mu", "metadata"), columns=("age",)), tiny_images,
+              metadata={"site": np.zeros(len(tiny_images))}, config=quick)  # fmt: skip
+    with pytest.raises(ValueError, match=r"metadata\['age'\] of shape \(48,\)"):
+        train(tiny_model, SpyObjective(("mu", "metadata"), columns=("age",)), tiny_images,
+              metadata={"age": np.zeros(3)}, config=quick)  # fmt: skip
+    with pytest.raises(ValueError, match="early stopping"):
+        train(tiny_model, SpyObjective(), tiny_images, config=TrainConfig(patience=2, **QUIET))
+    with pytest.raises(ValueError, match="dimensions"):
+        train(tiny_model, SpyObjective(), tiny_images[0], config=quick)
+    no_decoder = build_model("ae", (1, 16, 16), encoder=torch.nn.Flatten(), latent_dim=2)
+    with pytest.raises(ValueError, match="model with a decoder"):
+        train(no_decoder, SpyObjective(("x", "recon")), tiny_images, config=quick)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train(tiny_model, SpyObjective(), tiny_images, config={"epochs": 1})
+
+
+def test_validation_and_early_stopping(tiny_model, tiny_images):
+    config = TrainConfig(epochs=30, lr=0.5, optimizer="sgd", patience=1, val_fraction=0.25,
+                         **QUIET)  # fmt: skip
+    objective = SpyObjective(("x", "recon"))
+    result = train(tiny_model, objective, tiny_images, config=config, random_state=0)
+    history = result.history
+    assert "val_loss" in history and result.best_epoch is not None
+    assert result.stopped_early and len(history) < 30
+    assert history["val_loss"].min() == history.loc[result.best_epoch - 1, "val_loss"]
+
+
+def test_explicit_validation_data(tiny_model, tiny_images):
+    result = _fit(tiny_model, tiny_images[:32], epochs=2, val_images=tiny_images[32:],
+                  random_state=0)  # fmt: skip
+    assert result.history["val_loss"].notna().all() and result.best_epoch in (1, 2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "sgd", "scheduler": "none", "grad_clip": 1.0},
+        {"optimizer": "adamw", "weight_decay": 0.01, "warmup_epochs": 0.5, "drop_last": True},
+    ],
+)
+def test_optimizers_schedules_and_clipping(tiny_model, tiny_images, options):
+    result = _fit(tiny_model, tiny_images, epochs=2, config=options, random_state=0)
+    assert np.isfinite(result.history["total"]).all()
+    if options.get("scheduler") == "none":
+        assert (result.history["lr"] == 1e-3).all()
+    else:
+        assert result.history["lr"].iloc[-1] < result.history["lr"].iloc[0]
+
+
+def test_threads_are_restored(tiny_model, tiny_images):
+    before = torch.get_num_threads()
+    _fit(tiny_model, tiny_images, epochs=1, config={"num_threads": 1}, random_state=0)
+    assert torch.get_num_threads() == before
+
+
+def test_workers_give_the_same_fit(tiny_model, tiny_images):
+    a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    _fit(a, tiny_images, epochs=1, random_state=1)
+    _fit(b, tiny_images, epochs=1, random_state=1, config={"num_workers": 1})
+    assert _same_weights(_weights(a), _weights(b))
+
+
+def test_float_images_equal_uint8_images(tiny_model, tiny_images):
+    a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    _fit(a, tiny_images, epochs=1, random_state=1)
+    _fit(b, tiny_images.astype(np.float32) / 255, epochs=1, random_state=1)
+    for (k, va), vb in zip(_weights(a).items(), _weights(b).values(), strict=True):
+        torch.testing.assert_close(va, vb, msg=k)
+
+
+def test_embed_matches_per_sample_forward_and_restores_mode(tiny_model, tiny_images):
+    tiny_model.train()
+    latents = embed(tiny_model, tiny_images, batch_size=10)
+    assert tiny_model.training
+    assert latents.shape == (48, 4) and latents.dtype == np.float32
+    tiny_model.eval()
+    with torch.no_grad():
+        for i in (0, 17, 47):
+            x = torch.from_numpy(tiny_images[i : i + 1]).float() / 255
+            np.testing.assert_allclose(latents[i], tiny_model.encode(x)[0][0].numpy(), atol=1e-5)
+    tiny_model.eval()
+    embed(tiny_model, tiny_images)
+    assert not tiny_model.training
+    with pytest.raises(ValueError, match="The 'batch_size' parameter of embed"):
+        embed(tiny_model, tiny_images, batch_size=0)
