@@ -348,11 +348,19 @@ def _parser() -> argparse.ArgumentParser:
 
     for command in (demo, fit, predict, describe, sample):
         _common(command)
+    # Listed here for ``stratify --help``; its arguments are the runner's own (see main).
+    sub.add_parser("benchmark", add_help=False,
+                   help="run the benchmark grid (see stratify benchmark --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stratify`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["benchmark"]:
+        from stratify.benchmark import main as benchmark
+
+        return benchmark(argv[1:], prog="stratify benchmark")
     args = _parser().parse_args(argv)
     try:
         return args.func(args)

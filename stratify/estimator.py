@@ -475,6 +475,36 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._set_cluster_attributes()
         return self
 
+    def recluster(self, clusterer: Any = None, n_clusters: int | str | None = None
+                  ) -> Stratifier:
+        """A copy with other strata from the same trained network (no retraining).
+
+        The copy shares ``model_`` (do not train it further) and clusters ``embedding_``
+        again with the given backend and number of strata, seeded as ``fit`` seeded the
+        original; ``self`` is left unchanged.
+
+        Parameters
+        ----------
+        clusterer : str or estimator, optional
+            As the ``clusterer`` parameter; None keeps the current one.
+        n_clusters : int or "auto", optional
+            None keeps the current value.
+
+        Returns
+        -------
+        Stratifier
+            Fitted, with the new ``clusterer_``, ``labels_`` and ``n_clusters_``.
+        """
+        check_is_fitted(self)
+        other = copy.copy(self)
+        other.set_params(clusterer=self.clusterer if clusterer is None else clusterer,
+                         n_clusters=self.n_clusters if n_clusters is None else n_clusters)
+        other.clusterer_ = StrataClusterer(
+            other.clusterer, other.n_clusters, random_state=self._cluster_seed
+        ).fit(other._latents_for_clustering(self.embedding_))
+        other._set_cluster_attributes()
+        return other
+
     def _set_cluster_attributes(self) -> None:
         self.labels_ = self.clusterer_.labels_
         self.n_clusters_ = self.clusterer_.n_clusters_

@@ -131,3 +131,78 @@ def plot_history(history: Any, *, path: str | os.PathLike | None = None) -> Any:
     if path is not None:
         save_figure(figure, path)
     return figure
+
+
+def plot_scores(
+    results: Any, *, metric: str = "acc", path: str | os.PathLike | None = None
+) -> Any:
+    """One bar per method and dataset: the mean of ``metric`` over seeds, with each seed's
+    value drawn as a dot (the seed spread).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of a benchmark ``results.csv`` (columns ``dataset``, ``method``, ``seed`` and
+        ``metric``); rows where ``metric`` is NaN are left out.
+    metric : str, default="acc"
+    """
+    import seaborn as sns
+
+    plt = _pyplot()
+    frame = results[["dataset", "method", "seed", metric]].dropna()
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    if not datasets:
+        raise ValueError(f"Expected at least one result with a {metric} value, got none.")
+    widths = [max(2.0, 0.45 * frame.loc[frame["dataset"] == d, "method"].nunique() + 1.2)
+              for d in datasets]
+    figure, axes = plt.subplots(1, len(datasets), figsize=(sum(widths), 4.2), squeeze=False,
+                                gridspec_kw={"width_ratios": widths})
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        part = frame[frame["dataset"] == dataset]
+        order = list(dict.fromkeys(part["method"]))
+        sns.barplot(part, x="method", y=metric, order=order, errorbar=None, color="#9ecae1",
+                    ax=ax)
+        sns.stripplot(part, x="method", y=metric, order=order, color="#08306b", size=4,
+                      jitter=0.12, ax=ax)
+        ax.set_title(dataset)
+        ax.set_xlabel("")
+        ax.set_ylim(0, 1.0)
+        ax.tick_params(axis="x", labelrotation=60)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+    axes[0][0].set_ylabel(f"{metric} (bar: mean over seeds; dots: seeds)")
+    for ax in axes[0][1:]:
+        ax.set_ylabel("")
+    figure.tight_layout()
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def plot_contingency(
+    y_true: Any, labels: Any, *, path: str | os.PathLike | None = None
+) -> Any:
+    """Heatmap of strata against true labels: each cell the fraction of a label's samples
+    that fall in a stratum (rows sum to 1), annotated with the counts.
+
+    Parameters
+    ----------
+    y_true : array of shape (N,)
+    labels : array of shape (N,)
+        Strata (``-1`` = noise, its own column).
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    plt = _pyplot()
+    counts = pd.crosstab(pd.Series(np.asarray(y_true), name="true label"),
+                         pd.Series(np.asarray(labels), name="stratum"))
+    fractions = counts.div(counts.sum(axis=1), axis=0)
+    figure, ax = plt.subplots(figsize=(1.0 + 0.6 * counts.shape[1], 0.8 + 0.5 * counts.shape[0]))
+    sns.heatmap(fractions, annot=counts.to_numpy(), fmt="d", cmap="Blues", vmin=0, vmax=1,
+                cbar_kws={"label": "fraction of the label's samples"}, ax=ax)
+    ax.set_title("strata vs true labels")
+    figure.tight_layout()
+    if path is not None:
+        save_figure(figure, path)
+    return figure

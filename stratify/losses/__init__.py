@@ -1,7 +1,9 @@
-"""Loss library: reconstruction, KL / ELBO and the kernel-weighted contrastive family.
+"""Loss library: reconstruction, KL / ELBO, kernel-weighted contrastive terms, cross-entropy.
 
 Pure functions live in :mod:`stratify.losses.functional`; the ``nn.Module`` terms below wrap
 them, and an :class:`Objective` sums named, weighted terms for the training loop.
+:class:`CrossEntropy` (the supervised baseline's term) keeps its pure function beside it in
+:mod:`stratify.losses.supervised`.
 """
 
 from stratify.losses import functional
@@ -33,6 +35,7 @@ from stratify.losses.reconstruction import (
     KLDivergence,
     MSEReconstruction,
 )
+from stratify.losses.supervised import CrossEntropy
 
 __all__ = [
     "ELBO",
@@ -41,6 +44,7 @@ __all__ = [
     "LABELS",
     "BCEReconstruction",
     "ClinicalContrastive",
+    "CrossEntropy",
     "EpanechnikovKernel",
     "EqualityKernel",
     "GaussianKernel",

@@ -1,0 +1,259 @@
+"""The benchmark's methods, each a named entry in one registry (:data:`METHODS`).
+
+A method fits on a dataset's training split (without labels, except the supervised
+baseline) and returns strata (or predicted classes) for the scored samples, with the latents
+the representation probes read. Methods that differ only in the clustering backend share one
+trained network per (dataset, seed): the runner keeps the last fitted Stratifiers in a small
+cache, and :meth:`stratify.Stratifier.recluster` re-clusters their latents.
+
+========================  ====================================================================
+method                    what it is
+========================  ====================================================================
+``pca-kmeans``            pixel PCA (50 components) + k-means
+``ae-kmeans``             autoencoder (BCE reconstruction), k-means on its latents
+``vae-kmeans``            variational autoencoder (ELBO), k-means
+``simclr-kmeans``         contrastive encoder only (NT-Xent on two augmented views), k-means
+``ae-simclr-kmeans``      autoencoder + NT-Xent (the Ferrante et al. setup; the default
+                          Stratifier), k-means
+``vae-simclr-kmeans``     VAE + NT-Xent, k-means
+``ae-simclr-gmm``,        the default Stratifier's latents clustered by a Gaussian mixture, by
+``ae-simclr-hdbscan``     HDBSCAN (noise counts as an error in ACC)
+``ae-simclr+yaware``      + y-Aware InfoNCE on the dataset's continuous column (cohort: age;
+                          slices: position)
+``ae-simclr+clinical``    + clinically-labelled contrastive (cohort: weak label and site)
+``ae-simclr+wsp``         + weakly-supervised positional (slices: weak label x position)
+``resnet18-supervised``   torchvision ResNet-18 trained with the labels on train, early-stopped
+                          on val (3D: its 3D variant); trained from scratch unless a local
+                          weights file is given
+========================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stratify.benchmark.datasets import BenchmarkData
+
+__all__ = ["METHODS", "Method", "MethodResult", "Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how big the methods train, for one run.
+
+    Attributes
+    ----------
+    epochs : int
+        Epochs of the deep unsupervised methods.
+    batch_size : int
+    supervised_epochs : int
+        Maximum epochs of the supervised baseline (early stopping may end it sooner).
+    supervised_weights : str or None
+        Local file of pretrained trunk weights for the supervised baseline (never downloaded).
+    device : str
+    verbose : bool
+        Training progress bars.
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    supervised_epochs: int = 20
+    supervised_weights: str | None = None
+    device: str = "auto"
+    verbose: bool = False
+
+
+@dataclass
+class MethodResult:
+    """What one method produced on one dataset and seed.
+
+    Attributes
+    ----------
+    train_labels : numpy.ndarray of int, shape (N_train,)
+        Strata of the training samples (``-1`` = noise).
+    test_labels : numpy.ndarray of int, shape (N_test,)
+        Strata (or predicted classes, supervised) of the scored samples.
+    train_embedding, test_embedding : numpy.ndarray of shape (N, D) or None
+        Latents for the kNN and linear probes (None: no probe).
+    n_clusters : int
+        Strata found (classes, supervised).
+    model : object or None
+        The fitted estimator (figures read it).
+    extra : dict
+        Method-specific scores (supervised: ``auc``, ``from_scratch``).
+    """
+
+    train_labels: np.ndarray
+    test_labels: np.ndarray
+    train_embedding: np.ndarray | None
+    test_embedding: np.ndarray | None
+    n_clusters: int
+    model: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"unsupervised", "supervised"}
+    description : str
+    run : callable
+        ``run(data, seed, settings) -> MethodResult``.
+    applies : callable
+        ``applies(data) -> None`` when the method can run on ``data``, else the reason.
+    """
+
+    name: str
+    kind: str
+    description: str
+    run: Callable[[BenchmarkData, int, Settings], MethodResult]
+    applies: Callable[[BenchmarkData], str | None] = lambda data: None
+
+
+# ----------------------------------------------------------------------------- pixels
+def _pca_kmeans(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
+    from stratify.baselines import pixel_pca_kmeans
+
+    test = None if data.transductive else data.test.images
+    train_labels, test_labels, train_z, test_z = pixel_pca_kmeans(
+        data.train.images, data.n_classes, test, random_state=seed
+    )
+    if data.transductive:
+        test_labels, test_z = train_labels, train_z
+    return MethodResult(train_labels, test_labels, train_z, test_z,
+                        len(np.unique(train_labels)))
+
+
+# ------------------------------------------------------------------------ deep methods
+_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE_SIZE = 2
+
+
+def clear_cache() -> None:
+    """Forget the trained networks kept for clusterer variants."""
+    _CACHE.clear()
+
+
+def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str, Any]) -> Any:
+    """A Stratifier fitted on ``data.train`` with ``params``, shared across clusterers."""
+    from stratify import Stratifier
+
+    key = json.dumps([data.name, len(data.train), seed, settings.epochs, settings.batch_size,
+                      params], sort_keys=True, default=str)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    model = Stratifier(
+        data.n_classes, epochs=settings.epochs, batch_size=settings.batch_size,
+        device=settings.device, random_state=seed, verbose=settings.verbose, **params,
+    ).fit(data.train.images, metadata=data.train.metadata)
+    _CACHE[key] = model
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return model
+
+
+def _deep(params: Mapping[str, Any], clusterer: str = "kmeans", regularizer: str | None = None
+          ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
+    def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
+        options = dict(params)
+        if regularizer is not None:
+            options["regularizers"] = {regularizer: dict(data.regularizers[regularizer])}
+        model = _fitted(data, seed, settings, options)
+        if clusterer != "kmeans":
+            model = model.recluster(clusterer, "auto" if clusterer == "hdbscan" else None)
+        if data.transductive:
+            test_labels, test_z = model.labels_, model.embedding_
+        else:
+            test_z = model.transform(data.test.images)
+            test_labels = model.predict(data.test.images)
+        return MethodResult(model.labels_, test_labels, model.embedding_, test_z,
+                            model.n_clusters_, model)
+
+    return run
+
+
+def _needs(regularizer: str) -> Callable[[BenchmarkData], str | None]:
+    def applies(data: BenchmarkData) -> str | None:
+        if regularizer in data.regularizers:
+            return None
+        return f"{data.name} has no metadata for the {regularizer} regularizer"
+
+    return applies
+
+
+# ------------------------------------------------------------------------- supervised
+#: Stride of the baseline's stem convolution: 2 puts its first residual stage at 7 x 7 (7^3)
+#: for 28-px inputs, which keeps the CPU grid within its time budget (stride 1 costs ~3.5x).
+SUPERVISED_STEM_STRIDE = 2
+
+
+def _supervised(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
+    from stratify.baselines import SupervisedBaseline
+
+    model = SupervisedBaseline(
+        epochs=settings.supervised_epochs, weights=settings.supervised_weights,
+        stem_stride=SUPERVISED_STEM_STRIDE, device=settings.device, random_state=seed,
+        verbose=settings.verbose,
+    )
+    val = data.val
+    model.fit(data.train.images, data.train.labels,
+              X_val=None if val is None else val.images, y_val=None if val is None else val.labels)
+    scores = model.evaluate(data.test.images, data.test.labels)
+    predicted = model.predict(data.test.images)
+    return MethodResult(
+        model.predict(data.train.images), predicted, None, None, len(model.classes_), model,
+        extra={"auc": scores["auc"], "from_scratch": model.from_scratch_},
+    )
+
+
+def _has_split(data: BenchmarkData) -> str | None:
+    if data.transductive:
+        return f"{data.name} has no train/test split to train a supervised model on"
+    if data.train.groups is not None:
+        return "slices: the supervised baseline runs on the volumes (the 3D flag itself)"
+    return None
+
+
+# --------------------------------------------------------------------------- registry
+_AE_SIMCLR: dict[str, Any] = {"model": "ae"}
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method("pca-kmeans", "unsupervised", "pixel PCA(50) + k-means", _pca_kmeans),
+        Method("ae-kmeans", "unsupervised", "autoencoder + k-means",
+               _deep({"model": "ae", "contrastive": None})),
+        Method("vae-kmeans", "unsupervised", "VAE + k-means",
+               _deep({"model": "vae", "contrastive": None})),
+        Method("simclr-kmeans", "unsupervised", "contrastive (NT-Xent) encoder + k-means",
+               _deep({"model": "ae", "reconstruction": None})),
+        Method("ae-simclr-kmeans", "unsupervised", "AE + NT-Xent (Ferrante et al.) + k-means",
+               _deep(_AE_SIMCLR)),
+        Method("vae-simclr-kmeans", "unsupervised", "VAE + NT-Xent + k-means",
+               _deep({"model": "vae"})),
+        Method("ae-simclr-gmm", "unsupervised", "AE + NT-Xent + Gaussian mixture",
+               _deep(_AE_SIMCLR, clusterer="gmm")),
+        Method("ae-simclr-hdbscan", "unsupervised", "AE + NT-Xent + HDBSCAN (noise = error)",
+               _deep(_AE_SIMCLR, clusterer="hdbscan")),
+        *(
+            Method(f"ae-simclr+{name}", "unsupervised", f"AE + NT-Xent + {title} + k-means",
+                   _deep(_AE_SIMCLR, regularizer=name), _needs(name))
+            for name, title in (("yaware", "y-Aware InfoNCE"),
+                                ("clinical", "clinical contrastive"),
+                                ("wsp", "WSP contrastive"))
+        ),
+        Method("resnet18-supervised", "supervised",
+               "ResNet-18 trained with labels (3D variant for volumes)", _supervised,
+               _has_split),
+    )
+}

@@ -1,0 +1,282 @@
+"""The benchmark's markdown report and figures, written from ``results.csv``.
+
+:func:`write_report` summarises every dataset and method as mean ± standard deviation over
+seeds, beside the published anchors and the majority-class rate, checks the quality bar and
+draws the ACC bar plot; :func:`run_figures` draws the figures of one fitted run (latent space,
+cluster-versus-label heatmap, reconstructions, samples per stratum, training curves).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stratify import plotting
+from stratify.benchmark.datasets import BenchmarkData
+from stratify.benchmark.methods import METHODS, MethodResult
+
+__all__ = ["ANCHORS", "run_figures", "summarize", "write_report"]
+
+#: Published numbers shown beside ours (test split, 28 px), with their source.
+ANCHORS: dict[str, list[tuple[str, str]]] = {
+    "pneumoniamnist": [
+        ("ResNet-18 (28), supervised ACC", "0.854 (MedMNIST v2, Yang et al. 2023)"),
+        ("VAESim cluster ACC", "0.678 (Ferrante et al. 2022); VAE + k-means 0.631"),
+        ("majority class", "0.625"),
+    ],
+    "breastmnist": [
+        ("ResNet-18 (28), supervised ACC", "0.863 (MedMNIST v2)"),
+        ("majority class", "0.731"),
+    ],
+    "adrenalmnist3d": [("ResNet-18 + 3D (28), supervised ACC", "0.721 (MedMNIST v2)")],
+    "mnist": [("deep clustering ACC (MNIST test set)", "about 0.82 (DEC) to 0.98 (N2D)")],
+}
+
+_METRICS = ["acc", "nmi", "ari", "knn_acc", "linear_probe_acc", "auc"]
+
+
+def _mean_sd(values: pd.Series) -> str:
+    values = values.dropna().astype(float)
+    if values.empty:
+        return "–"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each (dataset, method) with ``status="ok"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, method): ``<metric>_mean`` and ``<metric>_sd`` for ACC, NMI,
+        ARI, kNN, linear probe and AUC, plus ``n_seeds``, ``majority_rate``, ``k`` (mean),
+        ``fit_seconds`` and ``peak_rss_mb`` (means), ``scoring`` and ``probe_level``.
+    """
+    ok = results[results["status"] == "ok"]
+    rows = []
+    for (dataset, method), group in ok.groupby(["dataset", "method"], sort=False):
+        row: dict[str, Any] = {"dataset": dataset, "method": method, "n_seeds": len(group)}
+        for metric in _METRICS:
+            values = group[metric].astype(float)
+            row[f"{metric}_mean"] = values.mean()
+            row[f"{metric}_sd"] = values.std(ddof=1) if len(values) > 1 else 0.0
+        for column in ("majority_rate", "k", "fit_seconds", "peak_rss_mb"):
+            row[column] = group[column].astype(float).mean()
+        row["scoring"] = group["scoring"].iloc[0]
+        row["probe_level"] = group["probe_level"].fillna("").iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _dataset_table(results: pd.DataFrame, dataset: str) -> list[str]:
+    frame = results[(results["dataset"] == dataset) & (results["status"] == "ok")]
+    order = [m for m in METHODS if m in set(frame["method"])]
+    lines = [
+        "| method | ACC | NMI | ARI | kNN acc | linear probe | AUC | k | seeds | fit s | "
+        "peak MB |",
+        "|---|---|---|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for method in order:
+        group = frame[frame["method"] == method]
+        cells = [_mean_sd(group[m]) for m in _METRICS]
+        lines.append(
+            f"| {method} | " + " | ".join(cells)
+            + f" | {group['k'].astype(float).mean():.3g} | {len(group)} | "
+            f"{group['fit_seconds'].astype(float).mean():.0f} | "
+            f"{group['peak_rss_mb'].astype(float).mean():.0f} |"
+        )
+    return lines
+
+
+def _bar(results: pd.DataFrame) -> list[tuple[str, str]]:
+    """The quality bar of the benchmark issue, checked on the full profile's results."""
+    summary = summarize(results)
+    checks = []
+
+    def best(dataset: str, column: str, kind: str = "unsupervised") -> tuple[str, float, float]:
+        rows = summary[(summary["dataset"] == dataset) & (summary["n_seeds"] >= 3)]
+        rows = rows[rows["method"].map(lambda m: METHODS[m].kind == kind if m in METHODS
+                                       else False)]
+        if rows.empty or rows[f"{column}_mean"].isna().all():
+            return "", float("nan"), float("nan")
+        top = rows.loc[rows[f"{column}_mean"].idxmax()]
+        return top["method"], top[f"{column}_mean"], top[f"{column}_sd"]
+
+    def verdict(value: float, target: float) -> str:
+        if np.isnan(value):
+            return "not run (needs 3 seeds)"
+        return "met" if value >= target else f"MISSED by {target - value:.3f}"
+
+    method, value, sd = best("pneumoniamnist", "acc")
+    checks.append((f"PneumoniaMNIST cluster ACC >= 0.80 (best: {method} {value:.3f} ± {sd:.3f})",
+                   verdict(value, 0.80)))
+    method, value, sd = best("pneumoniamnist", "linear_probe_acc")
+    checks.append((f"PneumoniaMNIST linear probe >= 0.85 (best: {method} {value:.3f} ± "
+                   f"{sd:.3f})", verdict(value, 0.85)))
+    method, value, sd = best("mnist", "acc")
+    checks.append((f"MNIST test set cluster ACC >= 0.95 (best: {method} {value:.3f} ± {sd:.3f})",
+                   verdict(value, 0.95)))
+    base = summary[(summary["dataset"] == "cohort") & (summary["method"] == "ae-simclr-kmeans")]
+    regs = summary[(summary["dataset"] == "cohort") & summary["method"].str.contains(r"\+")]
+    if base.empty or regs.empty:
+        checks.append(("Cohort: a metadata regularizer beats plain contrastive in ARI by more "
+                       "than the seed spread", "not run"))
+    else:
+        base_row = base.iloc[0]
+        top = regs.loc[regs["ari_mean"].idxmax()]
+        spread = max(base_row["ari_sd"], top["ari_sd"])
+        gain = top["ari_mean"] - base_row["ari_mean"]
+        checks.append((
+            f"Cohort: a metadata regularizer beats plain contrastive in ARI by more than the "
+            f"seed spread (best: {top['method']} {top['ari_mean']:.3f} vs "
+            f"{base_row['ari_mean']:.3f}; gain {gain:.3f}, spread {spread:.3f})",
+            "met" if gain > spread else "MISSED",
+        ))
+    return checks
+
+
+def _environment(results: pd.DataFrame) -> str:
+    import sklearn
+    import torch
+
+    commits = sorted(set(results["git_commit"].dropna().astype(str)))
+    return (
+        f"stratify {results['stratify_version'].dropna().iloc[0] if len(results) else '?'} "
+        f"(commits {', '.join(commits) or 'unknown'}), torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+        f"threads, device(s): {', '.join(sorted(set(results['device'].dropna().astype(str))))}"
+    )
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        Path(tmp).write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: str,
+                 profile: Mapping[str, Any]) -> Path:
+    """Write ``report.md`` and ``acc_by_method.png`` in ``out`` from the results.
+
+    Only the rows of ``profile_name`` are reported. Returns the report's path.
+    """
+    out = Path(out)
+    results = results[results["profile"].astype(str) == profile_name]
+    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]]) if sys.argv[1:] else (
+        f"python benchmarks/run.py --profile {profile_name} --out {out}")
+    lines = [
+        f"# stratify benchmark: profile `{profile_name}`",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{profile.get('description', '')}. Seeds {list(profile.get('seeds', []))}; written "
+        f"{time.strftime('%Y-%m-%d %H:%M')}.",
+        "",
+    ]
+    if results.empty:
+        lines.append("No runs yet.")
+        _atomic_text("\n".join(lines) + "\n", out / "report.md")
+        return out / "report.md"
+    lines += [_environment(results), ""]
+    lines += [
+        "Protocol: unsupervised methods fit on the training split without labels, k = number "
+        "of classes; the test split is assigned with `predict` and scored (ACC with the "
+        "Hungarian matching, extra clusters count as errors; NMI; ARI). kNN (k=10, cosine) "
+        "and linear probes (logistic regression) train on training latents and test on test "
+        "latents. Datasets without a split (MNIST test set, synthetic cohorts) are scored "
+        "transductively and their probes cross-validated. Cells are mean ± sd over seeds; "
+        "`fit s` is the wall time of fitting (the clusterer variants re-use the trained "
+        "network of `ae-simclr-kmeans`, so their time is the clustering's), `peak MB` the "
+        "peak resident memory of the run.",
+        "",
+        "## The bar (full profile, test split, k = number of classes, mean over 3 seeds)",
+        "",
+        "| criterion | verdict |",
+        "|---|---|",
+    ]
+    lines += [f"| {criterion} | {verdict} |" for criterion, verdict in _bar(results)]
+    lines.append("")
+    for dataset in dict.fromkeys(results["dataset"]):
+        frame = results[results["dataset"] == dataset]
+        ok = frame[frame["status"] == "ok"]
+        lines += [f"## {dataset}", ""]
+        if not ok.empty:
+            first = ok.iloc[0]
+            level = str(first["probe_level"]) if isinstance(first["probe_level"], str) else ""
+            lines.append(
+                f"Scored on: {first['scoring']} ({int(first['n_test'])} samples; trained on "
+                f"{int(first['n_train'])}); majority-class rate {float(first['majority_rate']):.3f}"
+                + (f"; probes at {level} level" if level else "") + "."
+            )
+            supervised = ok[ok["kind"] == "supervised"]
+            if not supervised.empty:
+                lines.append(
+                    "The supervised row is a ResNet-18 trained from scratch (no pretrained "
+                    "weights were given); its ACC is classification accuracy, its NMI / ARI "
+                    "compare predicted and true classes."
+                )
+            lines += ["", *_dataset_table(results, dataset), ""]
+        for label, value in ANCHORS.get(dataset.removesuffix("-slices"), []):
+            lines.append(f"* Published: {label}: {value}")
+        failed = frame[frame["status"] == "failed"]
+        for _, row in failed.iterrows():
+            lines.append(f"* FAILED {row['method']} seed {row['seed']}: {row['error']}")
+        lines.append("")
+    figure = out / "acc_by_method.png"
+    plotting.plot_scores(results[results["status"] == "ok"], metric="acc", path=figure)
+    lines += ["## Figures", "", f"![ACC per method]({figure.name})", ""]
+    for folder in sorted((out / "figures").glob("*")) if (out / "figures").is_dir() else []:
+        for png in sorted(folder.glob("*.png")):
+            lines.append(f"* [{folder.name}/{png.name}](figures/{folder.name}/{png.name})")
+    _atomic_text("\n".join(lines) + "\n", out / "report.md")
+    return out / "report.md"
+
+
+def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.PathLike,
+                method: str) -> list[Path]:
+    """Figures of one fitted run: latent space, heatmap, reconstructions, samples, curves.
+
+    The latent space and the heatmap show the scored samples (the test split, or every
+    sample when transductive); generation figures need a model with a decoder.
+    """
+    folder = Path(folder)
+    written = []
+    model = result.model
+    if result.test_embedding is not None:
+        written.append(folder / f"{method}_latent_space.png")
+        plotting.plot_latent_space(result.test_embedding, result.test_labels,
+                                   data.test.labels, path=written[-1])
+    written.append(folder / f"{method}_heatmap.png")
+    plotting.plot_contingency(data.test.labels, result.test_labels, path=written[-1])
+    if model is not None and getattr(getattr(model, "model_", None), "has_decoder", False):
+        shown = data.test.images[:10]
+        if shown.ndim == 4:
+            written.append(folder / f"{method}_reconstructions.png")
+            plotting.plot_image_grid({"input": shown, "reconstruction": model.reconstruct(shown)},
+                                     path=written[-1])
+            rows = {f"stratum {k}": model.sample(10, cluster=k, random_state=0)
+                    for k in range(model.n_clusters_)}
+            written.append(folder / f"{method}_samples_per_stratum.png")
+            plotting.plot_image_grid(rows, path=written[-1])
+    if model is not None and hasattr(model, "history_"):
+        written.append(folder / f"{method}_training.png")
+        plotting.plot_history(model.history_, path=written[-1])
+    return written
