@@ -137,13 +137,14 @@ def plot_scores(
     results: Any, *, metric: str = "acc", path: str | os.PathLike | None = None
 ) -> Any:
     """One bar per method and dataset: the mean of ``metric`` over seeds, with each seed's
-    value drawn as a dot (the seed spread).
+    value drawn as a dot (the seed spread) and the majority-class rate as a dashed line.
 
     Parameters
     ----------
     results : pandas.DataFrame
         Rows of a benchmark ``results.csv`` (columns ``dataset``, ``method``, ``seed`` and
-        ``metric``); rows where ``metric`` is NaN are left out.
+        ``metric``; ``majority_rate`` when present); rows where ``metric`` is NaN are left
+        out.
     metric : str, default="acc"
     """
     import seaborn as sns
@@ -164,6 +165,12 @@ def plot_scores(
                     ax=ax)
         sns.stripplot(part, x="method", y=metric, order=order, color="#08306b", size=4,
                       jitter=0.12, ax=ax)
+        if "majority_rate" in results and results.loc[results["dataset"] == dataset,
+                                                      "majority_rate"].notna().any():
+            rate = results.loc[results["dataset"] == dataset, "majority_rate"].mean()
+            ax.axhline(rate, color="grey", linestyle="--", linewidth=1)
+            ax.text(len(order) - 0.5, rate, "majority class", ha="right", va="bottom",
+                    color="grey", fontsize=8)
         ax.set_title(dataset)
         ax.set_xlabel("")
         ax.set_ylim(0, 1.0)

@@ -154,6 +154,25 @@ def test_refit_forgets_the_previous_fit(cohort):
     assert not hasattr(est, "cluster_selection_") and not hasattr(est, "probabilities_")
 
 
+def test_recluster_equals_a_fit_with_that_clusterer(cohort):
+    images = cohort[0][:96]
+    base = Stratifier(3, random_state=7, **TINY).fit(images)
+    other = base.recluster("gmm", 2)
+    direct = Stratifier(2, clusterer="gmm", random_state=7, **TINY).fit(images)
+    np.testing.assert_array_equal(other.labels_, direct.labels_)
+    np.testing.assert_allclose(other.probabilities_, direct.probabilities_, atol=1e-6)
+    np.testing.assert_array_equal(other.predict(images[:10]), direct.predict(images[:10]))
+    assert other.model_ is base.model_ and other.n_clusters_ == 2
+    # the original keeps its own strata and parameters
+    assert base.get_params()["clusterer"] == "kmeans" and base.n_clusters_ == 3
+    assert not hasattr(base, "probabilities_")
+    back = other.recluster("kmeans", 3)
+    np.testing.assert_array_equal(back.labels_, base.labels_)
+    assert not hasattr(back, "probabilities_")
+    with pytest.raises(NotFittedError):
+        Stratifier(3).recluster("gmm")
+
+
 def test_describe_and_stability_delegate(fitted, cohort):
     _, _, metadata = cohort
     profile, tests = fitted.describe(metadata)

@@ -74,7 +74,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         for column in ("majority_rate", "k", "fit_seconds", "peak_rss_mb"):
             row[column] = group[column].astype(float).mean()
         row["scoring"] = group["scoring"].iloc[0]
-        row["probe_level"] = group["probe_level"].fillna("").iloc[0]
+        row["probe_level"] = group["probe_level"].astype(object).fillna("").iloc[0]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -129,9 +129,9 @@ def _bar(results: pd.DataFrame) -> list[tuple[str, str]]:
                    verdict(value, 0.95)))
     base = summary[(summary["dataset"] == "cohort") & (summary["method"] == "ae-simclr-kmeans")]
     regs = summary[(summary["dataset"] == "cohort") & summary["method"].str.contains(r"\+")]
-    if base.empty or regs.empty:
+    if base.empty or regs.empty or (pd.concat([base, regs])["n_seeds"] < 3).any():
         checks.append(("Cohort: a metadata regularizer beats plain contrastive in ARI by more "
-                       "than the seed spread", "not run"))
+                       "than the seed spread", "not run (needs 3 seeds)"))
     else:
         base_row = base.iloc[0]
         top = regs.loc[regs["ari_mean"].idxmax()]

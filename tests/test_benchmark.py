@@ -1,0 +1,208 @@
+"""Tests of the benchmark runner: scoring, the results file, the grid and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stratify import cli
+from stratify.benchmark import methods as methods_module
+from stratify.benchmark import runner
+from stratify.benchmark.datasets import BenchmarkData, Split
+from stratify.benchmark.methods import METHODS, Method, MethodResult
+
+
+def _split(labels, groups=None, d=4, seed=0) -> Split:
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 255, size=(len(labels), 1, 4, 4)).astype(np.uint8)
+    return Split(images, labels, pd.DataFrame(index=range(len(labels))),
+                 None if groups is None else np.asarray(groups))
+
+
+# --------------------------------------------------------------------------- scoring
+def test_score_transductive_hand_example():
+    y = np.array([0, 0, 0, 1, 1, 1] * 2)
+    split = _split(y)
+    data = BenchmarkData("toy", split, split, None, True, 2)
+    labels = np.array([1, 1, 0, 0, 0, 0] * 2)  # cluster 1 -> class 0 (4), 0 -> class 1 (6)
+    result = MethodResult(labels, labels, None, None, 2)
+    scores = runner.score(data, result, seed=0)
+    assert scores["acc"] == pytest.approx(10 / 12)
+    assert scores["majority_rate"] == pytest.approx(0.5)
+    assert np.isnan(scores["knn_acc"]) and scores["probe_level"] == ""
+
+
+def test_score_counts_extra_clusters_as_errors():
+    y = np.array([0, 0, 1, 1])
+    split = _split(y)
+    data = BenchmarkData("toy", split, split, None, True, 2)
+    labels = np.array([0, 1, 2, -1])  # one sample right per matched cluster at best
+    scores = runner.score(data, MethodResult(labels, labels, None, None, 3), seed=0)
+    assert scores["acc"] == pytest.approx(2 / 4)
+
+
+def test_group_means_matches_a_loop():
+    rng = np.random.default_rng(0)
+    groups = np.array([5, 5, 2, 9, 2, 2, 9])
+    labels = np.array([1, 1, 0, 1, 0, 0, 1])
+    z = rng.normal(size=(7, 3))
+    means, volume_labels = runner._group_means(z, _split(labels, groups))
+    for row, g in enumerate(sorted(set(groups))):
+        np.testing.assert_allclose(means[row], z[groups == g].mean(axis=0))
+        assert volume_labels[row] == labels[groups == g][0]
+
+
+def test_score_volume_level_probes_on_held_out_volumes():
+    # twelve volumes per class in train and test, three slices each; latents separate classes
+    def make(seed):
+        groups = np.repeat(np.arange(24), 3)
+        labels = np.repeat(np.arange(24) % 2, 3)
+        z = np.random.default_rng(seed).normal(size=(72, 2)) * 0.1 + labels[:, None] * 3
+        return _split(labels, groups, seed=seed), z
+
+    (train, z_train), (test, z_test) = make(0), make(1)
+    data = BenchmarkData("toy-slices", train, test, None, False, 2)
+    result = MethodResult(train.labels, test.labels, z_train, z_test, 2)
+    scores = runner.score(data, result, seed=0)
+    assert scores["probe_level"] == "volume"
+    assert scores["linear_probe_acc"] == 1.0
+
+
+# ------------------------------------------------------------------------ results file
+def _row(method="m", seed=0, acc=0.5, status="ok"):
+    return {"dataset": "d", "method": method, "seed": seed, "profile": "p", "status": status,
+            "acc": acc}
+
+
+def test_record_appends_and_replaces_the_same_run(tmp_path):
+    path = tmp_path / "out" / "results.csv"
+    runner.record(_row(acc=0.1, status="failed"), path)
+    runner.record(_row(method="other"), path)
+    runner.record(_row(acc=0.7), path)  # the failed run, tried again
+    frame = runner.read_results(path)
+    assert list(frame.columns) == runner.COLUMNS
+    assert sorted(frame["method"]) == ["m", "other"]
+    assert frame.loc[frame["method"] == "m", "acc"].item() == 0.7
+    assert frame.loc[frame["method"] == "m", "status"].item() == "ok"
+
+
+def test_record_failure_leaves_the_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "results.csv"
+    runner.record(_row(), path)
+    before = path.read_bytes()
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(OSError, match="disk full"):
+        runner.record(_row(method="new"), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+# ------------------------------------------------------------------------------ grid
+def test_expand_block_seeds_and_unknown_methods():
+    profile = {"seeds": [0, 1], "blocks": [
+        {"datasets": ["a"], "methods": ["pca-kmeans"]},
+        {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
+    ]}
+    runs = runner.expand(profile)
+    assert [(r.dataset, r.seed) for r in runs] == [("a", 0), ("a", 1), ("b", 3)]
+    assert [r.seed for r in runner.expand(profile, seeds=[7])] == [7, 7]
+    with pytest.raises(ValueError, match=r"methods among .*got unknown \['nope'\]"):
+        runner.expand(profile, methods=["nope"])
+
+
+def test_grid_records_failures_goes_on_and_skips_completed_runs(tmp_path, monkeypatch):
+    calls = []
+
+    def constant(data, seed, settings):
+        calls.append(("constant", seed))
+        labels = np.zeros(len(data.train), dtype=np.int64)
+        return MethodResult(labels, labels, None, None, 1)
+
+    def broken(data, seed, settings):
+        calls.append(("broken", seed))
+        raise RuntimeError("exploded on purpose")
+
+    registry = dict(METHODS)
+    registry["constant"] = Method("constant", "unsupervised", "one stratum", constant)
+    registry["broken"] = Method("broken", "unsupervised", "always fails", broken)
+    monkeypatch.setattr(runner, "METHODS", registry)
+    monkeypatch.setattr(methods_module, "METHODS", registry)
+    profile = {"seeds": [0, 1], "epochs": {"default": 1}, "n_samples": {"cohort": 30},
+               "blocks": [{"datasets": ["cohort"], "methods": ["broken", "constant"]}]}
+    results = runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    assert len(results) == 4
+    failed = results[results["status"] == "failed"]
+    assert sorted(failed["seed"]) == [0, 1]
+    assert failed["error"].str.contains("RuntimeError: exploded on purpose").all()
+    ok = results[results["status"] == "ok"]
+    assert sorted(ok["seed"]) == [0, 1]
+    np.testing.assert_allclose(ok["acc"], 1 / 3)
+    assert (tmp_path / "report.md").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert "FAILED broken seed 0: RuntimeError: exploded on purpose" in report
+
+    calls.clear()
+    runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    assert sorted(calls) == [("broken", 0), ("broken", 1)]  # only the failed runs again
+    assert len(runner.read_results(tmp_path / "results.csv")) == 4
+
+
+def test_quick_profile_end_to_end(tmp_path, capsys):
+    """The quick profile (CI smoke test) runs every method on the synthetic cohorts."""
+    assert runner.main(["--profile", "quick", "--out", str(tmp_path)]) == 0
+    results = runner.read_results(tmp_path / "results.csv")
+    expected = {(r.dataset, r.method) for r in runner.expand(runner.PROFILES["quick"])
+                if METHODS[r.method].applies(_applies_probe(r.dataset)) is None}
+    assert set(zip(results["dataset"], results["method"], strict=True)) == expected
+    assert (results["status"] == "ok").all(), results["error"].dropna().tolist()
+    cohort = results[results["dataset"] == "cohort"]
+    # with k = 3 clusters and balanced strata, Hungarian ACC cannot fall below 1/3 (HDBSCAN's
+    # noise counts as errors, so it can)
+    partitions = cohort[cohort["method"] != "ae-simclr-hdbscan"]
+    assert partitions["acc"].between(1 / 3 - 1e-9, 1).all()
+    assert cohort["linear_probe_acc"].notna().all()
+    assert results["git_commit"].notna().all() and results["peak_rss_mb"].gt(0).all()
+    report = (tmp_path / "report.md").read_text()
+    assert "Command: `" in report and "| ae-simclr+yaware |" in report
+    for name in ("latent_space", "heatmap", "reconstructions", "samples_per_stratum",
+                 "training"):
+        assert (tmp_path / "figures" / "cohort" / f"ae-simclr-kmeans_{name}.png").is_file()
+    assert (tmp_path / "acc_by_method.png").is_file()
+    err = capsys.readouterr().err
+    assert "[1/" in err and "left)" in err
+
+
+def _applies_probe(dataset: str) -> BenchmarkData:
+    """A stand-in with the dataset's regularizers, to ask which methods apply."""
+    from stratify.benchmark.datasets import COHORT_REGULARIZERS, SLICE_REGULARIZERS
+
+    split = _split([0, 1])
+    regs = COHORT_REGULARIZERS if dataset == "cohort" else SLICE_REGULARIZERS
+    return dataclasses.replace(BenchmarkData(dataset, split, split, None, True, 2),
+                               regularizers=regs)
+
+
+# ------------------------------------------------------------------------------- CLI
+def test_stratify_benchmark_help_and_errors(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["benchmark", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: stratify benchmark" in out and "--profile" in out and "--seed" in out
+    assert cli.main(["benchmark", "--profile", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("stratify benchmark: error: Expected --profile among ['full', 'quick'], "
+                   "got 'nope'.")
+    assert cli.main(["benchmark", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "benchmark" in capsys.readouterr().out
