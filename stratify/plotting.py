@@ -41,6 +41,14 @@ def save_figure(figure: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def _finish(figure: Any, path: str | os.PathLike | None) -> Any:
+    """Lay ``figure`` out, save it when a path is given (closing it), and return it."""
+    figure.tight_layout()
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
 def plot_latent_space(
     embedding: np.ndarray,
     labels: np.ndarray,
@@ -73,10 +81,7 @@ def plot_latent_space(
         sns.scatterplot(frame, x="PC 1", y="PC 2", hue=name, s=12, linewidth=0, ax=ax,
                         palette="tab10")
         ax.set_title(f"latent space (PCA), coloured by {name}")
-    figure.tight_layout()
-    if path is not None:
-        save_figure(figure, path)
-    return figure
+    return _finish(figure, path)
 
 
 def plot_image_grid(
@@ -109,10 +114,7 @@ def plot_image_grid(
             image = (image - image.min()) / span if span > 0 else np.zeros_like(image)
             ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center")
-    figure.tight_layout()
-    if path is not None:
-        save_figure(figure, path)
-    return figure
+    return _finish(figure, path)
 
 
 def plot_history(history: Any, *, path: str | os.PathLike | None = None) -> Any:
@@ -127,10 +129,7 @@ def plot_history(history: Any, *, path: str | os.PathLike | None = None) -> Any:
         sns.lineplot(history, x="epoch", y=term, marker="o", ax=ax)
         ax.set_title(term)
         ax.set_ylabel("")
-    figure.tight_layout()
-    if path is not None:
-        save_figure(figure, path)
-    return figure
+    return _finish(figure, path)
 
 
 def plot_scores(
@@ -180,10 +179,7 @@ def plot_scores(
     axes[0][0].set_ylabel(f"{metric} (bar: mean over seeds; dots: seeds)")
     for ax in axes[0][1:]:
         ax.set_ylabel("")
-    figure.tight_layout()
-    if path is not None:
-        save_figure(figure, path)
-    return figure
+    return _finish(figure, path)
 
 
 def plot_contingency(
@@ -209,7 +205,4 @@ def plot_contingency(
     sns.heatmap(fractions, annot=counts.to_numpy(), fmt="d", cmap="Blues", vmin=0, vmax=1,
                 cbar_kws={"label": "fraction of the label's samples"}, ax=ax)
     ax.set_title("strata vs true labels")
-    figure.tight_layout()
-    if path is not None:
-        save_figure(figure, path)
-    return figure
+    return _finish(figure, path)

@@ -108,12 +108,14 @@ def test_record_failure_leaves_the_file_intact(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------ grid
 def test_expand_block_seeds_and_unknown_methods():
     profile = {"seeds": [0, 1], "blocks": [
-        {"datasets": ["a"], "methods": ["pca-kmeans"]},
+        {"datasets": ["a"], "methods": ["pca-kmeans", "ae-kmeans"]},
         {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
     ]}
     runs = runner.expand(profile)
-    assert [(r.dataset, r.seed) for r in runs] == [("a", 0), ("a", 1), ("b", 3)]
-    assert [r.seed for r in runner.expand(profile, seeds=[7])] == [7, 7]
+    assert [(r.dataset, r.seed, r.method) for r in runs] == [
+        ("a", 0, "pca-kmeans"), ("a", 0, "ae-kmeans"), ("a", 1, "pca-kmeans"),
+        ("a", 1, "ae-kmeans"), ("b", 3, "pca-kmeans")]
+    assert [r.seed for r in runner.expand(profile, seeds=[7])] == [7, 7, 7]
     with pytest.raises(ValueError, match=r"methods among .*got unknown \['nope'\]"):
         runner.expand(profile, methods=["nope"])
 

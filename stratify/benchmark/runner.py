@@ -124,7 +124,10 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
            ) -> list[Run]:
     """The runs of a profile, optionally restricted to some datasets, methods or seeds.
 
-    A block may carry its own ``"seeds"`` (e.g. one seed for an expensive baseline).
+    A block may carry its own ``"seeds"`` (e.g. one seed for an expensive baseline). Runs are
+    ordered dataset, then seed, then method, so that methods sharing a trained network
+    (``ae-simclr-kmeans``, ``-gmm``, ``-hdbscan``) find it in the cache of
+    :mod:`stratify.benchmark.methods`.
     """
     unknown = [m for m in methods or () if m not in METHODS]
     if unknown:
@@ -134,17 +137,18 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
         for dataset in block["datasets"]:
             if datasets and dataset not in datasets:
                 continue
-            for method in block["methods"]:
-                if methods and method not in methods:
-                    continue
-                for seed in seeds if seeds is not None else block.get("seeds", profile["seeds"]):
+            # seed-major: the clusterer variants of a seed follow its trained network (cache)
+            for seed in seeds if seeds is not None else block.get("seeds", profile["seeds"]):
+                for method in block["methods"]:
+                    if methods and method not in methods:
+                        continue
                     runs.append(Run(dataset, method, int(seed)))
     if datasets:  # datasets named on the command line but in no block: every method asked
         known = {d for block in profile["blocks"] for d in block["datasets"]}
         for dataset in datasets:
             if dataset not in known:
-                for method in methods or _UNSUPERVISED:
-                    for seed in seeds if seeds is not None else profile["seeds"]:
+                for seed in seeds if seeds is not None else profile["seeds"]:
+                    for method in methods or _UNSUPERVISED:
                         runs.append(Run(dataset, method, int(seed)))
     return runs
 
@@ -324,6 +328,15 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
+def _device_name(device: str) -> str:
+    """The device a run uses: ``"auto"`` resolved as the training loop resolves it."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
             ) -> tuple[dict[str, Any], MethodResult | None]:
     """Fit and score one run; failures become a row with ``status="failed"``."""
@@ -336,7 +349,7 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
         "n_train": len(data.train), "n_test": len(data.test),
         "epochs": settings.supervised_epochs if method.kind == "supervised" else settings.epochs,
         "torch_version": torch.__version__, "stratify_version": __version__,
-        "git_commit": _git_commit(), "device": settings.device,
+        "git_commit": _git_commit(), "device": _device_name(settings.device),
     }
     result = None
     try:
