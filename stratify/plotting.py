@@ -133,7 +133,8 @@ def plot_history(history: Any, *, path: str | os.PathLike | None = None) -> Any:
 
 
 def plot_scores(
-    results: Any, *, metric: str = "acc", path: str | os.PathLike | None = None
+    results: Any, *, metric: str = "acc", per_row: int = 4,
+    path: str | os.PathLike | None = None,
 ) -> Any:
     """One bar per method and dataset: the mean of ``metric`` over seeds, with each seed's
     value drawn as a dot (the seed spread) and the majority-class rate as a dashed line.
@@ -145,6 +146,8 @@ def plot_scores(
         ``metric``; ``majority_rate`` when present); rows where ``metric`` is NaN are left
         out.
     metric : str, default="acc"
+    per_row : int, default=4
+        Datasets (panels) per row of the figure.
     """
     import seaborn as sns
 
@@ -153,11 +156,15 @@ def plot_scores(
     datasets = list(dict.fromkeys(frame["dataset"]))
     if not datasets:
         raise ValueError(f"Expected at least one result with a {metric} value, got none.")
-    widths = [max(2.0, 0.45 * frame.loc[frame["dataset"] == d, "method"].nunique() + 1.2)
-              for d in datasets]
-    figure, axes = plt.subplots(1, len(datasets), figsize=(sum(widths), 4.2), squeeze=False,
-                                gridspec_kw={"width_ratios": widths})
-    for ax, dataset in zip(axes[0], datasets, strict=True):
+    n_cols = min(per_row, len(datasets))
+    n_rows = -(-len(datasets) // n_cols)
+    width = max(2.5, 0.4 * frame.groupby("dataset")["method"].nunique().max() + 1.2)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, 4.4 * n_rows),
+                                squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[len(datasets):]:
+        ax.axis("off")
+    for i, (ax, dataset) in enumerate(zip(flat, datasets, strict=False)):
         part = frame[frame["dataset"] == dataset]
         order = list(dict.fromkeys(part["method"]))
         sns.barplot(part, x="method", y=metric, order=order, errorbar=None, color="#9ecae1",
@@ -176,9 +183,7 @@ def plot_scores(
         ax.tick_params(axis="x", labelrotation=60)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
-    axes[0][0].set_ylabel(f"{metric} (bar: mean over seeds; dots: seeds)")
-    for ax in axes[0][1:]:
-        ax.set_ylabel("")
+        ax.set_ylabel(f"{metric} (bar: mean; dots: seeds)" if i % n_cols == 0 else "")
     return _finish(figure, path)
 
 

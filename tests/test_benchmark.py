@@ -208,3 +208,28 @@ def test_stratify_benchmark_help_and_errors(capsys, tmp_path):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "benchmark" in capsys.readouterr().out
+
+
+def test_clusterer_variants_reuse_the_trained_network(tmp_path, monkeypatch):
+    from stratify import Stratifier
+
+    fits = []
+    original = Stratifier.fit
+
+    def counting_fit(self, *args, **kwargs):
+        fits.append(self.random_state)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stratifier, "fit", counting_fit)
+    profile = {"seeds": [0, 1], "epochs": {"default": 1}, "batch_size": 32,
+               "n_samples": {"cohort": 48},
+               "blocks": [{"datasets": ["cohort"],
+                           "methods": ["ae-simclr-kmeans", "ae-kmeans", "ae-simclr-gmm"]}]}
+    results = runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    assert (results["status"] == "ok").all()
+    assert sorted(fits) == [0, 0, 1, 1]  # ae-simclr and ae per seed; gmm re-clusters
+    gmm = results[results["method"] == "ae-simclr-gmm"]
+    kmeans = results[results["method"] == "ae-simclr-kmeans"]
+    # the same network: identical probes (they read the latents, not the strata)
+    np.testing.assert_allclose(gmm["linear_probe_acc"].to_numpy(),
+                               kmeans["linear_probe_acc"].to_numpy())
