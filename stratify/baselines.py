@@ -319,13 +319,14 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
             val = {"val_images": X_val, "val_labels": self._codes(y_val, len(X_val), "y_val")}
         seed = (int(np.random.RandomState(self.random_state).randint(2**31 - 1))
                 if not isinstance(self.random_state, int) else self.random_state)
-        torch.manual_seed(seed)  # the trunk's initial weights
-        trunk, self.loaded_weights_ = resnet18_trunk(
-            self.image_shape_, weights=self.weights, stem_stride=self.stem_stride
-        )
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights; global RNG untouched
+            torch.manual_seed(seed)
+            trunk, self.loaded_weights_ = resnet18_trunk(
+                self.image_shape_, weights=self.weights, stem_stride=self.stem_stride
+            )
+            self.model_ = build_model("ae", self.image_shape_, latent_dim=len(self.classes_),
+                                      encoder=trunk)
         self.from_scratch_ = not self.loaded_weights_
-        self.model_ = build_model("ae", self.image_shape_, latent_dim=len(self.classes_),
-                                  encoder=trunk)
         config = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, optimizer="adamw", warmup_epochs=1.0,

@@ -130,7 +130,9 @@ def test_supervised_baseline_learns_and_reports_acc_and_auc():
 
 def test_supervised_baseline_is_reproducible():
     X, y = _two_groups(16, (1, 16, 16))
+    state = torch.get_rng_state()
     a = SupervisedBaseline(epochs=1, batch_size=16, random_state=3).fit(X, y)
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
     b = SupervisedBaseline(epochs=1, batch_size=16, random_state=3).fit(X, y)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
     pd_a, pd_b = a.history_.drop(columns="seconds"), b.history_.drop(columns="seconds")

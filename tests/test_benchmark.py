@@ -233,3 +233,25 @@ def test_clusterer_variants_reuse_the_trained_network(tmp_path, monkeypatch):
     # the same network: identical probes (they read the latents, not the strata)
     np.testing.assert_allclose(gmm["linear_probe_acc"].to_numpy(),
                                kmeans["linear_probe_acc"].to_numpy())
+
+
+def test_config_file_profile(tmp_path, capsys):
+    import json
+
+    config = tmp_path / "grid.json"
+    config.write_text(json.dumps({
+        "name": "mine", "seeds": [0, 1], "epochs": {"default": 1},
+        "n_samples": {"cohort": 60},
+        "blocks": [{"datasets": ["cohort"], "methods": ["pca-kmeans"]}],
+    }))
+    out = tmp_path / "out"
+    assert runner.main(["--config", str(config), "--out", str(out), "--quiet"]) == 0
+    results = runner.read_results(out / "results.csv")
+    assert results["profile"].tolist() == ["mine", "mine"]
+    assert results["seed"].tolist() == [0, 1] and (results["status"] == "ok").all()
+    assert results["n_train"].tolist() == [60, 60]
+    assert capsys.readouterr().err == ""  # --quiet
+    # --report-only rewrites the report from the CSV without running anything
+    (out / "report.md").unlink()
+    assert runner.main(["--config", str(config), "--out", str(out), "--report-only"]) == 0
+    assert "| pca-kmeans |" in (out / "report.md").read_text()
