@@ -113,17 +113,6 @@ def _small_stem_3d(in_channels: int, stride: int) -> nn.Module:
     )
 
 
-class _Trunk(nn.Module):
-    """A torchvision (video) ResNet without its classifier: images -> (N, 512) features."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 def resnet18_trunk(
     image_shape: Sequence[int], *, weights: str | os.PathLike | None = None, stem_stride: int = 1
 ) -> tuple[nn.Module, list[str]]:
@@ -151,6 +140,7 @@ def resnet18_trunk(
     Returns
     -------
     trunk : nn.Module
+        The torchvision network itself, its ``fc`` an identity.
     loaded : list of str
         Names of the tensors copied from ``weights`` (empty without weights).
     """
@@ -175,7 +165,7 @@ def resnet18_trunk(
         net.stem = stem_out
     net.fc = nn.Identity()
     replaced = ("conv1.", "bn1.", "stem.", "fc.")
-    return _Trunk(net), [name for name in loaded if not name.startswith(replaced)]
+    return net, [name for name in loaded if not name.startswith(replaced)]
 
 
 def _load_weights(net: nn.Module, path: str | os.PathLike) -> list[str]:
@@ -204,6 +194,12 @@ def _load_weights(net: nn.Module, path: str | os.PathLike) -> list[str]:
         )
     net.load_state_dict(matched, strict=False)
     return sorted(matched)
+
+
+def _label_column(y: Any) -> np.ndarray:
+    """Labels as given, with MedMNIST's (N, 1) column flattened to (N,)."""
+    y = np.asarray(y)
+    return y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
 
 
 class SupervisedBaseline(ClassifierMixin, BaseEstimator):
@@ -270,9 +266,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _codes(self, y: Any, n: int, name: str) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
+        y = _label_column(y)
         if y.shape != (n,):
             raise ValueError(f"Expected {name} of shape ({n},) (one label per image), got "
                              f"shape {y.shape}.")
@@ -302,9 +296,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         if (X_val is None) != (y_val is None):
             raise ValueError("Expected X_val and y_val together (both or neither), got only "
                              f"{'X_val' if y_val is None else 'y_val'}.")
-        y_arr = np.asarray(y)
-        self.classes_ = np.unique(y_arr.reshape(len(y_arr), -1)[:, 0] if y_arr.ndim == 2
-                                  else y_arr)
+        self.classes_ = np.unique(_label_column(y))
         if len(self.classes_) < 2:
             raise ValueError(f"Expected at least 2 classes in y, got {self.classes_.tolist()}.")
         codes = self._codes(y, len(X), "y")

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from stratify._atomic import atomic_write, write_csv, write_text
 
 __all__ = ["main"]
 
@@ -26,28 +26,12 @@ class CommandError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-# --------------------------------------------------------------------------- file helpers
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+def error_line(error: BaseException) -> str:
+    """The error's message on one line (its type's name when it has none)."""
+    return " ".join(line.strip() for line in str(error).splitlines()) or type(error).__name__
 
 
-def _write_csv(frame: Any, path: Path, **kwargs: Any) -> Path:
-    return _atomic(path, lambda tmp: frame.to_csv(tmp, **kwargs))
-
-
-def _write_text(text: str, path: Path) -> Path:
-    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
+# ------------------------------------------------------------------------------ inputs
 def _channel_first(images: np.ndarray) -> np.ndarray:
     """MedMNIST's storage layout -> channel-first: (N,H,W,3) -> (N,3,H,W); (N,D,H,W) volumes
     -> (N,1,D,H,W); (N,H,W) stays (the estimator adds the channel)."""
@@ -165,8 +149,8 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     profile, tests = model.describe(metadata.assign(true_stratum=strata),
                                     categorical=["true_stratum"])
-    _write_csv(profile, out / "strata_profile.csv")
-    _write_csv(tests, out / "strata_tests.csv")
+    write_csv(profile, out / "strata_profile.csv")
+    write_csv(tests, out / "strata_tests.csv")
     plotting.plot_latent_space(model.embedding_, model.labels_, strata,
                                path=out / "latent_space.png")
     plotting.plot_image_grid(
@@ -189,7 +173,7 @@ def _demo(args: argparse.Namespace) -> int:
         "`latent_space.png`, `samples.png` (generated per stratum), `training.png`; the "
         "fitted model: `model.pt`.\n"
     )
-    _write_text(summary, out / "summary.md")
+    write_text(summary, out / "summary.md")
     if not args.quiet:
         print(
             f"stratify demo: {args.n_samples} synthetic patients, {args.n_strata} true strata, "
@@ -226,7 +210,7 @@ def _fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     model.save(out)
     history = out.with_name(out.stem + ".history.csv")
-    _write_csv(model.history_, history, index=False)
+    write_csv(model.history_, history, index=False)
     if not args.quiet:
         print(f"model: {out}\nhistory: {history}\nstrata sizes: "
               f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}")
@@ -243,7 +227,7 @@ def _predict(args: argparse.Namespace) -> int:
         proba = model.predict_proba(images)
         for k in range(proba.shape[1]):
             frame[f"probability_{k}"] = proba[:, k]
-    _write_csv(frame, Path(args.out), index_label="sample")
+    write_csv(frame, Path(args.out), index_label="sample")
     if not args.quiet:
         print(f"strata of {len(frame)} samples: {args.out}")
     return 0
@@ -256,8 +240,8 @@ def _describe(args: argparse.Namespace) -> int:
     metadata = _read_metadata(args.metadata, len(model.labels_))
     profile, tests = model.describe(metadata)
     out = Path(args.out)
-    _write_csv(profile, out / "strata_profile.csv")
-    _write_csv(tests, out / "strata_tests.csv")
+    write_csv(profile, out / "strata_profile.csv")
+    write_csv(tests, out / "strata_tests.csv")
     plotting.plot_latent_space(model.embedding_, model.labels_, path=out / "latent_space.png")
     plotting.plot_history(model.history_, path=out / "training.png")
     if not args.quiet:
@@ -279,7 +263,7 @@ def _sample(args: argparse.Namespace) -> int:
         label = "prior" if args.cluster is None else f"stratum {args.cluster}"
         plotting.plot_image_grid({label: shown}, path=out)
     elif out.suffix == ".npz":
-        _atomic(out, lambda tmp: np.savez_compressed(tmp, images=images))
+        atomic_write(out, lambda tmp: np.savez_compressed(tmp, images=images))
     else:
         raise CommandError(f"--out must end in .npz or .png, got {out.name}")
     if not args.quiet:
@@ -367,10 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ValueError, TypeError, OSError, KeyError) as error:
         if args.debug:
             raise
-        message = " ".join(line.strip() for line in str(error).splitlines()) or type(
-            error
-        ).__name__
-        print(f"stratify {args.command}: error: {message}", file=sys.stderr)
+        print(f"stratify {args.command}: error: {error_line(error)}", file=sys.stderr)
         return 2
 
 

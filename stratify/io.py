@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from stratify._atomic import atomic_write
 from stratify._version import __version__
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
@@ -90,16 +90,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -7,13 +7,21 @@ and returns the matplotlib Figure. Nothing is shown on screen: the Agg backend i
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_image_grid", "plot_latent_space", "save_figure"]
+from stratify._atomic import atomic_write
+
+__all__ = [
+    "plot_contingency",
+    "plot_history",
+    "plot_image_grid",
+    "plot_latent_space",
+    "plot_scores",
+    "save_figure",
+]
 
 
 def _pyplot() -> Any:
@@ -27,18 +35,12 @@ def _pyplot() -> Any:
 
 def save_figure(figure: Any, path: str | os.PathLike) -> Path:
     """Save ``figure`` as PNG atomically (temporary file, then rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        return atomic_write(
+            path, lambda tmp: figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        )
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         _pyplot().close(figure)
-    return path
 
 
 def _finish(figure: Any, path: str | os.PathLike | None) -> Any:

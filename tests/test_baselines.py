@@ -76,7 +76,7 @@ def test_resnet18_trunk_loads_matching_tensors_from_a_local_file(tmp_path):
     trunk, loaded = resnet18_trunk((1, 28, 28), weights=path)
     assert "layer1.0.conv1.weight" in loaded and "layer4.1.bn2.running_var" in loaded
     assert not any(name.startswith(("conv1.", "fc.")) for name in loaded)
-    own = trunk.net.state_dict()
+    own = trunk.state_dict()
     torch.testing.assert_close(own["layer3.0.conv2.weight"],
                                reference.state_dict()["layer3.0.conv2.weight"])
     assert own["conv1.weight"].shape == (64, 1, 3, 3)  # the small stem, not ImageNet's

@@ -255,3 +255,16 @@ def test_config_file_profile(tmp_path, capsys):
     (out / "report.md").unlink()
     assert runner.main(["--config", str(config), "--out", str(out), "--report-only"]) == 0
     assert "| pca-kmeans |" in (out / "report.md").read_text()
+
+
+def test_report_with_only_failed_runs(tmp_path):
+    from stratify.benchmark import report
+
+    results = pd.DataFrame([{**_row(status="failed"), "error": "RuntimeError: boom"}],
+                           columns=runner.COLUMNS)
+    path = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x"})
+    text = path.read_text()
+    assert "* FAILED m seed 0: RuntimeError: boom" in text
+    assert "| PneumoniaMNIST cluster ACC >= 0.80 (best:  nan ± nan) | not run (needs 3 seeds) |" \
+        in text
+    assert not (tmp_path / "acc_by_method.png").exists()  # nothing scored, nothing drawn

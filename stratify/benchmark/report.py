@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from stratify import plotting
+from stratify._atomic import write_text
 from stratify.benchmark.datasets import BenchmarkData
 from stratify.benchmark.methods import METHODS, MethodResult
 
@@ -42,15 +42,6 @@ ANCHORS: dict[str, list[tuple[str, str]]] = {
 }
 
 _METRICS = ["acc", "nmi", "ari", "knn_acc", "linear_probe_acc", "auc"]
-
-
-def _mean_sd(values: pd.Series) -> str:
-    values = values.dropna().astype(float)
-    if values.empty:
-        return "–"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -76,32 +67,39 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         row["scoring"] = group["scoring"].iloc[0]
         row["probe_level"] = group["probe_level"].astype(object).fillna("").iloc[0]
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["dataset", "method", "n_seeds",
+               *(f"{m}_{s}" for m in _METRICS for s in ("mean", "sd")),
+               "majority_rate", "k", "fit_seconds", "peak_rss_mb", "scoring", "probe_level"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _dataset_table(results: pd.DataFrame, dataset: str) -> list[str]:
-    frame = results[(results["dataset"] == dataset) & (results["status"] == "ok")]
-    order = [m for m in METHODS if m in set(frame["method"])]
+def _cell(row: pd.Series, metric: str) -> str:
+    """``mean ± sd`` over seeds, the value alone for one seed, "–" when not measured."""
+    mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
+    if np.isnan(mean):
+        return "–"
+    return f"{mean:.3f}" if row["n_seeds"] == 1 else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
+    rows = summary[summary["dataset"] == dataset].set_index("method")
     lines = [
         "| method | ACC | NMI | ARI | kNN acc | linear probe | AUC | k | seeds | fit s | "
         "peak MB |",
         "|---|---|---|---|---|---|---|---:|---:|---:|---:|",
     ]
-    for method in order:
-        group = frame[frame["method"] == method]
-        cells = [_mean_sd(group[m]) for m in _METRICS]
+    for method in [m for m in METHODS if m in rows.index]:
+        row = rows.loc[method]
         lines.append(
-            f"| {method} | " + " | ".join(cells)
-            + f" | {group['k'].astype(float).mean():.3g} | {len(group)} | "
-            f"{group['fit_seconds'].astype(float).mean():.0f} | "
-            f"{group['peak_rss_mb'].astype(float).mean():.0f} |"
+            f"| {method} | " + " | ".join(_cell(row, m) for m in _METRICS)
+            + f" | {row['k']:.3g} | {row['n_seeds']} | {row['fit_seconds']:.0f} | "
+            f"{row['peak_rss_mb']:.0f} |"
         )
     return lines
 
 
-def _bar(results: pd.DataFrame) -> list[tuple[str, str]]:
-    """The quality bar of the benchmark issue, checked on the full profile's results."""
-    summary = summarize(results)
+def _bar(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    """The quality bar of the benchmark issue, checked on the full profile's summary."""
     checks = []
 
     def best(dataset: str, column: str, kind: str = "unsupervised") -> tuple[str, float, float]:
@@ -151,25 +149,14 @@ def _environment(results: pd.DataFrame) -> str:
     import torch
 
     commits = sorted(set(results["git_commit"].dropna().astype(str)))
+    versions = sorted(set(results["stratify_version"].dropna().astype(str)))
     return (
-        f"stratify {results['stratify_version'].dropna().iloc[0] if len(results) else '?'} "
+        f"stratify {', '.join(versions) or 'unknown'} "
         f"(commits {', '.join(commits) or 'unknown'}), torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
         f"threads, device(s): {', '.join(sorted(set(results['device'].dropna().astype(str))))}"
     )
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        Path(tmp).write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: str,
@@ -193,7 +180,7 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
     ]
     if results.empty:
         lines.append("No runs yet.")
-        _atomic_text("\n".join(lines) + "\n", out / "report.md")
+        write_text("\n".join(lines) + "\n", out / "report.md")
         return out / "report.md"
     lines += [_environment(results), ""]
     lines += [
@@ -212,7 +199,8 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
         "| criterion | verdict |",
         "|---|---|",
     ]
-    lines += [f"| {criterion} | {verdict} |" for criterion, verdict in _bar(results)]
+    summary = summarize(results)
+    lines += [f"| {criterion} | {verdict} |" for criterion, verdict in _bar(summary)]
     lines.append("")
     for dataset in dict.fromkeys(results["dataset"]):
         frame = results[results["dataset"] == dataset]
@@ -233,20 +221,22 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
                     "weights were given); its ACC is classification accuracy, its NMI / ARI "
                     "compare predicted and true classes."
                 )
-            lines += ["", *_dataset_table(results, dataset), ""]
+            lines += ["", *_dataset_table(summary, dataset), ""]
         for label, value in ANCHORS.get(dataset.removesuffix("-slices"), []):
             lines.append(f"* Published: {label}: {value}")
         failed = frame[frame["status"] == "failed"]
         for _, row in failed.iterrows():
             lines.append(f"* FAILED {row['method']} seed {row['seed']}: {row['error']}")
         lines.append("")
-    figure = out / "acc_by_method.png"
-    plotting.plot_scores(results[results["status"] == "ok"], metric="acc", path=figure)
-    lines += ["## Figures", "", f"![ACC per method]({figure.name})", ""]
+    lines += ["## Figures", ""]
+    scored = results[(results["status"] == "ok") & results["acc"].notna()]
+    if not scored.empty:
+        plotting.plot_scores(scored, metric="acc", path=out / "acc_by_method.png")
+        lines += ["![ACC per method](acc_by_method.png)", ""]
     for folder in sorted((out / "figures").glob("*")) if (out / "figures").is_dir() else []:
         for png in sorted(folder.glob("*.png")):
             lines.append(f"* [{folder.name}/{png.name}](figures/{folder.name}/{png.name})")
-    _atomic_text("\n".join(lines) + "\n", out / "report.md")
+    write_text("\n".join(lines) + "\n", out / "report.md")
     return out / "report.md"
 
 

@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -38,6 +37,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from stratify import metrics
+from stratify._atomic import write_csv
 from stratify._version import __version__
 from stratify.benchmark.datasets import BenchmarkData, Split, load_dataset
 from stratify.benchmark.methods import METHODS, MethodResult, Settings, clear_cache
@@ -272,18 +272,6 @@ def read_results(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=True)
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def record(row: Mapping[str, Any], path: Path) -> None:
     """Append ``row`` to the CSV at ``path`` atomically, replacing an earlier row of the same
     (dataset, method, seed, profile) (a failed run tried again)."""
@@ -296,7 +284,7 @@ def record(row: Mapping[str, Any], path: Path) -> None:
         frame = frame[~same]
     new = pd.DataFrame([{c: row.get(c, np.nan) for c in COLUMNS}])
     frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
-    _write_atomic(frame[COLUMNS], path)
+    write_csv(frame[COLUMNS], path, index=False)
 
 
 def _completed(path: Path, profile: str) -> set[tuple[str, str, int]]:
@@ -524,8 +512,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     except (ValueError, TypeError, OSError, KeyError) as error:
         if args.debug:
             raise
-        message = " ".join(line.strip() for line in str(error).splitlines())
-        print(f"{prog}: error: {message or type(error).__name__}", file=sys.stderr)
+        from stratify.cli import error_line
+
+        print(f"{prog}: error: {error_line(error)}", file=sys.stderr)
         return 2
 
 
