@@ -1,24 +1,36 @@
 """Clustering backends behind one interface, with new-sample assignment for every backend.
 
-:class:`StrataClusterer` fits k-means, a Gaussian mixture, HDBSCAN, agglomerative or spectral
-clustering (or any scikit-learn clusterer instance) on latents, chooses the number of clusters
-when asked (``n_clusters="auto"``), and assigns new samples:
+:class:`StrataClusterer` clusters latents, optionally after a manifold step (UMAP to a few
+dimensions, :class:`~stratify.manifold.ManifoldEmbedding`), chooses the number of clusters
+when asked (``n_clusters="auto"``) and assigns new samples. Each named backend is one entry
+of :data:`BACKENDS`, a :class:`Backend` spec that says how to build and fit it, how to score
+a candidate k, how new samples are assigned and whether it gives probabilities:
 
-========================  ===================================================================
-backend                   ``predict`` on new samples
-========================  ===================================================================
-``"kmeans"``, ``"gmm"``   the backend's own ``predict`` (nearest centre / highest posterior)
-``"hdbscan"``             ``hdbscan.approximate_predict``; ``-1`` marks noise (a sample that
-                          falls in no stratum)
-``"agglomerative"``,      nearest centroid of the fitted strata (Euclidean); these methods
-``"spectral"``            have no out-of-sample rule of their own
-an instance               its ``predict`` if it has one, else the nearest-centroid rule
-========================  ===================================================================
+=================  ==================  ================================================
+backend            ``"auto"`` k by     ``predict`` on new samples
+=================  ==================  ================================================
+``"kmeans"``       silhouette          nearest centre (its own ``predict``)
+``"gmm"``          BIC (lowest)        highest posterior (its own ``predict``)
+``"hdbscan"``      DBCV (highest)      ``approximate_predict``; ``-1`` marks noise
+``"agglomerative"`` silhouette         nearest centroid of the fitted strata
+``"spectral"``     silhouette          nearest centroid of the fitted strata
+an instance        silhouette          its ``predict`` if it has one, else nearest centroid
+=================  ==================  ================================================
+
+With ``manifold="umap"`` every rule above works on the manifold coordinates: new latents are
+first placed on the manifold (see :mod:`stratify.manifold`), the silhouette is computed
+there, and ``cluster_centers_`` live there. HDBSCAN with an int ``n_clusters`` uses hdbscan's
+flat-clustering API (the cluster tree cut to give that many strata; samples may still be
+noise).
+
+Adding a backend is one :class:`Backend` entry in :data:`BACKENDS`.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,47 +43,198 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from stratify._validation import check_in_range, check_option
+from stratify.manifold import ManifoldEmbedding
 
-__all__ = ["METHODS", "StrataClusterer"]
+__all__ = ["BACKENDS", "MANIFOLDS", "METHODS", "Backend", "StrataClusterer"]
 
-METHODS = ("kmeans", "gmm", "hdbscan", "agglomerative", "spectral")
+MANIFOLDS = ("umap", "auto")
 
 
 def _seed(random_state: Any) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+# ------------------------------------------------------------------------------ backends
+@dataclass(frozen=True)
+class Backend:
+    """How one named clustering backend is fitted, scored and used for new samples.
+
+    Attributes
+    ----------
+    fit : callable
+        ``fit(X, k, seed, options) -> (estimator, labels)`` with ``X`` (N, D) float64, ``k``
+        an int or None (the backend picks), ``options`` the clusterer's settings
+        (``min_cluster_size``); ``labels`` (N,) int with ``-1`` for noise.
+    criterion : {"silhouette", "bic", "dbcv"}
+        How candidates of ``n_clusters="auto"`` are compared (see :func:`_criterion`).
+    predict : callable or None
+        ``predict(estimator, X) -> labels`` for new samples; None uses the nearest centroid of
+        the fitted strata.
+    predict_proba : callable or None
+        ``predict_proba(estimator, X) -> (M, n_clusters_)``; None: no probabilities.
+    probabilities : callable or None
+        ``probabilities(estimator, X) -> (N,)`` membership strength of the training samples.
+    """
+
+    fit: Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple[Any, np.ndarray]]
+    criterion: str = "silhouette"
+    predict: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    predict_proba: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    probabilities: Callable[[Any, np.ndarray], np.ndarray] | None = None
+
+
+def _fit_predict(estimator: Any, X: np.ndarray) -> tuple[Any, np.ndarray]:
+    return estimator, np.asarray(estimator.fit_predict(X), dtype=np.int64)
+
+
+def _own_predict(estimator: Any, X: np.ndarray) -> np.ndarray:
+    return np.asarray(estimator.predict(X), dtype=np.int64)
+
+
+def _hdbscan_size(n_samples: int, options: dict[str, Any]) -> int:
+    return options.get("min_cluster_size") or max(5, n_samples // 100)
+
+
+def _fit_hdbscan(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]
+                 ) -> tuple[Any, np.ndarray]:
+    import hdbscan  # imported lazily: slow to import
+
+    size = min(_hdbscan_size(len(X), options), max(2, len(X) // 2))
+    settings = {"min_cluster_size": size, "prediction_data": True, "gen_min_span_tree": True}
+    if k is None:
+        model = hdbscan.HDBSCAN(**settings).fit(X)
+    else:
+        from hdbscan.flat import HDBSCAN_flat
+
+        with warnings.catch_warnings():  # "cannot reach n_clusters; using max" is kept below
+            warnings.simplefilter("ignore", UserWarning)
+            model = HDBSCAN_flat(X, n_clusters=k, **settings)
+    return model, np.asarray(model.labels_, dtype=np.int64)
+
+
+def _hdbscan_predict(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from hdbscan.flat import approximate_predict_flat
+
+    labels, _ = approximate_predict_flat(estimator, X)
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from hdbscan.flat import membership_vector_flat
+
+    if len(np.unique(estimator.labels_[estimator.labels_ >= 0])) == 0:
+        return np.zeros((len(X), 0))
+    return np.atleast_2d(membership_vector_flat(estimator, X))
+
+
+#: The named backends. A new one is one entry here.
+BACKENDS: dict[str, Backend] = {
+    "kmeans": Backend(
+        fit=lambda X, k, seed, o: _fit_predict(KMeans(k, n_init=10, random_state=seed), X),
+        predict=_own_predict,
+    ),
+    "gmm": Backend(
+        fit=lambda X, k, seed, o: _fit_predict(
+            GaussianMixture(k, n_init=2, random_state=seed), X),
+        criterion="bic",
+        predict=_own_predict,
+        predict_proba=lambda estimator, X: estimator.predict_proba(X),
+        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+    ),
+    "hdbscan": Backend(
+        fit=_fit_hdbscan,
+        criterion="dbcv",
+        predict=_hdbscan_predict,
+        predict_proba=_hdbscan_proba,
+        probabilities=lambda estimator, X: np.asarray(estimator.probabilities_),
+    ),
+    "agglomerative": Backend(
+        fit=lambda X, k, seed, o: _fit_predict(AgglomerativeClustering(k, linkage="ward"), X),
+    ),
+    "spectral": Backend(
+        fit=lambda X, k, seed, o: _fit_predict(SpectralClustering(
+            k, affinity="nearest_neighbors", n_neighbors=max(2, min(10, len(X) - 1)),
+            assign_labels="cluster_qr", random_state=seed), X),
+    ),
+}
+METHODS = tuple(BACKENDS)
+
+
+def _instance_backend(instance: BaseEstimator) -> Backend:
+    """The spec of a scikit-learn clusterer instance (cloned, used with its own settings)."""
+    has_predict = hasattr(instance, "predict")
+    return Backend(
+        fit=lambda X, k, seed, o: _fit_predict(clone(instance), X),
+        predict=_own_predict if has_predict else None,
+        predict_proba=(lambda estimator, X: estimator.predict_proba(X))
+        if hasattr(instance, "predict_proba") else None,
+    )
+
+
+def _criterion(name: str, X: np.ndarray, labels: np.ndarray, estimator: Any, seed: int
+               ) -> float:
+    """Score of one candidate: silhouette (higher), BIC (lower), DBCV (higher)."""
+    if name == "bic":
+        return float(estimator.bic(X))
+    kept = labels >= 0
+    if len(np.unique(labels[kept])) < 2:
+        return float("-inf")
+    if name == "dbcv":
+        return float(estimator.relative_validity_)
+    return float(silhouette_score(X[kept], labels[kept], sample_size=min(int(kept.sum()), 5000),
+                                  random_state=seed))
+
+
+# ----------------------------------------------------------------------------- estimator
 class StrataClusterer(ClusterMixin, BaseEstimator):
     """Cluster latents into strata with a chosen backend, and assign new samples.
 
     Parameters
     ----------
-    method : {"kmeans", "gmm", "hdbscan", "agglomerative", "spectral"} or estimator, \
-default="kmeans"
-        The backend, or a scikit-learn clusterer instance (cloned in ``fit``; its own
+    method : str or estimator, default="kmeans"
+        A key of :data:`BACKENDS` ("kmeans", "gmm", "hdbscan", "agglomerative",
+        "spectral"), or a scikit-learn clusterer instance (cloned in ``fit``; its own
         settings are used as given, ``n_clusters`` is ignored for it).
     n_clusters : int or "auto", default=3
-        Number of strata. ``"auto"`` picks it from ``k_range`` by the silhouette score
-        (k-means, agglomerative, spectral) or the BIC (GMM). HDBSCAN always picks its own
-        number; an int is then ignored with a warning.
+        Number of strata (at least 2). ``"auto"`` picks it from ``k_range`` by the backend's
+        criterion (silhouette, BIC or DBCV); HDBSCAN's candidates are its flat clusterings
+        with k strata.
     k_range : tuple of int, default=(2, 10)
         Inclusive range of candidate k for ``"auto"``.
     min_cluster_size : int or None, default=None
-        HDBSCAN's smallest stratum; None uses ``max(5, N // 50)``.
+        HDBSCAN's smallest stratum; None uses ``max(5, N // 100)``.
+    manifold : {"umap", "auto"} or None, default=None
+        "umap" clusters the manifold coordinates of the latents (N2D) instead of the latents.
+        "auto" clusters both and keeps the partition with the higher silhouette on the
+        latents themselves (the space the network shaped), recorded in
+        ``manifold_selection_``: the manifold step separates thin, curved clusters (digits)
+        but can split a cluster along a nuisance (scanner site) and then merge the pieces
+        wrongly; the silhouette on the latents tells the two cases apart.
+    manifold_dim : int, default=10
+        Dimension of the manifold (capped at the latent dimension).
+    n_neighbors : int, default=15
+        UMAP's neighbourhood size (and that of the placement rule for new samples).
     random_state : int, RandomState instance or None, default=None
-        Seed of the randomised backends (k-means, GMM, spectral) and of the silhouette
-        subsample.
+        Seed of the randomised backends (k-means, GMM, spectral), of UMAP and of the
+        silhouette subsample.
 
     Attributes
     ----------
     estimator_ : estimator
         The fitted backend.
+    manifold_ : ManifoldEmbedding
+        With ``manifold``: the fitted manifold step.
+    uses_manifold_ : bool
+        Whether the strata were found on the manifold (new samples are then placed on it).
+    manifold_selection_ : pandas.DataFrame
+        With ``manifold="auto"``: one row per candidate (``manifold``, ``silhouette`` on the
+        latents, ``selected``).
     labels_ : numpy.ndarray of int, shape (N,)
         Stratum of each training sample; ``-1`` is HDBSCAN noise.
     n_clusters_ : int
         Number of strata found (noise excluded).
-    cluster_centers_ : numpy.ndarray, shape (n_clusters_, D)
-        Mean latent of each stratum (the nearest-centroid rule uses it).
+    cluster_centers_ : numpy.ndarray, shape (n_clusters_, D')
+        Mean of each stratum in the clustered space (the manifold's when there is one).
     probabilities_ : numpy.ndarray, shape (N,)
         Membership strength of each training sample (GMM: the highest posterior; HDBSCAN:
         its ``probabilities_``); absent for the other backends.
@@ -91,50 +254,49 @@ default="kmeans"
         *,
         k_range: tuple[int, int] = (2, 10),
         min_cluster_size: int | None = None,
+        manifold: str | None = None,
+        manifold_dim: int = 10,
+        n_neighbors: int = 15,
         random_state: Any = None,
     ) -> None:
         self.method = method
         self.n_clusters = n_clusters
         self.k_range = k_range
         self.min_cluster_size = min_cluster_size
+        self.manifold = manifold
+        self.manifold_dim = manifold_dim
+        self.n_neighbors = n_neighbors
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------ fit
     def _validate_params(self) -> None:
         owner = type(self).__name__
         if isinstance(self.method, str):
-            check_option(self.method, "method", owner, set(METHODS))
+            check_option(self.method, "method", owner, set(BACKENDS))
         elif not hasattr(self.method, "fit"):
             raise TypeError(
                 f"The 'method' parameter of {owner} must be one of {METHODS} or a clusterer "
                 f"with a fit method. Got {self.method!r} instead."
             )
         if self.n_clusters != "auto":
-            check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=1)
+            check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=2)
         low, high = self.k_range
         check_in_range(low, "k_range[0]", owner, kind=int, low=2)
         check_in_range(high, "k_range[1]", owner, kind=int, low=low)
         if self.min_cluster_size is not None:
             check_in_range(self.min_cluster_size, "min_cluster_size", owner, kind=int, low=2)
+        check_option(self.manifold, "manifold", owner, {*MANIFOLDS, None})
+        check_in_range(self.manifold_dim, "manifold_dim", owner, kind=int, low=1)
+        check_in_range(self.n_neighbors, "n_neighbors", owner, kind=int, low=2)
 
-    def _backend(self, k: int, n_samples: int, seed: int) -> BaseEstimator:
-        if not isinstance(self.method, str):
-            return clone(self.method)
-        if self.method == "kmeans":
-            return KMeans(k, n_init=10, random_state=seed)
-        if self.method == "gmm":
-            return GaussianMixture(k, n_init=2, random_state=seed)
-        if self.method == "agglomerative":
-            return AgglomerativeClustering(k, linkage="ward")
-        if self.method == "spectral":
-            return SpectralClustering(
-                k, affinity="nearest_neighbors", n_neighbors=max(2, min(10, n_samples - 1)),
-                assign_labels="cluster_qr", random_state=seed,
-            )
-        import hdbscan  # imported lazily: it is slow to import
+    @property
+    def _spec(self) -> Backend:
+        if isinstance(self.method, str):
+            return BACKENDS[self.method]
+        return _instance_backend(self.method)
 
-        size = self.min_cluster_size or max(5, n_samples // 50)
-        return hdbscan.HDBSCAN(min_cluster_size=size, prediction_data=True)
+    def _options(self) -> dict[str, Any]:
+        return {"min_cluster_size": self.min_cluster_size}
 
     def _select_k(self, X: np.ndarray, seed: int) -> tuple[int, pd.DataFrame]:
         low, high = self.k_range
@@ -144,72 +306,110 @@ default="kmeans"
                 f"Expected more samples than the smallest candidate k ({low}) to choose "
                 f"n_clusters automatically, got {len(X)} samples."
             )
-        rows = []
+        spec, rows = self._spec, []
         for k in range(low, high + 1):
-            backend = self._backend(k, len(X), seed)
-            if self.method == "gmm":
-                criterion, score = "bic", float(backend.fit(X).bic(X))
-            else:
-                labels = backend.fit_predict(X)
-                criterion = "silhouette"
-                score = (
-                    float(silhouette_score(X, labels, sample_size=min(len(X), 5000),
-                                           random_state=seed))
-                    if len(np.unique(labels)) > 1 else float("-inf")
-                )
-            rows.append({"k": k, "criterion": criterion, "score": score})
+            estimator, labels = spec.fit(X, k, seed, self._options())
+            score = _criterion(spec.criterion, X, labels, estimator, seed)
+            rows.append({"k": k, "criterion": spec.criterion, "score": score})
         table = pd.DataFrame(rows)
-        best = table["score"].idxmin() if self.method == "gmm" else table["score"].idxmax()
+        scores = table["score"]
+        best = scores.idxmin() if spec.criterion == "bic" else scores.idxmax()
         table["selected"] = table.index == best
         return int(table.loc[best, "k"]), table
 
-    def fit(self, X: Any, y: Any = None) -> StrataClusterer:
-        """Cluster the latents ``X`` of shape (N, D). ``y`` is ignored."""
+    def fit(self, X: Any, y: Any = None, *, manifold_embedding: np.ndarray | None = None
+            ) -> StrataClusterer:
+        """Cluster the latents ``X`` of shape (N, D). ``y`` is ignored.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+        y : ignored
+        manifold_embedding : numpy.ndarray of shape (N, manifold_dim), optional
+            The manifold coordinates of ``X`` from an earlier fit (a loaded model), so that
+            UMAP is not run again; only with ``manifold``.
+
+        Returns
+        -------
+        self : StrataClusterer
+        """
         self._validate_params()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         seed = _seed(self.random_state)
-        for attribute in ("probabilities_", "outlier_scores_", "cluster_selection_"):
+        for attribute in ("probabilities_", "outlier_scores_", "cluster_selection_",
+                          "manifold_", "manifold_selection_"):
             self.__dict__.pop(attribute, None)  # refitting forgets the previous fit
-
-        k = self.n_clusters
-        if self.method == "hdbscan" and k != "auto":
-            warnings.warn(
-                f"HDBSCAN chooses the number of strata itself; n_clusters={k} is ignored. "
-                "Pass n_clusters='auto' to silence this warning.",
-                UserWarning, stacklevel=2,
-            )
-        elif k == "auto" and isinstance(self.method, str) and self.method != "hdbscan":
-            k, self.cluster_selection_ = self._select_k(X, seed)
-        elif k != "auto" and k > len(X):
+        if self.n_clusters != "auto" and self.n_clusters > len(X):
             raise ValueError(
-                f"Expected at least n_clusters={k} samples, got {len(X)} samples."
+                f"Expected at least n_clusters={self.n_clusters} samples, got {len(X)} samples."
             )
 
-        self.estimator_ = self._backend(k if isinstance(k, int) else 2, len(X), seed)
-        self.labels_ = np.asarray(self.estimator_.fit_predict(X), dtype=np.int64)
-        clusters = np.unique(self.labels_[self.labels_ != -1])
-        self.n_clusters_ = len(clusters)
-        self.cluster_centers_ = np.stack(
-            [X[self.labels_ == c].mean(axis=0) for c in clusters]
-        ) if len(clusters) else np.empty((0, X.shape[1]))
-        self._cluster_ids = clusters
-        if self.method == "gmm":
-            self.probabilities_ = self.estimator_.predict_proba(X).max(axis=1)
-        elif self.method == "hdbscan":
-            self.probabilities_ = np.asarray(self.estimator_.probabilities_)
-            self.outlier_scores_ = np.asarray(self.estimator_.outlier_scores_)
+        if self.manifold is not None:
+            self.manifold_ = ManifoldEmbedding(
+                self.manifold_dim, self.n_neighbors, random_state=seed
+            ).fit(X, embedding=manifold_embedding)
+        spaces = {"umap": True, "auto": (False, True), None: False}[self.manifold]
+        candidates = {on: self._fit_space(self.manifold_.embedding_ if on else X, seed, on)
+                      for on in np.atleast_1d(spaces).tolist()}
+        if self.manifold == "auto":
+            rows = [{"manifold": "umap" if on else None,
+                     "silhouette": _criterion("silhouette", X, fitted["labels_"], None, seed)}
+                    for on, fitted in candidates.items()]
+            table = pd.DataFrame(rows)
+            best = int(table["silhouette"].idxmax())
+            table["selected"] = table.index == best
+            self.manifold_selection_ = table
+            chosen = candidates[list(candidates)[best]]
+        else:
+            chosen = next(iter(candidates.values()))
+        self.__dict__.update(chosen)
         return self
 
+    def _fit_space(self, space: np.ndarray, seed: int, on_manifold: bool) -> dict[str, Any]:
+        """Fit the backend on ``space`` (latents or manifold); the fitted attributes."""
+        spec = self._spec
+        fitted: dict[str, Any] = {"uses_manifold_": on_manifold}
+        k = self.n_clusters
+        if k == "auto" and isinstance(self.method, str):
+            k, fitted["cluster_selection_"] = self._select_k(space, seed)
+        elif k == "auto":
+            k = None
+        estimator, labels = spec.fit(space, k, seed, self._options())
+        clusters = np.unique(labels[labels != -1])
+        fitted.update(
+            estimator_=estimator, labels_=labels, n_clusters_=len(clusters),
+            _cluster_ids=clusters,
+            cluster_centers_=np.stack([space[labels == c].mean(axis=0) for c in clusters])
+            if len(clusters) else np.empty((0, space.shape[1])),
+        )
+        if spec.probabilities is not None:
+            fitted["probabilities_"] = spec.probabilities(estimator, space)
+        if self.method == "hdbscan":
+            fitted["outlier_scores_"] = np.asarray(estimator.outlier_scores_)
+        return fitted
+
     # -------------------------------------------------------------------------- predict
-    def _check_X(self, X: Any) -> np.ndarray:
+    def _space(self, X: Any) -> np.ndarray:
+        """New latents (M, D) -> the clustered space (the manifold's when there is one)."""
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self.manifold_.transform(X) if self.uses_manifold_ else X
 
     def _nearest_centroid(self, X: np.ndarray) -> np.ndarray:
         if self.n_clusters_ == 0:
             return np.full(len(X), -1, dtype=np.int64)
         distances = ((X[:, None, :] - self.cluster_centers_[None]) ** 2).sum(axis=-1)
         return self._cluster_ids[distances.argmin(axis=1)].astype(np.int64)
+
+    def transform_space(self, X: Any) -> np.ndarray:
+        """The coordinates in which new latents (M, D) are clustered.
+
+        Returns
+        -------
+        numpy.ndarray, shape (M, D) or (M, manifold_dim)
+            ``X`` itself without a manifold step, else its placement on the manifold.
+        """
+        return self._space(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """Assign new latents (M, D) to the fitted strata; see the module's table for the rule.
@@ -219,22 +419,14 @@ default="kmeans"
         numpy.ndarray of int, shape (M,)
             Stratum of each sample; ``-1`` (HDBSCAN only) marks noise.
         """
-        X = self._check_X(X)
-        if self.method == "hdbscan":
-            import hdbscan
-
-            labels, _ = hdbscan.approximate_predict(self.estimator_, X)
-            return np.asarray(labels, dtype=np.int64)
-        if self.method in ("kmeans", "gmm") or (
-            not isinstance(self.method, str) and hasattr(self.estimator_, "predict")
-        ):
-            return np.asarray(self.estimator_.predict(X), dtype=np.int64)
-        return self._nearest_centroid(X)
+        space = self._space(X)
+        predict = self._spec.predict
+        if predict is None:
+            return self._nearest_centroid(space)
+        return predict(self.estimator_, space)
 
     def _has_proba(self) -> bool:
-        return self.method in ("gmm", "hdbscan") or (
-            not isinstance(self.method, str) and hasattr(self.method, "predict_proba")
-        )
+        return self._spec.predict_proba is not None
 
     @available_if(_has_proba)
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -244,11 +436,4 @@ default="kmeans"
         everywhere. Only the GMM, HDBSCAN and instance backends that have ``predict_proba``
         provide it.
         """
-        X = self._check_X(X)
-        if self.method == "hdbscan":
-            import hdbscan
-
-            if self.n_clusters_ == 0:
-                return np.zeros((len(X), 0))
-            return np.atleast_2d(hdbscan.membership_vector(self.estimator_, X))
-        return self.estimator_.predict_proba(X)
+        return self._spec.predict_proba(self.estimator_, self._space(X))

@@ -8,6 +8,7 @@ fitted attributes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_random_
 
 from stratify import generate, io, report
 from stratify._validation import check_array_images, check_in_range, check_metadata, check_option
+from stratify.cluster import METHODS as CLUSTER_METHODS
 from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
 from stratify.data.vector_augment import VectorAugment
@@ -31,6 +33,8 @@ from stratify.losses import (
     GaussianKernel,
     LaplacianKernel,
     LossTerm,
+    Objective,
+    SelfTraining,
     SupCon,
     WSPContrastive,
     YAwareInfoNCE,
@@ -136,9 +140,24 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         its medical-image defaults (feature vectors: noise and masking,
         :class:`~stratify.data.vector_augment.VectorAugment`), an ``AugmentParams``
         configures it, a callable ``(x, generator) -> (view1, view2)`` replaces it.
-    clusterer : str or estimator, default="kmeans"
+    clusterer : str or estimator, default="gmm"
         "kmeans", "gmm", "hdbscan", "agglomerative", "spectral" or a scikit-learn clusterer
         (see :class:`~stratify.cluster.StrataClusterer` for how each predicts).
+    manifold : {"auto", "umap"} or None, default="auto"
+        The manifold step between latents and clusterer (N2D: UMAP with ``min_dist=0`` to
+        ``manifold_dim`` dimensions, then the clusterer). New patients are placed on the
+        manifold by UMAP's fuzzy-neighbour rule (:mod:`stratify.manifold`). None clusters the
+        latents directly; "auto" does both and keeps the strata with the higher silhouette
+        on the latents (see :class:`~stratify.cluster.StrataClusterer`).
+    manifold_dim : int, default=10
+        Dimension of the manifold.
+    self_training_epochs : int, default=0
+        Epochs of the clustering-aware stage after representation learning: IDEC
+        self-training (Student-t soft assignments to learnable centroids started from the
+        first strata, pulled towards a sharpened target; Guo et al. 2017) trained with the
+        other terms, then the strata are found again. 0 skips it.
+    self_training_weight : float, default=1.0
+        Weight of the self-training term in that stage.
     normalize : bool, default=True
         Cluster the L2-normalised latents (the geometry contrastive training shapes).
     epochs : int, default=20
@@ -201,7 +220,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         contrastive_weight: float = 1.0,
         regularizers: Mapping[str, Any] | None = None,
         augmentation: Any = None,
-        clusterer: Any = "kmeans",
+        clusterer: Any = "gmm",
+        manifold: str | None = "auto",
+        manifold_dim: int = 10,
+        self_training_epochs: int = 0,
+        self_training_weight: float = 1.0,
         normalize: bool = True,
         epochs: int = 20,
         batch_size: int = 256,
@@ -226,6 +249,10 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.regularizers = regularizers
         self.augmentation = augmentation
         self.clusterer = clusterer
+        self.manifold = manifold
+        self.manifold_dim = manifold_dim
+        self.self_training_epochs = self_training_epochs
+        self.self_training_weight = self_training_weight
         self.normalize = normalize
         self.epochs = epochs
         self.batch_size = batch_size
@@ -367,6 +394,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         check_in_range(self.temperature, "temperature", owner, low=0, closed="neither")
         check_in_range(self.beta, "beta", owner, low=0)
         check_in_range(self.epochs, "epochs", owner, kind=int, low=1)
+        check_in_range(self.self_training_epochs, "self_training_epochs", owner, kind=int,
+                       low=0)
+        check_in_range(self.self_training_weight, "self_training_weight", owner, low=0,
+                       closed="neither")
+        check_in_range(self.manifold_dim, "manifold_dim", owner, kind=int, low=1)
+        check_option(self.manifold, "manifold", owner, {"umap", "auto", None})
+        if self.n_clusters != "auto":
+            check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=2)
+        if isinstance(self.clusterer, str):
+            check_option(self.clusterer, "clusterer", owner, set(CLUSTER_METHODS))
         if self.encoder is not None and not isinstance(self.encoder, torch.nn.Module):
             raise TypeError(
                 f"The 'encoder' parameter of {owner} must be a torch.nn.Module or None. Got "
@@ -458,30 +495,67 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         model_seed, train_seed, cluster_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
 
         self._model_seed = model_seed
+        self._cluster_seed = cluster_seed
         model = self._build_network(model_seed)
+        augment = self._build_augment()
         result = train(
             model, self.objective_, images, config=self._train_config(),
-            metadata=columns or None, labels=labels, augment=self._build_augment(),
+            metadata=columns or None, labels=labels, augment=augment,
             random_state=train_seed,
         )
         self.model_ = model.eval()
-        self.history_ = result.history
+        self.history_ = result.history.assign(stage="representation")
         self.embedding_ = self._embed(images)
-
-        self._cluster_seed = cluster_seed
-        self.clusterer_ = StrataClusterer(
-            self.clusterer, self.n_clusters, random_state=cluster_seed
-        ).fit(self._latents_for_clustering(self.embedding_))
-        self._set_cluster_attributes()
+        self._fit_clusterer()
+        if self.self_training_epochs:
+            self._self_train(images, columns, labels, augment, train_seed + 1)
         return self
 
-    def recluster(self, clusterer: Any = None, n_clusters: int | str | None = None
-                  ) -> Stratifier:
+    def _self_train(self, images: np.ndarray, columns: dict, labels: np.ndarray | None,
+                    augment: Any, seed: int) -> None:
+        """The clustering-aware stage: IDEC self-training from the first strata, then recluster.
+
+        The centroids start at the mean latent of each first stratum; the objective's terms
+        stay on (IDEC keeps the reconstruction), plus :class:`~stratify.losses.SelfTraining`
+        with weight ``self_training_weight``; the same training loop runs for
+        ``self_training_epochs`` at a tenth of ``lr``, constant.
+        """
+        kept = self.labels_ >= 0
+        strata = np.unique(self.labels_[kept])
+        if len(strata) < 2:
+            raise ValueError(
+                f"Expected at least 2 first strata to start self-training from, got "
+                f"{len(strata)}. Set self_training_epochs=0 or choose another clusterer."
+            )
+        centroids = np.stack([self.embedding_[self.labels_ == c].mean(axis=0) for c in strata])
+        term = SelfTraining(centroids, normalize=False)
+        terms = {name: (t, self.objective_.weights[name])
+                 for name, t in self.objective_.terms.items()}
+        terms["self_training"] = (term, self.self_training_weight)
+        config = dataclasses.replace(
+            self._train_config(), epochs=self.self_training_epochs, lr=self.lr / 10,
+            scheduler="none", warmup_epochs=0.0, checkpoint_dir=None, patience=None,
+            val_fraction=0.0,
+        )
+        result = train(
+            self.model_, Objective(terms), images, config=config,
+            metadata=columns or None, labels=labels, augment=augment, random_state=seed,
+        )
+        self.model_.eval()
+        stage = result.history.assign(stage="self-training")
+        stage["epoch"] += int(self.history_["epoch"].max())
+        self.history_ = pd.concat([self.history_, stage], ignore_index=True)
+        self.embedding_ = self._embed(images)
+        self._fit_clusterer()
+
+    def recluster(self, clusterer: Any = None, n_clusters: int | str | None = None, *,
+                  manifold: str | None = "keep") -> Stratifier:
         """A copy with other strata from the same trained network (no retraining).
 
         The copy shares ``model_`` (do not train it further) and clusters ``embedding_``
-        again with the given backend and number of strata, seeded as ``fit`` seeded the
-        original; ``self`` is left unchanged.
+        again with the given backend, number of strata and manifold step, seeded as ``fit``
+        seeded the original; ``self`` is left unchanged. When the manifold step is kept, its
+        coordinates are reused (UMAP does not run again).
 
         Parameters
         ----------
@@ -489,6 +563,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             As the ``clusterer`` parameter; None keeps the current one.
         n_clusters : int or "auto", optional
             None keeps the current value.
+        manifold : {"umap"}, None or "keep", default="keep"
+            As the ``manifold`` parameter; "keep" keeps the current one.
 
         Returns
         -------
@@ -498,12 +574,31 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         other = copy.copy(self)
         other.set_params(clusterer=self.clusterer if clusterer is None else clusterer,
-                         n_clusters=self.n_clusters if n_clusters is None else n_clusters)
-        other.clusterer_ = StrataClusterer(
-            other.clusterer, other.n_clusters, random_state=self._cluster_seed
-        ).fit(other._latents_for_clustering(self.embedding_))
-        other._set_cluster_attributes()
+                         n_clusters=self.n_clusters if n_clusters is None else n_clusters,
+                         manifold=self.manifold if manifold == "keep" else manifold)
+        other._fit_clusterer(self.manifold_embedding_ if other.manifold == self.manifold
+                             else None)
         return other
+
+    def _fit_clusterer(self, manifold_embedding: np.ndarray | None = None) -> None:
+        """Cluster ``embedding_`` (the one place fit, recluster and load do it).
+
+        ``manifold_embedding``: manifold coordinates of ``embedding_`` from an earlier fit, so
+        that UMAP does not run again.
+        """
+        self.clusterer_ = StrataClusterer(
+            self.clusterer, self.n_clusters, manifold=self.manifold,
+            manifold_dim=self.manifold_dim, random_state=self._cluster_seed,
+        ).fit(self._latents_for_clustering(self.embedding_),
+              manifold_embedding=manifold_embedding)
+        self._set_cluster_attributes()
+
+    @property
+    def manifold_embedding_(self) -> np.ndarray | None:
+        """Manifold coordinates (N, manifold_dim) of the training latents (None without)."""
+        check_is_fitted(self)
+        manifold = getattr(self.clusterer_, "manifold_", None)
+        return None if manifold is None else manifold.embedding_
 
     def _set_cluster_attributes(self) -> None:
         self.labels_ = self.clusterer_.labels_

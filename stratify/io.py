@@ -86,6 +86,8 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "embedding_": torch.from_numpy(np.ascontiguousarray(estimator.embedding_)),
             "labels_": torch.from_numpy(np.asarray(estimator.labels_, dtype=np.int64)),
             "cluster_seed": int(estimator._cluster_seed),
+            "manifold_embedding_": None if estimator.manifold_embedding_ is None else
+            torch.from_numpy(np.ascontiguousarray(estimator.manifold_embedding_)),
             "model_seed": int(estimator._model_seed),
             "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         },
@@ -126,7 +128,6 @@ def load(path: str | os.PathLike) -> Any:
         If the file is truncated, corrupted, not a stratify file, from a newer format, or
         its clustering cannot be restored exactly.
     """
-    from stratify.cluster import StrataClusterer
     from stratify.data.augment import AugmentParams
     from stratify.estimator import Stratifier
 
@@ -155,13 +156,11 @@ def load(path: str | os.PathLike) -> Any:
     estimator._cluster_seed = fitted["cluster_seed"]
 
     labels = fitted["labels_"].numpy()
-    estimator.clusterer_ = StrataClusterer(
-        estimator.clusterer, estimator.n_clusters, random_state=estimator._cluster_seed
-    ).fit(estimator._latents_for_clustering(estimator.embedding_))
+    manifold = fitted.get("manifold_embedding_")
+    estimator._fit_clusterer(None if manifold is None else manifold.numpy())
     if not np.array_equal(estimator.clusterer_.labels_, labels):
         raise ValueError(
             f"Could not restore the clustering of {path} exactly: refitting on the stored "
             "latents gave other labels (different scikit-learn or hdbscan version?)."
         )
-    estimator._set_cluster_attributes()
     return estimator

@@ -100,6 +100,27 @@ def cluster_accuracy(y_true: Any, labels: Any) -> float:
     return float(table[rows, cols].sum() / len(np.asarray(y_true)))
 
 
+def balanced_cluster_accuracy(y_true: Any, labels: Any) -> float:
+    """Mean per-class recall under the one-to-one matching of :func:`cluster_accuracy`.
+
+    ``BACC = (1/C) sum_c |{i : y_i = c, m(c_i) = c}| / |{i : y_i = c}|`` with ``m`` the
+    Hungarian matching that maximises the matched count (as for ACC). On imbalanced classes
+    it is 1/C for a single stratum, where ACC would be the majority rate. Noise (``-1``) and
+    unmatched clusters count as errors.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    table, _, _ = contingency(y_true, labels)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    sizes = np.unique(np.asarray(y_true), return_counts=True)[1]
+    recall = np.zeros(len(sizes))
+    recall[rows] = table[rows, cols] / sizes[rows]
+    return float(recall.mean())
+
+
 def purity(y_true: Any, labels: Any) -> float:
     """Fraction of samples in their cluster's majority class (many-to-one; noise is an error).
 

@@ -163,15 +163,18 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
     return model
 
 
-def _deep(params: Mapping[str, Any], clusterer: str = "kmeans", regularizer: str | None = None
+def _deep(params: Mapping[str, Any], clusterer: str | None = None,
+          manifold: str | None = "keep", regularizer: str | None = None,
           ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
+    """A method that fits a Stratifier with ``params`` (the network is shared by every method
+    with the same ``params``) and reclusters it with ``clusterer`` / ``manifold`` when given."""
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         options = dict(params)
         if regularizer is not None:
             options["regularizers"] = {regularizer: dict(data.regularizers[regularizer])}
         model = _fitted(data, seed, settings, options)
-        if clusterer != "kmeans":
-            model = model.recluster(clusterer, "auto" if clusterer == "hdbscan" else None)
+        if clusterer is not None or manifold != "keep":
+            model = model.recluster(clusterer, manifold=manifold)
         if data.transductive:
             test_labels, test_z = model.labels_, model.embedding_
         else:
@@ -193,6 +196,9 @@ def _needs(regularizer: str) -> Callable[[BenchmarkData], str | None]:
 
 
 # ------------------------------------------------------------------------- supervised
+#: Epochs of the self-training stage of the ``selftrain`` methods (after the profile's epochs).
+SELF_TRAINING_EPOCHS = 4
+
 #: Stride of the baseline's stem convolution: 2 puts its first residual stage at 7 x 7 (7^3)
 #: for 28-px inputs, which keeps the CPU grid within its time budget (stride 1 costs ~3.5x).
 SUPERVISED_STEM_STRIDE = 2
@@ -226,28 +232,54 @@ def _has_split(data: BenchmarkData) -> str | None:
 
 
 # --------------------------------------------------------------------------- registry
+#: The recipe of the committed rows before the manifold step: AE + NT-Xent, latents clustered
+#: directly (k-means unless the method names another backend).
+_RAW: dict[str, Any] = {"manifold": None, "clusterer": "kmeans"}
+#: The default Stratifier's network (AE + NT-Xent); its rows recluster one fit of it.
 _AE_SIMCLR: dict[str, Any] = {"model": "ae"}
+_SELF_TRAINING: dict[str, Any] = {**_AE_SIMCLR, "self_training_epochs": SELF_TRAINING_EPOCHS}
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
         Method("pca-kmeans", "unsupervised", "pixel PCA(50) + k-means", _pca_kmeans),
         Method("ae-kmeans", "unsupervised", "autoencoder + k-means",
-               _deep({"model": "ae", "contrastive": None})),
+               _deep({"model": "ae", "contrastive": None, **_RAW})),
         Method("vae-kmeans", "unsupervised", "VAE + k-means",
-               _deep({"model": "vae", "contrastive": None})),
+               _deep({"model": "vae", "contrastive": None, **_RAW})),
         Method("simclr-kmeans", "unsupervised", "contrastive (NT-Xent) encoder + k-means",
-               _deep({"model": "ae", "reconstruction": None})),
+               _deep({"model": "ae", "reconstruction": None, **_RAW})),
         Method("ae-simclr-kmeans", "unsupervised", "AE + NT-Xent (Ferrante et al.) + k-means",
-               _deep(_AE_SIMCLR)),
+               _deep(_AE_SIMCLR, clusterer="kmeans", manifold=None)),
         Method("vae-simclr-kmeans", "unsupervised", "VAE + NT-Xent + k-means",
-               _deep({"model": "vae"})),
+               _deep({"model": "vae", **_RAW})),
         Method("ae-simclr-gmm", "unsupervised", "AE + NT-Xent + Gaussian mixture",
-               _deep(_AE_SIMCLR, clusterer="gmm")),
-        Method("ae-simclr-hdbscan", "unsupervised", "AE + NT-Xent + HDBSCAN (noise = error)",
-               _deep(_AE_SIMCLR, clusterer="hdbscan")),
+               _deep(_AE_SIMCLR, clusterer="gmm", manifold=None)),
+        Method("ae-simclr-hdbscan", "unsupervised",
+               "AE + NT-Xent + HDBSCAN cut at k (noise = error)",
+               _deep(_AE_SIMCLR, clusterer="hdbscan", manifold=None)),
+        Method("ae-simclr-umap-kmeans", "unsupervised",
+               "AE + NT-Xent, manifold step (UMAP) + k-means",
+               _deep(_AE_SIMCLR, clusterer="kmeans", manifold="umap")),
+        Method("ae-simclr-umap-gmm", "unsupervised", "AE + NT-Xent, manifold step (UMAP) + GMM",
+               _deep(_AE_SIMCLR, clusterer="gmm", manifold="umap")),
+        Method("ae-simclr-umap-hdbscan", "unsupervised",
+               "AE + NT-Xent, manifold step (UMAP) + HDBSCAN cut at k (noise = error)",
+               _deep(_AE_SIMCLR, clusterer="hdbscan", manifold="umap")),
+        Method("ae-simclr-auto-gmm", "unsupervised",
+               "AE + NT-Xent, GMM with or without the manifold step (higher latent silhouette)",
+               _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto")),
+        Method("ae-simclr-selftrain-gmm", "unsupervised",
+               "AE + NT-Xent, then IDEC self-training, + GMM on the latents",
+               _deep(_SELF_TRAINING, clusterer="gmm", manifold=None)),
+        Method("ae-simclr-selftrain-umap-gmm", "unsupervised",
+               "AE + NT-Xent, then IDEC self-training, manifold step + GMM",
+               _deep(_SELF_TRAINING, clusterer="gmm", manifold="umap")),
+        Method("default", "unsupervised",
+               "Stratifier() defaults (epochs from the profile): AE + NT-Xent, manifold "
+               "'auto', GMM", _deep(_AE_SIMCLR)),
         *(
             Method(f"ae-simclr+{name}", "unsupervised", f"AE + NT-Xent + {title} + k-means",
-                   _deep(_AE_SIMCLR, regularizer=name), _needs(name))
+                   _deep({"model": "ae", **_RAW}, regularizer=name), _needs(name))
             for name, title in (("yaware", "y-Aware InfoNCE"),
                                 ("clinical", "clinical contrastive"),
                                 ("wsp", "WSP contrastive"))

@@ -41,7 +41,7 @@ ANCHORS: dict[str, list[tuple[str, str]]] = {
     "mnist": [("deep clustering ACC (MNIST test set)", "about 0.82 (DEC) to 0.98 (N2D)")],
 }
 
-_METRICS = ["acc", "nmi", "ari", "knn_acc", "linear_probe_acc", "auc"]
+_METRICS = ["acc", "bacc", "nmi", "ari", "knn_acc", "linear_probe_acc", "auc"]
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -84,9 +84,9 @@ def _cell(row: pd.Series, metric: str) -> str:
 def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
     rows = summary[summary["dataset"] == dataset].set_index("method")
     lines = [
-        "| method | ACC | NMI | ARI | kNN acc | linear probe | AUC | k | seeds | fit s | "
-        "peak MB |",
-        "|---|---|---|---|---|---|---|---:|---:|---:|---:|",
+        "| method | ACC | balanced ACC | NMI | ARI | kNN acc | linear probe | AUC | k | seeds | "
+        "fit s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---:|---:|---:|---:|",
     ]
     for method in [m for m in METHODS if m in rows.index]:
         row = rows.loc[method]

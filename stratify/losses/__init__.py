@@ -8,6 +8,7 @@ them, and an :class:`Objective` sums named, weighted terms for the training loop
 
 from stratify.losses import functional
 from stratify.losses._base import INPUT_KEYS, LossTerm
+from stratify.losses.clustering import SelfTraining
 from stratify.losses.contrastive import (
     ClinicalContrastive,
     KernelContrastive,
@@ -57,6 +58,7 @@ __all__ = [
     "NTXent",
     "Objective",
     "ProductKernel",
+    "SelfTraining",
     "SumKernel",
     "SupCon",
     "WSPContrastive",

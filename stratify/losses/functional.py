@@ -285,3 +285,75 @@ def elbo(
     else:
         rec = mse_reconstruction(recon, x, output=output, reduction=reduction)
     return rec + beta * kl_normal(mu, logvar)
+
+
+def student_t_assignments(z: Tensor, centroids: Tensor, alpha: float = 1.0) -> Tensor:
+    """Soft assignments of DEC / IDEC: a Student-t kernel between latents and centroids.
+
+    ``q_ij = (1 + ||z_i - c_j||^2 / alpha)^(-(alpha + 1) / 2)``, normalised over ``j``
+    (Xie et al. 2016; Guo et al. 2017).
+
+    Parameters
+    ----------
+    z : Tensor, shape (N, D)
+    centroids : Tensor, shape (K, D)
+    alpha : float, default=1.0
+        Degrees of freedom of the Student-t kernel.
+
+    Returns
+    -------
+    Tensor, shape (N, K)
+        Rows sum to 1.
+    """
+    squared = (z[:, None, :] - centroids[None, :, :]).pow(2).sum(dim=-1)
+    # log-space for stability: log q = -(alpha + 1) / 2 * log1p(d^2 / alpha), then softmax
+    logits = -(alpha + 1) / 2 * torch.log1p(squared / alpha)
+    return torch.softmax(logits, dim=1)
+
+
+def sharpened_target(q: Tensor, balance: float = 1.0) -> Tensor:
+    """Target distribution of self-training: ``p_ij ∝ q_ij^2 / f_j^balance``.
+
+    ``f_j = sum_i q_ij`` is the soft size of cluster ``j`` in the batch. ``balance=1`` is the
+    DEC target (it shrinks large clusters, which suits balanced classes); ``balance=0`` only
+    sharpens and keeps the cluster proportions (imbalanced classes).
+
+    Parameters
+    ----------
+    q : Tensor, shape (N, K)
+        Soft assignments (rows sum to 1).
+    balance : float, default=1.0
+        In [0, 1].
+
+    Returns
+    -------
+    Tensor, shape (N, K)
+        Rows sum to 1; computed without gradient (a fixed target).
+    """
+    q = q.detach()
+    weight = q.pow(2) / q.sum(dim=0, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny).pow(
+        balance)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def self_training_loss(z: Tensor, centroids: Tensor, alpha: float = 1.0, balance: float = 1.0
+                       ) -> Tensor:
+    """``KL(P || Q)`` averaged over the batch, ``Q`` Student-t assignments, ``P`` their target.
+
+    Parameters
+    ----------
+    z : Tensor, shape (N, D)
+    centroids : Tensor, shape (K, D)
+    alpha, balance : float
+        See :func:`student_t_assignments` and :func:`sharpened_target`.
+
+    Returns
+    -------
+    Tensor, shape ()
+        ``(1/N) sum_i sum_j p_ij (log p_ij - log q_ij)``; gradients flow to ``z`` and
+        ``centroids`` through ``q`` only.
+    """
+    q = student_t_assignments(z, centroids, alpha)
+    p = sharpened_target(q, balance)
+    tiny = torch.finfo(q.dtype).tiny
+    return (p * (p.clamp_min(tiny).log() - q.clamp_min(tiny).log())).sum(dim=1).mean()
