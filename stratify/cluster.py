@@ -101,14 +101,13 @@ def _fit_hdbscan(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any
 
     size = min(_hdbscan_size(len(X), options), max(2, len(X) // 2))
     settings = {"min_cluster_size": size, "prediction_data": True, "gen_min_span_tree": True}
-    if k is None:
-        model = hdbscan.HDBSCAN(**settings).fit(X)
-    else:
+    model = hdbscan.HDBSCAN(**settings).fit(X)
+    if k is not None and (model.labels_ >= 0).any():
         from hdbscan.flat import HDBSCAN_flat
 
-        with warnings.catch_warnings():  # "cannot reach n_clusters; using max" is kept below
+        with warnings.catch_warnings():  # "cannot reach n_clusters": n_clusters_ tells
             warnings.simplefilter("ignore", UserWarning)
-            model = HDBSCAN_flat(X, n_clusters=k, **settings)
+            model = HDBSCAN_flat(X, n_clusters=k, clusterer=model, **settings)
     return model, np.asarray(model.labels_, dtype=np.int64)
 
 
@@ -196,7 +195,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         "spectral"), or a scikit-learn clusterer instance (cloned in ``fit``; its own
         settings are used as given, ``n_clusters`` is ignored for it).
     n_clusters : int or "auto", default=3
-        Number of strata (at least 2). ``"auto"`` picks it from ``k_range`` by the backend's
+        Number of strata. ``"auto"`` picks it from ``k_range`` by the backend's
         criterion (silhouette, BIC or DBCV); HDBSCAN's candidates are its flat clusterings
         with k strata.
     k_range : tuple of int, default=(2, 10)
@@ -279,7 +278,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
                 f"with a fit method. Got {self.method!r} instead."
             )
         if self.n_clusters != "auto":
-            check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=2)
+            check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=1)
         low, high = self.k_range
         check_in_range(low, "k_range[0]", owner, kind=int, low=2)
         check_in_range(high, "k_range[1]", owner, kind=int, low=low)
@@ -352,7 +351,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         candidates = {on: self._fit_space(self.manifold_.embedding_ if on else X, seed, on)
                       for on in np.atleast_1d(spaces).tolist()}
         if self.manifold == "auto":
-            rows = [{"manifold": "umap" if on else None,
+            rows = [{"manifold": "umap" if on else "none",
                      "silhouette": _criterion("silhouette", X, fitted["labels_"], None, seed)}
                     for on, fitted in candidates.items()]
             table = pd.DataFrame(rows)

@@ -603,7 +603,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     def _set_cluster_attributes(self) -> None:
         self.labels_ = self.clusterer_.labels_
         self.n_clusters_ = self.clusterer_.n_clusters_
-        for name in ("probabilities_", "outlier_scores_", "cluster_selection_"):
+        for name in ("probabilities_", "outlier_scores_", "cluster_selection_",
+                     "manifold_selection_"):
             if hasattr(self.clusterer_, name):
                 setattr(self, name, getattr(self.clusterer_, name))
             else:

@@ -15,8 +15,10 @@ over the ``n_neighbors`` nearest training latents ``j`` of the new latent (Eucli
 ``d_j``), with ``rho`` the distance to the nearest one and ``sigma`` chosen by bisection so that
 ``sum_j w_j = log2(n_neighbors)``: UMAP's own fuzzy membership of a point to its neighbours
 (McInnes et al. 2018, section 3.1), and the position from which UMAP's ``transform`` starts its
-optimisation. On the shared datasets this rule assigned test strata as well as UMAP's
-``transform`` (see the closing note of the clustering issue in the benchmark report).
+optimisation. A new latent that equals a training latent (up to float32 round-off) gets that
+sample's own coordinates, so ``predict`` on the training images gives ``labels_``. In a
+first measurement (one seed, PneumoniaMNIST and BreastMNIST test splits) the rule assigned
+test strata as well as UMAP's ``transform`` did (ACC within 0.02 either way).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from stratify._validation import check_in_range
 
 __all__ = ["ManifoldEmbedding", "fuzzy_weights"]
+
+#: Relative distance under which a new latent is taken to be a training latent (float32
+#: round-off of the same image embedded in another batch).
+_SAME = 1e-5
 
 
 def fuzzy_weights(distances: np.ndarray, n_iter: int = 64) -> np.ndarray:
@@ -165,7 +171,11 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         distances, index = self._neighbors.kneighbors(X)
         weights = fuzzy_weights(distances)
         weights /= weights.sum(axis=1, keepdims=True)
-        return np.einsum("mk,mkc->mc", weights, self.embedding_[index])
+        placed = np.einsum("mk,mkc->mc", weights, self.embedding_[index])
+        # a training latent (up to float32 round-off) keeps its own coordinates
+        same = distances[:, 0] <= _SAME * (1.0 + np.linalg.norm(X, axis=1))
+        placed[same] = self.embedding_[index[same, 0]]
+        return placed
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit and return the training coordinates ``embedding_`` (not the placement rule)."""

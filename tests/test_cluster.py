@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from stratify.cluster import METHODS, StrataClusterer
 
@@ -74,14 +74,64 @@ def test_gmm_probabilities(blobs):
 
 def test_hdbscan_noise_outliers_and_soft_membership(blobs):
     X, _ = blobs
-    with pytest.warns(UserWarning, match="n_clusters=3 is ignored"):
-        clusterer = StrataClusterer("hdbscan", 3).fit(X)
+    clusterer = StrataClusterer("hdbscan", "auto", random_state=0).fit(X)
     assert clusterer.outlier_scores_.shape == (240,)
     assert ((clusterer.probabilities_ >= 0) & (clusterer.probabilities_ <= 1)).all()
     far = np.full((1, 5), 1e3)
     assert clusterer.predict(far).tolist() == [-1]
     membership = clusterer.predict_proba(X[:5])
     assert membership.shape == (5, clusterer.n_clusters_)
+    assert (clusterer.cluster_selection_["criterion"] == "dbcv").all()
+
+
+def test_hdbscan_with_an_int_k_cuts_the_tree_at_k(blobs):
+    X, y = blobs
+    clusterer = StrataClusterer("hdbscan", 2, random_state=0).fit(X)
+    assert clusterer.n_clusters_ == 2  # 4 blobs, but exactly the 2 strata asked for
+    three = StrataClusterer("hdbscan", 4, random_state=0).fit(X)
+    kept = three.labels_ >= 0
+    assert three.n_clusters_ == 4 and adjusted_rand_score(y[kept], three.labels_[kept]) > 0.95
+
+
+def test_manifold_step_clusters_the_umap_coordinates(blobs):
+    X, y = blobs
+    clusterer = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=3,
+                                random_state=0).fit(X)
+    assert clusterer.uses_manifold_
+    assert clusterer.manifold_.embedding_.shape == (240, 3)
+    assert clusterer.cluster_centers_.shape == (4, 3)  # centres live on the manifold
+    assert adjusted_rand_score(y, clusterer.labels_) > 0.95
+    # new samples go through the placement rule, then the GMM
+    new = X[:40] + np.random.default_rng(0).normal(scale=0.1, size=(40, 5))
+    expected = clusterer.estimator_.predict(clusterer.manifold_.transform(new))
+    np.testing.assert_array_equal(clusterer.predict(new), expected)
+    np.testing.assert_array_equal(clusterer.predict(new), clusterer.labels_[:40])
+    # stored coordinates give the same strata without running UMAP
+    again = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=3, random_state=0).fit(
+        X, manifold_embedding=clusterer.manifold_.embedding_)
+    np.testing.assert_array_equal(again.labels_, clusterer.labels_)
+
+
+def test_auto_manifold_keeps_the_partition_with_the_higher_latent_silhouette():
+    # two groups, each made of three tight sub-clumps: UMAP keeps the six clumps apart and a
+    # 2-component mixture on the manifold must merge them; the latents show the two groups
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [0.6, 0], [0.3, 0.5], [6, 6], [6.6, 6], [6.3, 6.5]])
+    X = np.concatenate([c + rng.normal(scale=0.05, size=(40, 2)) for c in centres])
+    X = np.hstack([X, rng.normal(scale=0.01, size=(240, 2))])
+    y = np.repeat([0, 1], 120)
+    auto = StrataClusterer("kmeans", 2, manifold="auto", manifold_dim=2, random_state=0).fit(X)
+    table = auto.manifold_selection_
+    assert table["manifold"].tolist() == ["none", "umap"]
+    for row in table.itertuples():
+        other = StrataClusterer("kmeans", 2, manifold={"none": None}.get(row.manifold, "umap"),
+                                manifold_dim=2,
+                                random_state=0).fit(X)
+        assert row.silhouette == pytest.approx(silhouette_score(X, other.labels_))
+    best = table.loc[table["silhouette"].idxmax()]
+    assert table["selected"].sum() == 1 and bool(best["selected"])
+    assert auto.uses_manifold_ == (best["manifold"] == "umap")
+    assert adjusted_rand_score(y, auto.labels_) == 1.0
 
 
 def test_kmeans_has_no_predict_proba(blobs):
@@ -111,6 +161,7 @@ def test_same_seed_same_labels(blobs):
         ({"method": "dbscan"}, ValueError, r"'method' parameter of StrataClusterer .*'dbscan'"),
         ({"method": 3}, TypeError, r"a clusterer with a fit method\. Got 3 instead"),
         ({"n_clusters": 0}, ValueError, r"'n_clusters' .*\[1, inf\)\. Got 0 instead"),
+        ({"manifold": "tsne"}, ValueError, r"'manifold' parameter of StrataClusterer .*'tsne'"),
         ({"n_clusters": "many"}, TypeError, r"'n_clusters' .*Got 'many' instead"),
         ({"k_range": (1, 5)}, ValueError, r"'k_range\[0\]' .*Got 1 instead"),
         ({"n_clusters": 500}, ValueError, r"at least n_clusters=500 samples, got 240"),

@@ -46,7 +46,12 @@ def test_fitted_attributes(fitted, cohort):
     assert not fitted.model_.training
     np.testing.assert_allclose(fitted.transform(images[:20]), fitted.embedding_[:20], atol=1e-5)
     np.testing.assert_array_equal(fitted.predict(images), fitted.labels_)
-    assert not hasattr(fitted, "probabilities_") and not hasattr(fitted, "predict_proba")
+    # the default clusterer is a GMM (with the manifold step chosen by "auto")
+    assert fitted.probabilities_.shape == (360,)
+    assert fitted.predict_proba(images[:5]).shape == (5, 3)
+    assert fitted.manifold_selection_["selected"].sum() == 1
+    kmeans = fitted.recluster("kmeans")
+    assert not hasattr(kmeans, "probabilities_") and not hasattr(kmeans, "predict_proba")
     assert -1 <= fitted.score(images) <= 1
 
 
@@ -156,7 +161,7 @@ def test_refit_forgets_the_previous_fit(cohort):
 
 def test_recluster_equals_a_fit_with_that_clusterer(cohort):
     images = cohort[0][:96]
-    base = Stratifier(3, random_state=7, **TINY).fit(images)
+    base = Stratifier(3, clusterer="kmeans", random_state=7, **TINY).fit(images)
     other = base.recluster("gmm", 2)
     direct = Stratifier(2, clusterer="gmm", random_state=7, **TINY).fit(images)
     np.testing.assert_array_equal(other.labels_, direct.labels_)
@@ -240,3 +245,35 @@ def test_predict_checks_the_image_shape(fitted):
     with pytest.raises(ValueError, match=r"shape \(1, 28, 28\) per sample, as in fit, got "
                                          r"\(1, 32, 32\)"):
         fitted.predict(np.zeros((2, 1, 32, 32), np.uint8))
+
+
+def test_self_training_stage_continues_the_same_network(cohort):
+    images = cohort[0][:96]
+    base = Stratifier(3, random_state=3, **TINY).fit(images)
+    tuned = Stratifier(3, self_training_epochs=2, random_state=3, **TINY).fit(images)
+    history = tuned.history_
+    assert history["stage"].tolist() == ["representation"] * TINY["epochs"] + \
+        ["self-training"] * 2
+    assert history["epoch"].tolist() == list(range(1, TINY["epochs"] + 3))
+    assert history["self_training"].iloc[-2:].notna().all()
+    # the representation stage is the plain fit; the stage then moves the latents
+    np.testing.assert_array_equal(
+        history.iloc[: TINY["epochs"]]["total"], base.history_["total"])
+    assert not np.allclose(tuned.embedding_, base.embedding_)
+    np.testing.assert_array_equal(tuned.predict(images), tuned.labels_)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"self_training_epochs": -1}, r"'self_training_epochs' parameter of Stratifier"),
+    ({"self_training_weight": 0.0}, r"'self_training_weight' parameter of Stratifier"),
+    ({"manifold": "pca"}, r"'manifold' parameter of Stratifier"),
+    ({"manifold_dim": 0}, r"'manifold_dim' parameter of Stratifier"),
+    ({"clusterer": "kmeanz"}, r"'clusterer' parameter of Stratifier"),
+])
+def test_clustering_parameters_fail_before_training(cohort, params, match):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match):
+        Stratifier(3, **{**TINY, **params}).fit(cohort[0][:48])
+    assert time.perf_counter() - start < 1.0

@@ -120,3 +120,17 @@ def test_bad_labelings(args, match):
 def test_embedding_rows_must_match():
     with pytest.raises(ValueError, match=r"one row per sample \(3\), got shape \(2, 2\)"):
         metrics.evaluate([0, 1, 1], [0, 1, 1], np.zeros((2, 2)))
+
+
+def test_balanced_cluster_accuracy_by_hand():
+    from stratify.metrics import balanced_cluster_accuracy
+
+    # 8 of class 0, 2 of class 1; one stratum for everyone: ACC would be 0.8, BACC is 1/2
+    y = np.array([0] * 8 + [1] * 2)
+    assert balanced_cluster_accuracy(y, np.zeros(10, dtype=int)) == pytest.approx(0.5)
+    # stratum 5 holds 6 of class 0 and 1 of class 1, stratum 7 holds 2 + 1: matched 5->0,
+    # 7->1, recalls 6/8 and 1/2
+    labels = np.array([5] * 6 + [7] * 2 + [5, 7])
+    assert balanced_cluster_accuracy(y, labels) == pytest.approx((6 / 8 + 1 / 2) / 2)
+    # noise counts as an error
+    assert balanced_cluster_accuracy(y, np.array([-1] * 8 + [3, 3])) == pytest.approx(0.5)
