@@ -24,6 +24,7 @@ setup(
         "torchvision>=0.16",
         "scikit-learn>=1.6",
         "hdbscan>=0.8.33",
+        "umap-learn>=0.5",
         "numpy>=1.24",
         "pandas>=2.0",
         "scipy>=1.10",
