@@ -46,10 +46,13 @@ def test_fitted_attributes(fitted, cohort):
     assert not fitted.model_.training
     np.testing.assert_allclose(fitted.transform(images[:20]), fitted.embedding_[:20], atol=1e-5)
     np.testing.assert_array_equal(fitted.predict(images), fitted.labels_)
-    # the default clusterer is a GMM (with the manifold step chosen by "auto")
+    # the default clusterer is a GMM on the latents (no manifold step)
     assert fitted.probabilities_.shape == (360,)
     assert fitted.predict_proba(images[:5]).shape == (5, 3)
-    assert fitted.manifold_selection_["selected"].sum() == 1
+    assert fitted.manifold_embedding_ is None and not hasattr(fitted, "manifold_selection_")
+    auto = fitted.recluster(manifold="auto")
+    assert auto.manifold_selection_["selected"].sum() == 1
+    assert auto.manifold_embedding_.shape == (360, 10)
     kmeans = fitted.recluster("kmeans")
     assert not hasattr(kmeans, "probabilities_") and not hasattr(kmeans, "predict_proba")
     assert -1 <= fitted.score(images) <= 1

@@ -59,7 +59,8 @@ _UNSUPERVISED = [
 ]
 #: The strata rows of the clustering issue: what the manifold step and self-training add.
 _STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-umap-kmeans",
-           "ae-simclr-umap-gmm", "ae-simclr-umap-hdbscan", "default", "ae-simclr-selftrain-gmm",
+           "ae-simclr-umap-gmm", "ae-simclr-umap-hdbscan", "ae-simclr-auto-gmm",
+           "ae-simclr-selftrain-gmm",
            "ae-simclr-selftrain-umap-gmm"]
 _ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
 
