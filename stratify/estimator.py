@@ -40,9 +40,10 @@ from stratify.losses import (
     YAwareInfoNCE,
     build_objective,
 )
+from stratify.losses.functional import kl_per_dimension
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
-from stratify.training import TrainConfig, embed, train
+from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, train
 
 __all__ = ["Stratifier"]
 
@@ -122,7 +123,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         ``reconstruction=None`` with it and no generation is possible.
     reconstruction : {"bce", "mse"} or None, default="bce"
     beta : float, default=1.0
-        Weight of the KL term of a VAE (ignored for ``model="ae"``).
+        Weight of the KL in the VAE's negative beta-ELBO (ignored for ``model="ae"``):
+        ``beta=1`` is the ELBO. The reconstruction is a per-pixel (per-voxel) mean and the
+        KL gets the weight ``beta / P`` for P values per sample, so the pair is the ELBO per
+        pixel: the same optimum, and on the scale of the contrastive term in 2D and 3D.
+    kl_warmup : float, default=5.0
+        Epochs over which the KL weight rises linearly from 0 to ``beta`` (KL annealing;
+        the history's ``kl_weight`` column); 0 for none. VAE only.
+    free_bits : float, default=0.0
+        Nats per latent dimension under which the KL of a dimension is not penalised
+        (Kingma et al. 2016); 0 for the plain ELBO. VAE only.
     contrastive : {"simclr", "supcon"} or None, default="simclr"
         The main contrastive term on two augmented views; "supcon" uses ``y``.
     temperature : float, default=0.2
@@ -198,7 +208,15 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     cluster_selection_ : pandas.DataFrame
         With ``n_clusters="auto"``.
     history_ : pandas.DataFrame
-        One row per epoch: each loss term, the total, learning rate, seconds.
+        One row per epoch: each loss term, the total, learning rate, seconds, ``stage``; for
+        a VAE also ``kl_weight``, ``active_units`` and ``kl_dim_<j>`` (running estimates over
+        the epoch's batches; see :func:`stratify.training.train`).
+    kl_per_dim_ : numpy.ndarray of float64, shape (latent_dim,)
+        VAE only: KL(q(z_j | x) || N(0, 1)) of each latent dimension in nats, averaged over
+        the training images with the final weights.
+    active_units_ : int
+        VAE only: latent dimensions whose posterior mean varies across the training images,
+        Var_x(E[z_j | x]) > 0.01 (Burda et al. 2016); the rest have collapsed to the prior.
     image_shape_ : tuple of int
         ``(C, *S)`` of one sample.
     n_features_in_ : int
@@ -218,6 +236,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         encoder: torch.nn.Module | None = None,
         reconstruction: str | None = "bce",
         beta: float = 1.0,
+        kl_warmup: float = 5.0,
+        free_bits: float = 0.0,
         contrastive: str | None = "simclr",
         temperature: float = 0.2,
         contrastive_weight: float = 1.0,
@@ -246,6 +266,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.encoder = encoder
         self.reconstruction = reconstruction
         self.beta = beta
+        self.kl_warmup = kl_warmup
+        self.free_bits = free_bits
         self.contrastive = contrastive
         self.temperature = temperature
         self.contrastive_weight = contrastive_weight
@@ -396,6 +418,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         check_option(self.contrastive, "contrastive", owner, {"simclr", "supcon", None})
         check_in_range(self.temperature, "temperature", owner, low=0, closed="neither")
         check_in_range(self.beta, "beta", owner, low=0)
+        check_in_range(self.kl_warmup, "kl_warmup", owner, low=0)
+        check_in_range(self.free_bits, "free_bits", owner, low=0)
         check_in_range(self.epochs, "epochs", owner, kind=int, low=1)
         check_in_range(self.self_training_epochs, "self_training_epochs", owner, kind=int,
                        low=0)
@@ -439,6 +463,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return build_objective(
             reconstruction=self.reconstruction,
             beta=self.beta if self.model == "vae" else 0.0,
+            elements_per_sample=self.n_features_in_,
+            kl_warmup=self.kl_warmup,
+            free_bits=self.free_bits,
             contrastive=contrastive,
             temperature=self.temperature,
             contrastive_weight=self.contrastive_weight,
@@ -508,7 +535,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         )
         self.model_ = model.eval()
         self.history_ = result.history.assign(stage="representation")
-        self.embedding_ = self._embed(images)
+        self._embed_training(images)
         self._fit_clusterer()
         if self.self_training_epochs:
             self._self_train(images, columns, labels, augment, train_seed + 1)
@@ -548,7 +575,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         stage = result.history.assign(stage="self-training")
         stage["epoch"] += int(self.history_["epoch"].max())
         self.history_ = pd.concat([self.history_, stage], ignore_index=True)
-        self.embedding_ = self._embed(images)
+        self._embed_training(images)
         self._fit_clusterer()
 
     def recluster(self, clusterer: Any = None, n_clusters: int | str | None = None, *,
@@ -616,6 +643,22 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     def _embed(self, images: np.ndarray) -> np.ndarray:
         return embed(self.model_, images, batch_size=max(self.batch_size, 256))
 
+    def _embed_training(self, images: np.ndarray) -> None:
+        """Set ``embedding_`` and, for a VAE, ``kl_per_dim_`` and ``active_units_``."""
+        mu, logvar = embed(self.model_, images, batch_size=max(self.batch_size, 256),
+                           logvar=True)
+        self.embedding_ = mu
+        if logvar is None:
+            return
+        kl = kl_per_dimension(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double())
+        self._set_posterior_summary(kl.numpy())
+
+    def _set_posterior_summary(self, kl_per_dim: np.ndarray) -> None:
+        """``kl_per_dim_`` as given; ``active_units_`` from the variance of ``embedding_``."""
+        self.kl_per_dim_ = np.asarray(kl_per_dim, dtype=np.float64)
+        variance = self.embedding_.astype(np.float64).var(axis=0)
+        self.active_units_ = int((variance > ACTIVE_UNIT_THRESHOLD).sum())
+
     def transform(self, X: Any) -> np.ndarray:
         """Latent means of new images.
 
@@ -679,6 +722,14 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         See :func:`stratify.generate.augment`.
         """
         return generate.augment(self, X, n_per_sample, scale, random_state)
+
+    def generation_quality(self, X: Any, n_per_stratum: int = 100, random_state: Any = None
+                           ) -> pd.DataFrame:
+        """Stratum fidelity and diversity of per-stratum samples against real images ``X``.
+
+        See :func:`stratify.generate.generation_quality`.
+        """
+        return generate.generation_quality(self, X, n_per_stratum, random_state)
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """Decoded latent means of ``X``; see :func:`stratify.generate.reconstruct`."""

@@ -1,5 +1,9 @@
 """Generation through a fitted Stratifier's decoder: samples, augmentations, interpolations.
 
+:func:`generation_quality` measures what the samples are worth: whether samples drawn for a
+stratum are put back in it (stratum fidelity) and how varied they are against real images of
+that stratum (diversity).
+
 Every function returns images in the layout and intensity range of the data the estimator was
 fitted on: uint8 in [0, 255] for uint8 input, floats in the training data's range otherwise,
 flattened (M, F) when the input was flattened, (M, H, W) when it had no channel axis.
@@ -10,12 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
+from stratify import metrics
 from stratify._validation import check_in_range
+from stratify.training import embed
 
-__all__ = ["augment", "decode", "interpolate", "reconstruct", "sample"]
+__all__ = ["augment", "decode", "generation_quality", "interpolate", "reconstruct", "sample"]
 
 
 def _require_decoder(estimator: Any) -> torch.nn.Module:
@@ -76,19 +84,37 @@ def decode(estimator: Any, latents: Any, batch_size: int = 256) -> np.ndarray:
 def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Means and standard deviations (None for an AE) of q(z | x), in batches."""
     model = _require_decoder(estimator)
-    images = estimator._images(X, reset=False)
-    device = next(model.parameters()).device
-    mus, sigmas = [], []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(images), 256):
-            batch = torch.from_numpy(np.ascontiguousarray(images[i:i + 256])).to(device)
-            batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
-            mu, logvar = model.encode(batch)
-            mus.append(mu.cpu().numpy())
-            if logvar is not None:
-                sigmas.append(torch.exp(0.5 * logvar).cpu().numpy())
-    return np.concatenate(mus), (np.concatenate(sigmas) if sigmas else None)
+    mu, logvar = embed(model, estimator._images(X, reset=False),
+                       batch_size=max(estimator.batch_size, 256), logvar=True)
+    return mu, (None if logvar is None else np.exp(0.5 * logvar))
+
+
+def _stratum_gaussian(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of stratum ``cluster``'s latent distribution.
+
+    The GMM component itself when the mixture was fitted on the latents as they are (no
+    manifold step, ``normalize=False``); otherwise a Gaussian fitted to the stratum's
+    training latents (k-means, HDBSCAN, agglomerative, spectral, or a GMM on another space).
+    """
+    clusterer = estimator.clusterer_
+    gmm = getattr(clusterer, "estimator_", None)
+    if (isinstance(gmm, GaussianMixture) and not clusterer.uses_manifold_
+            and not estimator.normalize):
+        mean = gmm.means_[cluster]
+        kind, cov = gmm.covariance_type, gmm.covariances_
+        dim = len(mean)
+        full = {"full": lambda: cov[cluster], "tied": lambda: cov,
+                "diag": lambda: np.diag(cov[cluster]),
+                "spherical": lambda: cov[cluster] * np.eye(dim)}[kind]()
+        return mean, full
+    latents = estimator.embedding_.astype(np.float64)[estimator.labels_ == cluster]
+    dim = latents.shape[1]
+    cov = np.cov(latents, rowvar=False) if len(latents) > 1 else np.zeros((dim, dim))
+    return latents.mean(axis=0), np.atleast_2d(cov)
+
+
+def _strata(estimator: Any) -> list[int]:
+    return sorted(int(k) for k in np.unique(estimator.labels_) if k != -1)
 
 
 def sample(
@@ -97,8 +123,10 @@ def sample(
     """Draw ``n`` synthetic images.
 
     Without ``cluster``: from the prior N(0, I) for a VAE, from a Gaussian fitted to all
-    training latents for an AE. With ``cluster=k``: from a Gaussian (mean and covariance)
-    fitted to the training latents of stratum ``k``.
+    training latents for an AE. With ``cluster=k``: from stratum ``k``'s latent
+    distribution, the fitted GMM component when the mixture was fitted on the latents as
+    they are (``clusterer="gmm"``, ``normalize=False``, no manifold step), otherwise a
+    Gaussian (mean and covariance) fitted to the training latents of stratum ``k``.
 
     Returns
     -------
@@ -111,15 +139,15 @@ def sample(
     dim = model.latent_dim
     if cluster is None and model.variational:
         return decode(estimator, rng.standard_normal((n, dim)))
-    latents = estimator.embedding_.astype(np.float64)
-    if cluster is not None:
-        strata = sorted(int(k) for k in np.unique(estimator.labels_) if k != -1)
+    if cluster is None:
+        latents = estimator.embedding_.astype(np.float64)
+        mean, cov = latents.mean(axis=0), np.atleast_2d(np.cov(latents, rowvar=False))
+    else:
+        strata = _strata(estimator)
         if cluster not in strata:
             raise ValueError(f"Expected cluster among the fitted strata {strata}, got {cluster!r}.")
-        latents = latents[estimator.labels_ == cluster]
-    mean = latents.mean(axis=0)
-    cov = np.cov(latents, rowvar=False) if len(latents) > 1 else np.zeros((dim, dim))
-    cov = np.atleast_2d(cov) + 1e-6 * np.eye(dim)
+        mean, cov = _stratum_gaussian(estimator, cluster)
+    cov = cov + 1e-6 * np.eye(dim)
     return decode(estimator, rng.multivariate_normal(mean, cov, size=n, method="eigh"))
 
 
@@ -132,9 +160,12 @@ def augment(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decoded perturbations around each input's latent, for data augmentation.
 
-    A VAE draws ``z = mu + scale * sigma * eps`` from each input's posterior; an AE uses
-    ``z = mu + scale * s * eps`` with ``s`` the per-dimension standard deviation of the
-    training latents. ``eps ~ N(0, I)``.
+    A VAE draws ``z = mu + scale * sigma * eps`` around each input's posterior
+    q(z | x) = N(mu, sigma^2): ``scale=1`` is a draw from the posterior itself, ``scale=0``
+    the reconstruction, the default 0.5 a draw from the posterior narrowed by half. An AE has
+    no posterior, so it uses the latent neighbourhood ``z = mu + scale * s * eps`` with ``s``
+    the per-dimension standard deviation of the training latents (``scale=1``: as far as a
+    typical patient is from the mean). ``eps ~ N(0, I)``.
 
     Returns
     -------
@@ -177,3 +208,79 @@ def interpolate(estimator: Any, a: Any, b: Any, steps: int = 8) -> np.ndarray:
     mu, _ = _posterior(estimator, pair)
     t = np.linspace(0.0, 1.0, steps)[:, None]
     return decode(estimator, (1 - t) * mu[0] + t * mu[1])
+
+
+def _unit_images(estimator: Any, images: Any) -> np.ndarray:
+    """Images in any accepted layout -> float (N, C, *S) in [0, 1] (the network's scale)."""
+    array = estimator._images(images, reset=False)
+    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
+
+
+def generation_quality(
+    estimator: Any, X: Any, n_per_stratum: int = 100, random_state: Any = None
+) -> pd.DataFrame:
+    """Stratum fidelity and diversity of per-stratum samples, against real images ``X``.
+
+    The real images are assigned to strata with ``predict``. For every stratum, ``n`` images
+    are drawn with :func:`sample` (``cluster=k``) and encoded again; a classifier trained on
+    the real latents and strata says which stratum each sample falls in
+    (:func:`stratify.metrics.stratum_fidelity`). Diversity is the mean pairwise Euclidean
+    distance (on [0, 1] intensities) between the samples, beside the same for up to ``n``
+    real images of the stratum: a ratio near 1 means the samples vary as much as the
+    patients do, near 0 that they are copies of one image.
+
+    Parameters
+    ----------
+    estimator : Stratifier
+        Fitted, with a decoder.
+    X : array-like
+        Real images in a layout ``fit`` accepts (the training or a test split).
+    n_per_stratum : int, default=100
+        Samples drawn per stratum (and real images used for its diversity).
+    random_state : int, numpy Generator or None, default=None
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stratum: ``stratum``, ``n_real``, ``fidelity``, ``diversity_samples``,
+        ``diversity_real``, ``diversity_ratio``; ``attrs["fidelity"]`` holds the overall
+        share of faithful samples and ``attrs["diversity_ratio"]`` the mean ratio.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two strata are assigned to ``X``.
+    """
+    n = check_in_range(n_per_stratum, "n_per_stratum", "generation_quality", kind=int, low=2)
+    _require_decoder(estimator)
+    rng = _generator(random_state)
+    real = estimator.transform(X)
+    real_strata = estimator.predict(X)
+    real_images = _unit_images(estimator, X)
+    strata = [k for k in _strata(estimator) if (real_strata == k).sum() >= 2]
+    if len(strata) < 2:
+        found, counts = np.unique(real_strata, return_counts=True)
+        raise ValueError(
+            "Expected X to hold at least 2 images in each of at least 2 strata, got strata "
+            f"{found.tolist()} with counts {counts.tolist()}."
+        )
+    rows, latents, wanted = [], [], []
+    for k in strata:
+        drawn = sample(estimator, n, cluster=k, random_state=rng)
+        latents.append(estimator.transform(drawn))
+        wanted.append(np.full(n, k))
+        members = np.flatnonzero(real_strata == k)
+        shown = rng.choice(members, size=min(n, len(members)), replace=False)
+        rows.append({
+            "stratum": k, "n_real": len(members),
+            "diversity_samples": metrics.mean_pairwise_distance(_unit_images(estimator, drawn)),
+            "diversity_real": metrics.mean_pairwise_distance(real_images[np.sort(shown)]),
+        })
+    overall, per_stratum = metrics.stratum_fidelity(real, real_strata, np.concatenate(latents),
+                                                    np.concatenate(wanted))
+    table = pd.DataFrame(rows)
+    table.insert(2, "fidelity", [per_stratum[k] for k in strata])
+    table["diversity_ratio"] = table["diversity_samples"] / table["diversity_real"]
+    table.attrs["fidelity"] = overall
+    table.attrs["diversity_ratio"] = float(table["diversity_ratio"].mean())
+    return table

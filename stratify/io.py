@@ -89,6 +89,8 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "manifold_embedding_": None if estimator.manifold_embedding_ is None else
             torch.from_numpy(np.ascontiguousarray(estimator.manifold_embedding_)),
             "model_seed": int(estimator._model_seed),
+            "kl_per_dim_": torch.from_numpy(estimator.kl_per_dim_)
+            if hasattr(estimator, "kl_per_dim_") else None,
             "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         },
     }
@@ -154,6 +156,8 @@ def load(path: str | os.PathLike) -> Any:
     estimator.embedding_ = fitted["embedding_"].numpy()
     estimator.history_ = pd.DataFrame(fitted["history_"])
     estimator._cluster_seed = fitted["cluster_seed"]
+    if fitted.get("kl_per_dim_") is not None:
+        estimator._set_posterior_summary(fitted["kl_per_dim_"].numpy())
 
     labels = fitted["labels_"].numpy()
     manifold = fitted.get("manifold_embedding_")

@@ -5,6 +5,8 @@
 * Representation quality of an embedding: :func:`knn_accuracy` and
   :func:`linear_probe_accuracy`, on a train / test pair or by cross-validation.
 * :func:`evaluate` gathers them in one dictionary.
+* Quality of generated images: :func:`stratum_fidelity` (do samples drawn for a stratum land
+  back in it?) and :func:`mean_pairwise_distance` (their diversity).
 
 Noise labels (``-1``, as HDBSCAN gives) are never matched to a class: they count as errors in
 accuracy and purity, and as a cluster of their own in NMI / ARI / AMI.
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import pdist
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -25,13 +28,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 __all__ = [
+    "balanced_cluster_accuracy",
     "cluster_accuracy",
     "contingency",
     "evaluate",
     "knn_accuracy",
     "linear_probe_accuracy",
     "majority_rate",
+    "mean_pairwise_distance",
     "purity",
+    "stratum_fidelity",
 ]
 
 
@@ -274,3 +280,81 @@ def evaluate(
         else:
             scores["knn_accuracy"] = scores["linear_probe_accuracy"] = float("nan")
     return scores
+
+
+def stratum_fidelity(
+    real_latents: Any, real_strata: Any, sample_latents: Any, sample_strata: Any
+) -> tuple[float, dict[int, float]]:
+    """Share of generated samples that a classifier of the real strata puts back in theirs.
+
+    A logistic regression on standardised latents is trained on the real latents and their
+    strata (noise ``-1`` left out), then predicts the stratum of each sample's latent (the
+    encoder's latent of the decoded image); a sample is faithful when that is the stratum it
+    was drawn for.
+
+    Parameters
+    ----------
+    real_latents : array-like of shape (N, D)
+    real_strata : array-like of int, shape (N,)
+    sample_latents : array-like of shape (M, D)
+    sample_strata : array-like of int, shape (M,)
+        The stratum each sample was drawn for.
+
+    Returns
+    -------
+    overall : float
+        Share of faithful samples, in [0, 1].
+    per_stratum : dict of int to float
+        The same share among the samples drawn for each stratum.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, fewer than two real strata remain, or a sample was drawn for
+        a stratum that no real latent has.
+    """
+    real = np.asarray(real_latents, dtype=np.float64)
+    strata = np.asarray(real_strata)
+    drawn = np.asarray(sample_latents, dtype=np.float64)
+    wanted = np.asarray(sample_strata)
+    if real.ndim != 2 or drawn.ndim != 2 or real.shape[1] != drawn.shape[1]:
+        raise ValueError(
+            f"Expected real and sample latents of shapes (N, D) and (M, D), got {real.shape} "
+            f"and {drawn.shape}."
+        )
+    if strata.shape != (len(real),) or wanted.shape != (len(drawn),):
+        raise ValueError(
+            f"Expected one stratum per latent, got {strata.shape} strata for {len(real)} real "
+            f"latents and {wanted.shape} for {len(drawn)} samples."
+        )
+    kept = strata != -1
+    known = np.unique(strata[kept])
+    if len(known) < 2:
+        raise ValueError(f"Expected at least 2 real strata, got {known.tolist()}.")
+    unknown = sorted(set(np.unique(wanted).tolist()) - set(known.tolist()))
+    if unknown:
+        raise ValueError(
+            f"Expected samples drawn for the real strata {known.tolist()}, got strata {unknown}."
+        )
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    hits = classifier.fit(real[kept], strata[kept]).predict(drawn) == wanted
+    per_stratum = {int(k): float(hits[wanted == k].mean()) for k in np.unique(wanted)}
+    return float(hits.mean()), per_stratum
+
+
+def mean_pairwise_distance(images: Any) -> float:
+    """Mean Euclidean distance between all pairs of images (flattened): their diversity.
+
+    Parameters
+    ----------
+    images : array-like of shape (M, ...)
+        At least two images, on a common intensity scale.
+
+    Returns
+    -------
+    float
+    """
+    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    if len(flat) < 2:
+        raise ValueError(f"Expected at least 2 images, got {len(flat)}.")
+    return float(pdist(flat).mean())

@@ -93,3 +93,41 @@ def test_errors():
         plain.sample(0)
     with pytest.raises(ValueError, match=r"'steps' parameter of interpolate .*Got 1"):
         plain.interpolate(images[0], images[1], steps=1)
+
+
+def test_stratum_samples_come_from_the_gmm_component_on_raw_latents():
+    images, _, _ = make_cohort(96, random_state=0)
+    est = Stratifier(3, model="vae", clusterer="gmm", normalize=False, random_state=0, **TINY)
+    est.fit(images)
+    gmm = est.clusterer_.estimator_
+    k = 1
+    rng = np.random.default_rng(5)
+    cov = gmm.covariances_[k] + 1e-6 * np.eye(8)
+    expected = rng.multivariate_normal(gmm.means_[k], cov, size=4, method="eigh")
+    from stratify.generate import decode
+
+    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=5),
+                                  decode(est, expected))
+
+
+def test_generation_quality_table(fitted):
+    est, images = fitted
+    table = est.generation_quality(images, n_per_stratum=20, random_state=0)
+    strata = sorted(set(est.predict(images).tolist()))
+    assert table["stratum"].tolist() == strata
+    assert list(table.columns) == ["stratum", "n_real", "fidelity", "diversity_samples",
+                                   "diversity_real", "diversity_ratio"]
+    assert table["n_real"].tolist() == [int((est.predict(images) == k).sum()) for k in strata]
+    assert table["fidelity"].between(0, 1).all()
+    assert 0 <= table.attrs["fidelity"] <= 1
+    np.testing.assert_allclose(table["diversity_ratio"],
+                               table["diversity_samples"] / table["diversity_real"])
+    again = est.generation_quality(images, n_per_stratum=20, random_state=0)
+    assert again.equals(table)
+
+
+def test_generation_quality_needs_two_strata_in_x(fitted):
+    est, images = fitted
+    one = images[est.predict(images) == est.predict(images[:1])[0]][:5]
+    with pytest.raises(ValueError, match=r"at least 2 images in each of at least 2 strata"):
+        est.generation_quality(one, n_per_stratum=5)

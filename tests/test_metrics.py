@@ -134,3 +134,46 @@ def test_balanced_cluster_accuracy_by_hand():
     assert balanced_cluster_accuracy(y, labels) == pytest.approx((6 / 8 + 1 / 2) / 2)
     # noise counts as an error
     assert balanced_cluster_accuracy(y, np.array([-1] * 8 + [3, 3])) == pytest.approx(0.5)
+
+
+def _blobs(rng, n_per, centres):
+    latents = np.concatenate([rng.normal(c, 0.3, size=(n_per, 2)) for c in centres])
+    return latents, np.repeat(np.arange(len(centres)), n_per)
+
+
+def test_stratum_fidelity_known_answers():
+    rng = np.random.default_rng(0)
+    centres = [(-5.0, 0.0), (5.0, 0.0), (0.0, 5.0)]
+    real, strata = _blobs(rng, 50, centres)
+    drawn, wanted = _blobs(rng, 20, centres)
+    overall, per = metrics.stratum_fidelity(real, strata, drawn, wanted)
+    assert overall == 1.0 and per == {0: 1.0, 1: 1.0, 2: 1.0}
+    # samples of stratum 2 drawn where stratum 0 lives: all of them are unfaithful
+    wrong = drawn.copy()
+    wrong[wanted == 2] = rng.normal(centres[0], 0.3, size=(20, 2))
+    overall, per = metrics.stratum_fidelity(real, strata, wrong, wanted)
+    assert per == {0: 1.0, 1: 1.0, 2: 0.0}
+    assert overall == pytest.approx(40 / 60)
+    # noise in the real strata is left out of the classifier
+    noisy = np.concatenate([strata[:-5], np.full(5, -1)])
+    assert metrics.stratum_fidelity(real, noisy, drawn, wanted)[0] == 1.0
+
+
+def test_stratum_fidelity_errors():
+    real, strata = np.zeros((4, 2)), np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"real strata \[0, 1\], got strata \[2\]"):
+        metrics.stratum_fidelity(real, strata, np.zeros((1, 2)), [2])
+    with pytest.raises(ValueError, match=r"shapes \(N, D\) and \(M, D\)"):
+        metrics.stratum_fidelity(real, strata, np.zeros((1, 3)), [0])
+    with pytest.raises(ValueError, match=r"at least 2 real strata, got \[0\]"):
+        metrics.stratum_fidelity(real, [0, 0, 0, -1], np.zeros((1, 2)), [0])
+
+
+def test_mean_pairwise_distance_against_a_loop():
+    images = np.random.default_rng(1).random((6, 1, 3, 3))
+    pairs = [np.sqrt(((images[i] - images[j]) ** 2).sum())
+             for i in range(6) for j in range(i + 1, 6)]
+    assert metrics.mean_pairwise_distance(images) == pytest.approx(np.mean(pairs))
+    assert metrics.mean_pairwise_distance(np.ones((3, 4))) == 0.0
+    with pytest.raises(ValueError, match="at least 2 images, got 1"):
+        metrics.mean_pairwise_distance(np.ones((1, 4)))

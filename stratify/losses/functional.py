@@ -25,6 +25,7 @@ __all__ = [
     "equality_matrix",
     "kernel_contrastive_loss",
     "kl_normal",
+    "kl_per_dimension",
     "mse_reconstruction",
     "nt_xent",
     "supcon",
@@ -172,11 +173,10 @@ def supcon(z1: Tensor, z2: Tensor, labels: Tensor, temperature: float) -> Tensor
     return kernel_contrastive_loss(z1, z2, weights, temperature)
 
 
-def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL divergence of a diagonal Gaussian to N(0, I), summed over D, averaged over N.
+def kl_per_dimension(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL divergence of a diagonal Gaussian to N(0, I) per latent dimension, averaged over N.
 
-    ``KL = (1/N) sum_i 0.5 sum_j (mu_ij^2 + exp(logvar_ij) - 1 - logvar_ij)``
-    (Kingma & Welling 2014).
+    ``KL_j = (1/N) sum_i 0.5 (mu_ij^2 + exp(logvar_ij) - 1 - logvar_ij)``.
 
     Parameters
     ----------
@@ -185,10 +185,35 @@ def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
 
     Returns
     -------
+    Tensor, shape (D,)
+    """
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(dim=0)
+
+
+def kl_normal(mu: Tensor, logvar: Tensor, free_bits: float = 0.0) -> Tensor:
+    """KL divergence of a diagonal Gaussian to N(0, I), summed over D, averaged over N.
+
+    ``KL = sum_j max(free_bits, KL_j)`` with ``KL_j`` from :func:`kl_per_dimension`; with
+    ``free_bits=0`` this is ``(1/N) sum_i 0.5 sum_j (mu_ij^2 + exp(logvar_ij) - 1 -
+    logvar_ij)`` (Kingma & Welling 2014). A positive ``free_bits`` (nats per dimension,
+    Kingma et al. 2016) stops the KL of a dimension from being pushed below it, so the
+    optimiser gains nothing by collapsing that dimension onto the prior.
+
+    Parameters
+    ----------
+    mu, logvar : Tensor, shape (N, D)
+        Posterior mean and log-variance.
+    free_bits : float, default=0.0
+        ``lambda >= 0`` in nats per latent dimension (of the batch-averaged KL).
+
+    Returns
+    -------
     Tensor, shape ()
     """
-    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-    return kl.reshape(kl.shape[0], -1).sum(dim=1).mean()
+    per_dim = kl_per_dimension(mu, logvar)
+    if free_bits > 0:
+        per_dim = per_dim.clamp(min=free_bits)
+    return per_dim.sum()
 
 
 def _reduce(per_element: Tensor, reduction: str) -> Tensor:

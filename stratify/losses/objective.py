@@ -8,11 +8,13 @@ to log.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
+from stratify._validation import check_in_range
 from stratify.losses._base import INPUT_KEYS, LossTerm
 from stratify.losses._checks import check_choice, check_float
 from stratify.losses.contrastive import NTXent, SupCon, YAwareInfoNCE
@@ -38,7 +40,20 @@ class Objective(nn.Module):
     terms : nn.ModuleDict
         The terms by name.
     weights : dict of str to float
-        Their weights.
+        Their full weights.
+    warmup : dict of str to float
+        Epochs of linear warm-up per term name (terms not named have none).
+    progress : float
+        Epochs of training done, set by the training loop through :meth:`set_progress`
+        (``inf``, i.e. full weights, until then).
+
+    Notes
+    -----
+    A term with ``warmup[name] = E > 0`` has weight ``weights[name] * min(1, progress / E)``
+    (KL annealing, Bowman et al. 2016, when the term is the KL of a VAE). The training loop
+    sets ``progress`` before every batch to ``(epoch - 1) + b / n_batches`` for batch ``b``
+    of ``n_batches`` (epochs counted from 1), so the weight rises linearly over the first
+    ``E`` epochs and is full from then on.
 
     Examples
     --------
@@ -47,7 +62,9 @@ class Objective(nn.Module):
     >>> total, values = objective({"x": x, "recon": recon, "z1": z1, "z2": z2})  # doctest: +SKIP
     """
 
-    def __init__(self, terms: Mapping[str, TermSpec]) -> None:
+    def __init__(
+        self, terms: Mapping[str, TermSpec], warmup: Mapping[str, float] | None = None
+    ) -> None:
         super().__init__()
         owner = type(self).__name__
         constraint = "a non-empty mapping of str (without '.') to LossTerm or (LossTerm, float)"
@@ -77,6 +94,27 @@ class Objective(nn.Module):
             weights[name] = check_float(weight, f"terms[{name!r}] weight", owner, closed=True)
         self.terms = nn.ModuleDict(modules)
         self.weights = weights
+        self.warmup: dict[str, float] = {}
+        for name, epochs in dict(warmup or {}).items():
+            if name not in modules:
+                raise ValueError(
+                    f"The 'warmup' parameter of {owner} must name terms among "
+                    f"{sorted(modules)}. Got {name!r} instead."
+                )
+            self.warmup[name] = check_float(epochs, f"warmup[{name!r}]", owner, closed=True)
+        self.progress = math.inf
+
+    def set_progress(self, epochs: float) -> None:
+        """Set the training progress in epochs (float), which scales warmed-up weights."""
+        self.progress = float(epochs)
+
+    def current_weights(self) -> dict[str, float]:
+        """Each term's weight at the current ``progress`` (see the class notes)."""
+        return {
+            name: weight * min(1.0, self.progress / self.warmup[name])
+            if self.warmup.get(name, 0.0) > 0 else weight
+            for name, weight in self.weights.items()
+        }
 
     @property
     def requires(self) -> frozenset[str]:
@@ -117,7 +155,8 @@ class Objective(nn.Module):
         Returns
         -------
         total : Tensor, shape ()
-            ``sum_name weight[name] * value[name]``, differentiable.
+            ``sum_name weight[name] * value[name]`` with the weights of
+            :meth:`current_weights`, differentiable.
         values : dict of str to Tensor of shape ()
             Each term's unweighted value, detached, in the order of ``terms``.
 
@@ -143,16 +182,17 @@ class Objective(nn.Module):
                 )
         values: dict[str, Tensor] = {}
         total: Tensor | None = None
+        weights = self.current_weights()
         for name, term in self.terms.items():
             value = term.evaluate(inputs)
-            weighted = self.weights[name] * value
+            weighted = weights[name] * value
             total = weighted if total is None else total + weighted
             values[name] = value.detach()
         assert total is not None  # terms is non-empty (checked in __init__)
         return total, values
 
     def extra_repr(self) -> str:
-        return f"weights={self.weights}"
+        return f"weights={self.weights}" + (f", warmup={self.warmup}" if self.warmup else "")
 
 
 def build_objective(
@@ -167,6 +207,9 @@ def build_objective(
     output: str = "logits",
     reduction: str = "mean",
     regularizers: Mapping[str, TermSpec] | None = None,
+    elements_per_sample: int | None = None,
+    kl_warmup: float = 0.0,
+    free_bits: float = 0.0,
 ) -> Objective:
     """Build an Objective from simple specifications (for estimators and configs).
 
@@ -179,7 +222,14 @@ def build_objective(
         Reconstruction term on the decoder logits (:class:`BCEReconstruction` or
         :class:`MSEReconstruction`), weight 1; None for none.
     beta : float, default=0.0
-        Weight of a :class:`KLDivergence` term (a VAE); 0 adds none (a plain AE).
+        Weight of the KL in the negative beta-ELBO ``reconstruction + beta * KL`` (a VAE;
+        ``beta=1`` is the ELBO); 0 adds no KL term (a plain AE). With ``reduction="mean"``
+        the reconstruction is the per-element mean, i.e. the per-sample sum divided by
+        ``elements_per_sample`` = P, so the :class:`KLDivergence` term gets the weight
+        ``beta / P``: the two together are the beta-ELBO divided by the constant P (same
+        optimum, and on the per-pixel scale of an AE's reconstruction, so a contrastive term
+        of weight ~1 neither swamps it nor is swamped, in 2D and 3D alike). With
+        ``reduction="sum"`` the weight is ``beta``.
     contrastive : {"simclr", "supcon", "yaware"}, LossTerm or None, default=None
         "simclr": :class:`NTXent`; "supcon": :class:`SupCon` on ``columns`` (default the
         ``labels`` input); "yaware": :class:`YAwareInfoNCE` on ``columns`` with ``sigma`` and
@@ -198,6 +248,14 @@ def build_objective(
         Of the reconstruction term.
     regularizers : mapping of str to LossTerm or (LossTerm, float), optional
         Extra terms added as they are.
+    elements_per_sample : int, optional
+        P, the number of values of one sample (``prod(image_shape)``); required when there
+        is a reconstruction with ``reduction="mean"`` and ``beta > 0``.
+    kl_warmup : float, default=0.0
+        Epochs over which the KL weight rises linearly from 0 to its full value (KL
+        annealing; see :class:`Objective`); 0 for none.
+    free_bits : float, default=0.0
+        Free bits of the :class:`KLDivergence` term (nats per latent dimension).
 
     Returns
     -------
@@ -212,8 +270,20 @@ def build_objective(
         else:
             terms["reconstruction"] = MSEReconstruction(output=output, reduction=reduction)
     beta = check_float(beta, "beta", owner, closed=True)
+    kl_warmup = check_float(kl_warmup, "kl_warmup", owner, closed=True)
     if beta > 0:
-        terms["kl"] = (KLDivergence(), beta)
+        kl_weight = beta
+        if reconstruction is not None and reduction == "mean":
+            if elements_per_sample is None:
+                raise ValueError(
+                    "The 'elements_per_sample' parameter of build_objective must be the "
+                    "number of values of one sample when beta > 0 and the reconstruction is "
+                    "a per-element mean (so that beta=1 is the ELBO). Got None instead."
+                )
+            pixels = check_in_range(elements_per_sample, "elements_per_sample", owner,
+                                    kind=int, low=1)
+            kl_weight = beta / pixels
+        terms["kl"] = (KLDivergence(free_bits=free_bits), kl_weight)
     if contrastive is not None:
         weight = check_float(contrastive_weight, "contrastive_weight", owner, closed=True)
         term: LossTerm
@@ -246,4 +316,4 @@ def build_objective(
             "build_objective got no term: set reconstruction, beta > 0, contrastive or "
             "regularizers."
         )
-    return Objective(terms)
+    return Objective(terms, warmup={"kl": kl_warmup} if "kl" in terms and kl_warmup else None)

@@ -95,8 +95,16 @@ class BCEReconstruction(LossTerm):
 class KLDivergence(LossTerm):
     """KL divergence of the diagonal Gaussian posterior to N(0, I) (Kingma & Welling 2014).
 
-    ``KL = (1/N) sum_i 0.5 sum_j (mu_ij^2 + exp(logvar_ij) - 1 - logvar_ij)``; its weight
-    ``beta`` is the term's weight in the :class:`~stratify.losses.Objective`.
+    ``KL = sum_j max(free_bits, KL_j)``, ``KL_j = (1/N) sum_i 0.5 (mu_ij^2 + exp(logvar_ij)
+    - 1 - logvar_ij)``: nats per sample. Its weight ``beta`` is the term's weight in the
+    :class:`~stratify.losses.Objective` (divide it by the number of pixels when the
+    reconstruction is a per-pixel mean, as :func:`~stratify.losses.build_objective` does).
+
+    Parameters
+    ----------
+    free_bits : float, default=0.0
+        Nats per latent dimension below which a dimension's batch-averaged KL is not
+        penalised (Kingma et al. 2016, "free bits"); 0 gives the plain KL.
 
     Notes
     -----
@@ -105,10 +113,14 @@ class KLDivergence(LossTerm):
 
     requires = frozenset({"mu", "logvar"})
 
+    def __init__(self, free_bits: float = 0.0) -> None:
+        super().__init__()
+        self.free_bits = check_float(free_bits, "free_bits", type(self).__name__, closed=True)
+
     def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """KL of a batch; ``mu``, ``logvar`` of shape (N, D). Returns shape ()."""
         _check_posterior(mu, logvar)
-        return LF.kl_normal(mu, logvar)
+        return LF.kl_normal(mu, logvar, free_bits=self.free_bits)
 
 
 class ELBO(LossTerm):

@@ -2,9 +2,17 @@
 
 from stratify.training.checkpoint import load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig
-from stratify.training.loop import NonFiniteLossError, TrainResult, embed, physical_cores, train
+from stratify.training.loop import (
+    ACTIVE_UNIT_THRESHOLD,
+    NonFiniteLossError,
+    TrainResult,
+    embed,
+    physical_cores,
+    train,
+)
 
 __all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
     "NonFiniteLossError",
     "TrainConfig",
     "TrainResult",

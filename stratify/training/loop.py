@@ -37,10 +37,18 @@ from tqdm.auto import tqdm
 
 from stratify._validation import check_array_images
 from stratify.data.augment import TwoViewAugment
+from stratify.losses.functional import kl_per_dimension
 from stratify.training.checkpoint import load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig
 
-__all__ = ["NonFiniteLossError", "TrainResult", "embed", "physical_cores", "train"]
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "NonFiniteLossError",
+    "TrainResult",
+    "embed",
+    "physical_cores",
+    "train",
+]
 
 Callback = Callable[[int, dict[str, float]], Any]
 Augment = Callable[[Tensor, torch.Generator], tuple[Tensor, Tensor]]
@@ -58,8 +66,10 @@ class TrainResult:
     ----------
     history : pandas.DataFrame
         One row per epoch: ``epoch`` (from 1), each term's mean value, ``total``,
-        ``val_loss`` (when there is validation data), ``lr`` (of the epoch's last step) and
-        ``seconds``.
+        ``<term>_weight`` (the weight at the epoch's end, for terms with a warm-up), for a
+        VAE ``active_units`` and ``kl_dim_0`` ... ``kl_dim_<D-1>`` (see
+        :data:`ACTIVE_UNIT_THRESHOLD`), ``val_loss`` (when there is validation data), ``lr``
+        (of the epoch's last step) and ``seconds``.
     best_epoch : int or None
         Epoch with the lowest validation loss (None without validation data).
     stopped_early : bool
@@ -291,8 +301,12 @@ def _forward(
     plan: _Plan,
     augment: Augment | None,
     generator: torch.Generator,
+    stats: _LatentStats | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Compute the objective on one batch (clean batch, and two views when needed)."""
+    """Compute the objective on one batch (clean batch, and two views when needed).
+
+    ``stats``, when given, accumulates the posterior of the clean batch (VAE only).
+    """
     x = batch["x"]
     n = x.shape[0]
     inputs: dict[str, Any] = dict(batch)
@@ -304,6 +318,8 @@ def _forward(
         mu = mu_all[:n]
         logvar = None if logvar_all is None else logvar_all[:n]
         inputs["mu"], inputs["logvar"] = mu, logvar
+        if stats is not None and logvar is not None:
+            stats.add(mu, logvar)
         if plan.recon:
             z = mu if logvar is None else model.reparameterize(mu, logvar, generator)
             inputs["recon"] = model.decode(z)
@@ -311,6 +327,48 @@ def _forward(
         inputs["z1"] = model.project(mu_all[-2 * n : -n])
         inputs["z2"] = model.project(mu_all[-n:])
     return objective(inputs)
+
+
+#: Burda et al. (2016): a latent dimension is active when Cov_x(E[z_j | x]) exceeds this.
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+class _LatentStats:
+    """Per-dimension KL and variance of the posterior mean over one epoch's clean batches.
+
+    The history gets ``kl_dim_<j>`` (mean KL of dimension j in nats, shape-free columns
+    j = 0..D-1) and ``active_units`` (dimensions with Var_x(mu_j) > 0.01 over the epoch;
+    the weights move during the epoch, so this is the running estimate, not the exact
+    count at the epoch's end).
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.kl: Tensor | None = None
+        self.mu_sum: Tensor | None = None
+        self.mu_sq: Tensor | None = None
+
+    @torch.no_grad()
+    def add(self, mu: Tensor, logvar: Tensor) -> None:
+        mu, logvar = mu.detach().double(), logvar.detach().double()
+        kl = kl_per_dimension(mu, logvar) * mu.shape[0]
+        parts = (kl, mu.sum(dim=0), mu.pow(2).sum(dim=0))
+        if self.kl is None:
+            self.kl, self.mu_sum, self.mu_sq = parts
+        else:
+            self.kl, self.mu_sum, self.mu_sq = (
+                a + b for a, b in zip((self.kl, self.mu_sum, self.mu_sq), parts, strict=True)
+            )
+        self.n += mu.shape[0]
+
+    def row(self) -> dict[str, float]:
+        if self.kl is None or self.mu_sum is None or self.mu_sq is None:
+            return {}
+        mean = self.mu_sum / self.n
+        variance = self.mu_sq / self.n - mean.pow(2)
+        row = {"active_units": float((variance > ACTIVE_UNIT_THRESHOLD).sum())}
+        row.update({f"kl_dim_{j}": v for j, v in enumerate((self.kl / self.n).tolist())})
+        return row
 
 
 def _check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int) -> None:
@@ -461,14 +519,19 @@ class _Trainer:
         chunks = _batches(data, order, self.config)
         warmup = round(self.config.warmup_epochs * len(chunks))
         sums, names, seen, lr = None, [], 0, self.config.lr
+        set_progress = getattr(self.objective, "set_progress", None)
+        stats = _LatentStats()
         for b, cpu_batch in enumerate(_iterate(data, chunks, self.config), start=1):
             lr = _lr_at(self.state.step, total_steps, warmup, self.config)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            if set_progress is not None:
+                set_progress(epoch - 1 + b / len(chunks))
             batch = _to_device(cpu_batch, self.device)
             with self._autocast():
                 total, terms = _forward(
-                    self.model, self.objective, batch, self.plan, self.augment, self.generator
+                    self.model, self.objective, batch, self.plan, self.augment, self.generator,
+                    stats,
                 )
             _check_finite(total, terms, epoch, b, len(chunks))
             self._update(total)
@@ -478,7 +541,12 @@ class _Trainer:
             sums = values * n if sums is None else sums + values * n
             names, seen = list(terms), seen + n
         means = (sums / seen).tolist()  # the only host sync of the epoch's loss values
-        return {**dict(zip(names, means[1:], strict=True)), "total": means[0], "lr": lr}
+        row = {**dict(zip(names, means[1:], strict=True)), "total": means[0]}
+        warm = getattr(self.objective, "warmup", {})
+        if warm:
+            weights = self.objective.current_weights()
+            row.update({f"{name}_weight": weights[name] for name in warm})
+        return {**row, **stats.row(), "lr": lr}
 
     @torch.no_grad()
     def evaluate(self, data: _Data) -> float:
@@ -513,7 +581,9 @@ class _Trainer:
 
 def _progress_postfix(row: dict[str, float]) -> dict[str, str]:
     skip = {"epoch", "lr", "seconds"}
-    return {k: f"{v:.4g}" for k, v in row.items() if k not in skip}
+    return {
+        k: f"{v:.4g}" for k, v in row.items() if k not in skip and not k.startswith("kl_dim_")
+    }
 
 
 def _run(
@@ -694,8 +764,13 @@ def _fit_objective(objective: Any, data: _Data) -> None:
 
 @torch.no_grad()
 def embed(
-    model: nn.Module, images: Any, batch_size: int = 256, device: str | None = None
-) -> np.ndarray:
+    model: nn.Module,
+    images: Any,
+    batch_size: int = 256,
+    device: str | None = None,
+    *,
+    logvar: bool = False,
+) -> Any:
     """Latent means ``mu`` of ``images``, computed in batches in eval mode without gradients.
 
     Parameters
@@ -709,10 +784,14 @@ def embed(
     device : str, optional
         Device to run on; ``None`` uses the model's current device (``"auto"``: CUDA when
         available). The model is moved there.
+    logvar : bool, default=False
+        Also return the posterior log-variances.
 
     Returns
     -------
     mu : numpy.ndarray of float32, shape (N, D)
+    logvar : numpy.ndarray of float32, shape (N, D), or None
+        Only with ``logvar=True``; None for a model without a log-variance head (an AE).
 
     Notes
     -----
@@ -733,11 +812,17 @@ def embed(
     was_training = model.training
     model.eval()
     try:
-        out = []
+        means, logvars = [], []
         for start in range(0, tensor.shape[0], batch_size):
             x = tensor[start : start + batch_size].to(target)
             x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-            out.append(model.encode(x)[0].float().cpu())
+            mu, log_variance = model.encode(x)
+            means.append(mu.float().cpu())
+            if log_variance is not None:
+                logvars.append(log_variance.float().cpu())
     finally:
         model.train(was_training)
-    return torch.cat(out).numpy()
+    mu_all = torch.cat(means).numpy()
+    if not logvar:
+        return mu_all
+    return mu_all, (torch.cat(logvars).numpy() if logvars else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -121,13 +122,16 @@ def test_build_objective_matches_hand_built():
         temperature=0.3,
         contrastive_weight=2.0,
         regularizers={"age": (YAwareInfoNCE("age"), 0.1)},
+        elements_per_sample=25,
     )
     assert list(objective.terms) == ["reconstruction", "kl", "contrastive", "age"]
-    assert objective.weights == {"reconstruction": 1.0, "kl": 0.5, "contrastive": 2.0, "age": 0.1}
+    # per-pixel mean reconstruction: the KL weight is beta / P so that the pair is ELBO / P
+    assert objective.weights == {"reconstruction": 1.0, "kl": 0.5 / 25, "contrastive": 2.0,
+                                 "age": 0.1}
     hand = Objective(
         {
             "reconstruction": MSEReconstruction(),
-            "kl": (KLDivergence(), 0.5),
+            "kl": (KLDivergence(), 0.5 / 25),
             "contrastive": (NTXent(0.3), 2.0),
             "age": (YAwareInfoNCE("age"), 0.1),
         }
@@ -156,3 +160,79 @@ def test_docs_example_runs():
     total, values = namespace["total"], namespace["values"]
     assert set(values) == {"reconstruction", "age_sex"}
     torch.testing.assert_close(total, values["reconstruction"] + 0.5 * values["age_sex"])
+
+
+def _naive_negative_elbo_per_sample(x, recon, mu, logvar):
+    """-ELBO of each sample with a Bernoulli decoder, by loops over pixels and latents."""
+    out = []
+    for i in range(x.shape[0]):
+        rec = 0.0
+        for xv, rv in zip(x[i].reshape(-1).tolist(), recon[i].reshape(-1).tolist(), strict=True):
+            p = 1.0 / (1.0 + math.exp(-rv))
+            rec -= xv * math.log(p) + (1.0 - xv) * math.log(1.0 - p)
+        kl = 0.0
+        for m, lv in zip(mu[i].tolist(), logvar[i].tolist(), strict=True):
+            kl += 0.5 * (m * m + math.exp(lv) - 1.0 - lv)
+        out.append((rec, kl))
+    return out
+
+
+@pytest.mark.parametrize("spatial", [(5, 4), (3, 4, 2)], ids=["2d", "3d"])
+@pytest.mark.parametrize("beta", [1.0, 0.25])
+def test_vae_objective_is_the_elbo_per_pixel(spatial, beta):
+    gen = torch.Generator().manual_seed(1)
+    n, pixels = 4, math.prod(spatial)
+    inputs = {
+        "x": torch.rand(n, 1, *spatial, generator=gen, dtype=torch.float64),
+        "recon": torch.randn(n, 1, *spatial, generator=gen, dtype=torch.float64),
+        "mu": torch.randn(n, 3, generator=gen, dtype=torch.float64),
+        "logvar": torch.randn(n, 3, generator=gen, dtype=torch.float64),
+    }
+    per_sample = _naive_negative_elbo_per_sample(
+        inputs["x"], inputs["recon"], inputs["mu"], inputs["logvar"])
+    objective = build_objective("bce", beta=beta, elements_per_sample=pixels)
+    total, values = objective(inputs)
+    expected = sum(rec + beta * kl for rec, kl in per_sample) / n / pixels
+    assert total.item() == pytest.approx(expected, rel=1e-12)
+    assert values["kl"].item() == pytest.approx(sum(kl for _, kl in per_sample) / n, rel=1e-12)
+    summed = build_objective("bce", beta=beta, reduction="sum")
+    assert summed(inputs)[0].item() == pytest.approx(expected * pixels, rel=1e-12)
+
+
+def test_vae_objective_needs_the_number_of_pixels():
+    with pytest.raises(ValueError, match=r"'elements_per_sample' parameter of build_objective"
+                                         r" .*Got None"):
+        build_objective("bce", beta=1.0)
+    assert "kl" not in build_objective("bce", beta=0.0).terms  # an AE needs none
+
+
+def test_kl_warmup_rises_linearly_then_stays():
+    objective = build_objective("bce", beta=2.0, elements_per_sample=10, kl_warmup=4)
+    assert objective.warmup == {"kl": 4.0}
+    for progress, share in [(0.0, 0.0), (1.0, 0.25), (2.5, 0.625), (4.0, 1.0), (9.0, 1.0)]:
+        objective.set_progress(progress)
+        weights = objective.current_weights()
+        assert weights["kl"] == pytest.approx(0.2 * share)
+        assert weights["reconstruction"] == 1.0
+    inputs = _inputs()
+    objective.set_progress(1.0)
+    total, values = objective(inputs)
+    assert total.item() == pytest.approx(values["reconstruction"].item()
+                                         + 0.05 * values["kl"].item(), rel=1e-6)
+    with pytest.raises(ValueError, match=r"'warmup' parameter of Objective .*Got 'kll'"):
+        Objective({"kl": KLDivergence()}, warmup={"kll": 2.0})
+
+
+def test_free_bits_clamp_each_dimension_from_below():
+    mu = torch.tensor([[0.1, 2.0, 0.0], [-0.1, 1.0, 0.0]], dtype=torch.float64)
+    logvar = torch.zeros(2, 3, dtype=torch.float64)
+    # per-dimension KL averaged over the batch: 0.5 * mean(mu^2)
+    per_dim = [0.5 * 0.01, 0.5 * 2.5, 0.0]
+    assert KLDivergence()(mu, logvar).item() == pytest.approx(sum(per_dim))
+    clamped = KLDivergence(free_bits=0.5)(mu, logvar).item()
+    assert clamped == pytest.approx(sum(max(0.5, v) for v in per_dim))
+    grad_mu = mu.clone().requires_grad_(True)
+    KLDivergence(free_bits=0.5)(grad_mu, logvar).backward()
+    # dimensions under the free bits get no gradient; the one above gets mu / N
+    np.testing.assert_allclose(grad_mu.grad[:, 0].numpy(), 0.0)
+    np.testing.assert_allclose(grad_mu.grad[:, 1].numpy(), mu[:, 1].numpy() / 2)
