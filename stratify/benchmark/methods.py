@@ -16,6 +16,9 @@ method                    what it is
 ``ae-simclr-kmeans``      autoencoder + NT-Xent (the Ferrante et al. setup; the default
                           Stratifier), k-means
 ``vae-simclr-kmeans``     VAE + NT-Xent, k-means
+``vae-simclr-gmm``        the default VAE Stratifier (``model="vae"``, every other setting
+                          default: NT-Xent, GMM on the normalised latents); VAE rows also
+                          score their per-stratum samples (stratum fidelity, diversity)
 ``ae-simclr-gmm``,        the default Stratifier's latents clustered by a Gaussian mixture, by
 ``ae-simclr-hdbscan``     HDBSCAN (noise counts as an error in ACC)
 ``ae-simclr+yaware``      + y-Aware InfoNCE on the dataset's continuous column (cohort: age;
@@ -180,10 +183,23 @@ def _deep(params: Mapping[str, Any], clusterer: str | None = None,
         else:
             test_z = model.transform(data.test.images)
             test_labels = model.predict(data.test.images)
+        extra = _generation_scores(model, data, seed) if model.model == "vae" else {}
         return MethodResult(model.labels_, test_labels, model.embedding_, test_z,
-                            model.n_clusters_, model)
+                            model.n_clusters_, model, extra=extra)
 
     return run
+
+
+#: Samples drawn per stratum to score a VAE's generation.
+GENERATION_SAMPLES = 200
+
+
+def _generation_scores(model: Any, data: BenchmarkData, seed: int) -> dict[str, float]:
+    """Stratum fidelity and diversity ratio of the model's samples against the scored images."""
+    quality = model.generation_quality(data.test.images, n_per_stratum=GENERATION_SAMPLES,
+                                       random_state=seed)
+    return {"fidelity": quality.attrs["fidelity"],
+            "diversity_ratio": quality.attrs["diversity_ratio"]}
 
 
 def _needs(regularizer: str) -> Callable[[BenchmarkData], str | None]:
@@ -254,6 +270,8 @@ METHODS: dict[str, Method] = {
                _deep(_AE_SIMCLR, clusterer="kmeans", manifold=None)),
         Method("vae-simclr-kmeans", "unsupervised", "VAE + NT-Xent + k-means",
                _deep({"model": "vae", **_RAW})),
+        Method("vae-simclr-gmm", "unsupervised", "the default VAE: VAE + NT-Xent + GMM",
+               _deep({"model": "vae"})),
         Method("ae-simclr-gmm", "unsupervised", "AE + NT-Xent + Gaussian mixture",
                _deep(_AE_SIMCLR, clusterer="gmm", manifold=None)),
         Method("ae-simclr-hdbscan", "unsupervised",

@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ ANCHORS: dict[str, list[tuple[str, str]]] = {
 }
 
 _METRICS = ["acc", "bacc", "nmi", "ari", "knn_acc", "linear_probe_acc", "auc"]
+#: Scores of a VAE's per-stratum samples (summarised, shown in their own table).
+_GENERATION = ["fidelity", "diversity_ratio"]
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +60,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dataset, method), group in ok.groupby(["dataset", "method"], sort=False):
         row: dict[str, Any] = {"dataset": dataset, "method": method, "n_seeds": len(group)}
-        for metric in _METRICS:
+        for metric in [*_METRICS, *_GENERATION]:
             values = group[metric].astype(float)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_sd"] = values.std(ddof=1) if len(values) > 1 else 0.0
@@ -68,7 +70,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         row["probe_level"] = group["probe_level"].astype(object).fillna("").iloc[0]
         rows.append(row)
     columns = ["dataset", "method", "n_seeds",
-               *(f"{m}_{s}" for m in _METRICS for s in ("mean", "sd")),
+               *(f"{m}_{s}" for m in [*_METRICS, *_GENERATION] for s in ("mean", "sd")),
                "majority_rate", "k", "fit_seconds", "peak_rss_mb", "scoring", "probe_level"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -95,6 +97,19 @@ def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
             + f" | {row['k']:.3g} | {row['n_seeds']} | {row['fit_seconds']:.0f} | "
             f"{row['peak_rss_mb']:.0f} |"
         )
+    generated = rows[rows["fidelity_mean"].notna()]
+    if not generated.empty:
+        lines += [
+            "", "Per-stratum samples of the VAE rows (200 per stratum, scored against the "
+            "scored images): stratum fidelity = share of samples a logistic regression on the "
+            "real latents puts back in their stratum; diversity ratio = mean pairwise distance "
+            "of the samples / that of real images of the stratum.", "",
+            "| method | stratum fidelity | diversity ratio | seeds |", "|---|---|---|---:|",
+        ]
+        for method in [m for m in METHODS if m in generated.index]:
+            row = generated.loc[method]
+            lines.append(f"| {method} | {_cell(row, 'fidelity')} | "
+                         f"{_cell(row, 'diversity_ratio')} | {row['n_seeds']} |")
     return lines
 
 
@@ -125,6 +140,7 @@ def _bar(summary: pd.DataFrame) -> list[tuple[str, str]]:
     method, value, sd = best("mnist", "acc")
     checks.append((f"MNIST test set cluster ACC >= 0.95 (best: {method} {value:.3f} ± {sd:.3f})",
                    verdict(value, 0.95)))
+    checks += _vae_bar(summary, verdict)
     base = summary[(summary["dataset"] == "cohort") & (summary["method"] == "ae-simclr-kmeans")]
     regs = summary[(summary["dataset"] == "cohort") & summary["method"].str.contains(r"\+")]
     if base.empty or regs.empty or (pd.concat([base, regs])["n_seeds"] < 3).any():
@@ -141,6 +157,39 @@ def _bar(summary: pd.DataFrame) -> list[tuple[str, str]]:
             f"{base_row['ari_mean']:.3f}; gain {gain:.3f}, spread {spread:.3f})",
             "met" if gain > spread else "MISSED",
         ))
+    return checks
+
+
+def _vae_bar(summary: pd.DataFrame, verdict: Callable[[float, float], str]
+             ) -> list[tuple[str, str]]:
+    """The VAE issue's bar: informative latents, VAE strata near the AE's, faithful samples."""
+    def row(dataset: str, method: str) -> pd.Series | None:
+        rows = summary[(summary["dataset"] == dataset) & (summary["method"] == method)
+                       & (summary["n_seeds"] >= 3)]
+        return None if rows.empty else rows.iloc[0]
+
+    def value(found: pd.Series | None, metric: str) -> tuple[float, float]:
+        if found is None:
+            return float("nan"), float("nan")
+        return found[f"{metric}_mean"], found[f"{metric}_sd"]
+
+    checks = []
+    mean, sd = value(row("pneumoniamnist", "vae-kmeans"), "linear_probe_acc")
+    checks.append((f"PneumoniaMNIST vae-kmeans linear probe >= 0.84 ({mean:.3f} ± {sd:.3f})",
+                   verdict(mean, 0.84)))
+    mean, sd = value(row("pneumoniamnist", "vae-simclr-kmeans"), "acc")
+    ae = summary[(summary["dataset"] == "pneumoniamnist") & (summary["n_seeds"] >= 3)
+                 & summary["method"].str.startswith("ae-")]
+    best = ae.loc[ae["acc_mean"].idxmax()] if not ae.empty else None
+    target = float("nan") if best is None else best["acc_mean"] - 0.02
+    name = "none" if best is None else f"{best['method']} {best['acc_mean']:.3f}"
+    checks.append((f"PneumoniaMNIST vae-simclr-kmeans ACC within 0.02 of the best AE variant "
+                   f"({mean:.3f} ± {sd:.3f}; best AE: {name})",
+                   verdict(mean, target) if not np.isnan(target) else "not run"))
+    for dataset, label in (("pneumoniamnist", "PneumoniaMNIST"), ("mnist", "MNIST")):
+        mean, sd = value(row(dataset, "vae-simclr-gmm"), "fidelity")
+        checks.append((f"{label} default VAE (vae-simclr-gmm) stratum fidelity >= 0.90 "
+                       f"({mean:.3f} ± {sd:.3f})", verdict(mean, 0.90)))
     return checks
 
 
@@ -262,8 +311,12 @@ def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.Path
             written.append(folder / f"{method}_reconstructions.png")
             plotting.plot_image_grid({"input": shown, "reconstruction": model.reconstruct(shown)},
                                      path=written[-1])
-            rows = {f"stratum {k}": model.sample(10, cluster=k, random_state=0)
-                    for k in range(model.n_clusters_)}
+            rows = {}
+            for k in range(model.n_clusters_):
+                real = data.test.images[result.test_labels == k][:10]
+                if len(real):
+                    rows[f"stratum {k}: real"] = real
+                rows[f"stratum {k}: samples"] = model.sample(10, cluster=k, random_state=0)
             written.append(folder / f"{method}_samples_per_stratum.png")
             plotting.plot_image_grid(rows, path=written[-1])
     if model is not None and hasattr(model, "history_"):

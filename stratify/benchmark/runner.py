@@ -48,14 +48,15 @@ __all__ = ["COLUMNS", "PROFILES", "Run", "expand", "main", "read_results", "reco
 #: Columns of results.csv, in order.
 COLUMNS = [
     "dataset", "method", "seed", "profile", "status", "kind", "scoring", "acc", "bacc", "nmi",
-    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "majority_rate", "n_classes", "k",
+    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity", "diversity_ratio",
+    "majority_rate", "n_classes", "k",
     "n_train", "n_test", "epochs", "fit_seconds", "peak_rss_mb", "error", "torch_version",
     "stratify_version", "git_commit", "device", "finished",
 ]
 
 _UNSUPERVISED = [
     "pca-kmeans", "ae-kmeans", "vae-kmeans", "simclr-kmeans", "ae-simclr-kmeans",
-    "vae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan",
+    "vae-simclr-kmeans", "vae-simclr-gmm", "ae-simclr-gmm", "ae-simclr-hdbscan",
 ]
 #: The strata rows of the clustering issue: what the manifold step and self-training add.
 _STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-umap-kmeans",
@@ -89,7 +90,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             {"datasets": ["cohort"], "methods": ["pca-kmeans", *_STRATA, *_ABLATION[1:]]},
             {"datasets": ["pneumoniamnist", "breastmnist"],
              "methods": [*_UNSUPERVISED, *_STRATA[3:], "resnet18-supervised"]},
-            {"datasets": ["mnist"], "methods": ["pca-kmeans", "simclr-kmeans", *_STRATA]},
+            {"datasets": ["mnist"], "methods": ["pca-kmeans", "simclr-kmeans", *_STRATA,
+                                                "vae-simclr-gmm"]},
             {"datasets": ["cohort3d-slices"], "methods": ["ae-simclr-kmeans", "ae-simclr+yaware",
                                                           "ae-simclr+wsp"]},
             {"datasets": ["adrenalmnist3d-slices"],
@@ -102,8 +104,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "batch_size": 256,
         "supervised_epochs": {"default": 15, "adrenalmnist3d": 10},
         "slice_stride": {"default": 2, "adrenalmnist3d-slices": 4},
-        "figures": {"pneumoniamnist": "ae-simclr-kmeans", "cohort": "ae-simclr+yaware",
-                    "mnist": "ae-simclr-kmeans"},
+        "figures": {"pneumoniamnist": ["ae-simclr-kmeans", "vae-simclr-gmm"],
+                    "cohort": "ae-simclr+yaware", "mnist": ["ae-simclr-kmeans", "vae-simclr-gmm"]},
     },
 }
 
@@ -243,6 +245,8 @@ def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any
         "linear_probe_acc": float("nan"),
         "probe_level": "",
         "auc": result.extra.get("auc", float("nan")),
+        "fidelity": result.extra.get("fidelity", float("nan")),
+        "diversity_ratio": result.extra.get("diversity_ratio", float("nan")),
     }
     if result.train_embedding is None:
         return scores
@@ -274,13 +278,14 @@ def read_results(path: Path) -> pd.DataFrame:
     """The results CSV, or an empty frame with :data:`COLUMNS`."""
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, keep_default_na=True)
+    frame = pd.read_csv(path, keep_default_na=True)
+    return frame.reindex(columns=[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)])
 
 
 def record(row: Mapping[str, Any], path: Path) -> None:
     """Append ``row`` to the CSV at ``path`` atomically, replacing an earlier row of the same
     (dataset, method, seed, profile) (a failed run tried again)."""
-    frame = read_results(path).reindex(columns=COLUMNS)  # files from before a new column
+    frame = read_results(path).reindex(columns=COLUMNS)
     key = ["dataset", "method", "seed", "profile"]
     if len(frame):
         same = np.ones(len(frame), dtype=bool)
@@ -446,8 +451,9 @@ def run_grid(
                    f"{row['fit_seconds']:.0f} s" if row["status"] == "ok"
                    else f"FAILED: {row['error']}")
         say(f"{prefix}: {outcome} (elapsed {_format_seconds(elapsed)}{eta})")
-        if (result is not None and figures.get(run.dataset) == run.method
-                and run.seed == min(profile["seeds"])):
+        wanted = figures.get(run.dataset, ())
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        if result is not None and run.method in wanted and run.seed == min(profile["seeds"]):
             report.run_figures(data, result, out / "figures" / run.dataset, run.method)
     clear_cache()
     results = read_results(path)

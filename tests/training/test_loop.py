@@ -46,8 +46,10 @@ def test_same_seed_same_weights_and_history(tiny_model, tiny_images):
 
 def test_history_columns(tiny_model, tiny_images):
     result = _fit(tiny_model, tiny_images, epochs=2, random_state=0)
+    # a VAE (seeded_model's default, latent_dim 4): posterior diagnostics after the terms
     assert list(result.history.columns) == [
-        "epoch", "recon", "align", "bad", "total", "lr", "seconds",
+        "epoch", "recon", "align", "bad", "total", "active_units",
+        "kl_dim_0", "kl_dim_1", "kl_dim_2", "kl_dim_3", "lr", "seconds",
     ]  # fmt: skip
     assert result.history["epoch"].tolist() == [1, 2]
     assert result.device == "cpu" and result.num_threads == 1
