@@ -211,6 +211,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         One row per epoch: each loss term, the total, learning rate, seconds, ``stage``; for
         a VAE also ``kl_weight``, ``active_units`` and ``kl_dim_<j>`` (running estimates over
         the epoch's batches; see :func:`stratify.training.train`).
+    embedding_std_ : numpy.ndarray of float32, shape (N, latent_dim)
+        VAE only: posterior standard deviations of the training images (with ``embedding_``
+        they give each stratum's aggregate posterior, which ``sample(cluster=k)`` draws from).
     kl_per_dim_ : numpy.ndarray of float64, shape (latent_dim,)
         VAE only: KL(q(z_j | x) || N(0, 1)) of each latent dimension in nats, averaged over
         the training images with the final weights.
@@ -644,12 +647,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return embed(self.model_, images, batch_size=max(self.batch_size, 256))
 
     def _embed_training(self, images: np.ndarray) -> None:
-        """Set ``embedding_`` and, for a VAE, ``kl_per_dim_`` and ``active_units_``."""
+        """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
+        ``active_units_``."""
         mu, logvar = embed(self.model_, images, batch_size=max(self.batch_size, 256),
                            logvar=True)
         self.embedding_ = mu
+        for stale in ("embedding_std_", "kl_per_dim_", "active_units_"):
+            self.__dict__.pop(stale, None)
         if logvar is None:
             return
+        self.embedding_std_ = np.exp(0.5 * logvar).astype(np.float32)
         kl = kl_per_dimension(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double())
         self._set_posterior_summary(kl.numpy())
 

@@ -89,28 +89,19 @@ def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return mu, (None if logvar is None else np.exp(0.5 * logvar))
 
 
-def _stratum_gaussian(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and covariance (D, D) of stratum ``cluster``'s latent distribution.
-
-    The GMM component itself when the mixture was fitted on the latents as they are (no
-    manifold step, ``normalize=False``); otherwise a Gaussian fitted to the stratum's
-    training latents (k-means, HDBSCAN, agglomerative, spectral, or a GMM on another space).
-    """
+def _stratum_gmm_component(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean (D,) and covariance (D, D) of the GMM component of ``cluster``, if it lives in the
+    latent space itself (no manifold step, ``normalize=False``); None otherwise."""
     clusterer = estimator.clusterer_
     gmm = getattr(clusterer, "estimator_", None)
-    if (isinstance(gmm, GaussianMixture) and not clusterer.uses_manifold_
-            and not estimator.normalize):
-        mean = gmm.means_[cluster]
-        kind, cov = gmm.covariance_type, gmm.covariances_
-        dim = len(mean)
-        full = {"full": lambda: cov[cluster], "tied": lambda: cov,
-                "diag": lambda: np.diag(cov[cluster]),
-                "spherical": lambda: cov[cluster] * np.eye(dim)}[kind]()
-        return mean, full
-    latents = estimator.embedding_.astype(np.float64)[estimator.labels_ == cluster]
-    dim = latents.shape[1]
-    cov = np.cov(latents, rowvar=False) if len(latents) > 1 else np.zeros((dim, dim))
-    return latents.mean(axis=0), np.atleast_2d(cov)
+    if (not isinstance(gmm, GaussianMixture) or clusterer.uses_manifold_
+            or estimator.normalize):
+        return None
+    mean, cov, dim = gmm.means_[cluster], gmm.covariances_, gmm.means_.shape[1]
+    full = {"full": lambda: cov[cluster], "tied": lambda: cov,
+            "diag": lambda: np.diag(cov[cluster]),
+            "spherical": lambda: cov[cluster] * np.eye(dim)}[gmm.covariance_type]()
+    return mean, full
 
 
 def _strata(estimator: Any) -> list[int]:
@@ -123,10 +114,19 @@ def sample(
     """Draw ``n`` synthetic images.
 
     Without ``cluster``: from the prior N(0, I) for a VAE, from a Gaussian fitted to all
-    training latents for an AE. With ``cluster=k``: from stratum ``k``'s latent
-    distribution, the fitted GMM component when the mixture was fitted on the latents as
-    they are (``clusterer="gmm"``, ``normalize=False``, no manifold step), otherwise a
-    Gaussian (mean and covariance) fitted to the training latents of stratum ``k``.
+    training latents for an AE. With ``cluster=k``, from stratum ``k``'s latent
+    distribution:
+
+    * the fitted GMM component, when the mixture was fitted on the latents as they are
+      (``clusterer="gmm"``, ``normalize=False``, no manifold step);
+    * otherwise, for a VAE, the stratum's aggregate posterior: a training patient of the
+      stratum drawn at random, then ``z ~ q(z | x) = N(mu, sigma^2)`` of that patient
+      (``embedding_``, ``embedding_std_``). This is the VAE's own distribution of the
+      stratum's latents; a Gaussian fitted to them would put mass in neighbouring strata
+      whenever a stratum is not an ellipsoid (strata found on normalised latents, by k-means
+      or HDBSCAN, rarely are);
+    * otherwise (an AE), a Gaussian (mean and covariance) fitted to the stratum's training
+      latents.
 
     Returns
     -------
@@ -139,14 +139,23 @@ def sample(
     dim = model.latent_dim
     if cluster is None and model.variational:
         return decode(estimator, rng.standard_normal((n, dim)))
-    if cluster is None:
-        latents = estimator.embedding_.astype(np.float64)
-        mean, cov = latents.mean(axis=0), np.atleast_2d(np.cov(latents, rowvar=False))
-    else:
+    latents = estimator.embedding_.astype(np.float64)
+    component = None
+    if cluster is not None:
         strata = _strata(estimator)
         if cluster not in strata:
             raise ValueError(f"Expected cluster among the fitted strata {strata}, got {cluster!r}.")
-        mean, cov = _stratum_gaussian(estimator, cluster)
+        component = _stratum_gmm_component(estimator, cluster)
+        members = np.flatnonzero(estimator.labels_ == cluster)
+        if component is None and model.variational:
+            picked = members[rng.integers(len(members), size=n)]
+            spread = estimator.embedding_std_[picked].astype(np.float64)
+            return decode(estimator, latents[picked] + spread * rng.standard_normal((n, dim)))
+        latents = latents[members]
+    if component is None:
+        cov = np.cov(latents, rowvar=False) if len(latents) > 1 else np.zeros((dim, dim))
+        component = latents.mean(axis=0), np.atleast_2d(cov)
+    mean, cov = component
     cov = cov + 1e-6 * np.eye(dim)
     return decode(estimator, rng.multivariate_normal(mean, cov, size=n, method="eigh"))
 

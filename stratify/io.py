@@ -91,6 +91,8 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "model_seed": int(estimator._model_seed),
             "kl_per_dim_": torch.from_numpy(estimator.kl_per_dim_)
             if hasattr(estimator, "kl_per_dim_") else None,
+            "embedding_std_": torch.from_numpy(np.ascontiguousarray(estimator.embedding_std_))
+            if hasattr(estimator, "embedding_std_") else None,
             "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         },
     }
@@ -157,6 +159,7 @@ def load(path: str | os.PathLike) -> Any:
     estimator.history_ = pd.DataFrame(fitted["history_"])
     estimator._cluster_seed = fitted["cluster_seed"]
     if fitted.get("kl_per_dim_") is not None:
+        estimator.embedding_std_ = fitted["embedding_std_"].numpy()
         estimator._set_posterior_summary(fitted["kl_per_dim_"].numpy())
 
     labels = fitted["labels_"].numpy()

@@ -29,7 +29,10 @@ def test_sample_shapes_dtype_and_reproducibility(fitted):
 
 
 def test_stratum_samples_come_from_the_stratum_latents(fitted):
+    """AE: a Gaussian fitted to the stratum's latents."""
     est, _ = fitted
+    if est.model == "vae":
+        pytest.skip("a VAE samples its aggregate posterior (next test)")
     k = int(np.bincount(est.labels_).argmax())
     latents = est.embedding_[est.labels_ == k].astype(np.float64)
     rng = np.random.default_rng(3)
@@ -37,6 +40,23 @@ def test_stratum_samples_come_from_the_stratum_latents(fitted):
     expected = rng.multivariate_normal(mean, cov, size=4, method="eigh")
     from stratify.generate import decode
 
+    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=3),
+                                  decode(est, expected))
+
+
+def test_vae_stratum_samples_come_from_the_stratum_aggregate_posterior(fitted):
+    est, images = fitted
+    if est.model != "vae":
+        pytest.skip("VAE only")
+    from stratify.generate import _posterior, decode
+
+    mu, sigma = _posterior(est, images)  # the training images: embedding_ and embedding_std_
+    np.testing.assert_allclose(est.embedding_std_, sigma, rtol=1e-5)
+    k = int(np.bincount(est.labels_).argmax())
+    members = np.flatnonzero(est.labels_ == k)
+    rng = np.random.default_rng(3)
+    picked = members[rng.integers(len(members), size=4)]
+    expected = mu[picked].astype(np.float64) + sigma[picked] * rng.standard_normal((4, 8))
     np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=3),
                                   decode(est, expected))
 

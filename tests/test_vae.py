@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from stratify import Stratifier, metrics
 from stratify.data import load_medmnist, make_cohort
@@ -83,6 +84,7 @@ def test_posterior_summary_survives_save_and_load(cohort_vae, tmp_path):
     vae, _ = cohort_vae
     loaded = Stratifier.load(vae.save(tmp_path / "vae.pt"))
     np.testing.assert_array_equal(loaded.kl_per_dim_, vae.kl_per_dim_)
+    np.testing.assert_array_equal(loaded.embedding_std_, vae.embedding_std_)
     assert loaded.active_units_ == vae.active_units_
 
 
@@ -91,6 +93,7 @@ def test_an_autoencoder_has_no_posterior_summary():
     ae = Stratifier(2, latent_dim=4, width=4, epochs=1, batch_size=32, random_state=0)
     ae.fit(images)
     assert not hasattr(ae, "kl_per_dim_") and not hasattr(ae, "active_units_")
+    assert not hasattr(ae, "embedding_std_")
     assert not any(c.startswith("kl_dim_") or c == "kl_weight" for c in ae.history_.columns)
 
 
@@ -99,3 +102,12 @@ def test_vae_parameters_are_checked_before_training(param, value):
     images = make_cohort(32, random_state=0).images
     with pytest.raises(ValueError, match=rf"'{param}' parameter of Stratifier"):
         Stratifier(2, model="vae", epochs=50, **{param: value}).fit(images)
+
+
+def test_refitting_as_an_autoencoder_forgets_the_posterior_summary(cohort_vae):
+    vae, images = cohort_vae
+    refit = clone(vae).set_params(model="ae", epochs=1).fit(images)
+    assert not any(hasattr(refit, a) for a in ("embedding_std_", "kl_per_dim_", "active_units_"))
+    refit.__dict__.update(embedding_std_=1, kl_per_dim_=1, active_units_=1)  # stale from a VAE fit
+    refit.fit(images)
+    assert not any(hasattr(refit, a) for a in ("embedding_std_", "kl_per_dim_", "active_units_"))

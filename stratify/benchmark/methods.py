@@ -17,8 +17,10 @@ method                    what it is
                           Stratifier), k-means
 ``vae-simclr-kmeans``     VAE + NT-Xent, k-means
 ``vae-simclr-gmm``        the default VAE Stratifier (``model="vae"``, every other setting
-                          default: NT-Xent, GMM on the normalised latents); VAE rows also
-                          score their per-stratum samples (stratum fidelity, diversity)
+                          default: NT-Xent, GMM on the normalised latents; it reclusters the
+                          network of ``vae-simclr-kmeans``, which trains identically); VAE
+                          rows also score their per-stratum samples (stratum fidelity,
+                          diversity)
 ``ae-simclr-gmm``,        the default Stratifier's latents clustered by a Gaussian mixture, by
 ``ae-simclr-hdbscan``     HDBSCAN (noise counts as an error in ACC)
 ``ae-simclr+yaware``      + y-Aware InfoNCE on the dataset's continuous column (cohort: age;
@@ -271,7 +273,7 @@ METHODS: dict[str, Method] = {
         Method("vae-simclr-kmeans", "unsupervised", "VAE + NT-Xent + k-means",
                _deep({"model": "vae", **_RAW})),
         Method("vae-simclr-gmm", "unsupervised", "the default VAE: VAE + NT-Xent + GMM",
-               _deep({"model": "vae"})),
+               _deep({"model": "vae", **_RAW}, clusterer="gmm", manifold=None)),
         Method("ae-simclr-gmm", "unsupervised", "AE + NT-Xent + Gaussian mixture",
                _deep(_AE_SIMCLR, clusterer="gmm", manifold=None)),
         Method("ae-simclr-hdbscan", "unsupervised",
