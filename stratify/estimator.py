@@ -376,16 +376,25 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             )
 
     def _metadata_columns(self, metadata: Any, n: int, y: Any) -> tuple[dict, np.ndarray | None]:
+        """Check ``y`` and ``metadata`` against the N images (always, even when no term reads
+        them) and return the metadata columns and label codes the objective reads."""
         needed = [c for c in self.objective_.metadata_columns if c != LABELS]
         labels = None
+        if y is not None:
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:  # MedMNIST's (N, 1) label column
+                y = y[:, 0]
+            if y.shape != (n,):
+                raise ValueError(
+                    f"Expected y of shape ({n},), one label per image, got shape {y.shape}."
+                )
+        if metadata is not None:
+            check_metadata(metadata, n)
         if self.objective_.uses_labels:
             if y is None:
                 raise ValueError(
                     "Expected y: the objective has a term on 'labels' (supcon), got y=None."
                 )
-            y = np.asarray(y)
-            if y.shape != (n,):
-                raise ValueError(f"Expected y of shape ({n},), got shape {y.shape}.")
             labels = _encode_column(pd.Series(y))
         if not needed:
             return {}, labels
@@ -394,7 +403,6 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"Expected metadata with the columns {needed} that the regularizers use, got "
                 "metadata=None."
             )
-        check_metadata(metadata, n)
         missing = [c for c in needed if c not in metadata.columns]
         if missing:
             raise ValueError(

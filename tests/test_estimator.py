@@ -224,6 +224,11 @@ def test_not_fitted():
          {"metadata": pd.DataFrame({"site": pd.Categorical(["A", "B"] * 4)})}, TypeError,
          r"numeric metadata column 'site' for a distance kernel .*got dtype category"),
         ({}, np.zeros((8, 2, 2, 2, 2, 2), np.uint8), {}, ValueError, "2, 3, 4 or 5 dimensions"),
+        # inputs that no term reads are still checked against the images
+        ({}, None, {"y": np.zeros(5)}, ValueError,
+         r"Expected y of shape \(8,\), one label per image, got shape \(5,\)"),
+        ({}, None, {"metadata": pd.DataFrame({"age": [1.0] * 3})}, ValueError,
+         r"\(8 rows\), got 3 rows"),
     ],
 )
 def test_bad_input(params, X, fit_kwargs, error, match):
