@@ -225,18 +225,29 @@ def _unit_images(estimator: Any, images: Any) -> np.ndarray:
     return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
 
 
+def _clustered_space(estimator: Any, X: Any) -> np.ndarray:
+    """Coordinates in which the strata of images ``X`` are defined (normalised latents, or the
+    manifold's), i.e. the space where ``predict`` draws its boundaries."""
+    latents = estimator._latents_for_clustering(estimator.transform(X))
+    return estimator.clusterer_.transform_space(latents)
+
+
 def generation_quality(
     estimator: Any, X: Any, n_per_stratum: int = 100, random_state: Any = None
 ) -> pd.DataFrame:
     """Stratum fidelity and diversity of per-stratum samples, against real images ``X``.
 
     The real images are assigned to strata with ``predict``. For every stratum, ``n`` images
-    are drawn with :func:`sample` (``cluster=k``) and encoded again; a classifier trained on
-    the real latents and strata says which stratum each sample falls in
-    (:func:`stratify.metrics.stratum_fidelity`). Diversity is the mean pairwise Euclidean
-    distance (on [0, 1] intensities) between the samples, beside the same for up to ``n``
-    real images of the stratum: a ratio near 1 means the samples vary as much as the
-    patients do, near 0 that they are copies of one image.
+    are drawn with :func:`sample` (``cluster=k``) and encoded again; a linear classifier
+    trained on the real images' coordinates in the clustered space (the normalised latents,
+    or the manifold's coordinates: where the strata are defined) and their strata says which
+    stratum each sample falls in (:func:`stratify.metrics.stratum_fidelity`). The same
+    classifier applied to the *reconstructions* of the real images gives the
+    reconstruction fidelity: the ceiling that the decoder's blur leaves to any sample.
+    Diversity is the mean pairwise Euclidean distance (on [0, 1] intensities) between the
+    samples, beside the same for up to ``n`` real images of the stratum: a ratio near 1
+    means the samples vary as much as the patients do, near 0 that they are copies of one
+    image.
 
     Parameters
     ----------
@@ -251,19 +262,21 @@ def generation_quality(
     Returns
     -------
     pandas.DataFrame
-        One row per stratum: ``stratum``, ``n_real``, ``fidelity``, ``diversity_samples``,
-        ``diversity_real``, ``diversity_ratio``; ``attrs["fidelity"]`` holds the overall
-        share of faithful samples and ``attrs["diversity_ratio"]`` the mean ratio.
+        One row per stratum: ``stratum``, ``n_real``, ``fidelity``,
+        ``reconstruction_fidelity``, ``diversity_samples``, ``diversity_real``,
+        ``diversity_ratio``; ``attrs`` holds the overall ``fidelity`` and
+        ``reconstruction_fidelity`` (shares of all samples / reconstructions) and the mean
+        ``diversity_ratio``.
 
     Raises
     ------
     ValueError
-        If fewer than two strata are assigned to ``X``.
+        If fewer than two strata hold two images of ``X`` each.
     """
     n = check_in_range(n_per_stratum, "n_per_stratum", "generation_quality", kind=int, low=2)
     _require_decoder(estimator)
     rng = _generator(random_state)
-    real = estimator.transform(X)
+    real = _clustered_space(estimator, X)
     real_strata = estimator.predict(X)
     real_images = _unit_images(estimator, X)
     strata = [k for k in _strata(estimator) if (real_strata == k).sum() >= 2]
@@ -273,23 +286,29 @@ def generation_quality(
             "Expected X to hold at least 2 images in each of at least 2 strata, got strata "
             f"{found.tolist()} with counts {counts.tolist()}."
         )
-    rows, latents, wanted = [], [], []
+    rows, drawn, wanted = [], [], []
     for k in strata:
-        drawn = sample(estimator, n, cluster=k, random_state=rng)
-        latents.append(estimator.transform(drawn))
+        images = sample(estimator, n, cluster=k, random_state=rng)
+        drawn.append(_clustered_space(estimator, images))
         wanted.append(np.full(n, k))
         members = np.flatnonzero(real_strata == k)
         shown = rng.choice(members, size=min(n, len(members)), replace=False)
         rows.append({
             "stratum": k, "n_real": len(members),
-            "diversity_samples": metrics.mean_pairwise_distance(_unit_images(estimator, drawn)),
+            "diversity_samples": metrics.mean_pairwise_distance(_unit_images(estimator, images)),
             "diversity_real": metrics.mean_pairwise_distance(real_images[np.sort(shown)]),
         })
-    overall, per_stratum = metrics.stratum_fidelity(real, real_strata, np.concatenate(latents),
+    overall, per_stratum = metrics.stratum_fidelity(real, real_strata, np.concatenate(drawn),
                                                     np.concatenate(wanted))
+    kept = np.isin(real_strata, strata)
+    rebuilt = _clustered_space(estimator, reconstruct(estimator, X))
+    rec_overall, rec_per_stratum = metrics.stratum_fidelity(
+        real, real_strata, rebuilt[kept], real_strata[kept])
     table = pd.DataFrame(rows)
     table.insert(2, "fidelity", [per_stratum[k] for k in strata])
+    table.insert(3, "reconstruction_fidelity", [rec_per_stratum[k] for k in strata])
     table["diversity_ratio"] = table["diversity_samples"] / table["diversity_real"]
     table.attrs["fidelity"] = overall
+    table.attrs["reconstruction_fidelity"] = rec_overall
     table.attrs["diversity_ratio"] = float(table["diversity_ratio"].mean())
     return table

@@ -135,11 +135,11 @@ def test_generation_quality_table(fitted):
     table = est.generation_quality(images, n_per_stratum=20, random_state=0)
     strata = sorted(set(est.predict(images).tolist()))
     assert table["stratum"].tolist() == strata
-    assert list(table.columns) == ["stratum", "n_real", "fidelity", "diversity_samples",
-                                   "diversity_real", "diversity_ratio"]
+    assert list(table.columns) == ["stratum", "n_real", "fidelity", "reconstruction_fidelity",
+                                   "diversity_samples", "diversity_real", "diversity_ratio"]
     assert table["n_real"].tolist() == [int((est.predict(images) == k).sum()) for k in strata]
-    assert table["fidelity"].between(0, 1).all()
-    assert 0 <= table.attrs["fidelity"] <= 1
+    assert table[["fidelity", "reconstruction_fidelity"]].stack().between(0, 1).all()
+    assert 0 <= table.attrs["fidelity"] <= 1 and 0 <= table.attrs["reconstruction_fidelity"] <= 1
     np.testing.assert_allclose(table["diversity_ratio"],
                                table["diversity_samples"] / table["diversity_real"])
     again = est.generation_quality(images, n_per_stratum=20, random_state=0)

@@ -197,10 +197,12 @@ GENERATION_SAMPLES = 200
 
 
 def _generation_scores(model: Any, data: BenchmarkData, seed: int) -> dict[str, float]:
-    """Stratum fidelity and diversity ratio of the model's samples against the scored images."""
+    """Stratum fidelity (of samples and of reconstructions) and diversity ratio of the model's
+    samples against the scored images."""
     quality = model.generation_quality(data.test.images, n_per_stratum=GENERATION_SAMPLES,
                                        random_state=seed)
     return {"fidelity": quality.attrs["fidelity"],
+            "reconstruction_fidelity": quality.attrs["reconstruction_fidelity"],
             "diversity_ratio": quality.attrs["diversity_ratio"]}
 
 

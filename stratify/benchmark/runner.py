@@ -48,7 +48,8 @@ __all__ = ["COLUMNS", "PROFILES", "Run", "expand", "main", "read_results", "reco
 #: Columns of results.csv, in order.
 COLUMNS = [
     "dataset", "method", "seed", "profile", "status", "kind", "scoring", "acc", "bacc", "nmi",
-    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity", "diversity_ratio",
+    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity",
+    "reconstruction_fidelity", "diversity_ratio",
     "majority_rate", "n_classes", "k",
     "n_train", "n_test", "epochs", "fit_seconds", "peak_rss_mb", "error", "torch_version",
     "stratify_version", "git_commit", "device", "finished",
@@ -246,6 +247,7 @@ def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any
         "probe_level": "",
         "auc": result.extra.get("auc", float("nan")),
         "fidelity": result.extra.get("fidelity", float("nan")),
+        "reconstruction_fidelity": result.extra.get("reconstruction_fidelity", float("nan")),
         "diversity_ratio": result.extra.get("diversity_ratio", float("nan")),
     }
     if result.train_embedding is None:
