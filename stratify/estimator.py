@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -225,7 +226,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Number of values per sample (``prod(image_shape_)``).
     data_range_ : tuple of float
-        Intensities mapped to [0, 1]: (0, 255) for uint8 input, else the training min and max.
+        Intensities mapped to [0, 1]: (0, 255) for uint8 input, else the training min and max
+        (uint16 / 12-bit, floats). New images are mapped the same way, and refused when they
+        cannot be on that scale (images rescaled to [0, 1] for a model fitted on a larger
+        scale; a larger bit depth than in training); values slightly outside it are clipped
+        with a warning.
     """
 
     def __init__(
@@ -351,10 +356,53 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"Expected images of shape {self.image_shape_} per sample, as in fit, got "
                 f"{tuple(X.shape[1:])}."
             )
+        else:
+            self._check_scale(X)
         if X.dtype == np.uint8:
             return X
         low, high = self.data_range_
         return np.clip((X.astype(np.float32) - low) / (high - low), 0.0, 1.0)
+
+    def _check_scale(self, X: np.ndarray) -> None:
+        """Refuse new images that cannot be on the training intensity scale (``data_range_``).
+
+        Two mistakes would otherwise give wrong strata without a word: images rescaled to
+        [0, 1] handed to a model fitted on a larger scale (uint8 0-255, 12-bit, ...), and
+        images on a larger scale (12-bit in uint16) handed to a model fitted on a smaller
+        one. Values a little outside the training range (a brighter scan) are clipped with a
+        warning that gives the numbers.
+        """
+        if X.dtype == np.uint8 and self.data_range_ == (0.0, 255.0) or X.size == 0:
+            return
+        low, high = self.data_range_
+        span = high - low
+        new_low, new_high = float(X.min()), float(X.max())
+        trained = f"[{low:g}, {high:g}]" + (" (uint8)" if (low, high) == (0.0, 255.0) else "")
+        got = f"{X.dtype} values in [{new_low:g}, {new_high:g}]"
+        if high >= 2.0 and 0.0 < new_high <= 1.0 and new_low >= 0.0:
+            raise ValueError(
+                f"This model was fitted on intensities in {trained}; got {got}, which looks "
+                f"like images rescaled to [0, 1]. Pass them on the training scale (e.g. "
+                f"multiplied by {high:g}, or the original uint8 / integer images)."
+            )
+        if X.dtype == np.uint8 and high > 1.5 * 255:
+            raise ValueError(
+                f"This model was fitted on intensities in {trained}; got uint8 images, whose "
+                "0-255 scale cannot be the training scale. Pass images with the training "
+                "bit depth."
+            )
+        if new_high > high + span or new_low < low - span:
+            raise ValueError(
+                f"This model was fitted on intensities in {trained}; got {got}, which cannot "
+                "be on the same scale (more than one training range outside it). Map them as "
+                "the training images were mapped (same dtype and bit depth)."
+            )
+        if new_high > high + 0.05 * span or new_low < low - 0.05 * span:
+            warnings.warn(
+                f"New images have {got}, outside the training intensities {trained}; values "
+                "outside are clipped to it. Check that they were mapped as the training "
+                "images were.", UserWarning, stacklevel=3,
+            )
 
     @property
     def _vectors(self) -> bool:

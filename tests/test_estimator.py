@@ -285,3 +285,37 @@ def test_clustering_parameters_fail_before_training(cohort, params, match):
     with pytest.raises(ValueError, match=match):
         Stratifier(3, **{**TINY, **params}).fit(cohort[0][:48])
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.fixture(scope="module")
+def scale_models(cohort):
+    images = cohort[0][:64]
+    uint8 = Stratifier(2, random_state=0, **TINY).fit(images)
+    twelve_bit = (images.astype(np.uint16) * 16)  # 0-4080, stored as uint16
+    deep = Stratifier(2, random_state=0, **TINY).fit(twelve_bit)
+    return images, uint8, twelve_bit, deep
+
+
+def test_new_images_on_another_intensity_scale_are_refused(scale_models):
+    images, uint8, twelve_bit, deep = scale_models
+    with pytest.raises(ValueError, match=r"fitted on intensities in \[0, 255\] \(uint8\); got "
+                                         r"float32 values in \[0, 1\], which looks like images "
+                                         r"rescaled to \[0, 1\]"):
+        uint8.predict(images.astype(np.float32) / 255.0)
+    with pytest.raises(ValueError, match=r"uint16 values in \[0, 4080\], which cannot be on "
+                                         r"the same scale"):
+        uint8.predict(twelve_bit)
+    assert deep.data_range_ == (float(twelve_bit.min()), 4080.0)
+    with pytest.raises(ValueError, match=r"got uint8 images, whose 0-255 scale cannot be"):
+        deep.predict(images)
+    with pytest.raises(ValueError, match="rescaled to"):
+        deep.transform(twelve_bit.astype(np.float32) / 4080.0)
+
+
+def test_new_images_on_the_training_scale_give_the_training_strata(scale_models):
+    images, uint8, twelve_bit, deep = scale_models
+    np.testing.assert_array_equal(uint8.predict(images.astype(np.float32)), uint8.labels_)
+    np.testing.assert_array_equal(deep.predict(twelve_bit), deep.labels_)
+    brighter = images.astype(np.float32) * 1.2  # up to 306 > 255: clipped, with a warning
+    with pytest.warns(UserWarning, match=r"outside the training intensities \[0, 255\]"):
+        uint8.predict(brighter)
