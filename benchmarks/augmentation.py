@@ -43,6 +43,7 @@ from stratify.baselines import SupervisedBaseline
 from stratify.benchmark.datasets import load_dataset
 
 FRACTIONS = (0.01, 0.10)
+VARIANTS = ("labelled only", "labelled + VAE augmentations")
 #: Augmentations drawn per labelled image.
 N_PER_SAMPLE = 10
 #: Epochs of the VAE (the full benchmark profile's PneumoniaMNIST setting).
@@ -81,7 +82,7 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
     for seed in seeds:
         vae = None
         for fraction in FRACTIONS:
-            for variant in ("labelled only", "labelled + VAE augmentations"):
+            for variant in VARIANTS:
                 if not done.empty and ((done["seed"] == seed) & (done["fraction"] == fraction)
                                        & (done["variant"] == variant)).any():
                     continue
@@ -98,7 +99,8 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
                     labels = np.concatenate([labels, labels[source]])
                 scores = _classify(images, labels, data, seed)
                 row = {"seed": seed, "fraction": fraction, "n_labelled": len(picked),
-                       "variant": variant, "n_train": len(images), **scores}
+                       "variant": variant, "n_train": len(images), **scores,
+                       "git_commit": _commit()}
                 print(row, flush=True)
                 done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
                 write_csv(done, csv, index=False)
@@ -111,7 +113,8 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "",
         f"Command: `python benchmarks/augmentation.py {' '.join(sys.argv[1:])}`",
         "",
-        f"stratify {stratify.__version__} (commit {_commit()}), torch {torch.__version__}, "
+        f"stratify {stratify.__version__} (runs at commit(s) "
+        f"{', '.join(sorted(set(results['git_commit'].astype(str))))}), torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()}, CPU. Seeds {seeds}; written {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
@@ -125,7 +128,10 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "| labels | training set | n train | ACC | balanced ACC | AUC |",
         "|---|---|---:|---|---|---|",
     ]
-    for (fraction, variant), group in results.groupby(["fraction", "variant"], sort=True):
+    order = {variant: i for i, variant in enumerate(VARIANTS)}
+    results = results.sort_values(["fraction", "variant"], key=lambda c: c.map(order)
+                                  if c.name == "variant" else c, kind="stable")
+    for (fraction, variant), group in results.groupby(["fraction", "variant"], sort=False):
         cells = [f"{group[m].mean():.3f} ± {group[m].std(ddof=1):.3f}"
                  if len(group) > 1 else f"{group[m].mean():.3f}" for m in ("acc", "bacc", "auc")]
         lines.append(f"| {fraction:.0%} ({int(group['n_labelled'].iloc[0])}) | {variant} | "
