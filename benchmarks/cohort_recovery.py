@@ -39,6 +39,13 @@ def _commit() -> str:
         return "unknown"
 
 
+def _defaults() -> str:
+    """The default Stratifier's recipe, read from its parameters (so it never goes stale)."""
+    p = Stratifier().get_params()
+    return (f"{p['model'].upper()}, {p['contrastive']} + {p['reconstruction']}, {p['epochs']} "
+            f"epochs, {p['clusterer']} (manifold {p['manifold']}), k={p['n_clusters']}")
+
+
 def run(seed: int, n_samples: int, n_test: int) -> dict[str, float]:
     images, strata, metadata = make_cohort(n_samples, random_state=seed)
     test_images, test_strata, _ = make_cohort(n_test, random_state=seed + 1000)
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} torch threads, {platform.machine()}.",
         f"Training cohort: make_cohort({args.n_samples}, random_state=seed); held-out: "
         f"make_cohort({args.n_test}, random_state=seed + 1000). Model: `Stratifier"
-        f"(random_state=seed)` with every default (AE, SimCLR + BCE, 20 epochs, k-means, k=3).",
+        f"(random_state=seed)` with every default ({_defaults()}).",
         "",
         "| seed | " + " | ".join(keys) + " |",
         "|---|" + "---|" * len(keys),
