@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from stratify._atomic import atomic_write, write_csv, write_text
+from stratify._atomic import atomic_write, check_writable, write_csv, write_text
 
 __all__ = ["main"]
 
@@ -193,6 +193,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     if (args.images is None) == (args.medmnist is None):
         raise CommandError("give either IMAGES or --medmnist FLAG, not both or neither")
+    out = check_writable(args.out, "--out model file")
+    check_writable(out.with_name(out.stem + ".history.csv"), "history file")
     if args.medmnist is not None:
         from stratify.data import load_medmnist
 
@@ -202,12 +204,14 @@ def _fit(args: argparse.Namespace) -> int:
     metadata = _read_metadata(args.metadata, len(images))
     params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
     params.update(_read_config(args.config))
+    options = {"n_clusters": args.n_clusters, "model": args.model, "clusterer": args.clusterer,
+               "epochs": args.epochs, "batch_size": args.batch_size}
+    params.update({k: v for k, v in options.items() if v is not None})
     try:
         model = Stratifier(**params)
     except TypeError as error:
         raise CommandError(f"bad config: {error}") from None
     model.fit(images, metadata=metadata)
-    out = Path(args.out)
     model.save(out)
     history = out.with_name(out.stem + ".history.csv")
     write_csv(model.history_, history, index=False)
@@ -220,6 +224,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    check_writable(args.out, "--out file")
     model = _load_model(args.model)
     images = _read_images(args.images, args.split)
     frame = pd.DataFrame({"stratum": model.predict(images)})
@@ -272,6 +277,16 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ parsing
+def _clusters(value: str) -> int | str:
+    """``--n-clusters``: an int or "auto" (the Stratifier checks the range)."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or 'auto', got {value!r}") from None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -309,6 +324,12 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--metadata", help="CSV with one row per image")
     fit.add_argument("--config", help="JSON (or YAML) file of Stratifier parameters")
     fit.add_argument("--out", required=True, help="model file to write")
+    fit.add_argument("--n-clusters", type=_clusters, help="number of strata, or 'auto'")
+    fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
+    fit.add_argument("--clusterer", help="kmeans, gmm (default), hdbscan, agglomerative, "
+                                         "spectral")
+    fit.add_argument("--epochs", type=int, help="training epochs (default 20)")
+    fit.add_argument("--batch-size", type=int, help="batch size (default 256)")
 
     predict = add("predict", "assign images to the strata of a saved model",
                   "stratify predict model.pt new_images.npz --out strata.csv", _predict)
@@ -348,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"stratify {args.command}: interrupted; no partial output was written",
+              file=sys.stderr)
+        return 130
     except (CommandError, ValueError, TypeError, OSError, KeyError) as error:
         if args.debug:
             raise

@@ -372,7 +372,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         one. Values a little outside the training range (a brighter scan) are clipped with a
         warning that gives the numbers.
         """
-        if X.dtype == np.uint8 and self.data_range_ == (0.0, 255.0) or X.size == 0:
+        if (X.dtype == np.uint8 and self.data_range_ == (0.0, 255.0)) or X.size == 0:
             return
         low, high = self.data_range_
         span = high - low

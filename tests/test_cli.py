@@ -159,3 +159,65 @@ def test_unknown_subcommand_exits_with_usage(capsys):
         main(["nonsense"])
     assert excinfo.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_out_naming_a_directory_fails_before_training(files, tmp_path, capsys, monkeypatch):
+    folder, _, _ = files
+    trained = []
+    monkeypatch.setattr(Stratifier, "fit", lambda self, *a, **k: trained.append(1))
+    code = main(["fit", str(folder / "images.npy"), "--out", str(tmp_path), *FAST])
+    assert code == 2 and not trained
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert f"the --out model file {str(tmp_path)!r} is an existing directory" in err
+
+
+def test_saving_a_model_to_a_directory_names_the_problem(files):
+    folder, _, _ = files
+    model = Stratifier.load(folder / "model.pt")
+    with pytest.raises(IsADirectoryError, match=r"'\.' is an existing directory; give a file"):
+        model.save(".")
+
+
+def test_common_parameters_on_the_command_line_override_the_config(files, tmp_path):
+    folder, _, _ = files
+    out = tmp_path / "cli.pt"
+    assert main(["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
+                 "--epochs", "1", "--n-clusters", "2", "--clusterer", "kmeans",
+                 "--model", "vae", "--batch-size", "48", "--out", str(out), *FAST]) == 0
+    params = Stratifier.load(out).get_params()
+    assert (params["epochs"], params["n_clusters"], params["clusterer"], params["model"],
+            params["batch_size"]) == (1, 2, "kmeans", "vae", 48)
+
+
+def test_ctrl_c_ends_with_one_line(files, tmp_path, capsys, monkeypatch):
+    folder, _, _ = files
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Stratifier, "fit", interrupt)
+    code = main(["fit", str(folder / "images.npy"), "--out", str(tmp_path / "m.pt"), *FAST])
+    assert code == 130
+    assert capsys.readouterr().err == ("stratify fit: interrupted; no partial output was "
+                                       "written\n")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_written_files_honour_the_umask(files, tmp_path):
+    import os
+    import stat
+
+    from stratify._atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        path = write_text("x", tmp_path / "report.md")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.chmod(path, 0o640)  # a file that exists keeps its mode
+        write_text("y", path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        os.umask(0o077)
+        assert stat.S_IMODE(write_text("z", tmp_path / "private.md").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
