@@ -201,10 +201,13 @@ class _PeakMemory:
 
 
 def _git_commit() -> str:
+    """HEAD's short hash, ``+dirty`` when tracked code differs from it (the results being
+    written and markdown files do not count: they cannot change a measurement)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, check=True, cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":/", ":(exclude,top)benchmarks/results", ":(exclude,glob)**/*.md"],
                                capture_output=True, text=True, check=True,
                                cwd=Path(__file__).parent).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
