@@ -207,7 +207,8 @@ def _git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, check=True, cwd=Path(__file__).parent)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ":/", ":(exclude,top)benchmarks/results", ":(exclude,top,glob)**/*.md"],
+                                ":/", ":(exclude,top)benchmarks/results",
+                                ":(exclude,top,glob)**/*.md"],
                                capture_output=True, text=True, check=True,
                                cwd=Path(__file__).parent).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
