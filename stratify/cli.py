@@ -62,8 +62,11 @@ def _read_images(path: str, split: str) -> np.ndarray:
                 f"{file.name} has neither an 'images' array nor '{key}' (MedMNIST layout); "
                 f"it holds {sorted(archive.files)}"
             )
-    except (OSError, ValueError) as error:
-        raise CommandError(f"cannot read {file}: {error}") from None
+    except CommandError:
+        raise
+    except Exception as error:  # truncated zip, empty file, bad header, pickled objects, ...
+        raise CommandError(f"cannot read images from {file} (a truncated or corrupted file?): "
+                           f"{type(error).__name__}: {error_line(error)}") from None
 
 
 def _read_metadata(path: str | None, n_samples: int) -> Any:
@@ -74,7 +77,11 @@ def _read_metadata(path: str | None, n_samples: int) -> Any:
     file = Path(path)
     if not file.is_file():
         raise CommandError(f"metadata file not found: {file}")
-    frame = pd.read_csv(file)
+    try:
+        frame = pd.read_csv(file)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        raise CommandError(f"cannot read metadata {file} as a CSV with a header row: "
+                           f"{type(error).__name__}: {error_line(error)}") from None
     if len(frame) != n_samples:
         raise CommandError(
             f"metadata {file.name} has {len(frame)} rows, expected one per image ({n_samples})"

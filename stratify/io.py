@@ -105,9 +105,17 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, wrong file type, disallowed object, ...
+        if "weights_only" in str(error):  # torch's advice to unpickle anyway must not reach users
+            raise ValueError(
+                f"{path} is not a stratify model file: torch's safe loader rejected its content "
+                "(a corrupted file, another format, or pickled objects that could run code on "
+                "load, which stratify never loads). Do not open it with "
+                "torch.load(weights_only=False) unless you wrote it yourself."
+            ) from None
+        detail = " ".join(str(error).split())[:300]
         raise ValueError(
             f"{path} is not a readable stratify model file (truncated, corrupted or not "
-            f"written by stratify.save): {type(error).__name__}: {error}"
+            f"written by stratify.save): {type(error).__name__}: {detail}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a stratify model file (no '{FORMAT}' header).")

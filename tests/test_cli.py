@@ -124,7 +124,7 @@ def test_error_paths_are_one_line_with_exit_code_2(files, tmp_path, capsys):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a model")
     _fails(["sample", str(garbage), "--out", str(tmp_path / "s.npz"), *FAST], capsys,
-           "not a readable stratify model file")
+           "is not a stratify model file: torch's safe loader rejected its content")
     _fails(["fit", "--out", str(tmp_path / "m.pt"), *FAST], capsys, "either IMAGES or --medmnist")
     bad_config = tmp_path / "bad.json"
     bad_config.write_text('{"n_clusterz": 3}')
@@ -221,3 +221,29 @@ def test_written_files_honour_the_umask(files, tmp_path):
         assert stat.S_IMODE(write_text("z", tmp_path / "private.md").stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_broken_files_give_one_line_before_training(files, tmp_path, capsys, monkeypatch):
+    folder, _, _ = files
+    trained = []
+    monkeypatch.setattr(Stratifier, "fit", lambda self, *a, **k: trained.append(1))
+    good = (folder / "images.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(good[: len(good) // 2])
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "garbage.csv").write_bytes(bytes(range(256)) * 8)
+    cases = [
+        (["fit", str(tmp_path / "truncated.npz")],
+         r"cannot read images from .*truncated\.npz \(a truncated or corrupted file\?\): "
+         r"BadZipFile"),
+        (["fit", str(tmp_path / "empty.npy")], r"cannot read images from .*empty\.npy .*EOFError"),
+        (["fit", str(folder / "images.npy"), "--metadata", str(tmp_path / "garbage.csv")],
+         r"cannot read metadata .*garbage\.csv as a CSV with a header row"),
+    ]
+    for argv, pattern in cases:
+        assert main([*argv, "--out", str(tmp_path / "m.pt"), *FAST]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(pattern, err), err
+    assert main(["predict", str(folder / "model.pt"), str(tmp_path / "truncated.npz"),
+                 "--out", str(tmp_path / "s.csv"), *FAST]) == 2
+    assert "BadZipFile" in capsys.readouterr().err
+    assert not trained

@@ -75,9 +75,13 @@ class _Payload:
 def test_loading_never_executes_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": io.FORMAT, "format_version": 1, "x": _Payload()}, path)
-    with pytest.raises(ValueError, match="not a readable stratify model file"):
+    with pytest.raises(ValueError, match="is not a stratify model file: torch's safe loader "
+                                         "rejected its content") as caught:
         io.load(path)
     assert not hasattr(__import__(__name__), "EXECUTED")
+    message = str(caught.value)
+    assert "Do not open it with torch.load(weights_only=False)" in message
+    assert "will likely succeed" not in message and "\n" not in message
 
 
 def test_objects_in_parameters_need_joblib(images, tmp_path):
