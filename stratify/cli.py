@@ -214,6 +214,11 @@ def _fit(args: argparse.Namespace) -> int:
     options = {"n_clusters": args.n_clusters, "model": args.model, "clusterer": args.clusterer,
                "epochs": args.epochs, "batch_size": args.batch_size}
     params.update({k: v for k, v in options.items() if v is not None})
+    if args.checkpoint_dir is not None:
+        params["train_config"] = {**dict(params.get("train_config") or {}),
+                                  "checkpoint_dir": args.checkpoint_dir}
+    if args.resume:
+        params["resume"] = True
     try:
         model = Stratifier(**params)
     except TypeError as error:
@@ -337,6 +342,10 @@ def _parser() -> argparse.ArgumentParser:
                                          "spectral")
     fit.add_argument("--epochs", type=int, help="training epochs (default 20)")
     fit.add_argument("--batch-size", type=int, help="batch size (default 256)")
+    fit.add_argument("--checkpoint-dir", help="folder for the training checkpoint (last.pt, "
+                                              "written after every epoch)")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue the interrupted fit whose checkpoint is in --checkpoint-dir")
 
     predict = add("predict", "assign images to the strata of a saved model",
                   "stratify predict model.pt new_images.npz --out strata.csv", _predict)
@@ -366,6 +375,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
+    """What an interrupted command left behind, and how to continue it."""
+    folder = getattr(args, "checkpoint_dir", None)
+    if args.command == "fit" and folder is None:
+        config = _read_config(args.config) if args.config else {}
+        folder = (config.get("train_config") or {}).get("checkpoint_dir")
+    checkpoint = Path(folder) / "last.pt" if folder else None
+    if checkpoint is None or not checkpoint.is_file():
+        return "no partial output was written"
+    import torch
+
+    epoch = torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]
+    command = " ".join(["stratify", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return f"progress saved in {checkpoint} (epoch {epoch}); continue with: {command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stratify`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -379,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"stratify {args.command}: interrupted; no partial output was written",
+        print(f"stratify {args.command}: interrupted; {_interrupted(args, argv)}",
               file=sys.stderr)
         return 130
     except (CommandError, ValueError, TypeError, OSError, KeyError) as error:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,7 @@ from stratify.losses.functional import kl_per_dimension
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, train
+from stratify.training.checkpoint import CHECKPOINT_NAME
 
 __all__ = ["Stratifier"]
 
@@ -179,7 +182,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     lr : float, default=1e-3
     train_config : mapping or None, default=None
         Further :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
-        early stopping, checkpoints, threads, ...).
+        early stopping, checkpoints, threads, ...). With ``"checkpoint_dir"`` the
+        representation stage writes ``last.pt`` there after every epoch (atomically); a fit
+        refuses to start over an existing checkpoint (it would destroy that progress).
+    resume : bool, default=False
+        Continue the interrupted fit whose checkpoint is in ``train_config["checkpoint_dir"]``
+        (start from scratch when there is none yet). The checkpoint must come from the same
+        images, metadata and parameters (checked by a fingerprint; ``resume``, ``verbose``,
+        ``device`` and the checkpoint / progress / thread settings may differ); the result
+        equals an uninterrupted fit with the same seed. The self-training stage, when there
+        is one, is short and always runs again.
     image_shape : tuple of int or None, default=None
         ``(C, H, W)`` or ``(C, D, H, W)`` of one sample, for flattened images (N, F). Without
         it, flattened input is read as feature vectors (radiomics, embeddings) and gets an
@@ -261,6 +273,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         batch_size: int = 256,
         lr: float = 1e-3,
         train_config: Mapping[str, Any] | None = None,
+        resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str = "auto",
         random_state: Any = None,
@@ -291,6 +304,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.train_config = train_config
+        self.resume = resume
         self.image_shape = image_shape
         self.device = device
         self.random_state = random_state
@@ -486,6 +500,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                        closed="neither")
         check_in_range(self.manifold_dim, "manifold_dim", owner, kind=int, low=1)
         check_option(self.manifold, "manifold", owner, {"umap", "auto", None})
+        check_option(self.resume, "resume", owner, {True, False})
+        if self.resume and not (self.train_config or {}).get("checkpoint_dir"):
+            raise ValueError(
+                "Expected train_config={'checkpoint_dir': ...} naming the checkpoint folder "
+                "with resume=True, got no checkpoint_dir."
+            )
         if self.n_clusters != "auto":
             check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=2)
         if isinstance(self.clusterer, str):
@@ -587,10 +607,15 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._cluster_seed = cluster_seed
         model = self._build_network(model_seed)
         augment = self._build_augment()
+        config = self._train_config()
+        checkpoint = config.checkpoint_dir
+        resume_from = (checkpoint if self.resume and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
+                       else None)
         result = train(
-            model, self.objective_, images, config=self._train_config(),
+            model, self.objective_, images, config=config,
             metadata=columns or None, labels=labels, augment=augment,
-            random_state=train_seed,
+            random_state=train_seed, resume_from=resume_from,
+            fingerprint=None if checkpoint is None else self._fingerprint(images, columns, labels),
         )
         self.model_ = model.eval()
         self.history_ = result.history.assign(stage="representation")
@@ -599,6 +624,29 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.self_training_epochs:
             self._self_train(images, columns, labels, augment, train_seed + 1)
         return self
+
+    #: Parameters (and train_config fields) that may differ between a fit and its resumption.
+    _NOT_FINGERPRINTED = frozenset({"resume", "verbose", "device"})
+    _CONFIG_NOT_FINGERPRINTED = frozenset({"checkpoint_dir", "checkpoint_every", "progress",
+                                           "num_workers", "num_threads", "device"})
+
+    def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None
+                     ) -> str:
+        """A digest of the images, metadata columns, labels and the training parameters."""
+        digest = hashlib.blake2b(digest_size=16)
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in self._NOT_FINGERPRINTED}
+        params["train_config"] = {k: v for k, v in sorted(dict(self.train_config or {}).items())
+                                  if k not in self._CONFIG_NOT_FINGERPRINTED}
+        digest.update(repr(sorted(params.items(), key=lambda item: item[0])).encode())
+        digest.update(f"{images.shape} {images.dtype}".encode())
+        for start in range(0, len(images), 1024):  # bounded memory for large image sets
+            digest.update(np.ascontiguousarray(images[start:start + 1024]).tobytes())
+        for name in sorted(columns):
+            digest.update(name.encode() + np.ascontiguousarray(columns[name]).tobytes())
+        if labels is not None:
+            digest.update(b"labels" + np.ascontiguousarray(labels).tobytes())
+        return digest.hexdigest()
 
     def _self_train(self, images: np.ndarray, columns: dict, labels: np.ndarray | None,
                     augment: Any, seed: int) -> None:

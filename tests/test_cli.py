@@ -247,3 +247,35 @@ def test_broken_files_give_one_line_before_training(files, tmp_path, capsys, mon
                  "--out", str(tmp_path / "s.csv"), *FAST]) == 2
     assert "BadZipFile" in capsys.readouterr().err
     assert not trained
+
+
+def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, capsys,
+                                                             monkeypatch):
+    folder, _, _ = files
+    from stratify.training import loop
+
+    original = loop._Trainer.train_epoch
+
+    def stop_at_two(self, data, epoch, total_steps):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, data, epoch, total_steps)
+
+    checkpoints, out = tmp_path / "ckpt", tmp_path / "m.pt"
+    argv = ["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
+            "--checkpoint-dir", str(checkpoints), "--out", str(out), *FAST]
+    with monkeypatch.context() as patch:
+        patch.setattr(loop._Trainer, "train_epoch", stop_at_two)
+        assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == (f"stratify fit: interrupted; progress saved in {checkpoints / 'last.pt'} "
+                   f"(epoch 1); continue with: stratify {' '.join(argv)} --resume\n")
+    assert not out.exists()
+    assert main(argv) == 2  # a plain re-run must not destroy the saved progress
+    assert "holds the checkpoint of an earlier fit (epoch 1 of 2)" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    reference = tmp_path / "reference.pt"
+    assert main(["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
+                 "--out", str(reference), *FAST]) == 0
+    np.testing.assert_array_equal(Stratifier.load(out).embedding_,
+                                  Stratifier.load(reference).embedding_)

@@ -319,3 +319,68 @@ def test_new_images_on_the_training_scale_give_the_training_strata(scale_models)
     brighter = images.astype(np.float32) * 1.2  # up to 306 > 255: clipped, with a warning
     with pytest.warns(UserWarning, match=r"outside the training intensities \[0, 255\]"):
         uint8.predict(brighter)
+
+
+def _interrupt_at(monkeypatch, epoch):
+    """Make the training loop raise KeyboardInterrupt when it starts ``epoch``."""
+    from stratify.training import loop
+
+    original = loop._Trainer.train_epoch
+
+    def train_epoch(self, data, current, total_steps):
+        if current == epoch:
+            raise KeyboardInterrupt
+        return original(self, data, current, total_steps)
+
+    monkeypatch.setattr(loop._Trainer, "train_epoch", train_epoch)
+
+
+def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch):
+    images = cohort[0][:96]
+    settings = {**TINY, "epochs": 4, "random_state": 0}
+    reference = Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "a")}, **settings)
+    reference.fit(images)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "b")},
+                       **settings).fit(images)
+    saved = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert saved["epoch"] == 2
+    resumed = Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "b")}, resume=True,
+                         **settings).fit(images)
+    np.testing.assert_array_equal(resumed.embedding_, reference.embedding_)
+    np.testing.assert_array_equal(resumed.labels_, reference.labels_)
+    assert resumed.history_["epoch"].tolist() == [1, 2, 3, 4]
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 4
+
+
+def test_a_new_fit_never_overwrites_a_checkpoint(cohort, tmp_path, monkeypatch):
+    images = cohort[0][:64]
+    folder = tmp_path / "ckpt"
+    settings = {**TINY, "epochs": 3, "random_state": 0, "train_config": {"checkpoint_dir":
+                                                                          str(folder)}}
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            Stratifier(2, **settings).fit(images)
+    before = (folder / "last.pt").read_bytes()
+    trained = []
+    monkeypatch.setattr("stratify.training.loop._run", lambda *a, **k: trained.append(1))
+    with pytest.raises(FileExistsError, match=r"holds the checkpoint of an earlier fit "
+                                              r"\(epoch 2 of 3\); resume it"):
+        Stratifier(2, **settings).fit(images)
+    assert not trained and (folder / "last.pt").read_bytes() == before
+
+
+def test_resume_refuses_another_fits_checkpoint(cohort, tmp_path):
+    images = cohort[0][:64]
+    settings = {**TINY, "epochs": 1, "random_state": 0,
+                "train_config": {"checkpoint_dir": str(tmp_path)}}
+    Stratifier(2, **settings).fit(images)
+    with pytest.raises(ValueError, match="written by a fit with other data or settings"):
+        Stratifier(2, resume=True, **settings).fit(images[::-1].copy())
+    with pytest.raises(ValueError, match="written by a fit with other data or settings"):
+        Stratifier(2, resume=True, **{**settings, "lr": 0.5}).fit(images)
+    with pytest.raises(ValueError, match=r"train_config=\{'checkpoint_dir': \.\.\.\} naming"):
+        Stratifier(2, resume=True, **TINY).fit(images)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from stratify._validation import check_array_images
 from stratify.data.augment import TwoViewAugment
 from stratify.losses.functional import kl_per_dimension
-from stratify.training.checkpoint import load_checkpoint, save_checkpoint
+from stratify.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig
 
 __all__ = [
@@ -436,6 +436,7 @@ class _Trainer:
         self.use_amp = config.mixed_precision and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
         self.state = _State()
+        self.fingerprint: str | None = None
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -465,6 +466,7 @@ class _Trainer:
             "torch_generator": self.generator.get_state(),
             "numpy_generator": self.np_rng.bit_generator.state,
             "config": cfg,
+            "fingerprint": self.fingerprint,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -641,6 +643,7 @@ def train(
     random_state: int | np.random.Generator | np.random.RandomState | None = None,
     callbacks: Sequence[Callback] | None = None,
     resume_from: str | os.PathLike | None = None,
+    fingerprint: str | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``images`` to minimise ``objective``.
 
@@ -682,6 +685,9 @@ def train(
         architecture, objective, data and config: model, optimizer, schedule, generator
         states, history and early-stopping state are restored and training continues after
         the checkpoint's epoch. Its seed replaces ``random_state``.
+    fingerprint : str, optional
+        A digest of the data and settings (the estimator's), written into every checkpoint;
+        resuming a checkpoint whose fingerprint differs is refused.
 
     Returns
     -------
@@ -694,12 +700,17 @@ def train(
         If the loss of a batch is NaN or infinite (the message names epoch, batch and term);
         the offending update is not applied.
     ValueError
-        For inconsistent data or settings (the message says which and how to fix it).
+        For inconsistent data or settings (the message says which and how to fix it), or a
+        checkpoint to resume from with another fingerprint.
+    FileExistsError
+        When not resuming and ``config.checkpoint_dir`` already holds a checkpoint (an earlier
+        fit's progress is never overwritten); raised before any training.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"Expected config to be a TrainConfig, got {type(config).__name__}.")
     checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    _check_checkpoint(config, checkpoint, fingerprint)
     seed = checkpoint["seed"] if checkpoint is not None else _seed_from(random_state)
     device = _resolve_device(config.device)
     if config.mixed_precision and device.type != "cuda":
@@ -736,6 +747,7 @@ def train(
     threads = config.num_threads or physical_cores()
     with _torch_threads(threads):
         trainer = _Trainer(model, objective, config, augment, device, seed)
+        trainer.fingerprint = fingerprint
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
         path = _run(trainer, train_data, val_data, callbacks or ())
@@ -750,6 +762,30 @@ def train(
         device=str(device),
         num_threads=threads,
     )
+
+
+def _check_checkpoint(config: TrainConfig, checkpoint: dict[str, Any] | None,
+                      fingerprint: str | None) -> None:
+    """Refuse to overwrite an earlier fit's checkpoint, or to resume another fit's."""
+    if checkpoint is None:
+        if config.checkpoint_dir is None:
+            return
+        existing = Path(config.checkpoint_dir) / CHECKPOINT_NAME
+        if existing.is_file():
+            earlier = load_checkpoint(existing)
+            raise FileExistsError(
+                f"{existing} holds the checkpoint of an earlier fit (epoch {earlier['epoch']} "
+                f"of {earlier['config']['epochs']}); resume it (Stratifier(resume=True), "
+                "stratify fit --resume) or choose another checkpoint_dir. It was not touched."
+            )
+        return
+    stored = checkpoint.get("fingerprint")
+    if fingerprint is not None and stored is not None and stored != fingerprint:
+        raise ValueError(
+            "The checkpoint to resume was written by a fit with other data or settings "
+            f"(fingerprint {stored[:12]}, this fit {fingerprint[:12]}); resume with the same "
+            "images, metadata and parameters, or start a new fit in another checkpoint_dir."
+        )
 
 
 def _fit_objective(objective: Any, data: _Data) -> None:
