@@ -158,14 +158,17 @@ def _demo(args: argparse.Namespace) -> int:
                                     categorical=["true_stratum"])
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")
-    plotting.plot_latent_space(model.embedding_, model.labels_, strata,
-                               path=out / "latent_space.png")
-    plotting.plot_image_grid(
-        {f"stratum {k}": model.sample(8, cluster=k, random_state=args.seed)
-         for k in range(model.n_clusters_)},
-        path=out / "samples.png",
-    )
-    plotting.plot_history(model.history_, path=out / "training.png")
+    plotting.plot_latent_space(
+        model.clustered_space(), model.labels_, strata, truth_name="true stratum",
+        color_by={"scanner site": metadata["site"].to_numpy()},
+        space_name="clustered space (normalised latents)", path=out / "latent_space.png")
+    rows = {}
+    for k in range(model.n_clusters_):
+        rows[f"stratum {k}: real"] = images[model.labels_ == k][:8]
+        rows[f"stratum {k}: synthetic"] = model.sample(8, cluster=k, random_state=args.seed)
+    plotting.plot_image_grid(rows, value_range=model.data_range_, path=out / "samples.png")
+    plotting.plot_history(model.history_, model.objective_.current_weights(),
+                          path=out / "training.png")
     model.save(out / "model.pt")
     table = "| method | ARI to true strata | ARI to scanner site |\n|---|---:|---:|\n" + "".join(
         f"| {name} | {truth:.3f} | {nuisance:.3f} |\n" for name, (truth, nuisance) in scores.items()
@@ -173,11 +176,14 @@ def _demo(args: argparse.Namespace) -> int:
     summary = (
         f"# stratify demo\n\n{args.n_samples} synthetic patients (`make_cohort(random_state="
         f"{args.seed})`), {args.n_strata} true strata. Stratifier: contrastive autoencoder + "
-        f"y-Aware regulariser on age (sigma 10, weight 0.5), {args.epochs} epochs, k-means; "
-        f"fitted in {seconds:.1f} s.\n\n{table}\n"
+        f"y-Aware regulariser on age (sigma 10, weight 0.5), {args.epochs} epochs, "
+        f"{model.clusterer} on the normalised latents; fitted in {seconds:.1f} s.\n\n{table}\n"
         "The scanner site is a nuisance (lower is better). Per-stratum metadata: "
         "`strata_profile.csv`; tests across strata: `strata_tests.csv`; figures: "
-        "`latent_space.png`, `samples.png` (generated per stratum), `training.png`; the "
+        "`latent_space.png` (the clustered space coloured by stratum, by true stratum with "
+        "matched colours, and by scanner site), `samples.png` (real images of each stratum "
+        "beside SYNTHETIC images decoded from that stratum, on the same intensity scale), "
+        "`training.png` (each term with its weight; a term that rose is flagged); the "
         "fitted model: `model.pt`.\n"
     )
     write_text(summary, out / "summary.md")
@@ -259,8 +265,10 @@ def _describe(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")
-    plotting.plot_latent_space(model.embedding_, model.labels_, path=out / "latent_space.png")
-    plotting.plot_history(model.history_, path=out / "training.png")
+    plotting.plot_latent_space(model.clustered_space(), model.labels_,
+                               space_name="clustered space", path=out / "latent_space.png")
+    plotting.plot_history(model.history_, model.objective_.current_weights(),
+                          path=out / "training.png")
     if not args.quiet:
         print(tests[["test", "p_value", "p_adjusted"]].to_string())
         print(f"report: {out.resolve()}")
@@ -277,8 +285,9 @@ def _sample(args: argparse.Namespace) -> int:
         if len(model.image_shape_) != 3:
             raise CommandError("PNG output is for 2D images; use .npz for volumes")
         shown = images.reshape(len(images), *model.image_shape_)
-        label = "prior" if args.cluster is None else f"stratum {args.cluster}"
-        plotting.plot_image_grid({label: shown}, path=out)
+        label = ("synthetic (prior)" if args.cluster is None
+                 else f"synthetic, stratum {args.cluster}")
+        plotting.plot_image_grid({label: shown}, value_range=model.data_range_, path=out)
     elif out.suffix == ".npz":
         atomic_write(out, lambda tmp: np.savez_compressed(tmp, images=images))
     else:

@@ -790,6 +790,23 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return self.clusterer_.predict(self._latents_for_clustering(self.transform(X)))
 
+    def clustered_space(self, X: Any = None) -> np.ndarray:
+        """Coordinates in which the strata are defined: the (normalised) latents, or their
+        manifold coordinates when the manifold step is used.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            New images; None gives the training images' coordinates.
+
+        Returns
+        -------
+        numpy.ndarray, shape (M, latent_dim) or (M, manifold_dim)
+        """
+        check_is_fitted(self)
+        latents = self.embedding_ if X is None else self.transform(X)
+        return self.clusterer_.transform_space(self._latents_for_clustering(latents))
+
     def _clusterer_has_proba(self) -> bool:
         check_is_fitted(self)
         return hasattr(self.clusterer_, "predict_proba")

@@ -225,13 +225,6 @@ def _unit_images(estimator: Any, images: Any) -> np.ndarray:
     return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
 
 
-def _clustered_space(estimator: Any, X: Any) -> np.ndarray:
-    """Coordinates in which the strata of images ``X`` are defined (normalised latents, or the
-    manifold's), i.e. the space where ``predict`` draws its boundaries."""
-    latents = estimator._latents_for_clustering(estimator.transform(X))
-    return estimator.clusterer_.transform_space(latents)
-
-
 def generation_quality(
     estimator: Any, X: Any, n_per_stratum: int = 100, random_state: Any = None
 ) -> pd.DataFrame:
@@ -276,7 +269,7 @@ def generation_quality(
     n = check_in_range(n_per_stratum, "n_per_stratum", "generation_quality", kind=int, low=2)
     _require_decoder(estimator)
     rng = _generator(random_state)
-    real = _clustered_space(estimator, X)
+    real = estimator.clustered_space(X)
     real_strata = estimator.predict(X)
     real_images = _unit_images(estimator, X)
     strata = [k for k in _strata(estimator) if (real_strata == k).sum() >= 2]
@@ -289,7 +282,7 @@ def generation_quality(
     rows, drawn, wanted = [], [], []
     for k in strata:
         images = sample(estimator, n, cluster=k, random_state=rng)
-        drawn.append(_clustered_space(estimator, images))
+        drawn.append(estimator.clustered_space(images))
         wanted.append(np.full(n, k))
         members = np.flatnonzero(real_strata == k)
         shown = rng.choice(members, size=min(n, len(members)), replace=False)
@@ -301,7 +294,7 @@ def generation_quality(
     overall, per_stratum = metrics.stratum_fidelity(real, real_strata, np.concatenate(drawn),
                                                     np.concatenate(wanted))
     kept = np.isin(real_strata, strata)
-    rebuilt = _clustered_space(estimator, reconstruct(estimator, X))
+    rebuilt = estimator.clustered_space(reconstruct(estimator, X))
     rec_overall, rec_per_stratum = metrics.stratum_fidelity(
         real, real_strata, rebuilt[kept], real_strata[kept])
     table = pd.DataFrame(rows)

@@ -35,6 +35,7 @@ __all__ = [
     "knn_accuracy",
     "linear_probe_accuracy",
     "majority_rate",
+    "matching",
     "mean_pairwise_distance",
     "purity",
     "stratum_fidelity",
@@ -73,6 +74,22 @@ def contingency(y_true: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.nd
         1,
     )
     return table, classes, clusters
+
+
+def matching(y_true: Any, labels: Any) -> dict[Any, Any]:
+    """The one-to-one cluster -> class matching that :func:`cluster_accuracy` scores.
+
+    Hungarian matching on the contingency table (maximum total overlap); clusters left
+    without a class (more clusters than classes) are absent from the result, as is noise.
+
+    Returns
+    -------
+    dict
+        Cluster label -> matched class.
+    """
+    table, classes, clusters = contingency(y_true, labels)
+    rows, cols = linear_sum_assignment(-table)
+    return {clusters[c].item(): classes[r].item() for r, c in zip(rows, cols, strict=True)}
 
 
 def cluster_accuracy(y_true: Any, labels: Any) -> float:

@@ -51,23 +51,56 @@ def _finish(figure: Any, path: str | os.PathLike | None) -> Any:
     return figure
 
 
+def _matched_palettes(labels: np.ndarray, truth: np.ndarray | None
+                      ) -> tuple[dict[Any, Any], dict[Any, Any] | None]:
+    """Colours of strata and reference groups: a stratum takes the colour of the group it is
+    matched to (Hungarian matching, as cluster ACC scores it); the rest take the next ones."""
+    from stratify.metrics import matching
+
+    colours = _pyplot().get_cmap("tab20").colors
+    strata = [k for k in np.unique(labels) if k != -1]
+    if truth is None:
+        palette = {k: colours[i % len(colours)] for i, k in enumerate(strata)}
+        return {**palette, -1: (0.6, 0.6, 0.6)}, None
+    groups = list(np.unique(truth))
+    truth_palette = {g: colours[i % len(colours)] for i, g in enumerate(groups)}
+    matched = matching(truth, labels)
+    spare = iter(colours[len(groups) % len(colours):] + colours)
+    palette = {k: truth_palette[matched[k]] if k in matched else next(spare) for k in strata}
+    return {**palette, -1: (0.6, 0.6, 0.6)}, truth_palette
+
+
 def plot_latent_space(
     embedding: np.ndarray,
     labels: np.ndarray,
     truth: np.ndarray | None = None,
     *,
+    truth_name: str = "reference labels",
+    color_by: dict[str, np.ndarray] | None = None,
+    space_name: str = "latent space",
     random_state: int = 0,
     path: str | os.PathLike | None = None,
 ) -> Any:
-    """The latents in 2D (PCA), coloured by stratum and, when given, by the true label.
+    """The clustered coordinates in 2D (PCA), coloured by stratum, reference and metadata.
 
     Parameters
     ----------
     embedding : numpy.ndarray, shape (N, D)
+        The coordinates the strata were found in (``Stratifier.clustered_space(X)``: the
+        normalised latents, or the manifold's), so the picture shows what was clustered.
     labels : numpy.ndarray, shape (N,)
-        Strata (``-1`` = noise).
+        Strata (``-1`` = noise, grey).
     truth : numpy.ndarray, shape (N,), optional
-        A reference labelling (true strata, a clinical label) for a second panel.
+        A reference labelling (true strata, a clinical label) for a second panel. Each
+        stratum is drawn in the colour of the reference group it is matched to (Hungarian
+        matching, as cluster ACC scores it), so agreement shows as equal colours.
+    truth_name : str, default="reference labels"
+        What ``truth`` is, for its panel's title.
+    color_by : dict of str to numpy.ndarray of shape (N,), optional
+        More panels, one per metadata column (e.g. the scanner site: a nuisance the strata
+        may follow).
+    space_name : str, default="latent space"
+        What ``embedding`` is, for the titles.
     """
     import pandas as pd
     import seaborn as sns
@@ -75,29 +108,52 @@ def plot_latent_space(
 
     plt = _pyplot()
     coords = PCA(2, random_state=random_state).fit_transform(np.asarray(embedding, float))
-    panels = [("stratum", labels)] + ([("true label", truth)] if truth is not None else [])
+    labels = np.asarray(labels)
+    strata_palette, truth_palette = _matched_palettes(
+        labels, None if truth is None else np.asarray(truth))
+    panels: list[tuple[str, np.ndarray, Any]] = [("stratum", labels, strata_palette)]
+    if truth is not None:
+        panels.append((truth_name, np.asarray(truth), truth_palette))
+    for name, values in (color_by or {}).items():
+        values = np.asarray(values)
+        numeric = np.issubdtype(values.dtype, np.number) and len(np.unique(values)) > 12
+        panels.append((name, values, "viridis" if numeric else "tab10"))
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
-    for ax, (name, values) in zip(axes[0], panels, strict=True):
+    for ax, (name, values, palette) in zip(axes[0], panels, strict=True):
+        continuous = palette == "viridis"
         frame = pd.DataFrame({"PC 1": coords[:, 0], "PC 2": coords[:, 1],
-                              name: pd.Categorical(np.asarray(values))})
+                              name: values if continuous else pd.Categorical(values)})
         sns.scatterplot(frame, x="PC 1", y="PC 2", hue=name, s=12, linewidth=0, ax=ax,
-                        palette="tab10")
-        ax.set_title(f"latent space (PCA), coloured by {name}")
+                        palette=palette)
+        ax.set_title(f"{space_name} (PCA), coloured by {name}", fontsize=9)
     return _finish(figure, path)
 
 
 def plot_image_grid(
-    rows: dict[str, np.ndarray], *, path: str | os.PathLike | None = None
+    rows: dict[str, np.ndarray], *, value_range: tuple[float, float] | None = None,
+    path: str | os.PathLike | None = None,
 ) -> Any:
-    """A grid of images: one row per key (e.g. one row of samples per stratum).
+    """A grid of images: one row per key (e.g. real images and samples of each stratum).
 
     Parameters
     ----------
     rows : dict of str to numpy.ndarray of shape (M, C, H, W) or (M, H, W)
         Grey-level images are drawn in grey; 3-channel images in colour; volumes should be
-        sliced first. Values are scaled per image to the full grey range.
+        sliced first. Name synthetic rows as such (e.g. "stratum 0: synthetic").
+    value_range : (float, float), optional
+        The intensity scale shared by every image (e.g. ``Stratifier.data_range_``), so real
+        and generated images are comparable; by default 0-255 for uint8 and the rows' joint
+        minimum and maximum otherwise. Images are never rescaled one by one.
     """
     plt = _pyplot()
+    if value_range is None:
+        arrays = [np.asarray(images) for images in rows.values()]
+        if all(a.dtype == np.uint8 for a in arrays):
+            value_range = (0.0, 255.0)
+        else:
+            value_range = (min(float(a.min()) for a in arrays),
+                           max(float(a.max()) for a in arrays))
+    low, high = value_range
     n_cols = max(len(images) for images in rows.values())
     figure, axes = plt.subplots(len(rows), n_cols, figsize=(1.3 * n_cols, 1.5 * len(rows)),
                                 squeeze=False)
@@ -112,25 +168,52 @@ def plot_image_grid(
             image = np.asarray(images[c], dtype=float)
             if image.ndim == 3:
                 image = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
-            span = image.max() - image.min()
-            image = (image - image.min()) / span if span > 0 else np.zeros_like(image)
+            image = np.clip((image - low) / (high - low if high > low else 1.0), 0.0, 1.0)
             ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center")
     return _finish(figure, path)
 
 
-def plot_history(history: Any, *, path: str | os.PathLike | None = None) -> Any:
-    """Training curves: each loss term and the total per epoch (one panel each)."""
+def _loss_terms(history: Any) -> list[str]:
+    """The loss columns of a history (terms and total), not the bookkeeping ones."""
+    skip = {"epoch", "lr", "seconds", "stage", "active_units", "val_loss"}
+    return [c for c in history.columns
+            if c not in skip and not c.startswith("kl_dim_") and not c.endswith("_weight")
+            and np.issubdtype(np.asarray(history[c]).dtype, np.number)]
+
+
+def plot_history(history: Any, weights: dict[str, float] | None = None, *,
+                 path: str | os.PathLike | None = None) -> Any:
+    """Training curves: each loss term and the total per epoch, one panel each.
+
+    Each panel's title gives the term's weight in the total (when ``weights`` is given) and
+    says in red when the term *rose* from its first to its last epoch (a term the other
+    terms are pushing up is worth knowing about). Axes are labelled; the y-axis is not forced
+    to start at 0, so read the tick values.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        ``Stratifier.history_`` (one row per epoch).
+    weights : dict of str to float, optional
+        Term name -> weight (``Stratifier.objective_.weights``).
+    """
     import seaborn as sns
 
     plt = _pyplot()
-    skip = {"epoch", "lr", "seconds"}
-    terms = [c for c in history.columns if c not in skip]
-    figure, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
+    terms = _loss_terms(history)
+    figure, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 3.2), squeeze=False)
     for ax, term in zip(axes[0], terms, strict=True):
+        values = np.asarray(history[term], dtype=float)
         sns.lineplot(history, x="epoch", y=term, marker="o", ax=ax)
-        ax.set_title(term)
-        ax.set_ylabel("")
+        title = term if term == "total" or not weights or term not in weights else (
+            f"{term} (weight {weights[term]:.3g})")
+        rose = len(values) > 1 and values[-1] > values[0]
+        if rose:
+            title += f"\nROSE {values[0]:.3g} -> {values[-1]:.3g}"
+        ax.set_title(title, color="tab:red" if rose else "black", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("term value" if ax is axes[0][0] else "")
     return _finish(figure, path)
 
 

@@ -305,8 +305,13 @@ def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.Path
     model = result.model
     if result.test_embedding is not None:
         written.append(folder / f"{method}_latent_space.png")
-        plotting.plot_latent_space(result.test_embedding, result.test_labels,
-                                   data.test.labels, path=written[-1])
+        space, name = result.test_embedding, "latent space"
+        if hasattr(model, "clustered_space"):
+            space = (model.clustered_space() if data.transductive
+                     else model.clustered_space(data.test.images))
+            name = "clustered space"
+        plotting.plot_latent_space(space, result.test_labels, data.test.labels,
+                                   truth_name="true class", space_name=name, path=written[-1])
     written.append(folder / f"{method}_heatmap.png")
     plotting.plot_contingency(data.test.labels, result.test_labels, path=written[-1])
     if model is not None and getattr(getattr(model, "model_", None), "has_decoder", False):
@@ -320,10 +325,12 @@ def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.Path
                 real = data.test.images[result.test_labels == k][:10]
                 if len(real):
                     rows[f"stratum {k}: real"] = real
-                rows[f"stratum {k}: samples"] = model.sample(10, cluster=k, random_state=0)
+                rows[f"stratum {k}: synthetic"] = model.sample(10, cluster=k, random_state=0)
             written.append(folder / f"{method}_samples_per_stratum.png")
-            plotting.plot_image_grid(rows, path=written[-1])
+            plotting.plot_image_grid(rows, value_range=model.data_range_, path=written[-1])
     if model is not None and hasattr(model, "history_"):
         written.append(folder / f"{method}_training.png")
-        plotting.plot_history(model.history_, path=written[-1])
+        weights = getattr(getattr(model, "objective_", None), "current_weights", None)
+        plotting.plot_history(model.history_, weights() if weights else None,
+                              path=written[-1])
     return written

@@ -1,0 +1,50 @@
+"""Figures tell the truth: matched colours, one intensity scale, weights and rising terms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stratify import plotting
+
+
+def test_strata_take_the_colour_of_their_matched_group():
+    truth = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    labels = np.array([2, 2, 2, 0, 0, 1, 1, 1, 1, 1])  # stratum 2 = group 0, 0 = 1, 1 = 2
+    strata, groups = plotting._matched_palettes(labels, truth)
+    assert strata[2] == groups[0] and strata[0] == groups[1] and strata[1] == groups[2]
+    extra = np.array([2, 2, 2, 0, 0, 3, 1, 1, 1, 1])  # a fourth stratum matched to no group
+    strata, groups = plotting._matched_palettes(extra, truth)
+    assert strata[3] not in groups.values()
+    figure = plotting.plot_latent_space(np.random.default_rng(0).normal(size=(10, 4)), labels,
+                                        truth, truth_name="true stratum",
+                                        color_by={"site": np.array(list("ABABABABAB"))})
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["latent space (PCA), coloured by stratum",
+                      "latent space (PCA), coloured by true stratum",
+                      "latent space (PCA), coloured by site"]
+
+
+def test_images_share_one_intensity_scale():
+    bright = np.full((1, 4, 4), 200, np.uint8)
+    dim = np.full((1, 4, 4), 100, np.uint8)
+    dim[0, 0, 0] = 0
+    figure = plotting.plot_image_grid({"real": np.stack([bright]), "synthetic": np.stack([dim])})
+    shown = [np.asarray(ax.images[0].get_array()) for ax in figure.axes if ax.images]
+    np.testing.assert_allclose(shown[0], 200 / 255)  # not stretched to white
+    np.testing.assert_allclose(shown[1][0, 1], 100 / 255)
+    figure = plotting.plot_image_grid({"a": np.stack([dim]).astype(float)}, value_range=(0, 400))
+    np.testing.assert_allclose(np.asarray(figure.axes[0].images[0].get_array())[0, 1], 0.25)
+
+
+def test_training_curves_state_weights_and_flag_a_rising_term():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "reconstruction": [0.6, 0.5, 0.4],
+                            "age": [4.86, 5.0, 5.15], "total": [7.0, 6.5, 6.4],
+                            "active_units": [3.0, 4.0, 4.0], "kl_dim_0": [0.1, 0.2, 0.3],
+                            "kl_weight": [0.1, 0.2, 0.2], "lr": [1e-3] * 3,
+                            "seconds": [1.0] * 3, "stage": ["representation"] * 3})
+    figure = plotting.plot_history(history, {"reconstruction": 1.0, "age": 0.5})
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["reconstruction (weight 1)", "age (weight 0.5)\nROSE 4.86 -> 5.15",
+                      "total"]
+    assert figure.axes[0].get_xlabel() == "epoch" and figure.axes[0].get_ylabel() == "term value"
