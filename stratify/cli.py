@@ -186,6 +186,14 @@ def _demo(args: argparse.Namespace) -> int:
         "`training.png` (each term with its weight; a term that rose is flagged); the "
         "fitted model: `model.pt`.\n"
     )
+    summary += (
+        "\nHow strongly each metadata column differs across the strata (effect size in "
+        "[0, 1]: Cramér's V for categories, epsilon squared for numbers; p-values adjusted "
+        "by Benjamini-Hochberg):\n\n| column | effect size | measure | adjusted p |\n"
+        "|---|---:|---|---:|\n" + "".join(
+            f"| {column} | {row['effect_size']:.3f} | {row['effect_measure']} | "
+            f"{row['p_adjusted']:.2g} |\n" for column, row in tests.iterrows())
+    )
     write_text(summary, out / "summary.md")
     if not args.quiet:
         print(

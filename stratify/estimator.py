@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -619,7 +620,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         )
         self.model_ = model.eval()
         self.history_ = result.history.assign(stage="representation")
+        self._say(f"embedding {len(images)} images")
         self._embed_training(images)
+        self._say(f"clustering into {self.n_clusters} strata ({self._clustering_name()})")
         self._fit_clusterer()
         if self.self_training_epochs:
             self._self_train(images, columns, labels, augment, train_seed + 1)
@@ -648,6 +651,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             digest.update(b"labels" + np.ascontiguousarray(labels).tobytes())
         return digest.hexdigest()
 
+    def _say(self, message: str) -> None:
+        """One progress line on stderr when ``verbose`` (the steps after the training bar)."""
+        if self.verbose:
+            print(f"stratify: {message} ...", file=sys.stderr, flush=True)
+
+    def _clustering_name(self) -> str:
+        method = self.clusterer if isinstance(self.clusterer, str) else type(
+            self.clusterer).__name__
+        return method + ("" if self.manifold is None else f", manifold {self.manifold}")
+
     def _self_train(self, images: np.ndarray, columns: dict, labels: np.ndarray | None,
                     augment: Any, seed: int) -> None:
         """The clustering-aware stage: IDEC self-training from the first strata, then recluster.
@@ -674,6 +687,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             scheduler="none", warmup_epochs=0.0, checkpoint_dir=None, patience=None,
             val_fraction=0.0,
         )
+        self._say(f"self-training for {self.self_training_epochs} epochs")
         result = train(
             self.model_, Objective(terms), images, config=config,
             metadata=columns or None, labels=labels, augment=augment, random_state=seed,

@@ -35,7 +35,9 @@ class StrataProfile(NamedTuple):
         stratum's non-missing values) for categorical ones.
     tests : pandas.DataFrame
         One row per column: ``kind``, ``test``, ``statistic``, ``p_value``, ``p_adjusted``
-        (Benjamini–Hochberg over the tested columns), ``n`` (samples used).
+        (Benjamini–Hochberg over the tested columns), ``n`` (samples used), ``effect_size``
+        in [0, 1] (how strongly the strata explain the column: Cramér's V, or epsilon
+        squared of the Kruskal-Wallis H) and ``effect_measure``.
     """
 
     profile: pd.DataFrame
@@ -83,6 +85,25 @@ def _test_continuous(values: pd.Series, labels: np.ndarray) -> tuple[float, floa
         return float("nan"), float("nan"), n
     statistic, p_value = stats.kruskal(*groups)
     return float(statistic), float(p_value), n
+
+
+def _effect_size(statistic: float, n: int, values: pd.Series, labels: np.ndarray,
+                 categorical: bool) -> float:
+    """How strongly the strata explain a column, in [0, 1], beside the test's p-value.
+
+    Categorical: Cramér's V = sqrt(chi2 / (n (min(r, c) - 1))) for an r x c table (chi2
+    without Yates' correction).
+    Continuous: epsilon squared of the Kruskal-Wallis H, H / (n - 1) (Tomczak & Tomczak 2014),
+    the share of the rank variance explained by the strata.
+    """
+    if np.isnan(statistic) or n < 2:
+        return float("nan")
+    if not categorical:
+        return float(statistic / (n - 1))
+    observed = values.notna().to_numpy()
+    table = pd.crosstab(values[observed].to_numpy(), labels[observed]).to_numpy()
+    chi2 = stats.chi2_contingency(table, correction=False)[0]
+    return float(np.sqrt(chi2 / (n * (min(table.shape) - 1))))
 
 
 def _test_categorical(values: pd.Series, labels: np.ndarray) -> tuple[float, float, int]:
@@ -172,6 +193,9 @@ def describe_strata(
                 "statistic": statistic,
                 "p_value": p_value,
                 "n": n,
+                "effect_size": _effect_size(statistic, n, values[clustered], labels[clustered],
+                                            is_categorical),
+                "effect_measure": "Cramér's V" if is_categorical else "epsilon squared",
             }
         )
     profile = pd.DataFrame.from_dict(rows, orient="index")

@@ -384,3 +384,13 @@ def test_resume_refuses_another_fits_checkpoint(cohort, tmp_path):
         Stratifier(2, resume=True, **{**settings, "lr": 0.5}).fit(images)
     with pytest.raises(ValueError, match=r"train_config=\{'checkpoint_dir': \.\.\.\} naming"):
         Stratifier(2, resume=True, **TINY).fit(images)
+
+
+def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(cohort, capsys):
+    images = cohort[0][:64]  # 2 batches of 32 per epoch, 2 epochs
+    Stratifier(2, **{**TINY, "epochs": 2}, verbose=True, random_state=0).fit(images)
+    err = capsys.readouterr().err
+    assert "train:   0%" in err and "0/4 [" in err  # drawn before the first batch
+    assert "4/4 [" in err and "epoch=2/2" in err  # per batch, kept at the end
+    assert "stratify: embedding 64 images ..." in err
+    assert "stratify: clustering into 2 strata (gmm) ..." in err

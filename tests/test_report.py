@@ -121,3 +121,18 @@ def test_identifiers_are_skipped_and_binary_columns_are_categorical():
     assert list(tests.index) == ["flag"]
     assert tests.loc["flag", "test"] == "chi-square"
     assert profile.loc[0, "flag=1.0"] == pytest.approx(0.5)
+
+
+def test_effect_sizes_by_hand(table):
+    labels, metadata = table
+    _, tests = describe_strata(labels, metadata, categorical=["weak"])
+    # site: strata 0 = A, B, A; 1 = B, B, B -> table [[2, 0], [1, 3]], n = 6, 2 x 2.
+    # Uncorrected chi2 by hand: expected counts [[1, 1], [2, 2]] -> sum (o - e)^2 / e = 3.
+    assert tests.loc["site", "effect_size"] == pytest.approx(np.sqrt(3.0 / (6 * 1)))
+    assert tests.loc["site", "effect_measure"] == "Cramér's V"
+    # age: ranks 1, 2 | 3, 4, 5 -> H = 12 / (5 * 6) * (3^2 / 2 + 12^2 / 3) - 3 * 6 = 3
+    h = 12 / (5 * 6) * (3.0**2 / 2 + 12.0**2 / 3) - 3 * 6
+    assert tests.loc["age", "statistic"] == pytest.approx(h)
+    assert tests.loc["age", "effect_size"] == pytest.approx(h / (5 - 1))
+    assert tests.loc["age", "effect_measure"] == "epsilon squared"
+    assert tests["effect_size"].between(0, 1).all()

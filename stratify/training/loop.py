@@ -437,6 +437,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
         self.state = _State()
         self.fingerprint: str | None = None
+        self.bar: Any = None  # the progress bar, advanced once per batch
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -538,6 +539,8 @@ class _Trainer:
             _check_finite(total, terms, epoch, b, len(chunks))
             self._update(total)
             self.state.step += 1
+            if self.bar is not None:
+                self.bar.update(1)
             n = batch["x"].shape[0]
             values = torch.stack([total.detach().float(), *(v.float() for v in terms.values())])
             sums = values * n if sums is None else sums + values * n
@@ -599,9 +602,11 @@ def _run(
     total_steps = steps_per_epoch * config.epochs
     checkpoint_path = None
     bar = tqdm(
-        total=config.epochs, initial=state.epoch, desc="train", unit="epoch",
-        disable=not config.progress, leave=False,
+        total=total_steps, initial=state.epoch * steps_per_epoch, desc="train", unit="batch",
+        disable=not config.progress, leave=True,
     )  # fmt: skip
+    bar.set_postfix_str(f"epoch {state.epoch + 1}/{config.epochs}")
+    trainer.bar = bar
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
             if state.stopped_early:
@@ -619,8 +624,7 @@ def _run(
             last = epoch == config.epochs or state.stopped_early
             if config.checkpoint_dir is not None and (epoch % config.checkpoint_every == 0 or last):
                 checkpoint_path = save_checkpoint(trainer.state_dict(), config.checkpoint_dir)
-            bar.update(1)
-            bar.set_postfix(_progress_postfix(row))
+            bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **_progress_postfix(row)})
             for callback in callbacks:
                 callback(epoch, dict(row))
     finally:
