@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -485,23 +485,40 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return {c: _encode_column(metadata[c].reset_index(drop=True)) for c in needed}, labels
 
     # ------------------------------------------------------------------------- building
+    #: Declarative constraints of the scalar parameters, all checked in ``fit`` before any
+    #: work, with messages that name the Stratifier parameter: name -> (type, low, closed).
+    _RANGES: ClassVar[dict[str, tuple[type, float, str]]] = {
+        "latent_dim": (int, 1, "left"), "width": (int, 1, "left"),
+        "temperature": (float, 0, "neither"), "beta": (float, 0, "left"),
+        "kl_warmup": (float, 0, "left"), "free_bits": (float, 0, "left"),
+        "contrastive_weight": (float, 0, "left"), "epochs": (int, 1, "left"),
+        "self_training_epochs": (int, 0, "left"),
+        "self_training_weight": (float, 0, "neither"), "manifold_dim": (int, 1, "left"),
+        "batch_size": (int, 1, "left"), "lr": (float, 0, "neither"),
+    }
+    #: Parameters with a fixed set of values.
+    _OPTIONS: ClassVar[dict[str, set]] = {
+        "model": {"ae", "vae"}, "reconstruction": {"bce", "mse", None},
+        "contrastive": {"simclr", "supcon", None}, "manifold": {"umap", "auto", None},
+        "resume": {True, False}, "normalize": {True, False}, "verbose": {True, False},
+    }
+
     def _validate_params(self) -> None:
         owner = type(self).__name__
-        check_option(self.model, "model", owner, {"ae", "vae"})
-        check_option(self.reconstruction, "reconstruction", owner, {"bce", "mse", None})
-        check_option(self.contrastive, "contrastive", owner, {"simclr", "supcon", None})
-        check_in_range(self.temperature, "temperature", owner, low=0, closed="neither")
-        check_in_range(self.beta, "beta", owner, low=0)
-        check_in_range(self.kl_warmup, "kl_warmup", owner, low=0)
-        check_in_range(self.free_bits, "free_bits", owner, low=0)
-        check_in_range(self.epochs, "epochs", owner, kind=int, low=1)
-        check_in_range(self.self_training_epochs, "self_training_epochs", owner, kind=int,
-                       low=0)
-        check_in_range(self.self_training_weight, "self_training_weight", owner, low=0,
-                       closed="neither")
-        check_in_range(self.manifold_dim, "manifold_dim", owner, kind=int, low=1)
-        check_option(self.manifold, "manifold", owner, {"umap", "auto", None})
-        check_option(self.resume, "resume", owner, {True, False})
+        for name, options in self._OPTIONS.items():
+            check_option(getattr(self, name), name, owner, options)
+        for name, (kind, low, closed) in self._RANGES.items():
+            check_in_range(getattr(self, name), name, owner, kind=kind, low=low, closed=closed)
+        if self.depth is not None:
+            check_in_range(self.depth, "depth", owner, kind=int, low=1)
+        if self.image_shape is not None and not (
+                isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) in (3, 4)
+                and all(isinstance(v, (int, np.integer)) and v >= 1 for v in self.image_shape)):
+            raise ValueError(
+                f"The 'image_shape' parameter of {owner} must be None or a tuple (C, H, W) or "
+                f"(C, D, H, W) of positive ints. Got {self.image_shape!r} instead."
+            )
+        self._validate_train_config(owner)
         if self.resume and not (self.train_config or {}).get("checkpoint_dir"):
             raise ValueError(
                 "Expected train_config={'checkpoint_dir': ...} naming the checkpoint folder "
@@ -531,6 +548,25 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"The 'regularizers' parameter of {owner} must be a mapping of names to terms "
                 f"or None. Got {type(self.regularizers).__name__} instead."
             )
+
+    def _validate_train_config(self, owner: str) -> None:
+        """``train_config`` and the training parameters make a valid TrainConfig."""
+        config = self.train_config
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"The 'train_config' parameter of {owner} must be a mapping of "
+                            f"TrainConfig fields or None. Got {type(config).__name__} instead.")
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(config or {}) - fields)
+        if unknown:
+            raise ValueError(
+                f"The 'train_config' parameter of {owner} has unknown field(s) {unknown}; "
+                f"TrainConfig fields are {sorted(fields)}."
+            )
+        try:
+            self._train_config()
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"Invalid training settings of {owner} (train_config, "
+                              f"device, ...): {error}") from None
 
     def _build_objective(self) -> Any:
         regularizers = {
@@ -629,9 +665,10 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return self
 
     #: Parameters (and train_config fields) that may differ between a fit and its resumption.
-    _NOT_FINGERPRINTED = frozenset({"resume", "verbose", "device"})
-    _CONFIG_NOT_FINGERPRINTED = frozenset({"checkpoint_dir", "checkpoint_every", "progress",
-                                           "num_workers", "num_threads", "device"})
+    _NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset({"resume", "verbose", "device"})
+    _CONFIG_NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset({
+        "checkpoint_dir", "checkpoint_every", "progress", "num_workers", "num_threads", "device",
+    })
 
     def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None
                      ) -> str:

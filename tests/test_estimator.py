@@ -394,3 +394,28 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
     assert "4/4 [" in err and "epoch=2/2" in err  # per batch, kept at the end
     assert "stratify: embedding 64 images ..." in err
     assert "stratify: clustering into 2 strata (gmm) ..." in err
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"latent_dim": 0}, r"'latent_dim' parameter of Stratifier .*Got 0"),
+    ({"width": 0}, r"'width' parameter of Stratifier"),
+    ({"depth": 0}, r"'depth' parameter of Stratifier"),
+    ({"batch_size": 0}, r"'batch_size' parameter of Stratifier"),
+    ({"lr": 0.0}, r"'lr' parameter of Stratifier .*\(0, inf\)"),
+    ({"contrastive_weight": -1.0}, r"'contrastive_weight' parameter of Stratifier"),
+    ({"normalize": "yes"}, r"'normalize' parameter of Stratifier must be a bool"),
+    ({"verbose": "loud"}, r"'verbose' parameter of Stratifier must be a bool"),
+    ({"image_shape": (1, 2)}, r"'image_shape' parameter of Stratifier must be None or a tuple"),
+    ({"train_config": {"optimizr": "adam"}},
+     r"'train_config' parameter of Stratifier has unknown field\(s\) \['optimizr'\]"),
+    ({"train_config": {"optimizer": "rmsprop"}},
+     r"Invalid training settings of Stratifier .*'optimizer' parameter of TrainConfig"),
+    ({"device": "tpu"}, r"Invalid training settings of Stratifier .*'device'"),
+])
+def test_every_parameter_is_checked_before_training_and_named(cohort, params, match,
+                                                               monkeypatch):
+    trained = []
+    monkeypatch.setattr("stratify.estimator.train", lambda *a, **k: trained.append(1))
+    with pytest.raises((ValueError, TypeError), match=match):
+        Stratifier(2, **{**TINY, **params}).fit(cohort[0][:16])
+    assert not trained
