@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from stratify import Stratifier
 from stratify._atomic import write_csv, write_text
 from stratify.baselines import SupervisedBaseline
 from stratify.benchmark.datasets import load_dataset
+from stratify.benchmark.runner import git_commit
 
 FRACTIONS = (0.01, 0.10)
 VARIANTS = ("labelled only", "labelled + VAE augmentations")
@@ -51,14 +51,6 @@ VAE_EPOCHS = 12
 #: Optimisation steps of every classifier run, and its batch size.
 STEPS, BATCH = 400, 64
 STEM_STRIDE = 2
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _classify(images: np.ndarray, labels: np.ndarray, data, seed: int) -> dict[str, float]:
@@ -100,7 +92,7 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
                 scores = _classify(images, labels, data, seed)
                 row = {"seed": seed, "fraction": fraction, "n_labelled": len(picked),
                        "variant": variant, "n_train": len(images), **scores,
-                       "git_commit": _commit()}
+                       "git_commit": git_commit()}
                 print(row, flush=True)
                 done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
                 write_csv(done, csv, index=False)

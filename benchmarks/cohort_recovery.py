@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,14 +28,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import stratify
 from stratify import Stratifier, make_cohort
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from stratify.benchmark.runner import git_commit
 
 
 def _defaults() -> str:
@@ -86,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `python benchmarks/{Path(__file__).name} "
         f"{' '.join(sys.argv[1:]) if argv is None else ' '.join(argv)}`",
         "",
-        f"stratify {stratify.__version__} (commit {_commit()}), torch {torch.__version__}, "
+        f"stratify {stratify.__version__} (commit {git_commit()}), torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}, "
         f"{torch.get_num_threads()} torch threads, {platform.machine()}.",
         f"Training cohort: make_cohort({args.n_samples}, random_state=seed); held-out: "

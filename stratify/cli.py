@@ -401,9 +401,9 @@ def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
     checkpoint = Path(folder) / "last.pt" if folder else None
     if checkpoint is None or not checkpoint.is_file():
         return "no partial output was written"
-    import torch
+    from stratify.training.checkpoint import load_checkpoint
 
-    epoch = torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]
+    epoch = load_checkpoint(checkpoint)["epoch"]
     command = " ".join(["stratify", *argv, *([] if "--resume" in argv else ["--resume"])])
     return f"progress saved in {checkpoint} (epoch {epoch}); continue with: {command}"
 

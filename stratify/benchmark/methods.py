@@ -290,17 +290,14 @@ METHODS: dict[str, Method] = {
                "AE + NT-Xent, manifold step (UMAP) + HDBSCAN cut at k (noise = error)",
                _deep(_AE_SIMCLR, clusterer="hdbscan", manifold="umap")),
         Method("ae-simclr-auto-gmm", "unsupervised",
-               "AE + NT-Xent, GMM with or without the manifold step (higher latent silhouette)",
-               _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto")),
+               "AE + NT-Xent, GMM with or without the manifold step, whichever has the higher "
+               "silhouette on the latents", _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto")),
         Method("ae-simclr-selftrain-gmm", "unsupervised",
                "AE + NT-Xent, then IDEC self-training, + GMM on the latents",
                _deep(_SELF_TRAINING, clusterer="gmm", manifold=None)),
         Method("ae-simclr-selftrain-umap-gmm", "unsupervised",
                "AE + NT-Xent, then IDEC self-training, manifold step + GMM",
                _deep(_SELF_TRAINING, clusterer="gmm", manifold="umap")),
-        Method("ae-simclr-auto-gmm", "unsupervised",
-               "AE + NT-Xent, GMM with or without the manifold step, whichever has the higher "
-               "silhouette on the latents", _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto")),
         *(
             Method(f"ae-simclr+{name}", "unsupervised", f"AE + NT-Xent + {title} + k-means",
                    _deep({"model": "ae", **_RAW}, regularizer=name), _needs(name))

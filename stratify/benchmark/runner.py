@@ -42,8 +42,8 @@ from stratify._version import __version__
 from stratify.benchmark.datasets import BenchmarkData, Split, load_dataset
 from stratify.benchmark.methods import METHODS, MethodResult, Settings, clear_cache
 
-__all__ = ["COLUMNS", "PROFILES", "Run", "expand", "main", "read_results", "record", "run_grid",
-           "run_one", "score"]
+__all__ = ["COLUMNS", "PROFILES", "Run", "expand", "git_commit", "main", "read_results",
+           "record", "run_grid", "run_one", "score"]
 
 #: Columns of results.csv, in order.
 COLUMNS = [
@@ -201,7 +201,7 @@ class _PeakMemory:
             self.peak = max(self.peak, self._status("VmHWM"))
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     """HEAD's short hash, ``+dirty`` when tracked code differs from it (the results being
     written and markdown files do not count: they cannot change a measurement)."""
     try:
@@ -354,7 +354,7 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
         "n_train": len(data.train), "n_test": len(data.test),
         "epochs": settings.supervised_epochs if method.kind == "supervised" else settings.epochs,
         "torch_version": torch.__version__, "stratify_version": __version__,
-        "git_commit": _git_commit(), "device": _device_name(settings.device),
+        "git_commit": git_commit(), "device": _device_name(settings.device),
     }
     result = None
     try:
