@@ -238,6 +238,10 @@ def _fit(args: argparse.Namespace) -> int:
     except TypeError as error:
         raise CommandError(f"bad config: {error}") from None
     model.fit(images, metadata=metadata)
+    from stratify.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun every rank holds the same model; one writes
+        return 0
     model.save(out)
     history = out.with_name(out.stem + ".history.csv")
     write_csv(model.history_, history, index=False)

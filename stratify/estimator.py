@@ -24,7 +24,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, check_random_state
 
-from stratify import generate, io, report
+from stratify import distributed, generate, io, report
 from stratify._validation import check_array_images, check_in_range, check_metadata, check_option
 from stratify.cluster import METHODS as CLUSTER_METHODS
 from stratify.cluster import StrataClusterer
@@ -690,7 +690,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _say(self, message: str) -> None:
         """One progress line on stderr when ``verbose`` (the steps after the training bar)."""
-        if self.verbose:
+        if self.verbose and distributed.is_main_process():
             print(f"stratify: {message} ...", file=sys.stderr, flush=True)
 
     def _clustering_name(self) -> str:
@@ -805,7 +805,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
         ``active_units_``."""
         mu, logvar = embed(self.model_, images, batch_size=max(self.batch_size, 256),
-                           logvar=True)
+                           logvar=True, shard=True)
         self.embedding_ = mu
         for stale in ("embedding_std_", "kl_per_dim_", "active_units_"):
             self.__dict__.pop(stale, None)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stratify import distributed
 from stratify.losses import functional as LF
 from stratify.losses._base import LossTerm
 from stratify.losses._checks import (
@@ -151,12 +152,36 @@ class KernelContrastive(LossTerm):
         Tensor, shape ()
         """
         check_pair(z1, z2)
+        anchors = None
+        if distributed.current() is not None:
+            z1, z2, metadata, labels, anchors = _global_batch(z1, z2, metadata, labels)
         n = z1.shape[0]
         k = self.kernel_matrix(n, metadata, labels)
         if k is None:
             k = torch.zeros(n, n, dtype=z1.dtype, device=z1.device)
         weights = LF.contrastive_weights(k.to(device=z1.device, dtype=z1.dtype))
-        return LF.kernel_contrastive_loss(z1, z2, weights, self.temperature)
+        return LF.kernel_contrastive_loss(z1, z2, weights, self.temperature, anchors)
+
+
+def _global_batch(
+    z1: Tensor, z2: Tensor, metadata: Mapping[str, Tensor] | None, labels: Tensor | None
+) -> tuple[Tensor, Tensor, dict[str, Tensor] | None, Tensor | None, Tensor]:
+    """The global batch of a distributed fit, and the anchor rows of this rank's samples.
+
+    Embeddings are gathered with gradients flowing back to their ranks
+    (:func:`stratify.distributed.gather`); metadata and labels without. The local anchors are
+    this rank's rows of both views, so the term is the mean over the local anchors of the
+    loss against all 2N embeddings of the global batch.
+    """
+    n_local = z1.shape[0]
+    z1, offset = distributed.gather(z1)
+    z2, _ = distributed.gather(z2)
+    if metadata is not None:
+        metadata = {c: distributed.gather(torch.as_tensor(v))[0] for c, v in metadata.items()}
+    if labels is not None:
+        labels = distributed.gather(labels)[0]
+    local = torch.arange(offset, offset + n_local, device=z1.device)
+    return z1, z2, metadata, labels, torch.cat([local, local + z1.shape[0]])
 
 
 class NTXent(KernelContrastive):

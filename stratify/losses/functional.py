@@ -69,7 +69,9 @@ def contrastive_weights(kernel_matrix: Tensor) -> Tensor:
     return w / w.sum(dim=1, keepdim=True)
 
 
-def kernel_contrastive_loss(z1: Tensor, z2: Tensor, weights: Tensor, temperature: float) -> Tensor:
+def kernel_contrastive_loss(
+    z1: Tensor, z2: Tensor, weights: Tensor, temperature: float, anchors: Tensor | None = None
+) -> Tensor:
     """General weighted contrastive loss over two views.
 
     With ``z`` the 2N L2-normalised embeddings and ``s_ab = z_a . z_b / tau``::
@@ -90,6 +92,10 @@ def kernel_contrastive_loss(z1: Tensor, z2: Tensor, weights: Tensor, temperature
         sum to 1 here (an all-zero row contributes 0). See :func:`contrastive_weights`.
     temperature : float
         ``tau`` > 0.
+    anchors : Tensor of int64, shape (A,), optional
+        Rows of the 2N embeddings that act as anchors (every row by default); the loss is
+        then the mean over these anchors only, each still compared with all 2N - 1 others.
+        A distributed fit passes the rows of this rank's samples (both views).
 
     Returns
     -------
@@ -98,13 +104,22 @@ def kernel_contrastive_loss(z1: Tensor, z2: Tensor, weights: Tensor, temperature
     """
     z = F.normalize(torch.cat([z1, z2], dim=0), p=2.0, dim=1, eps=NORMALIZE_EPS)
     m = z.shape[0]
-    sim = (z @ z.T) / temperature
-    off = ~torch.eye(m, dtype=torch.bool, device=z.device)
-    sim = sim[off].view(m, m - 1)
-    w = weights.detach().to(device=z.device, dtype=z.dtype)[off].view(m, m - 1)
+    weights = weights.detach().to(device=z.device, dtype=z.dtype)
+    if anchors is None:
+        sim = (z @ z.T) / temperature
+        off = ~torch.eye(m, dtype=torch.bool, device=z.device)
+    else:
+        anchors = anchors.to(z.device)
+        sim = (z[anchors] @ z.T) / temperature
+        weights = weights[anchors]
+        off = torch.ones_like(sim, dtype=torch.bool)
+        off[torch.arange(anchors.shape[0], device=z.device), anchors] = False
+    rows = sim.shape[0]
+    sim = sim[off].view(rows, m - 1)
+    w = weights[off].view(rows, m - 1)
     w = w / w.sum(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
     log_prob = torch.log_softmax(sim, dim=1)
-    return -(w * log_prob).sum() / m
+    return -(w * log_prob).sum() / rows
 
 
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:

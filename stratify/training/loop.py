@@ -35,9 +35,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from stratify import distributed
 from stratify._validation import check_array_images
 from stratify.data.augment import TwoViewAugment
+from stratify.distributed import World
 from stratify.losses.functional import kl_per_dimension
+from stratify.training import parallel
 from stratify.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig
 
@@ -79,7 +82,9 @@ class TrainResult:
     device : str
         Device the model was trained on.
     num_threads : int
-        Torch CPU threads used during the fit.
+        Torch CPU threads used during the fit (per process).
+    world_size : int
+        Processes the fit ran on (1 without torchrun).
     """
 
     history: pd.DataFrame
@@ -88,6 +93,7 @@ class TrainResult:
     checkpoint_path: Path | None
     device: str
     num_threads: int
+    world_size: int = 1
 
 
 # --------------------------------------------------------------------------- environment
@@ -250,9 +256,18 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     }
 
 
-def _batches(data: _Data, order: Tensor, config: TrainConfig) -> list[Tensor]:
-    chunks = list(order.split(config.batch_size))
-    if config.drop_last and len(chunks) > 1 and len(chunks[-1]) < config.batch_size:
+def _batches(order: Tensor, batch_size: int, drop_last: bool, world: World | None
+             ) -> list[Tensor]:
+    """Global batches of ``batch_size`` per rank (``batch_size * W`` rows) in ``order``.
+
+    A last incomplete batch is dropped with ``drop_last``, and under a world when it has
+    fewer rows than ranks (at most W - 1 rows of an epoch; every rank needs one).
+    """
+    size = 1 if world is None else world.size
+    chunks = list(order.split(batch_size * size))
+    if chunks and len(chunks[-1]) < batch_size * size and len(chunks) > 1 and drop_last:
+        chunks.pop()
+    if chunks and len(chunks[-1]) < size:
         chunks.pop()
     return chunks
 
@@ -329,6 +344,26 @@ def _forward(
     return objective(inputs)
 
 
+class _Step(nn.Module):
+    """The model and the objective as one module whose forward is a training step's loss.
+
+    DistributedDataParallel wraps this module (so the objective's own parameters, e.g.
+    self-training centroids, are averaged too, and its hooks see the whole step).
+    """
+
+    def __init__(self, model: nn.Module, objective: Callable, plan: _Plan,
+                 augment: Augment | None) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.plan, self.augment = plan, augment
+
+    def forward(self, batch: dict[str, Any], generator: torch.Generator,
+                stats: _LatentStats | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        return _forward(self.model, self.objective, batch, self.plan, self.augment, generator,
+                        stats)
+
+
 #: Burda et al. (2016): a latent dimension is active when Cov_x(E[z_j | x]) exceeds this.
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -361,6 +396,17 @@ class _LatentStats:
             )
         self.n += mu.shape[0]
 
+    def reduce(self, world: World | None) -> None:
+        """Sum the statistics of every rank (each rank saw its share of the batches)."""
+        if world is None or self.kl is None or self.mu_sum is None or self.mu_sq is None:
+            return
+        packed = torch.cat([self.kl, self.mu_sum, self.mu_sq,
+                            self.kl.new_tensor([float(self.n)])])
+        packed = distributed.all_reduce_sum(packed, world)
+        d = self.kl.shape[0]
+        self.kl, self.mu_sum, self.mu_sq = packed[:d], packed[d:2 * d], packed[2 * d:3 * d]
+        self.n = int(packed[-1])
+
     def row(self) -> dict[str, float]:
         if self.kl is None or self.mu_sum is None or self.mu_sq is None:
             return {}
@@ -371,8 +417,17 @@ class _LatentStats:
         return row
 
 
-def _check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int) -> None:
-    if bool(torch.isfinite(total)):
+def _check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int,
+                  world: World | None = None) -> None:
+    finite = bool(torch.isfinite(total))
+    if world is not None:  # every rank must take the same decision
+        flags = total.detach().new_tensor([0.0 if finite else 1.0])
+        if float(distributed.all_reduce_sum(flags, world)) > 0 and finite:
+            raise NonFiniteLossError(
+                f"Non-finite loss at epoch {epoch}, batch {batch} of {n} on another rank than "
+                f"{world.rank} (see that rank's message). Training stopped before this update."
+            )
+    if finite:
         return
     total = total.detach()
     bad = [name for name, value in terms.items() if not bool(torch.isfinite(value))]
@@ -423,11 +478,31 @@ class _State:
 class _Trainer:
     """One fit: holds the pieces so that helpers need few arguments."""
 
-    def __init__(self, model, objective, config, augment, device, seed) -> None:
+    def __init__(self, model, objective, config, augment, device, seed,
+                 world: World | None = None) -> None:
         self.model, self.objective, self.config = model, objective, config
         self.augment, self.device, self.seed = augment, device, seed
+        self.world = world
         self.plan = _Plan.of(objective)
+        # the epoch order comes from `generator`, identical on every rank; the random draws
+        # of the steps (views, reparameterisation) from `draws`, one stream per rank (the
+        # same object in a single process)
         self.generator = torch.Generator().manual_seed(seed)
+        self.draws = self.generator
+        if world is not None:
+            rank_seed = np.random.SeedSequence([seed, world.rank]).generate_state(1)[0]
+            self.draws = torch.Generator().manual_seed(int(rank_seed))
+        self.step_module = _Step(model, objective, self.plan, augment)
+        self.runner: nn.Module = self.step_module
+        if world is not None:
+            self.runner = nn.parallel.DistributedDataParallel(
+                self.step_module,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                # the same parameters take part in every step (some never: the decoder of a
+                # contrastive-only fit); DDP finds which in the first step
+                static_graph=True,
+                forward_sync_buffers=False,  # BatchNorm statistics are synchronised already
+            )
         self.np_rng = np.random.default_rng(seed)
         params = [p for p in model.parameters() if p.requires_grad]
         if isinstance(objective, nn.Module):
@@ -465,12 +540,24 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "torch_generator": self.generator.get_state(),
+            "draw_generators": distributed.gather_objects(self.draws.get_state(), self.world),
             "numpy_generator": self.np_rng.bit_generator.state,
             "config": cfg,
             "fingerprint": self.fingerprint,
+            "world_size": 1 if self.world is None else self.world.size,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        size = 1 if self.world is None else self.world.size
+        stored = int(ckpt.get("world_size", 1))
+        if stored != size:
+            raise ValueError(
+                f"The checkpoint was written by a fit on {stored} process(es), this fit runs "
+                f"on {size}. The global batch (batch_size x processes), the schedule and the "
+                "random streams of every process depend on it, so it can only be resumed "
+                f"with the same number: torchrun --nproc_per_node ... giving {stored} in all. "
+                "Nothing was changed."
+            )
         self.model.load_state_dict(ckpt["model"])
         if isinstance(self.objective, nn.Module) and ckpt["objective"]:
             self.objective.load_state_dict(ckpt["objective"])
@@ -478,6 +565,8 @@ class _Trainer:
         if self.scaler is not None and ckpt["scaler"]:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.generator.set_state(ckpt["torch_generator"])
+        if self.world is not None:
+            self.draws.set_state(ckpt["draw_generators"][self.world.rank])
         self.np_rng.bit_generator.state = ckpt["numpy_generator"]
         early = ckpt["early_stopping"]
         self.state = _State(
@@ -513,39 +602,68 @@ class _Trainer:
         self.scaler.step(opt)
         self.scaler.update()
 
+    def _local(self, chunks: list[Tensor]) -> list[tuple[Tensor, float]]:
+        """This rank's rows of every global batch, and the factor of its loss share.
+
+        Rank ``r`` holding ``n_r`` of the ``B`` rows of a global batch back-propagates its
+        local mean loss times ``W n_r / B``: the shares average (over ranks) to the loss of
+        the global batch, and DistributedDataParallel's gradient average then gives its
+        gradient (see :mod:`stratify.distributed`). In a single process the factor is 1.
+        """
+        if self.world is None:
+            return [(chunk, 1.0) for chunk in chunks]
+        size = self.world.size
+        out = []
+        for chunk in chunks:
+            rows = parallel.shard(chunk, self.world)
+            out.append((rows, size * rows.numel() / chunk.numel()))
+        return out
+
+    def _reduce(self, sums: Tensor) -> Tensor:
+        """Sum per-rank sums over the ranks (no-op in a single process)."""
+        if self.world is None:
+            return sums
+        return distributed.all_reduce_sum(sums.detach(), self.world)
+
     def train_epoch(self, data: _Data, epoch: int, total_steps: int) -> dict[str, float]:
         """One pass over ``data``; returns the sample-weighted mean of total and each term."""
         self.model.train()
         if isinstance(self.objective, nn.Module):
             self.objective.train()
         order = torch.randperm(len(data), generator=self.generator)
-        chunks = _batches(data, order, self.config)
+        chunks = _batches(order, self.config.batch_size, self.config.drop_last, self.world)
+        local = self._local(chunks)
         warmup = round(self.config.warmup_epochs * len(chunks))
         sums, names, seen, lr = None, [], 0, self.config.lr
         set_progress = getattr(self.objective, "set_progress", None)
         stats = _LatentStats()
-        for b, cpu_batch in enumerate(_iterate(data, chunks, self.config), start=1):
+        batches = _iterate(data, [rows for rows, _ in local], self.config)
+        for b, cpu_batch in enumerate(batches, start=1):
             lr = _lr_at(self.state.step, total_steps, warmup, self.config)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             if set_progress is not None:
                 set_progress(epoch - 1 + b / len(chunks))
             batch = _to_device(cpu_batch, self.device)
-            with self._autocast():
-                total, terms = _forward(
-                    self.model, self.objective, batch, self.plan, self.augment, self.generator,
-                    stats,
-                )
-            _check_finite(total, terms, epoch, b, len(chunks))
-            self._update(total)
+            share = local[b - 1][1]
+            with self._autocast(), distributed.collective(self.world):
+                total, terms = self.runner(batch, self.draws, stats)
+                if self.world is not None:
+                    total = total * share
+                    terms = {name: value * share for name, value in terms.items()}
+                _check_finite(total, terms, epoch, b, len(chunks), self.world)
+                self._update(total)
             self.state.step += 1
             if self.bar is not None:
                 self.bar.update(1)
-            n = batch["x"].shape[0]
+            # each rank adds its share times B / W: the sum over ranks is the global batch's
+            # loss times B
+            n = chunks[b - 1].numel() / (1 if self.world is None else self.world.size)
             values = torch.stack([total.detach().float(), *(v.float() for v in terms.values())])
             sums = values * n if sums is None else sums + values * n
-            names, seen = list(terms), seen + n
-        means = (sums / seen).tolist()  # the only host sync of the epoch's loss values
+            names, seen = list(terms), seen + chunks[b - 1].numel()
+        means = (self._reduce(sums) / seen).tolist()  # the only host sync of the epoch's losses
+        stats.reduce(self.world)
         row = {**dict(zip(names, means[1:], strict=True)), "total": means[0]}
         warm = getattr(self.objective, "warmup", {})
         if warm:
@@ -559,19 +677,21 @@ class _Trainer:
         was_training = self.model.training
         self.model.eval()
         generator = torch.Generator().manual_seed(self.seed + 1)
+        if self.world is not None:
+            generator.manual_seed(self.seed + 1 + 7919 * self.world.rank)
         total, seen = torch.zeros((), device=self.device), 0
+        chunks = _batches(torch.arange(len(data)), self.config.batch_size, False, self.world)
+        size = 1 if self.world is None else self.world.size
         try:
-            for idx in torch.arange(len(data)).split(self.config.batch_size):
-                batch = _to_device(data[idx], self.device)
-                with self._autocast():
-                    loss, _ = _forward(
-                        self.model, self.objective, batch, self.plan, self.augment, generator
-                    )
-                total += loss.float() * idx.numel()
-                seen += idx.numel()
+            for chunk, (rows, share) in zip(chunks, self._local(chunks), strict=True):
+                batch = _to_device(data[rows], self.device)
+                with self._autocast(), distributed.collective(self.world):
+                    loss, _ = self.step_module(batch, generator)
+                total += loss.float() * share * chunk.numel() / size
+                seen += chunk.numel()
         finally:
             self.model.train(was_training)
-        return float(total) / seen
+        return float(self._reduce(total)) / seen
 
     def early_stop(self, val_loss: float, epoch: int) -> bool:
         s, patience = self.state, self.config.patience
@@ -598,12 +718,14 @@ def _run(
     callbacks: Sequence[Callback],
 ) -> Path | None:
     config, state = trainer.config, trainer.state
-    steps_per_epoch = len(_batches(train_data, torch.arange(len(train_data)), config))
+    world = trainer.world
+    steps_per_epoch = len(
+        _batches(torch.arange(len(train_data)), config.batch_size, config.drop_last, world))
     total_steps = steps_per_epoch * config.epochs
     checkpoint_path = None
     bar = tqdm(
         total=total_steps, initial=state.epoch * steps_per_epoch, desc="train", unit="batch",
-        disable=not config.progress, leave=True,
+        disable=not config.progress or (world is not None and world.rank != 0), leave=True,
     )  # fmt: skip
     bar.set_postfix_str(f"epoch {state.epoch + 1}/{config.epochs}")
     trainer.bar = bar
@@ -623,13 +745,24 @@ def _run(
             state.epoch = epoch
             last = epoch == config.epochs or state.stopped_early
             if config.checkpoint_dir is not None and (epoch % config.checkpoint_every == 0 or last):
-                checkpoint_path = save_checkpoint(trainer.state_dict(), config.checkpoint_dir)
+                checkpoint_path = _write_checkpoint(trainer, config.checkpoint_dir)
             bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **_progress_postfix(row)})
             for callback in callbacks:
                 callback(epoch, dict(row))
     finally:
         bar.close()
     return checkpoint_path
+
+
+def _write_checkpoint(trainer: _Trainer, folder: str | os.PathLike) -> Path:
+    """Every rank contributes its random state; rank 0 alone writes (atomically)."""
+    state = trainer.state_dict()  # a collective under a world (the ranks' generator states)
+    path = Path(folder) / CHECKPOINT_NAME
+    if trainer.world is None or trainer.world.rank == 0:
+        path = save_checkpoint(state, folder)
+    if trainer.world is not None:
+        torch.distributed.barrier(group=trainer.world.group)  # written before anyone goes on
+    return path
 
 
 def train(
@@ -713,10 +846,15 @@ def train(
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"Expected config to be a TrainConfig, got {type(config).__name__}.")
-    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
-    _check_checkpoint(config, checkpoint, fingerprint)
-    seed = checkpoint["seed"] if checkpoint is not None else _seed_from(random_state)
-    device = _resolve_device(config.device)
+    world, rank_device = parallel.join(config.device)
+    checkpoint = parallel.on_main(
+        lambda: load_checkpoint(resume_from) if resume_from is not None else None, world)
+    parallel.on_main(lambda: _check_checkpoint(config, checkpoint, fingerprint), world)
+    if checkpoint is not None:
+        seed = checkpoint["seed"]
+    else:  # every rank must shuffle with the same seed: rank 0's
+        seed = parallel.on_main(lambda: _seed_from(random_state), world)
+    device = rank_device or _resolve_device(config.device)
     if config.mixed_precision and device.type != "cuda":
         warnings.warn("mixed_precision is used on CUDA only; training in float32.", stacklevel=2)
     plan = _Plan.of(objective)
@@ -744,20 +882,25 @@ def train(
             "Expected validation data for early stopping (patience is set), got none. Set "
             "val_fraction > 0 in TrainConfig or pass val_images."
         )
+    if world is not None and len(train_data) < world.size:
+        raise ValueError(
+            f"Expected at least one training sample per process, got {len(train_data)} "
+            f"samples for {world.size} processes."
+        )
     _fit_objective(objective, train_data)
     model.to(device)
     if isinstance(objective, nn.Module):
         objective.to(device)
-    threads = config.num_threads or physical_cores()
-    with _torch_threads(threads):
-        trainer = _Trainer(model, objective, config, augment, device, seed)
+    threads = config.num_threads or max(1, physical_cores() // parallel.local_world_size())
+    with _torch_threads(threads), parallel.sync_batchnorm(model, world, device):
+        trainer = _Trainer(model, objective, config, augment, device, seed, world)
         trainer.fingerprint = fingerprint
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
         path = _run(trainer, train_data, val_data, callbacks or ())
         state = trainer.state
-        if config.patience is not None and state.best_weights is not None:
-            model.load_state_dict(state.best_weights)
+    if config.patience is not None and state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
     return TrainResult(
         history=pd.DataFrame(state.rows),
         best_epoch=state.best_epoch,
@@ -765,6 +908,7 @@ def train(
         checkpoint_path=path,
         device=str(device),
         num_threads=threads,
+        world_size=1 if world is None else world.size,
     )
 
 
@@ -810,6 +954,7 @@ def embed(
     device: str | None = None,
     *,
     logvar: bool = False,
+    shard: bool = False,
 ) -> Any:
     """Latent means ``mu`` of ``images``, computed in batches in eval mode without gradients.
 
@@ -826,6 +971,10 @@ def embed(
         available). The model is moved there.
     logvar : bool, default=False
         Also return the posterior log-variances.
+    shard : bool, default=False
+        Under a process group of several ranks (torchrun), every rank embeds its share of
+        the rows and the shares are gathered, so every rank returns all rows; every rank
+        must then call. Ignored in a single process.
 
     Returns
     -------
@@ -843,6 +992,16 @@ def embed(
             f"Got {batch_size!r} instead."
         )
     tensor = _as_image_tensor(images, "images")
+    world = parallel.process_world() if shard else None
+    if world is not None:
+        rows = parallel.shard(torch.arange(tensor.shape[0]), world)
+        part = embed(model, tensor[rows[0]:rows[-1] + 1] if rows.numel() else tensor[:0],
+                     batch_size, device, logvar=True)
+        parts = distributed.gather_objects(part, world)
+        mu_all = np.concatenate([p[0] for p in parts])
+        if not logvar:
+            return mu_all
+        return mu_all, (None if parts[0][1] is None else np.concatenate([p[1] for p in parts]))
     if device is None:
         param = next(model.parameters(), None)
         target = param.device if param is not None else torch.device("cpu")
