@@ -11,6 +11,11 @@ before normalisation). See :func:`stratify.losses.functional.contrastive_weights
 
 Missing metadata: if sample ``a`` has NaN in a column the kernel uses, its only positive is
 its own other view and it is no positive of any other sample (for that kernel).
+
+Distributed fits: inside the training loop of a distributed fit
+(:func:`stratify.distributed.current` is set), ``z1``, ``z2``, the metadata and the labels of
+every rank are gathered; the kernel and the weights are those of the global batch and the
+term is the mean over this rank's anchors (both views of its samples).
 """
 
 from __future__ import annotations

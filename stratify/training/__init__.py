@@ -1,4 +1,5 @@
-"""The training engine: one loop, a frozen config, atomic checkpoints, batched embedding."""
+"""The training engine: one loop (one process or torchrun), a frozen config, atomic checkpoints,
+batched embedding."""
 
 from stratify.training.checkpoint import load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig

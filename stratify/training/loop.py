@@ -12,7 +12,8 @@
 
 When both the clean batch and the views are needed, the three are encoded in one forward
 pass (so batch-norm statistics are shared). :func:`embed` returns the latents ``mu`` used
-downstream.
+downstream. Under ``torchrun`` the same loop trains on every rank with
+DistributedDataParallel (see :func:`train`, Notes).
 """
 
 from __future__ import annotations
@@ -842,6 +843,21 @@ def train(
     FileExistsError
         When not resuming and ``config.checkpoint_dir`` already holds a checkpoint (an earlier
         fit's progress is never overwritten); raised before any training.
+
+    Notes
+    -----
+    **Several processes.** Under ``torchrun`` (or an initialised process group of several
+    ranks) the fit is distributed (:mod:`stratify.training.parallel`): ``config.batch_size``
+    is per process, so a global batch holds ``batch_size * W`` rows, of which each rank
+    takes a contiguous part (near-equal sizes) of the same shuffled order; the
+    model and the objective are wrapped together in ``DistributedDataParallel``; BatchNorm
+    is synchronised during the fit; the contrastive terms compare the local anchors with the
+    global batch (:mod:`stratify.distributed`); each rank back-propagates its local loss
+    times ``W n_r / B``, so the step is the single-process step on the global batch; the
+    history holds the global values. Random draws (views, reparameterisation) come from one
+    stream per rank. Rank 0 writes the checkpoints (with every rank's random state); a
+    checkpoint resumes with the same number of processes only. ``TrainResult.world_size``
+    says how many took part.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
