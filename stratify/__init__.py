@@ -2,20 +2,43 @@
 
 Learn a latent space in which patients separate (an autoencoder trained with contrastive and
 metadata-kernel losses), cluster it into strata, and relate the strata to labels and metadata.
+
+The names below are imported on first use (PEP 562), so that ``import stratify`` and the
+``stratify`` command start without loading torch, scikit-learn or the plotting libraries.
 """
 
-from stratify import metrics
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from stratify._version import __version__
-from stratify.cluster import StrataClusterer
-from stratify.data import (
-    DataNotFoundError,
-    load_medmnist,
-    load_mnist_test,
-    make_cohort,
-    volumes_to_slices,
-)
-from stratify.estimator import Stratifier
-from stratify.report import describe_strata, stability
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from stratify import metrics
+    from stratify.cluster import StrataClusterer
+    from stratify.data import (
+        DataNotFoundError,
+        load_medmnist,
+        load_mnist_test,
+        make_cohort,
+        volumes_to_slices,
+    )
+    from stratify.estimator import Stratifier
+    from stratify.report import describe_strata, stability
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "DataNotFoundError": "stratify.data",
+    "StrataClusterer": "stratify.cluster",
+    "Stratifier": "stratify.estimator",
+    "describe_strata": "stratify.report",
+    "load_medmnist": "stratify.data",
+    "load_mnist_test": "stratify.data",
+    "make_cohort": "stratify.data",
+    "stability": "stratify.report",
+    "volumes_to_slices": "stratify.data",
+}
 
 __all__ = [
     "DataNotFoundError",
@@ -30,3 +53,17 @@ __all__ = [
     "stability",
     "volumes_to_slices",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "metrics":
+        return importlib.import_module("stratify.metrics")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'stratify' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -210,8 +210,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from stratify.estimator import Stratifier
-
     if (args.images is None) == (args.medmnist is None):
         raise CommandError("give either IMAGES or --medmnist FLAG, not both or neither")
     out = check_writable(args.out, "--out model file")
@@ -219,10 +217,11 @@ def _fit(args: argparse.Namespace) -> int:
     if args.medmnist is not None:
         from stratify.data import load_medmnist
 
-        images = load_medmnist(args.medmnist, args.split).images
+        images = load_medmnist(args.medmnist, args.split, size=args.size, root=args.root).images
     else:
         images = _read_images(args.images, args.split)
     metadata = _read_metadata(args.metadata, len(images))
+    from stratify.estimator import Stratifier  # torch and scikit-learn: after the input checks
     params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
     params.update(_read_config(args.config))
     options = {"n_clusters": args.n_clusters, "model": args.model, "clusterer": args.clusterer,
@@ -354,6 +353,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("images", nargs="?", help=".npy, or .npz with 'images' or MedMNIST layout")
     fit.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of IMAGES")
     fit.add_argument("--split", default="train", help="split of a MedMNIST file (default train)")
+    fit.add_argument("--size", type=int, default=28,
+                     help="image side of --medmnist: 28 (default), 64, 128, 224 (3D: 28, 64)")
+    fit.add_argument("--root", help="folder holding the --medmnist file (searched before "
+                                    "$STRATIFY_DATA and ~/.medmnist)")
     fit.add_argument("--metadata", help="CSV with one row per image")
     fit.add_argument("--config", help="JSON (or YAML) file of Stratifier parameters")
     fit.add_argument("--out", required=True, help="model file to write")

@@ -6,16 +6,22 @@ when asked (``n_clusters="auto"``) and assigns new samples. Each named backend i
 of :data:`BACKENDS`, a :class:`Backend` spec that says how to build and fit it, how to score
 a candidate k, how new samples are assigned and whether it gives probabilities:
 
-=================  ==================  ================================================
-backend            ``"auto"`` k by     ``predict`` on new samples
-=================  ==================  ================================================
-``"kmeans"``       silhouette          nearest centre (its own ``predict``)
-``"gmm"``          BIC (lowest)        highest posterior (its own ``predict``)
-``"hdbscan"``      DBCV (highest)      ``approximate_predict``; ``-1`` marks noise
-``"agglomerative"`` silhouette         nearest centroid of the fitted strata
-``"spectral"``     silhouette          nearest centroid of the fitted strata
-an instance        silhouette          its ``predict`` if it has one, else nearest centroid
-=================  ==================  ================================================
+===================  ===============  =============================  ===========
+backend              ``"auto"`` k by  ``predict`` on new samples     fitted on
+===================  ===============  =============================  ===========
+``"kmeans"``         silhouette       nearest centre (its predict)   all samples
+``"gmm"``            BIC (lowest)     highest posterior (its own)    <= 20,000
+``"hdbscan"``        DBCV (highest)   ``approximate_predict``; -1    <= 20,000
+                                      marks noise
+``"agglomerative"``  silhouette       nearest centroid of the strata <= 20,000
+``"spectral"``       silhouette       nearest centroid of the strata <= 5,000
+an instance          silhouette       its ``predict`` if any, else   all samples
+                                      nearest centroid
+===================  ===============  =============================  ===========
+
+"fitted on" is the large-N path (``fit_samples``): beyond that many samples the backend is
+fitted on a seeded subsample and the other samples are assigned by the ``predict`` rule, so
+clustering 100,000 latents costs the fit on the subsample plus a linear assignment.
 
 With ``manifold="umap"`` every rule above works on the manifold coordinates: new latents are
 first placed on the manifold (see :mod:`stratify.manifold`), the silhouette is computed
@@ -74,6 +80,13 @@ class Backend:
         ``predict_proba(estimator, X) -> (M, n_clusters_)``; None: no probabilities.
     probabilities : callable or None
         ``probabilities(estimator, X) -> (N,)`` membership strength of the training samples.
+    strength : callable or None
+        ``strength(estimator, X) -> (M,)`` membership strength of samples assigned by
+        ``predict`` (the large-N path); None: ``probabilities`` is used for them too.
+    fit_samples : int or None
+        Above this many samples the backend is fitted on a seeded subsample of this size and
+        the other samples are assigned by ``predict`` (the large-N path; see
+        :class:`StrataClusterer`'s ``fit_samples``); None: always on every sample.
     """
 
     fit: Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple[Any, np.ndarray]]
@@ -81,6 +94,8 @@ class Backend:
     predict: Callable[[Any, np.ndarray], np.ndarray] | None = None
     predict_proba: Callable[[Any, np.ndarray], np.ndarray] | None = None
     probabilities: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    strength: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    fit_samples: int | None = None
 
 
 def _fit_predict(estimator: Any, X: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -100,7 +115,10 @@ def _fit_hdbscan(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any
     import hdbscan  # imported lazily: slow to import
 
     size = min(_hdbscan_size(len(X), options), max(2, len(X) // 2))
-    settings = {"min_cluster_size": size, "prediction_data": True, "gen_min_span_tree": True}
+    # min_samples defaults to min_cluster_size in hdbscan, which on latents declares most
+    # samples noise (83 % of the MNIST test latents at min_cluster_size=100; 65 % with 10)
+    settings = {"min_cluster_size": size, "min_samples": min(size, HDBSCAN_MIN_SAMPLES),
+                "prediction_data": True, "gen_min_span_tree": True}
     model = hdbscan.HDBSCAN(**settings).fit(X)
     if k is not None and (model.labels_ >= 0).any():
         from hdbscan.flat import HDBSCAN_flat
@@ -118,6 +136,13 @@ def _hdbscan_predict(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+def _hdbscan_strength(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from hdbscan.flat import approximate_predict_flat
+
+    _, strength = approximate_predict_flat(estimator, X)
+    return np.asarray(strength, dtype=np.float64)
+
+
 def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
     from hdbscan.flat import membership_vector_flat
 
@@ -125,6 +150,18 @@ def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
         return np.zeros((len(X), 0))
     return np.atleast_2d(membership_vector_flat(estimator, X))
 
+
+#: Large-N path: samples each backend is fitted on at most (the rest are assigned by its
+#: out-of-sample rule). Chosen by measurement on 32-d latents on 2 cores
+#: (``benchmarks/scale.py``): fitting this many takes well under a minute.
+GMM_FIT_SAMPLES = 20_000
+#: HDBSCAN's ``min_samples`` (the density estimate's neighbourhood), at most min_cluster_size.
+HDBSCAN_MIN_SAMPLES = 10
+#: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
+HDBSCAN_NOISE_WARNING = 0.5
+HDBSCAN_FIT_SAMPLES = 20_000
+AGGLOMERATIVE_FIT_SAMPLES = 20_000
+SPECTRAL_FIT_SAMPLES = 5_000
 
 #: The named backends. A new one is one entry here.
 BACKENDS: dict[str, Backend] = {
@@ -139,6 +176,7 @@ BACKENDS: dict[str, Backend] = {
         predict=_own_predict,
         predict_proba=lambda estimator, X: estimator.predict_proba(X),
         probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+        fit_samples=GMM_FIT_SAMPLES,
     ),
     "hdbscan": Backend(
         fit=_fit_hdbscan,
@@ -146,14 +184,18 @@ BACKENDS: dict[str, Backend] = {
         predict=_hdbscan_predict,
         predict_proba=_hdbscan_proba,
         probabilities=lambda estimator, X: np.asarray(estimator.probabilities_),
+        strength=_hdbscan_strength,
+        fit_samples=HDBSCAN_FIT_SAMPLES,
     ),
     "agglomerative": Backend(
         fit=lambda X, k, seed, o: _fit_predict(AgglomerativeClustering(k, linkage="ward"), X),
+        fit_samples=AGGLOMERATIVE_FIT_SAMPLES,
     ),
     "spectral": Backend(
         fit=lambda X, k, seed, o: _fit_predict(SpectralClustering(
             k, affinity="nearest_neighbors", n_neighbors=max(2, min(10, len(X) - 1)),
             assign_labels="cluster_qr", random_state=seed), X),
+        fit_samples=SPECTRAL_FIT_SAMPLES,
     ),
 }
 METHODS = tuple(BACKENDS)
@@ -184,6 +226,23 @@ def _criterion(name: str, X: np.ndarray, labels: np.ndarray, estimator: Any, see
                                   random_state=seed))
 
 
+def _nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 8192
+             ) -> np.ndarray:
+    """Id of the nearest centre of each row of ``X`` (M, D); -1 without centres.
+
+    Computed in chunks of rows, so memory stays at ``chunk x K`` distances for any M.
+    """
+    if len(centers) == 0:
+        return np.full(len(X), -1, dtype=np.int64)
+    out = np.empty(len(X), dtype=np.int64)
+    squared = (centers ** 2).sum(axis=1)
+    for start in range(0, len(X), chunk):
+        part = X[start:start + chunk]
+        distances = squared[None, :] - 2.0 * part @ centers.T  # + |x|^2, same for every centre
+        out[start:start + chunk] = ids[distances.argmin(axis=1)]
+    return out
+
+
 # ----------------------------------------------------------------------------- estimator
 class StrataClusterer(ClusterMixin, BaseEstimator):
     """Cluster latents into strata with a chosen backend, and assign new samples.
@@ -201,7 +260,10 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     k_range : tuple of int, default=(2, 10)
         Inclusive range of candidate k for ``"auto"``.
     min_cluster_size : int or None, default=None
-        HDBSCAN's smallest stratum; None uses ``max(5, N // 100)``.
+        HDBSCAN's smallest stratum; None uses ``max(5, N // 100)`` (N: the samples it is
+        fitted on). Its ``min_samples`` is ``min(min_cluster_size, 10)``. HDBSCAN is
+        density-based: on raw contrastive latents it marks much as noise (a warning says so
+        above 50 %); on the manifold step (``manifold="umap"``) it is the N2D recipe.
     manifold : {"umap", "auto"} or None, default=None
         "umap" clusters the manifold coordinates of the latents (N2D) instead of the latents.
         "auto" clusters both and keeps the partition with the higher silhouette on the
@@ -213,9 +275,19 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         Dimension of the manifold (capped at the latent dimension).
     n_neighbors : int, default=15
         UMAP's neighbourhood size (and that of the placement rule for new samples).
+    fit_samples : int, "auto" or None, default="auto"
+        The large-N path. With more samples than this, the backend is fitted on a seeded
+        random subsample of this size (``n_clusters="auto"`` is chosen there too) and the
+        other samples are assigned by its out-of-sample rule (the ``predict`` of the table
+        above), so the cost stops growing with N beyond the assignment. ``"auto"``: the
+        backend's own size (k-means: every sample, it is linear; GMM, HDBSCAN and
+        agglomerative: 20,000; spectral: 5,000 - see the README's table of costs); None:
+        every sample whatever N. Assigned samples get HDBSCAN's approximate-prediction
+        strength as ``probabilities_`` and NaN as ``outlier_scores_``;
+        ``fit_rows_`` lists the fitted ones.
     random_state : int, RandomState instance or None, default=None
-        Seed of the randomised backends (k-means, GMM, spectral), of UMAP and of the
-        silhouette subsample.
+        Seed of the randomised backends (k-means, GMM, spectral), of UMAP, of the
+        subsample of ``fit_samples`` and of the silhouette subsample.
 
     Attributes
     ----------
@@ -242,6 +314,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     cluster_selection_ : pandas.DataFrame
         With ``n_clusters="auto"``: one row per candidate k (``k``, ``criterion``, ``score``,
         ``selected``).
+    fit_rows_ : numpy.ndarray of int or None
+        Indices of the samples the backend was fitted on (None: every sample).
     n_features_in_ : int
         Latent dimension seen in ``fit``.
     """
@@ -256,6 +330,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         manifold: str | None = None,
         manifold_dim: int = 10,
         n_neighbors: int = 15,
+        fit_samples: int | str | None = "auto",
         random_state: Any = None,
     ) -> None:
         self.method = method
@@ -265,6 +340,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self.manifold = manifold
         self.manifold_dim = manifold_dim
         self.n_neighbors = n_neighbors
+        self.fit_samples = fit_samples
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------ fit
@@ -287,6 +363,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         check_option(self.manifold, "manifold", owner, {*MANIFOLDS, None})
         check_in_range(self.manifold_dim, "manifold_dim", owner, kind=int, low=1)
         check_in_range(self.n_neighbors, "n_neighbors", owner, kind=int, low=2)
+        if self.fit_samples not in ("auto", None):
+            check_in_range(self.fit_samples, "fit_samples", owner, kind=int, low=2)
 
     @property
     def _spec(self) -> Backend:
@@ -364,27 +442,61 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self.__dict__.update(chosen)
         return self
 
+    def _fit_rows(self, n: int, seed: int) -> np.ndarray | None:
+        """The seeded subsample the backend is fitted on (None: every sample)."""
+        cap = self._spec.fit_samples if self.fit_samples == "auto" else self.fit_samples
+        if cap is None or n <= cap:
+            return None
+        return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
+
     def _fit_space(self, space: np.ndarray, seed: int, on_manifold: bool) -> dict[str, Any]:
         """Fit the backend on ``space`` (latents or manifold); the fitted attributes."""
         spec = self._spec
-        fitted: dict[str, Any] = {"uses_manifold_": on_manifold}
+        rows = self._fit_rows(len(space), seed)
+        sample = space if rows is None else space[rows]
+        fitted: dict[str, Any] = {"uses_manifold_": on_manifold, "fit_rows_": rows}
         k = self.n_clusters
         if k == "auto" and isinstance(self.method, str):
-            k, fitted["cluster_selection_"] = self._select_k(space, seed)
+            k, fitted["cluster_selection_"] = self._select_k(sample, seed)
         elif k == "auto":
             k = None
-        estimator, labels = spec.fit(space, k, seed, self._options())
-        clusters = np.unique(labels[labels != -1])
-        fitted.update(
-            estimator_=estimator, labels_=labels, n_clusters_=len(clusters),
-            _cluster_ids=clusters,
-            cluster_centers_=np.stack([space[labels == c].mean(axis=0) for c in clusters])
-            if len(clusters) else np.empty((0, space.shape[1])),
-        )
+        estimator, sample_labels = spec.fit(sample, k, seed, self._options())
+        clusters = np.unique(sample_labels[sample_labels != -1])
+        centers = (np.stack([sample[sample_labels == c].mean(axis=0) for c in clusters])
+                   if len(clusters) else np.empty((0, space.shape[1])))
+        labels, rest = sample_labels, None
+        if rows is not None:  # the large-N path: assign the others as new samples
+            rest = np.ones(len(space), dtype=bool)
+            rest[rows] = False
+            labels = np.empty(len(space), dtype=np.int64)
+            labels[rows] = sample_labels
+            labels[rest] = (spec.predict(estimator, space[rest]) if spec.predict is not None
+                            else _nearest(space[rest], centers, clusters))
+        fitted.update(estimator_=estimator, labels_=labels, n_clusters_=len(clusters),
+                      _cluster_ids=clusters, cluster_centers_=centers)
         if spec.probabilities is not None:
-            fitted["probabilities_"] = spec.probabilities(estimator, space)
+            strength = spec.probabilities(estimator, sample)
+            if rest is not None:
+                full = np.empty(len(space))
+                full[rows] = strength
+                full[rest] = (spec.strength or spec.probabilities)(estimator, space[rest])
+                strength = full
+            fitted["probabilities_"] = strength
         if self.method == "hdbscan":
-            fitted["outlier_scores_"] = np.asarray(estimator.outlier_scores_)
+            noise = float((labels < 0).mean())
+            if noise > HDBSCAN_NOISE_WARNING and not on_manifold:
+                warnings.warn(
+                    f"HDBSCAN marked {noise:.0%} of the latents as noise: density-based "
+                    "clustering finds little density structure in raw contrastive latents. "
+                    "Cluster them on a manifold (manifold='umap', N2D), where it found 0.1 % "
+                    "noise on the MNIST test latents, or use another clusterer.",
+                    UserWarning, stacklevel=3)
+            scores = np.asarray(estimator.outlier_scores_, dtype=np.float64)
+            if rest is not None:
+                full = np.full(len(space), np.nan)
+                full[rows] = scores
+                scores = full
+            fitted["outlier_scores_"] = scores
         return fitted
 
     # -------------------------------------------------------------------------- predict
@@ -395,10 +507,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         return self.manifold_.transform(X) if self.uses_manifold_ else X
 
     def _nearest_centroid(self, X: np.ndarray) -> np.ndarray:
-        if self.n_clusters_ == 0:
-            return np.full(len(X), -1, dtype=np.int64)
-        distances = ((X[:, None, :] - self.cluster_centers_[None]) ** 2).sum(axis=-1)
-        return self._cluster_ids[distances.argmin(axis=1)].astype(np.int64)
+        return _nearest(X, self.cluster_centers_, self._cluster_ids)
 
     def transform_space(self, X: Any) -> np.ndarray:
         """The coordinates in which new latents (M, D) are clustered.

@@ -25,7 +25,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, check_random_state
 
 from stratify import distributed, generate, io, report
-from stratify._validation import check_array_images, check_in_range, check_metadata, check_option
+from stratify._validation import (
+    check_array_images,
+    check_batch_size,
+    check_in_range,
+    check_metadata,
+    check_option,
+)
 from stratify.cluster import METHODS as CLUSTER_METHODS
 from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
@@ -47,7 +53,7 @@ from stratify.losses import (
 from stratify.losses.functional import kl_per_dimension
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
-from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, train
+from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
 from stratify.training.checkpoint import CHECKPOINT_NAME
 
 __all__ = ["Stratifier"]
@@ -179,7 +185,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     normalize : bool, default=True
         Cluster the L2-normalised latents (the geometry contrastive training shapes).
     epochs : int, default=20
-    batch_size : int, default=256
+    batch_size : int or "auto", default="auto"
+        Samples per training step. ``"auto"``: as many as the memory budget holds, at most
+        256 (256 for 28 px images; a handful of 64^3 volumes), measured on the network
+        before the first batch (:mod:`stratify.training.memory`; set
+        ``train_config={"memory_budget": bytes}`` to change the budget). The batch used is
+        ``batch_size_``. Embedding (``transform``, ``predict``) batches by the same budget.
     lr : float, default=1e-3
     train_config : mapping or None, default=None
         Further :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
@@ -234,6 +245,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     active_units_ : int
         VAE only: latent dimensions whose posterior mean varies across the training images,
         Var_x(E[z_j | x]) > 0.01 (Burda et al. 2016); the rest have collapsed to the prior.
+    batch_size_ : int
+        The training batch used (``batch_size``, or what ``"auto"`` chose for this network
+        and memory budget).
     image_shape_ : tuple of int
         ``(C, *S)`` of one sample.
     n_features_in_ : int
@@ -271,7 +285,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self_training_weight: float = 1.0,
         normalize: bool = True,
         epochs: int = 20,
-        batch_size: int = 256,
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
         train_config: Mapping[str, Any] | None = None,
         resume: bool = False,
@@ -494,7 +508,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         "contrastive_weight": (float, 0, "left"), "epochs": (int, 1, "left"),
         "self_training_epochs": (int, 0, "left"),
         "self_training_weight": (float, 0, "neither"), "manifold_dim": (int, 1, "left"),
-        "batch_size": (int, 1, "left"), "lr": (float, 0, "neither"),
+        "lr": (float, 0, "neither"),
     }
     #: Parameters with a fixed set of values.
     _OPTIONS: ClassVar[dict[str, set]] = {
@@ -511,6 +525,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             check_in_range(getattr(self, name), name, owner, kind=kind, low=low, closed=closed)
         if self.depth is not None:
             check_in_range(self.depth, "depth", owner, kind=int, low=1)
+        check_batch_size(self.batch_size, owner)
         if self.image_shape is not None and not (
                 isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) in (3, 4)
                 and all(isinstance(v, (int, np.integer)) and v >= 1 for v in self.image_shape)):
@@ -655,6 +670,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             fingerprint=None if checkpoint is None else self._fingerprint(images, columns, labels),
         )
         self.model_ = model.eval()
+        self.batch_size_ = result.batch_size
         self.history_ = result.history.assign(stage="representation")
         self._say(f"embedding {len(images)} images")
         self._embed_training(images)
@@ -798,13 +814,20 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             else:
                 self.__dict__.pop(name, None)
 
+    def _embed_batch_size(self) -> int:
+        """Images per embedding batch: as many as the memory budget holds (at most 1024)."""
+        budget = (self.train_config or {}).get("memory_budget")
+        device = next(self.model_.parameters()).device
+        return memory.embed_batch_size(self.model_, self.image_shape_,
+                                       budget or memory.default_budget(device))
+
     def _embed(self, images: np.ndarray) -> np.ndarray:
-        return embed(self.model_, images, batch_size=max(self.batch_size, 256))
+        return embed(self.model_, images, batch_size=self._embed_batch_size())
 
     def _embed_training(self, images: np.ndarray) -> None:
         """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
         ``active_units_``."""
-        mu, logvar = embed(self.model_, images, batch_size=max(self.batch_size, 256),
+        mu, logvar = embed(self.model_, images, batch_size=self._embed_batch_size(),
                            logvar=True, shard=True)
         self.embedding_ = mu
         for stale in ("embedding_std_", "kl_per_dim_", "active_units_"):

@@ -85,7 +85,7 @@ def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Means and standard deviations (None for an AE) of q(z | x), in batches."""
     model = _require_decoder(estimator)
     mu, logvar = embed(model, estimator._images(X, reset=False),
-                       batch_size=max(estimator.batch_size, 256), logvar=True)
+                       batch_size=estimator._embed_batch_size(), logvar=True)
     return mu, (None if logvar is None else np.exp(0.5 * logvar))
 
 

@@ -94,6 +94,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "embedding_std_": torch.from_numpy(np.ascontiguousarray(estimator.embedding_std_))
             if hasattr(estimator, "embedding_std_") else None,
             "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
+            "batch_size_": int(getattr(estimator, "batch_size_", 0)),
         },
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
@@ -166,6 +167,8 @@ def load(path: str | os.PathLike) -> Any:
     estimator.embedding_ = fitted["embedding_"].numpy()
     estimator.history_ = pd.DataFrame(fitted["history_"])
     estimator._cluster_seed = fitted["cluster_seed"]
+    if fitted.get("batch_size_"):
+        estimator.batch_size_ = int(fitted["batch_size_"])
     if fitted.get("kl_per_dim_") is not None:
         estimator.embedding_std_ = fitted["embedding_std_"].numpy()
         estimator._set_posterior_summary(fitted["kl_per_dim_"].numpy())

@@ -29,15 +29,20 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from stratify._validation import check_in_range
 
-__all__ = ["ManifoldEmbedding", "fuzzy_weights"]
+__all__ = ["MANIFOLD_FIT_SAMPLES", "ManifoldEmbedding", "fuzzy_weights"]
 
 #: Relative distance under which a new latent is taken to be a training latent (float32
 #: round-off of the same image embedded in another batch).
 _SAME = 1e-5
+#: Rows placed per nearest-neighbour query.
+_CHUNK = 8192
+#: Latents UMAP is fitted on at most (the large-N path; see ``fit_samples``).
+MANIFOLD_FIT_SAMPLES = 20_000
 
 
 def fuzzy_weights(distances: np.ndarray, n_iter: int = 64) -> np.ndarray:
@@ -85,25 +90,36 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         N - 1).
     min_dist : float, default=0.0
         UMAP's ``min_dist``; 0 packs clusters tightly (N2D).
+    fit_samples : int or None, default=20000
+        The large-N path: with more latents than this, UMAP is fitted on a seeded random
+        subsample of this size and the other latents are placed by the rule above, exactly
+        as new samples are (UMAP's cost grows faster than linearly; the placement is a
+        nearest-neighbour query). None: UMAP on every latent.
     random_state : int or None, default=None
-        UMAP's seed (with a seed UMAP runs single-threaded and is reproducible).
+        UMAP's seed (with a seed UMAP runs single-threaded and is reproducible), and the
+        subsample's.
 
     Attributes
     ----------
     latents_ : numpy.ndarray of float64, shape (N, D)
-        The training latents (the placement rule's reference points).
+        The training latents.
     embedding_ : numpy.ndarray of float64, shape (N, n_components_)
         Their manifold coordinates.
+    fit_rows_ : numpy.ndarray of int or None
+        The latents UMAP was fitted on, which are the placement rule's reference points
+        (None: all of them).
     n_components_, n_neighbors_ : int
         The values used after capping.
     n_features_in_ : int
     """
 
     def __init__(self, n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0.0,
+                 fit_samples: int | None = MANIFOLD_FIT_SAMPLES,
                  random_state: int | None = None) -> None:
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
+        self.fit_samples = fit_samples
         self.random_state = random_state
 
     def _validate_params(self) -> None:
@@ -111,6 +127,8 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         check_in_range(self.n_components, "n_components", owner, kind=int, low=1)
         check_in_range(self.n_neighbors, "n_neighbors", owner, kind=int, low=2)
         check_in_range(self.min_dist, "min_dist", owner, low=0.0)
+        if self.fit_samples is not None:
+            check_in_range(self.fit_samples, "fit_samples", owner, kind=int, low=3)
 
     def fit(self, X: Any, y: Any = None, *, embedding: np.ndarray | None = None
             ) -> ManifoldEmbedding:
@@ -132,7 +150,14 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=3)
         self.latents_ = X
         self.n_components_ = min(self.n_components, X.shape[1])
-        self.n_neighbors_ = min(self.n_neighbors, len(X) - 1)
+        rows = None
+        if self.fit_samples is not None and len(X) > self.fit_samples:
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+            rows = np.sort(rng.choice(len(X), size=self.fit_samples, replace=False))
+        self.fit_rows_ = rows
+        reference = X if rows is None else X[rows]
+        self.n_neighbors_ = min(self.n_neighbors, len(reference) - 1)
+        self._neighbors = NearestNeighbors(n_neighbors=self.n_neighbors_).fit(reference)
         if embedding is not None:
             embedding = np.asarray(embedding, dtype=np.float64)
             if embedding.shape != (len(X), self.n_components_):
@@ -140,10 +165,17 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
                     f"Expected a precomputed embedding of shape {(len(X), self.n_components_)},"
                     f" got {embedding.shape}."
                 )
+            self._reference_embedding = embedding if rows is None else embedding[rows]
             self.embedding_ = embedding
-        else:
-            self.embedding_ = self._umap(X)
-        self._neighbors = NearestNeighbors(n_neighbors=self.n_neighbors_).fit(X)
+            return self
+        self._reference_embedding = self._umap(reference)
+        if rows is None:
+            self.embedding_ = self._reference_embedding
+            return self
+        self.embedding_ = np.empty((len(X), self.n_components_))
+        self.embedding_[rows] = self._reference_embedding
+        rest = np.setdiff1d(np.arange(len(X)), rows)
+        self.embedding_[rest] = self._place(X[rest])
         return self
 
     def _umap(self, X: np.ndarray) -> np.ndarray:
@@ -169,14 +201,22 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        distances, index = self._neighbors.kneighbors(X)
-        weights = fuzzy_weights(distances)
-        weights /= weights.sum(axis=1, keepdims=True)
-        placed = np.einsum("mk,mkc->mc", weights, self.embedding_[index])
-        # a training latent (up to float32 round-off) keeps its own coordinates
-        same = distances[:, 0] <= _SAME * (1.0 + np.linalg.norm(X, axis=1))
-        placed[same] = self.embedding_[index[same, 0]]
-        return placed
+        return self._place(X)
+
+    def _place(self, X: np.ndarray) -> np.ndarray:
+        """The placement rule against the reference latents (in chunks: bounded memory)."""
+        out = np.empty((len(X), self.n_components_))
+        for start in range(0, len(X), _CHUNK):
+            part = X[start:start + _CHUNK]
+            distances, index = self._neighbors.kneighbors(part)
+            weights = fuzzy_weights(distances)
+            weights /= weights.sum(axis=1, keepdims=True)
+            placed = np.einsum("mk,mkc->mc", weights, self._reference_embedding[index])
+            # a reference latent (up to float32 round-off) keeps its own coordinates
+            same = distances[:, 0] <= _SAME * (1.0 + np.linalg.norm(part, axis=1))
+            placed[same] = self._reference_embedding[index[same, 0]]
+            out[start:start + _CHUNK] = placed
+        return out
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit and return the training coordinates ``embedding_`` (not the placement rule)."""

@@ -279,3 +279,54 @@ def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, c
                  "--out", str(reference), *FAST]) == 0
     np.testing.assert_array_equal(Stratifier.load(out).embedding_,
                                   Stratifier.load(reference).embedding_)
+
+
+# ------------------------------------------------------------------ start-up and --size/--root
+
+
+@pytest.mark.parametrize("statement", ["import stratify", "import stratify.cli",
+                                       "import stratify; stratify.__version__"])
+def test_the_command_starts_without_the_heavy_libraries(statement):
+    import subprocess
+    import sys
+
+    code = (f"{statement}; import sys; "
+            "print(sorted(m for m in ('torch', 'sklearn', 'pandas', 'seaborn', 'hdbscan', "
+            "'umap', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_lazy_names_resolve_and_unknown_ones_fail():
+    import stratify
+    from stratify.estimator import Stratifier as Direct
+
+    assert stratify.Stratifier is Direct
+    assert "Stratifier" in dir(stratify) and "metrics" in dir(stratify)
+    assert stratify.metrics.cluster_accuracy is not None
+    with pytest.raises(AttributeError, match="module 'stratify' has no attribute 'nope'"):
+        stratify.nope  # noqa: B018
+
+
+def test_fit_reads_medmnist_at_a_size_from_root(tmp_path, monkeypatch, capsys):
+    import copy
+    import hashlib
+
+    from stratify.data import medmnist
+
+    table = copy.deepcopy(medmnist._info_table())
+    monkeypatch.setattr(medmnist, "_info_table", lambda: table)
+    rng = np.random.default_rng(0)
+    path = tmp_path / "breastmnist_64.npz"
+    np.savez_compressed(path, **{f"{s}_images": rng.integers(0, 256, (12, 64, 64), np.uint8)
+                                 for s in ("train", "val", "test")},
+                        **{f"{s}_labels": rng.integers(0, 2, (12, 1), np.uint8)
+                           for s in ("train", "val", "test")})
+    table["breastmnist"]["MD5_64"] = hashlib.md5(path.read_bytes()).hexdigest()
+    out = tmp_path / "m.pt"
+    assert main(["fit", "--medmnist", "breastmnist", "--size", "64", "--root", str(tmp_path),
+                 "--out", str(out), "--epochs", "1", "--n-clusters", "2", *FAST]) == 0
+    from stratify import Stratifier
+
+    assert Stratifier.load(out).image_shape_ == (1, 64, 64)

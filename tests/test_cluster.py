@@ -165,6 +165,8 @@ def test_same_seed_same_labels(blobs):
         ({"n_clusters": "many"}, TypeError, r"'n_clusters' .*Got 'many' instead"),
         ({"k_range": (1, 5)}, ValueError, r"'k_range\[0\]' .*Got 1 instead"),
         ({"n_clusters": 500}, ValueError, r"at least n_clusters=500 samples, got 240"),
+        ({"fit_samples": 1}, ValueError, r"'fit_samples' .*\[2, inf\)\. Got 1 instead"),
+        ({"fit_samples": "half"}, TypeError, r"'fit_samples' .*Got 'half' instead"),
     ],
 )
 def test_bad_parameters(blobs, params, error, match):
@@ -176,3 +178,60 @@ def test_predict_checks_the_latent_dimension(blobs):
     clusterer = StrataClusterer("kmeans", 4, random_state=0).fit(blobs[0])
     with pytest.raises(ValueError, match="X has 3 features, but StrataClusterer is expecting 5"):
         clusterer.predict(np.zeros((2, 3)))
+
+
+# ------------------------------------------------------------------ the large-N path
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_large_n_path_fits_a_seeded_subsample_and_assigns_the_rest(blobs, method):
+    X, y = blobs
+    clusterer = StrataClusterer(method, 4, fit_samples=100, random_state=0).fit(X)
+    rows = clusterer.fit_rows_
+    assert rows is not None and len(rows) == 100 and len(np.unique(rows)) == 100
+    np.testing.assert_array_equal(rows, np.sort(rows))
+    assert clusterer.labels_.shape == (240,)
+    assert adjusted_rand_score(y, clusterer.labels_) > 0.95
+    rest = np.setdiff1d(np.arange(240), rows)
+    # the other samples are assigned exactly as new samples would be
+    np.testing.assert_array_equal(clusterer.labels_[rest], clusterer.predict(X[rest]))
+    # the centres are those of the fitted subsample's strata
+    for k, centre in zip(clusterer._cluster_ids, clusterer.cluster_centers_, strict=True):
+        fitted = X[rows][clusterer.labels_[rows] == k]
+        np.testing.assert_allclose(centre, fitted.mean(axis=0))
+    again = StrataClusterer(method, 4, fit_samples=100, random_state=0).fit(X)
+    np.testing.assert_array_equal(again.fit_rows_, rows)
+
+
+def test_large_n_path_keeps_probabilities_for_every_sample(blobs):
+    X, _ = blobs
+    gmm = StrataClusterer("gmm", 4, fit_samples=100, random_state=0).fit(X)
+    np.testing.assert_allclose(gmm.probabilities_, gmm.predict_proba(X).max(axis=1))
+    hdb = StrataClusterer("hdbscan", 4, fit_samples=120, random_state=0).fit(X)
+    assert hdb.probabilities_.shape == (240,)
+    assert np.isfinite(hdb.probabilities_).all()
+    rest = np.setdiff1d(np.arange(240), hdb.fit_rows_)
+    assert np.isnan(hdb.outlier_scores_[rest]).all()
+    assert np.isfinite(hdb.outlier_scores_[hdb.fit_rows_]).all()
+
+
+def test_fit_samples_defaults_per_backend(blobs):
+    from stratify.cluster import BACKENDS
+
+    assert BACKENDS["kmeans"].fit_samples is None  # linear in N: every sample
+    assert BACKENDS["spectral"].fit_samples < BACKENDS["gmm"].fit_samples
+    # below the size, and with fit_samples=None, every sample is fitted
+    assert StrataClusterer("spectral", 4, random_state=0).fit(blobs[0]).fit_rows_ is None
+    assert StrataClusterer("gmm", 4, fit_samples=None, random_state=0).fit(
+        blobs[0]).fit_rows_ is None
+
+
+def test_nearest_rule_in_chunks_matches_the_direct_distances():
+    from stratify.cluster import _nearest
+
+    rng = np.random.default_rng(1)
+    X, centers = rng.normal(size=(1000, 6)), rng.normal(size=(7, 6))
+    ids = np.array([0, 1, 2, 4, 5, 8, 9])
+    direct = ids[((X[:, None] - centers[None]) ** 2).sum(-1).argmin(axis=1)]
+    np.testing.assert_array_equal(_nearest(X, centers, ids, chunk=64), direct)
+    assert (_nearest(X, centers[:0], ids[:0]) == -1).all()

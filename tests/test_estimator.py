@@ -205,6 +205,10 @@ def test_not_fitted():
          r"Expected 756 values per sample for image_shape=\(1, 28, 27\), got 784"),
         ({"model": "gan"}, None, {}, ValueError, r"'model' parameter of Stratifier .*'gan'"),
         ({"temperature": 0}, None, {}, ValueError, r"'temperature' .*\(0, inf\)\. Got 0"),
+        ({"batch_size": "big"}, None, {}, TypeError,
+         r"'batch_size' parameter of Stratifier must be an int in the range \[1, inf\) or "
+         r"'auto'\. Got 'big'"),
+        ({"batch_size": 0}, None, {}, ValueError, r"'batch_size' parameter of Stratifier"),
         ({"reconstruction": None, "contrastive": None}, None, {}, ValueError,
          "at least one loss term"),
         ({"encoder": "resnet"}, None, {}, TypeError, r"'encoder' .*Got str instead"),
@@ -234,7 +238,7 @@ def test_not_fitted():
 def test_bad_input(params, X, fit_kwargs, error, match):
     X = np.zeros((8, 1, 28, 28), np.uint8) if X is None else X
     with pytest.raises(error, match=match):
-        Stratifier(**params, **TINY).fit(X, **fit_kwargs)
+        Stratifier(**{**TINY, **params}).fit(X, **fit_kwargs)
 
 
 def test_feature_vectors_get_an_mlp_and_recover_groups():
@@ -419,3 +423,17 @@ def test_every_parameter_is_checked_before_training_and_named(cohort, params, ma
     with pytest.raises((ValueError, TypeError), match=match):
         Stratifier(2, **{**TINY, **params}).fit(cohort[0][:16])
     assert not trained
+
+
+def test_auto_batch_is_recorded_and_saved(cohort, tmp_path):
+    from stratify.training import memory
+
+    images = cohort[0][:64]
+    model = Stratifier(2, epochs=1, latent_dim=4, width=4, random_state=0,
+                       train_config={"memory_budget": 1}).fit(images)
+    assert model.batch_size == "auto" and model.batch_size_ == 1  # a 1-byte budget
+    default = Stratifier(2, epochs=1, latent_dim=4, width=4, random_state=0).fit(images)
+    assert default.batch_size_ == memory.BATCH_CAP  # 28 px images: the cap fits
+    loaded = Stratifier.load(default.save(tmp_path / "m.pt"))
+    assert loaded.batch_size_ == default.batch_size_
+    np.testing.assert_array_equal(loaded.predict(images), default.labels_)

@@ -89,7 +89,33 @@ def test_precomputed_embedding_is_used_as_given(manifold):
     ({"n_components": 0}, r"'n_components' parameter of ManifoldEmbedding .*Got 0 instead"),
     ({"n_neighbors": 1}, r"'n_neighbors' parameter of ManifoldEmbedding .*Got 1 instead"),
     ({"min_dist": -1.0}, r"'min_dist' parameter of ManifoldEmbedding .*Got -1.0 instead"),
+    ({"fit_samples": 2}, r"'fit_samples' parameter of ManifoldEmbedding .*Got 2 instead"),
 ])
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
         ManifoldEmbedding(**params).fit(np.zeros((10, 3)))
+
+
+def test_large_n_path_fits_umap_on_a_subsample_and_places_the_rest():
+    X, y = make_blobs(150, centers=3, n_features=6, cluster_std=0.5, random_state=0)
+    fitted = ManifoldEmbedding(n_components=2, n_neighbors=10, fit_samples=60,
+                               random_state=0).fit(X)
+    rows = fitted.fit_rows_
+    assert len(rows) == 60 and len(np.unique(rows)) == 60
+    rest = np.setdiff1d(np.arange(150), rows)
+    # the others are placed exactly as new samples are: against the fitted subsample only
+    np.testing.assert_allclose(fitted.embedding_[rest], fitted.transform(X[rest]), rtol=1e-12)
+    reference = fitted.embedding_[rows]
+    for i, x in zip(rest[:5], X[rest[:5]], strict=True):
+        d = np.sqrt(((X[rows] - x) ** 2).sum(axis=1))
+        nearest = np.argsort(d, kind="stable")[:10]
+        w = fuzzy_weights(d[nearest][None])[0]
+        expected = (w[:, None] * reference[nearest]).sum(axis=0) / w.sum()
+        np.testing.assert_allclose(fitted.embedding_[i], expected, rtol=1e-9)
+    centres = np.stack([fitted.embedding_[y == c].mean(axis=0) for c in range(3)])
+    assert min(np.linalg.norm(centres[a] - centres[b]) for a in range(3) for b in range(a)) > 1
+    # a stored embedding with the same seed restores the same placement rule
+    stored = ManifoldEmbedding(n_components=2, n_neighbors=10, fit_samples=60,
+                               random_state=0).fit(X, embedding=fitted.embedding_)
+    new = X[:4] + 0.3
+    np.testing.assert_array_equal(stored.transform(new), fitted.transform(new))

@@ -126,5 +126,6 @@ def locate(
     places = "\n".join(f"  - {path}" for path in candidates)
     raise DataNotFoundError(
         f"{what} not found. Looked in:\n{places}\n({reason}). To provide it, download {url} "
-        f"(MD5 {md5}) into one of those folders, pass root=FOLDER, or set {env_var}=FOLDER."
+        f"(MD5 {md5}) into one of those folders, pass root=FOLDER (on the command line: "
+        f"--root FOLDER), or set {env_var}=FOLDER."
     )

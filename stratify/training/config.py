@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stratify._validation import check_in_range, check_option
+from stratify._validation import check_batch_size, check_in_range, check_option
 
 __all__ = ["TrainConfig"]
 
@@ -29,8 +29,15 @@ class TrainConfig:
     ----------
     epochs : int, default=20
         Number of passes over the training data.
-    batch_size : int, default=256
-        Samples per optimisation step.
+    batch_size : int or "auto", default=256
+        Samples per optimisation step (per process under torchrun). ``"auto"``: as many as
+        the memory budget holds, at most 256 (see :mod:`stratify.training.memory`). An int
+        is checked before the first batch: a batch whose measured activations exceed the
+        available memory is refused with the size that fits.
+    memory_budget : int, optional
+        Bytes the activations of one batch may take, for ``batch_size="auto"`` (and the
+        embedding batch of the estimator); None: half the free GPU memory, or on the CPU a
+        quarter of the available memory, at most 2 GiB.
     lr : float, default=1e-3
         Peak learning rate.
     weight_decay : float, default=0.0
@@ -75,7 +82,8 @@ class TrainConfig:
     """
 
     epochs: int = 20
-    batch_size: int = 256
+    batch_size: int | str = 256
+    memory_budget: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
@@ -97,7 +105,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_in_range(self.epochs, "epochs", _OWNER, kind=int, low=1)
-        check_in_range(self.batch_size, "batch_size", _OWNER, kind=int, low=1)
+        check_batch_size(self.batch_size, _OWNER)
+        _check_optional(self.memory_budget, "memory_budget", kind=int, low=1)
         check_in_range(self.lr, "lr", _OWNER, low=0, closed="neither")
         check_in_range(self.weight_decay, "weight_decay", _OWNER, low=0)
         check_option(self.optimizer, "optimizer", _OWNER, {"adam", "adamw", "sgd"})

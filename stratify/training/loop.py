@@ -41,7 +41,7 @@ from stratify._validation import check_array_images
 from stratify.data.augment import TwoViewAugment
 from stratify.distributed import World
 from stratify.losses.functional import kl_per_dimension
-from stratify.training import parallel
+from stratify.training import memory, parallel
 from stratify.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig
 
@@ -86,6 +86,8 @@ class TrainResult:
         Torch CPU threads used during the fit (per process).
     world_size : int
         Processes the fit ran on (1 without torchrun).
+    batch_size : int
+        The batch size used (per process): ``config.batch_size``, or what ``"auto"`` chose.
     """
 
     history: pd.DataFrame
@@ -95,6 +97,7 @@ class TrainResult:
     device: str
     num_threads: int
     world_size: int = 1
+    batch_size: int = 0
 
 
 # --------------------------------------------------------------------------- environment
@@ -907,6 +910,12 @@ def train(
     model.to(device)
     if isinstance(objective, nn.Module):
         objective.to(device)
+    if checkpoint is not None and config.batch_size == "auto":  # the interrupted fit's batch
+        config = dataclasses.replace(config, batch_size=checkpoint["config"]["batch_size"])
+    batch_size = parallel.on_main(
+        lambda: _fit_batch(model, objective, plan, augment, config, device,
+                           tuple(train_data.images.shape[1:])), world)
+    config = dataclasses.replace(config, batch_size=batch_size)
     threads = config.num_threads or max(1, physical_cores() // parallel.local_world_size())
     with _torch_threads(threads), parallel.sync_batchnorm(model, world, device):
         trainer = _Trainer(model, objective, config, augment, device, seed, world)
@@ -925,6 +934,7 @@ def train(
         device=str(device),
         num_threads=threads,
         world_size=1 if world is None else world.size,
+        batch_size=batch_size,
     )
 
 
@@ -950,6 +960,45 @@ def _check_checkpoint(config: TrainConfig, checkpoint: dict[str, Any] | None,
             f"(fingerprint {stored[:12]}, this fit {fingerprint[:12]}); resume with the same "
             "images, metadata and parameters, or start a new fit in another checkpoint_dir."
         )
+
+
+def _fit_batch(model: nn.Module, objective: Any, plan: _Plan, augment: Augment | None,
+               config: TrainConfig, device: torch.device, image_shape: tuple[int, ...]) -> int:
+    """Resolve ``batch_size="auto"``, or check that an explicit one fits, before any batch.
+
+    The activation bytes of one step are measured on a probe batch
+    (:func:`stratify.training.memory.step_bytes_per_sample`).
+    """
+
+    def step(probe_model: nn.Module, probe_objective: Any, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        batch = {
+            "x": x,
+            "metadata": {c: torch.zeros(n, device=x.device)
+                         for c in probe_objective.metadata_columns},
+            "labels": torch.zeros(n, device=x.device),
+        }
+        total, _ = _forward(probe_model, probe_objective, batch, plan, augment,
+                            torch.Generator().manual_seed(0))
+        return total
+
+    per_sample = memory.step_bytes_per_sample(step, model, objective, image_shape)
+    if config.batch_size == "auto":
+        budget = config.memory_budget or memory.default_budget(device)
+        return memory.train_batch_size(per_sample, budget, memory.BATCH_CAP)
+    need = memory.HEADROOM * per_sample * int(config.batch_size)
+    free = memory.available_memory(device)
+    if free is not None and need > free:
+        fits = memory.train_batch_size(per_sample, free, int(config.batch_size))
+        raise ValueError(
+            f"Expected a batch that fits in memory, got batch_size={config.batch_size}: its "
+            f"training step needs about {memory.format_bytes(need)} of activations "
+            f"({memory.format_bytes(per_sample)} per sample, measured, times "
+            f"{memory.HEADROOM:g} for the backward pass) but {device} has "
+            f"{memory.format_bytes(free)} available. batch_size={fits} fits; pass "
+            "batch_size='auto' (sized to memory_budget) or a smaller batch_size."
+        )
+    return int(config.batch_size)
 
 
 def _fit_objective(objective: Any, data: _Data) -> None:
