@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import torch
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
 import stratify
 from stratify import Stratifier, make_cohort
+from stratify.baselines import pixel_pca_kmeans
 from stratify.benchmark.runner import git_commit
 
 
@@ -46,10 +45,7 @@ def run(seed: int, n_samples: int, n_test: int) -> dict[str, float]:
     model = Stratifier(random_state=seed).fit(images)
     seconds = time.perf_counter() - start
 
-    pixels = images.reshape(len(images), -1) / 255.0
-    baseline = KMeans(3, n_init=10, random_state=seed).fit_predict(
-        PCA(20, random_state=seed).fit_transform(pixels)
-    )
+    baseline = pixel_pca_kmeans(images, 3, n_components=20, random_state=seed)[0]
     site = metadata["site"].cat.codes.to_numpy()
     return {
         "seed": seed,

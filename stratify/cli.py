@@ -18,17 +18,11 @@ from typing import Any
 import numpy as np
 
 from stratify._atomic import atomic_write, check_writable, write_csv, write_text
+from stratify._errors import CommandError, error_line
 
 __all__ = ["main"]
 
 
-class CommandError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-
-def error_line(error: BaseException) -> str:
-    """The error's message on one line (its type's name when it has none)."""
-    return " ".join(line.strip() for line in str(error).splitlines()) or type(error).__name__
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -121,11 +115,10 @@ def _load_model(path: str) -> Any:
 
 # ----------------------------------------------------------------------------- commands
 def _demo(args: argparse.Namespace) -> int:
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
     from sklearn.metrics import adjusted_rand_score
 
     from stratify import plotting
+    from stratify.baselines import pixel_pca_kmeans
     from stratify.data import make_cohort
     from stratify.estimator import Stratifier
 
@@ -142,9 +135,7 @@ def _demo(args: argparse.Namespace) -> int:
     ).fit(images, metadata=metadata)
     seconds = time.perf_counter() - start
 
-    pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    latent = PCA(n_components=20, random_state=args.seed).fit_transform(pixels)
-    baseline = KMeans(args.n_strata, n_init=10, random_state=args.seed).fit_predict(latent)
+    baseline = pixel_pca_kmeans(images, args.n_strata, random_state=args.seed)[0]
     site = metadata["site"].cat.codes.to_numpy()
     scores = {
         "Stratifier": (adjusted_rand_score(strata, model.labels_),

@@ -32,74 +32,25 @@ from stratify._validation import (
     check_metadata,
     check_option,
 )
-from stratify.cluster import METHODS as CLUSTER_METHODS
+from stratify.cluster import BACKENDS as CLUSTER_BACKENDS
 from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
 from stratify.data.vector_augment import VectorAugment
 from stratify.losses import (
     LABELS,
-    ClinicalContrastive,
-    EpanechnikovKernel,
-    GaussianKernel,
-    LaplacianKernel,
-    LossTerm,
     Objective,
     SelfTraining,
     SupCon,
-    WSPContrastive,
-    YAwareInfoNCE,
     build_objective,
 )
 from stratify.losses.functional import kl_per_dimension
+from stratify.losses.registry import distance_columns, regularizer_from_spec
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
 from stratify.training.checkpoint import CHECKPOINT_NAME
 
 __all__ = ["Stratifier"]
-
-REGULARIZER_KINDS = ("yaware", "wsp", "clinical", "supcon")
-
-
-def _regularizer(name: str, spec: Any, temperature: float) -> tuple[LossTerm, float]:
-    """A (term, weight) pair from a LossTerm, a (LossTerm, weight) pair or a dict spec."""
-    if isinstance(spec, LossTerm):
-        return spec, 1.0
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], LossTerm):
-        return spec
-    if not isinstance(spec, Mapping):
-        raise TypeError(
-            f"Expected regularizer {name!r} to be a LossTerm, a (LossTerm, weight) pair or a "
-            f"dict with a 'kind' key, got {type(spec).__name__}."
-        )
-    options = dict(spec)
-    kind = check_option(options.pop("kind", None), "kind", f"regularizer {name!r}",
-                        set(REGULARIZER_KINDS))
-    weight = options.pop("weight", 1.0)
-    options.setdefault("temperature", temperature)
-    builders = {
-        "yaware": YAwareInfoNCE,
-        "wsp": WSPContrastive,
-        "clinical": ClinicalContrastive,
-        "supcon": SupCon,
-    }
-    try:
-        return builders[kind](**options), weight
-    except TypeError as error:
-        raise TypeError(f"Bad options for regularizer {name!r} ({kind}): {error}") from None
-
-
-def _distance_columns(objective: Any) -> set[str]:
-    """Metadata columns that some term reads through a distance kernel (numbers needed)."""
-    found: set[str] = set()
-    stack = [getattr(module, "kernel", None) for module in objective.modules()]
-    while stack:
-        kernel = stack.pop()
-        if isinstance(kernel, (GaussianKernel, LaplacianKernel, EpanechnikovKernel)):
-            found.update(kernel.columns)
-        stack.extend(getattr(kernel, "kernels", ()))
-    return found - {LABELS}
-
 
 def _encode_column(series: pd.Series) -> np.ndarray:
     """Metadata column -> float64 (N,): numbers as they are, categories as codes, NaN missing."""
@@ -486,7 +437,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"Expected metadata columns {missing} used by the regularizers; available "
                 f"columns: {list(metadata.columns)}."
             )
-        for column in sorted(_distance_columns(self.objective_)):
+        for column in sorted(distance_columns(self.objective_)):
             series = metadata[column]
             if not pd.api.types.is_numeric_dtype(series) or isinstance(
                 series.dtype, pd.CategoricalDtype
@@ -526,6 +477,13 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.depth is not None:
             check_in_range(self.depth, "depth", owner, kind=int, low=1)
         check_batch_size(self.batch_size, owner)
+        try:
+            check_random_state(self.random_state)
+        except ValueError:
+            raise ValueError(
+                f"The 'random_state' parameter of {owner} must be None, an int or a numpy "
+                f"RandomState. Got {self.random_state!r} instead."
+            ) from None
         if self.image_shape is not None and not (
                 isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) in (3, 4)
                 and all(isinstance(v, (int, np.integer)) and v >= 1 for v in self.image_shape)):
@@ -542,7 +500,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.n_clusters != "auto":
             check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=2)
         if isinstance(self.clusterer, str):
-            check_option(self.clusterer, "clusterer", owner, set(CLUSTER_METHODS))
+            check_option(self.clusterer, "clusterer", owner, set(CLUSTER_BACKENDS))
         if self.encoder is not None and not isinstance(self.encoder, torch.nn.Module):
             raise TypeError(
                 f"The 'encoder' parameter of {owner} must be a torch.nn.Module or None. Got "
@@ -585,7 +543,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _build_objective(self) -> Any:
         regularizers = {
-            name: _regularizer(name, spec, self.temperature)
+            name: regularizer_from_spec(name, spec, self.temperature)
             for name, spec in (self.regularizers or {}).items()
         }
         contrastive = self.contrastive
@@ -961,11 +919,96 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return report.stability(self, X, n_resamples=n_resamples, fraction=fraction,
                                 random_state=random_state, **fit_params)
 
-    def save(self, path: Any) -> Any:
-        """Write the fitted estimator in the safe format; see :func:`stratify.io.save`."""
-        return io.save(self, path)
+    def save(self, path: Any) -> Path:
+        """Write the fitted estimator atomically in the safe format (:mod:`stratify.io`).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        TypeError
+            When a parameter holds a Python object (custom encoder, clusterer instance, loss
+            terms, augmentation callable): use ``joblib.dump`` for such an estimator.
+        """
+        check_is_fitted(self)
+        params = self.get_params(deep=False)
+        if dataclasses.is_dataclass(params.get("augmentation")):
+            params["augmentation"] = {"AugmentParams": dataclasses.asdict(params["augmentation"])}
+        return io.write(path, params, self.model_.state_dict(), self._fitted_state())
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes as tensors and plain values (what :meth:`load` restores)."""
+        def tensor(array: Any) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array))
+
+        manifold = self.manifold_embedding_
+        return {
+            "image_shape_": list(self.image_shape_),
+            "input_ndim": int(self._input_ndim),
+            "data_range_": [float(v) for v in self.data_range_],
+            "embedding_": tensor(self.embedding_),
+            "labels_": tensor(np.asarray(self.labels_, dtype=np.int64)),
+            "cluster_seed": int(self._cluster_seed),
+            "manifold_embedding_": None if manifold is None else tensor(manifold),
+            "model_seed": int(self._model_seed),
+            "kl_per_dim_": tensor(self.kl_per_dim_) if hasattr(self, "kl_per_dim_") else None,
+            "embedding_std_": tensor(self.embedding_std_)
+            if hasattr(self, "embedding_std_") else None,
+            "history_": {c: self.history_[c].tolist() for c in self.history_.columns},
+            "batch_size_": int(getattr(self, "batch_size_", 0)),
+        }
 
     @classmethod
     def load(cls, path: Any) -> Stratifier:
-        """Read an estimator written by :meth:`save`; see :func:`stratify.io.load`."""
-        return io.load(path)
+        """Read an estimator written by :meth:`save`; it predicts exactly what the saved one did.
+
+        The clustering is refitted on the stored latents with the stored seed and checked
+        against the stored labels.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        ValueError
+            If the file is truncated, corrupted, not a stratify file, from a newer format,
+            or its clustering cannot be restored exactly.
+        """
+        params, model_state, fitted = io.read(path)
+        spec = params.get("augmentation")
+        if isinstance(spec, dict) and "AugmentParams" in spec:
+            fields = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in spec["AugmentParams"].items()}
+            params["augmentation"] = AugmentParams(**fields)
+        estimator = cls(**params)
+        estimator._restore(model_state, fitted)
+        if not np.array_equal(estimator.labels_, fitted["labels_"].numpy()):
+            raise ValueError(
+                f"Could not restore the clustering of {path} exactly: refitting on the stored "
+                "latents gave other labels (different scikit-learn or hdbscan version?)."
+            )
+        return estimator
+
+    def _restore(self, model_state: dict[str, Any], fitted: dict[str, Any]) -> None:
+        """Set the fitted attributes from :meth:`_fitted_state`'s output and the weights."""
+        self.image_shape_ = tuple(fitted["image_shape_"])
+        self.n_features_in_ = int(np.prod(self.image_shape_))
+        self._input_ndim = fitted["input_ndim"]
+        self.data_range_ = tuple(fitted["data_range_"])
+        self.objective_ = self._build_objective()
+        self._model_seed = fitted["model_seed"]
+        model = self._build_network(self._model_seed)
+        model.load_state_dict(model_state)
+        self.model_ = model.eval()
+        self.embedding_ = fitted["embedding_"].numpy()
+        self.history_ = pd.DataFrame(fitted["history_"])
+        self._cluster_seed = fitted["cluster_seed"]
+        if fitted.get("batch_size_"):
+            self.batch_size_ = int(fitted["batch_size_"])
+        if fitted.get("kl_per_dim_") is not None:
+            self.embedding_std_ = fitted["embedding_std_"].numpy()
+            self._set_posterior_summary(fitted["kl_per_dim_"].numpy())
+        manifold = fitted.get("manifold_embedding_")
+        self._fit_clusterer(None if manifold is None else manifold.numpy())

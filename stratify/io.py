@@ -1,4 +1,7 @@
-"""Save and load a fitted Stratifier without executing code from the file.
+"""The model file format: written and read without executing code from the file.
+
+Format only: :meth:`Stratifier.save` and :meth:`Stratifier.load` turn the estimator into the
+three parts below and back; this module writes and reads them.
 
 The file is written by ``torch.save`` and read by ``torch.load(..., weights_only=True)``, which
 only rebuilds tensors and plain containers (dicts, lists, strings, numbers): no pickle of
@@ -18,20 +21,16 @@ this format (their code would have to be pickled); use ``joblib.dump`` for those
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
-from sklearn.utils.validation import check_is_fitted
 
 from stratify._atomic import atomic_write
 from stratify._version import __version__
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "check_plain", "read", "write"]
 
 FORMAT = "stratify.Stratifier"
 FORMAT_VERSION = 1
@@ -49,10 +48,8 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def _params(estimator: Any) -> dict[str, Any]:
-    params = estimator.get_params(deep=False)
-    if dataclasses.is_dataclass(params.get("augmentation")):
-        params["augmentation"] = {"AugmentParams": dataclasses.asdict(params["augmentation"])}
+def check_plain(params: dict[str, Any]) -> None:
+    """Raise a TypeError naming the parameters that are not JSON-like (cannot be stored)."""
     bad = sorted(name for name, value in params.items() if not _plain(value))
     if bad:
         raise TypeError(
@@ -60,44 +57,37 @@ def _params(estimator: Any) -> dict[str, Any]:
             "(modules, estimators, loss terms or callables) whose code would have to be "
             "pickled. Use joblib.dump(estimator, path) for such an estimator."
         )
-    return params
 
 
-def save(estimator: Any, path: str | os.PathLike) -> Path:
-    """Write a fitted Stratifier to ``path`` atomically (a crash leaves no partial file).
+def write(path: str | os.PathLike, params: dict[str, Any], model_state: dict[str, Any],
+          fitted: dict[str, Any]) -> Path:
+    """Write a model file atomically (a crash leaves no partial file).
+
+    Parameters
+    ----------
+    path : path-like
+    params : dict
+        The estimator's parameters, JSON-like values only (checked).
+    model_state : dict of str to Tensor
+        The network's ``state_dict`` (moved to the CPU here).
+    fitted : dict
+        Fitted state: tensors, numbers, strings and plain containers only.
 
     Returns
     -------
     pathlib.Path
         The path written.
     """
-    check_is_fitted(estimator)
-    path = Path(path)
+    check_plain(params)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "stratify_version": __version__,
-        "params": _params(estimator),
-        "model_state": {k: v.detach().cpu() for k, v in estimator.model_.state_dict().items()},
-        "fitted": {
-            "image_shape_": list(estimator.image_shape_),
-            "input_ndim": int(estimator._input_ndim),
-            "data_range_": [float(v) for v in estimator.data_range_],
-            "embedding_": torch.from_numpy(np.ascontiguousarray(estimator.embedding_)),
-            "labels_": torch.from_numpy(np.asarray(estimator.labels_, dtype=np.int64)),
-            "cluster_seed": int(estimator._cluster_seed),
-            "manifold_embedding_": None if estimator.manifold_embedding_ is None else
-            torch.from_numpy(np.ascontiguousarray(estimator.manifold_embedding_)),
-            "model_seed": int(estimator._model_seed),
-            "kl_per_dim_": torch.from_numpy(estimator.kl_per_dim_)
-            if hasattr(estimator, "kl_per_dim_") else None,
-            "embedding_std_": torch.from_numpy(np.ascontiguousarray(estimator.embedding_std_))
-            if hasattr(estimator, "embedding_std_") else None,
-            "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
-            "batch_size_": int(getattr(estimator, "batch_size_", 0)),
-        },
+        "params": params,
+        "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
+        "fitted": fitted,
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -130,55 +120,20 @@ def _read(path: Path) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | os.PathLike) -> Any:
-    """Read a Stratifier written by :func:`save`; it predicts exactly what the saved one did.
+def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Read a model file written by :func:`write`, without running code from it.
+
+    Returns
+    -------
+    params, model_state, fitted : dict
+        As given to :func:`write`.
 
     Raises
     ------
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is truncated, corrupted, not a stratify file, from a newer format, or
-        its clustering cannot be restored exactly.
+        If the file is truncated, corrupted, not a stratify file, or from a newer format.
     """
-    from stratify.data.augment import AugmentParams
-    from stratify.estimator import Stratifier
-
-    path = Path(path)
-    payload = _read(path)
-    params = dict(payload["params"])
-    spec = params.get("augmentation")
-    if isinstance(spec, dict) and "AugmentParams" in spec:
-        fields = {k: tuple(v) if isinstance(v, list) else v
-                  for k, v in spec["AugmentParams"].items()}
-        params["augmentation"] = AugmentParams(**fields)
-    estimator = Stratifier(**params)
-    fitted = payload["fitted"]
-
-    estimator.image_shape_ = tuple(fitted["image_shape_"])
-    estimator.n_features_in_ = int(np.prod(estimator.image_shape_))
-    estimator._input_ndim = fitted["input_ndim"]
-    estimator.data_range_ = tuple(fitted["data_range_"])
-    estimator.objective_ = estimator._build_objective()
-    estimator._model_seed = fitted["model_seed"]
-    model = estimator._build_network(estimator._model_seed)
-    model.load_state_dict(payload["model_state"])
-    estimator.model_ = model.eval()
-    estimator.embedding_ = fitted["embedding_"].numpy()
-    estimator.history_ = pd.DataFrame(fitted["history_"])
-    estimator._cluster_seed = fitted["cluster_seed"]
-    if fitted.get("batch_size_"):
-        estimator.batch_size_ = int(fitted["batch_size_"])
-    if fitted.get("kl_per_dim_") is not None:
-        estimator.embedding_std_ = fitted["embedding_std_"].numpy()
-        estimator._set_posterior_summary(fitted["kl_per_dim_"].numpy())
-
-    labels = fitted["labels_"].numpy()
-    manifold = fitted.get("manifold_embedding_")
-    estimator._fit_clusterer(None if manifold is None else manifold.numpy())
-    if not np.array_equal(estimator.clusterer_.labels_, labels):
-        raise ValueError(
-            f"Could not restore the clustering of {path} exactly: refitting on the stored "
-            "latents gave other labels (different scikit-learn or hdbscan version?)."
-        )
-    return estimator
+    payload = _read(Path(path))
+    return dict(payload["params"]), payload["model_state"], payload["fitted"]

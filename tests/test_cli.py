@@ -252,9 +252,9 @@ def test_broken_files_give_one_line_before_training(files, tmp_path, capsys, mon
 def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, capsys,
                                                              monkeypatch):
     folder, _, _ = files
-    from stratify.training import loop
+    from stratify.training import trainer
 
-    original = loop._Trainer.train_epoch
+    original = trainer.Trainer.train_epoch
 
     def stop_at_two(self, data, epoch, total_steps):
         if epoch == 2:
@@ -265,7 +265,7 @@ def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, c
     argv = ["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
             "--checkpoint-dir", str(checkpoints), "--out", str(out), *FAST]
     with monkeypatch.context() as patch:
-        patch.setattr(loop._Trainer, "train_epoch", stop_at_two)
+        patch.setattr(trainer.Trainer, "train_epoch", stop_at_two)
         assert main(argv) == 130
     err = capsys.readouterr().err
     assert err == (f"stratify fit: interrupted; progress saved in {checkpoints / 'last.pt'} "

@@ -327,16 +327,16 @@ def test_new_images_on_the_training_scale_give_the_training_strata(scale_models)
 
 def _interrupt_at(monkeypatch, epoch):
     """Make the training loop raise KeyboardInterrupt when it starts ``epoch``."""
-    from stratify.training import loop
+    from stratify.training import trainer
 
-    original = loop._Trainer.train_epoch
+    original = trainer.Trainer.train_epoch
 
     def train_epoch(self, data, current, total_steps):
         if current == epoch:
             raise KeyboardInterrupt
         return original(self, data, current, total_steps)
 
-    monkeypatch.setattr(loop._Trainer, "train_epoch", train_epoch)
+    monkeypatch.setattr(trainer.Trainer, "train_epoch", train_epoch)
 
 
 def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch):
@@ -370,7 +370,7 @@ def test_a_new_fit_never_overwrites_a_checkpoint(cohort, tmp_path, monkeypatch):
             Stratifier(2, **settings).fit(images)
     before = (folder / "last.pt").read_bytes()
     trained = []
-    monkeypatch.setattr("stratify.training.loop._run", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr("stratify.training.loop.run", lambda *a, **k: trained.append(1))
     with pytest.raises(FileExistsError, match=r"holds the checkpoint of an earlier fit "
                                               r"\(epoch 2 of 3\); resume it"):
         Stratifier(2, **settings).fit(images)
@@ -437,3 +437,34 @@ def test_auto_batch_is_recorded_and_saved(cohort, tmp_path):
     loaded = Stratifier.load(default.save(tmp_path / "m.pt"))
     assert loaded.batch_size_ == default.batch_size_
     np.testing.assert_array_equal(loaded.predict(images), default.labels_)
+
+
+BAD_PARAMS = {
+    "n_clusters": 0, "model": "gan", "latent_dim": 0, "width": 0, "depth": 0,
+    "encoder": "resnet", "reconstruction": "l1", "beta": -1.0, "kl_warmup": -1.0,
+    "free_bits": -1.0, "contrastive": "byol", "temperature": 0.0, "contrastive_weight": -1.0,
+    "regularizers": 5, "augmentation": 5, "clusterer": "kmeanz", "manifold": "tsne",
+    "manifold_dim": 0, "self_training_epochs": -1, "self_training_weight": 0.0,
+    "normalize": "yes", "epochs": 0, "batch_size": 0, "lr": 0.0,
+    "train_config": {"epochz": 1}, "resume": "yes", "image_shape": (1, 2),
+    "device": "tpu", "random_state": "seed", "verbose": "loud",
+}
+
+
+def test_every_parameter_has_a_bad_value_case():
+    assert set(BAD_PARAMS) == set(Stratifier().get_params())
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PARAMS))
+def test_a_bad_parameter_fails_before_any_training(name, monkeypatch):
+    import time
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("stratify.estimator.train", no_training)
+    start = time.perf_counter()
+    with pytest.raises((TypeError, ValueError)) as excinfo:
+        Stratifier(**{name: BAD_PARAMS[name]}).fit(np.zeros((8, 1, 28, 28), np.uint8))
+    assert f"'{name}'" in str(excinfo.value) and "Stratifier" in str(excinfo.value)
+    assert time.perf_counter() - start < 1.0

@@ -47,13 +47,13 @@ def test_truncated_and_foreign_files(images, tmp_path):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ValueError, match="not a readable stratify model file"):
-        io.load(truncated)
+        Stratifier.load(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(ValueError, match="not a stratify model file"):
-        io.load(foreign)
+        Stratifier.load(foreign)
     with pytest.raises(FileNotFoundError, match="No stratify model file"):
-        io.load(tmp_path / "missing.pt")
+        Stratifier.load(tmp_path / "missing.pt")
 
 
 def test_newer_format_is_refused(images, tmp_path):
@@ -62,7 +62,7 @@ def test_newer_format_is_refused(images, tmp_path):
     payload["format_version"] = io.FORMAT_VERSION + 1
     torch.save(payload, path)
     with pytest.raises(ValueError, match=r"format version 2; .*reads format version 1 at most"):
-        io.load(path)
+        Stratifier.load(path)
 
 
 class _Payload:
@@ -77,7 +77,7 @@ def test_loading_never_executes_code(tmp_path):
     torch.save({"format": io.FORMAT, "format_version": 1, "x": _Payload()}, path)
     with pytest.raises(ValueError, match="is not a stratify model file: torch's safe loader "
                                          "rejected its content") as caught:
-        io.load(path)
+        Stratifier.load(path)
     assert not hasattr(__import__(__name__), "EXECUTED")
     message = str(caught.value)
     assert "Do not open it with torch.load(weights_only=False)" in message

@@ -24,3 +24,35 @@ def test_quick_tour_runs(tmp_path, monkeypatch):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(namespace["new_strata"], namespace["assigned"]) > 0.8
+
+
+def test_extension_examples_run_and_are_picked_up():
+    import torch
+
+    from stratify.cluster import BACKENDS
+    from stratify.losses import TERMS
+    from stratify.losses.registry import distance_columns
+
+    namespace: dict = {}
+    try:
+        for marker in ("class ExponentialAgeKernel", "TERMS[\"exp-age\"]",
+                       "BACKENDS[\"birch\"]"):
+            exec(compile(_block(marker), str(README), "exec"), namespace)
+        # the kernel: a finite loss, NaN age handled by the base class, a distance column
+        assert torch.isfinite(namespace["loss"])
+        assert distance_columns(namespace["term"]) == {"age"}
+        # the regularizer kind reaches the Stratifier's objective
+        objective = namespace["model"]._build_objective()
+        assert type(objective.terms["age"]).__name__ == "AgeContrastive"
+        assert objective.weights["age"] == 0.5
+        # the backend clusters and assigns new samples by its own predict
+        strata = namespace["strata"]
+        assert strata.n_clusters_ == 3 and strata.labels_.shape == (300,)
+        latents = namespace["latents"]
+        assert (strata.predict(latents[:20]) == strata.estimator_.predict(latents[:20])).all()
+        from stratify import Stratifier
+
+        Stratifier(clusterer="birch")._validate_params()  # accepted by name
+    finally:
+        TERMS.pop("exp-age", None)
+        BACKENDS.pop("birch", None)

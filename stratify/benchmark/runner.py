@@ -1,13 +1,13 @@
 """The benchmark runner: a grid of datasets x methods x seeds, one CSV row per run.
 
-Protocol (see ``DESIGN.md``): every unsupervised method fits on the training split without
-labels, with k = the number of classes; the test split is assigned with ``predict`` and
-scored (cluster ACC with the Hungarian matching, NMI, ARI; the majority-class rate beside
-them); the kNN and linear probes train on the training latents and test on the test
-latents. Datasets without a split (the MNIST test set, the synthetic cohorts) are scored
-transductively, as the deep-clustering literature does, and their probes are 5-fold
-cross-validated. Slice datasets also get volume-level probes (slice latents averaged per
-volume).
+Protocol (see the README, section Benchmarks): every unsupervised method fits on the
+training split without labels, with k = the number of classes; the test split is assigned
+with ``predict`` and scored (cluster ACC with the Hungarian matching, NMI, ARI; the
+majority-class rate beside them); the kNN and linear probes train on the training latents
+and test on the test latents. Datasets without a split (the MNIST test set, the synthetic
+cohorts) are scored transductively, as the deep-clustering literature does, and their probes
+are 5-fold cross-validated. Slice datasets also get volume-level probes (slice latents
+averaged per volume).
 
 Each finished run is appended to ``results.csv`` atomically (a temporary file, then a
 rename), so an interrupted grid loses only the run in progress, and completed runs are
@@ -530,7 +530,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
     except (ValueError, TypeError, OSError, KeyError) as error:
         if args.debug:
             raise
-        from stratify.cli import error_line
+        from stratify._errors import error_line
 
         print(f"{prog}: error: {error_line(error)}", file=sys.stderr)
         return 2

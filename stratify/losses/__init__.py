@@ -36,6 +36,7 @@ from stratify.losses.reconstruction import (
     KLDivergence,
     MSEReconstruction,
 )
+from stratify.losses.registry import TERMS, make_term, regularizer_from_spec
 from stratify.losses.supervised import CrossEntropy
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "INPUT_KEYS",
     "KERNELS",
     "LABELS",
+    "TERMS",
     "BCEReconstruction",
     "ClinicalContrastive",
     "CrossEntropy",
@@ -66,4 +68,6 @@ __all__ = [
     "build_objective",
     "functional",
     "make_kernel",
+    "make_term",
+    "regularizer_from_spec",
 ]

@@ -108,3 +108,8 @@ def check_n_samples(values: Tensor, n_samples: int, what: str) -> None:
             f"Expected {what} to have {n_samples} values (one per sample, N = len(z1)), got "
             f"shape {tuple(values.shape)}."
         )
+
+
+#: The contrastive temperature of every term, ``build_objective`` and the Stratifier (one
+#: value: the Stratifier's, measured on the benchmark grid).
+DEFAULT_TEMPERATURE = 0.2

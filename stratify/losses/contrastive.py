@@ -30,6 +30,7 @@ from stratify import distributed
 from stratify.losses import functional as LF
 from stratify.losses._base import LossTerm
 from stratify.losses._checks import (
+    DEFAULT_TEMPERATURE,
     check_choice,
     check_columns,
     check_float,
@@ -60,7 +61,7 @@ class KernelContrastive(LossTerm):
     kernel : Kernel or None, default=None
         Prior similarity of samples (see :mod:`stratify.losses.kernels`). A kernel column named
         ``"labels"`` reads the ``labels`` input; other columns read ``metadata``.
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` in (0, inf).
 
     Attributes
@@ -77,7 +78,9 @@ class KernelContrastive(LossTerm):
     identical metadata and temperatures from 0.01 to 10.
     """
 
-    def __init__(self, kernel: Kernel | None = None, temperature: float = 0.1) -> None:
+    def __init__(
+        self, kernel: Kernel | None = None, temperature: float = DEFAULT_TEMPERATURE
+    ) -> None:
         super().__init__()
         owner = type(self).__name__
         if kernel is not None and not isinstance(kernel, Kernel):
@@ -196,11 +199,11 @@ class NTXent(KernelContrastive):
 
     Parameters
     ----------
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` in (0, inf).
     """
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = DEFAULT_TEMPERATURE) -> None:
         super().__init__(kernel=None, temperature=temperature)
 
 
@@ -217,7 +220,7 @@ class SupCon(KernelContrastive):
     column : str or sequence of str, default="labels"
         ``"labels"`` reads the ``labels`` input; another name reads that metadata column
         (several names: equal when all are equal).
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` in (0, inf).
     bins : None, int or sequence of float, default=None
         Bin a continuous column first: explicit edges, or an int for quantile bins computed by
@@ -227,7 +230,7 @@ class SupCon(KernelContrastive):
     def __init__(
         self,
         column: str | Sequence[str] = LABELS,
-        temperature: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
         bins: int | Sequence[float] | None = None,
     ) -> None:
         owner = type(self).__name__
@@ -253,7 +256,7 @@ class YAwareInfoNCE(KernelContrastive):
         Bandwidth(s) in (0, inf), one for all columns or one per column.
     kernel : {"gaussian", "laplacian", "epanechnikov"}, default="gaussian"
         See :class:`~stratify.losses.GaussianKernel` and siblings.
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` in (0, inf).
 
     Notes
@@ -269,7 +272,7 @@ class YAwareInfoNCE(KernelContrastive):
         columns: str | Sequence[str],
         sigma: float | Sequence[float] = 1.0,
         kernel: str = "gaussian",
-        temperature: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
     ) -> None:
         owner = type(self).__name__
         cols = check_columns(columns, "columns", owner)
@@ -296,7 +299,7 @@ class WSPContrastive(KernelContrastive):
     sigma : float, default=0.1
         Bandwidth on the position, in (0, inf).
     kernel : {"gaussian", "laplacian", "epanechnikov"}, default="gaussian"
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` in (0, inf).
     """
 
@@ -306,7 +309,7 @@ class WSPContrastive(KernelContrastive):
         position_column: str = "position",
         sigma: float = 0.1,
         kernel: str = "gaussian",
-        temperature: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
     ) -> None:
         owner = type(self).__name__
         if not isinstance(label_column, str) or not isinstance(position_column, str):
@@ -339,7 +342,7 @@ class ClinicalContrastive(LossTerm):
         bins computed once by :meth:`fit` on the full training metadata (quantiles of each
         batch would give noisy, batch-dependent classes, so they are not computed per batch).
         Columns not listed are used as categorical codes.
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` in (0, inf).
 
     Attributes
@@ -352,7 +355,7 @@ class ClinicalContrastive(LossTerm):
         self,
         columns: Mapping[str, float] | Sequence[str],
         bins: Mapping[str, int | Sequence[float]] | None = None,
-        temperature: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
     ) -> None:
         super().__init__()
         owner = type(self).__name__

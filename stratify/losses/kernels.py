@@ -66,8 +66,16 @@ class Kernel:
     no trainable parameters and are evaluated on detached float64 copies of the metadata.
     """
 
+    #: Whether the kernel compares the columns' values as numbers (a distance), so category
+    #: codes must not reach it. A new kernel is a distance unless it says otherwise.
+    distance: bool = True
+
     def __init__(self, columns: str | Sequence[str]) -> None:
         self.columns: tuple[str, ...] = check_columns(columns, "columns", type(self).__name__)
+
+    def distance_columns(self) -> set[str]:
+        """The columns this kernel needs as numbers (see :attr:`distance`)."""
+        return set(self.columns) if self.distance else set()
 
     def compute(self, values: Tensor) -> Tensor:
         """Kernel matrix from the stacked columns.
@@ -226,6 +234,8 @@ class EqualityKernel(Kernel):
         The bin edges in use (set from ``bins`` or by :meth:`fit`).
     """
 
+    distance = False  # codes of categories (or of bins) are compared for equality only
+
     def __init__(
         self, columns: str | Sequence[str], bins: int | Sequence[float] | None = None
     ) -> None:
@@ -318,6 +328,9 @@ class _CompositeKernel(Kernel):
             flat.extend(k.kernels if type(k) is type(self) else [k])  # type: ignore[attr-defined]
         self.kernels = flat
         self.columns = tuple(dict.fromkeys(c for k in flat for c in k.columns))
+
+    def distance_columns(self) -> set[str]:
+        return set().union(*(k.distance_columns() for k in self.kernels))
 
     def fit(self, metadata: Mapping[str, Any]) -> Kernel:
         for k in self.kernels:

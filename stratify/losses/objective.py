@@ -16,10 +16,10 @@ from torch import Tensor, nn
 
 from stratify._validation import check_in_range
 from stratify.losses._base import INPUT_KEYS, LossTerm
-from stratify.losses._checks import check_choice, check_float
-from stratify.losses.contrastive import NTXent, SupCon, YAwareInfoNCE
+from stratify.losses._checks import DEFAULT_TEMPERATURE, check_choice, check_float
 from stratify.losses.kernels import LABELS
 from stratify.losses.reconstruction import BCEReconstruction, KLDivergence, MSEReconstruction
+from stratify.losses.registry import make_term
 
 __all__ = ["INPUT_KEYS", "Objective", "build_objective"]
 
@@ -199,7 +199,7 @@ def build_objective(
     reconstruction: str | None = "bce",
     beta: float = 0.0,
     contrastive: str | LossTerm | None = None,
-    temperature: float = 0.1,
+    temperature: float = DEFAULT_TEMPERATURE,
     contrastive_weight: float = 1.0,
     columns: str | Sequence[str] | None = None,
     sigma: float | Sequence[float] = 1.0,
@@ -234,7 +234,7 @@ def build_objective(
         "simclr": :class:`NTXent`; "supcon": :class:`SupCon` on ``columns`` (default the
         ``labels`` input); "yaware": :class:`YAwareInfoNCE` on ``columns`` with ``sigma`` and
         ``kernel``; a LossTerm is used as given.
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         ``tau`` of a contrastive term built by name.
     contrastive_weight : float, default=1.0
         Weight of the contrastive term.
@@ -291,18 +291,18 @@ def build_objective(
             term = contrastive
         else:
             check_choice(contrastive, "contrastive", owner, ("simclr", "supcon", "yaware"))
-            if contrastive == "simclr":
-                term = NTXent(temperature=temperature)
-            elif contrastive == "supcon":
-                term = SupCon(columns if columns is not None else LABELS, temperature=temperature)
-            else:
+            options: dict[str, Any] = {"temperature": temperature}
+            if contrastive == "supcon":
+                options["column"] = columns if columns is not None else LABELS
+            elif contrastive == "yaware":
                 if columns is None:
                     raise ValueError(
                         "The 'columns' parameter of build_objective must name the metadata "
                         "column(s) of the y-Aware kernel when contrastive='yaware'. Got None "
                         "instead."
                     )
-                term = YAwareInfoNCE(columns, sigma=sigma, kernel=kernel, temperature=temperature)
+                options.update(columns=columns, sigma=sigma, kernel=kernel)
+            term = make_term(contrastive, options, owner)
         terms["contrastive"] = (term, weight)
     for name, spec in (regularizers or {}).items():
         if name in terms:

@@ -1,6 +1,7 @@
 """Independent reference implementations in plain Python (float64, loops, math.exp / log).
 
-Written from the formulas in DESIGN.md, not from the library code: no torch, no vectorisation.
+Written from the formulas in the papers and the docstrings of stratify.losses, not from the
+library code: no torch, no vectorisation.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from stratify.losses import (
 )
 from stratify.models import build_model
 from stratify.training import TrainConfig, parallel, train
-from stratify.training import loop as loop_module
+from stratify.training import trainer as trainer_module
 
 N_LOSS = 7  # split 4 / 3 over two ranks: unequal shares on purpose
 TRAIN_N = 40  # global batches of 16, 16 and 8 rows
@@ -130,13 +130,13 @@ class _Stop(Exception):
 def part_resume(world, out: Path) -> None:
     folder = out / "checkpoints"
     writes: list[int] = []
-    original = loop_module.save_checkpoint
+    original = trainer_module.save_checkpoint
 
     def counting(state, path):
         writes.append(world.rank)
         return original(state, path)
 
-    loop_module.save_checkpoint = counting
+    trainer_module.save_checkpoint = counting
 
     def stop_after_two(epoch, row):
         if epoch == 2:
@@ -151,7 +151,7 @@ def part_resume(world, out: Path) -> None:
     model, objective, cfg = train_setup(epochs=3, checkpoint_dir=str(folder))
     resumed = train(model, objective, train_images(), config=cfg, metadata=train_metadata(),
                     augment=flip_views, resume_from=folder)
-    loop_module.save_checkpoint = original
+    trainer_module.save_checkpoint = original
     straight, _ = run_train(epochs=3)
     torch.save({"resumed": model.state_dict(), "straight": straight.state_dict(),
                 "epochs": list(resumed.history["epoch"]), "writes": writes},

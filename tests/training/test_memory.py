@@ -67,14 +67,15 @@ def test_auto_batch_follows_the_memory_budget():
     _, large = _fit(images, batch_size="auto", memory_budget=2**40)
     assert large.batch_size == memory.BATCH_CAP
     # a budget of ten measured samples (with the backward's headroom) gives ten
-    from stratify.training import loop
+    from stratify.data.augment import TwoViewAugment
+    from stratify.training.step import Plan, step_loss
 
     model = build_model("ae", (1, 16, 16), latent_dim=4, width=4)
     objective = build_objective("bce", contrastive="simclr")
     per_sample = memory.step_bytes_per_sample(
-        lambda m, o, x: loop._forward(
-            m, o, {"x": x, "metadata": {}, "labels": None}, loop._Plan.of(o),
-            loop.TwoViewAugment(), torch.Generator().manual_seed(0))[0],
+        lambda m, o, x: step_loss(
+            m, o, {"x": x, "metadata": {}, "labels": None}, Plan.of(o),
+            TwoViewAugment(), torch.Generator().manual_seed(0))[0],
         model, objective, (1, 16, 16))
     _, ten = _fit(images, batch_size="auto",
                   memory_budget=int(10 * memory.HEADROOM * per_sample) + 1)
