@@ -21,26 +21,26 @@ restart. Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sklearn
-import torch
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 
-import stratify
 from stratify import Stratifier
 from stratify._atomic import write_csv, write_text
 from stratify.baselines import SupervisedBaseline
 from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.runner import git_commit
+from stratify.benchmark.provenance import (
+    git_commit,
+    header,
+    mean_sd,
+    run_seeded,
+    seeded_parser,
+)
 
 FRACTIONS = (0.01, 0.10)
 VARIANTS = ("labelled only", "labelled + VAE augmentations")
@@ -101,15 +101,8 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     lines = [
-        "# VAE augmentation with few labels (PneumoniaMNIST, test split)",
-        "",
-        f"Command: `python benchmarks/augmentation.py {' '.join(sys.argv[1:])}`",
-        "",
-        f"stratify {stratify.__version__} (runs at commit(s) "
-        f"{', '.join(sorted(set(results['git_commit'].astype(str))))}), torch {torch.__version__}, "
-        f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}, "
-        f"{platform.machine()}, CPU. Seeds {seeds}; written {time.strftime('%Y-%m-%d %H:%M')}.",
-        "",
+        *header("VAE augmentation with few labels (PneumoniaMNIST, test split)",
+                "benchmarks/augmentation.py", results, seeds, "CPU"),
         f"Protocol (see the script's docstring): a stratified 1 % / 10 % of the 4,708 training "
         f"labels; the default VAE (`Stratifier(model='vae')`, {VAE_EPOCHS} epochs) fitted on "
         f"all training images without labels; {N_PER_SAMPLE} augmentations per labelled image "
@@ -124,8 +117,7 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     results = results.sort_values(["fraction", "variant"], key=lambda c: c.map(order)
                                   if c.name == "variant" else c, kind="stable")
     for (fraction, variant), group in results.groupby(["fraction", "variant"], sort=False):
-        cells = [f"{group[m].mean():.3f} ± {group[m].std(ddof=1):.3f}"
-                 if len(group) > 1 else f"{group[m].mean():.3f}" for m in ("acc", "bacc", "auc")]
+        cells = [mean_sd(group[m], 3) for m in ("acc", "bacc", "auc")]
         lines.append(f"| {fraction:.0%} ({int(group['n_labelled'].iloc[0])}) | {variant} | "
                      f"{int(group['n_train'].iloc[0])} | " + " | ".join(cells) + " |")
     lines += ["", "Per seed: `augmentation.csv` beside this file.", ""]
@@ -133,14 +125,9 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/augmentation.md"))
+    parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/augmentation.md")
     args = parser.parse_args()
-    results = run(args.seeds, args.out.with_suffix(".csv"))
-    report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    return run_seeded(run, report, args)
 
 
 if __name__ == "__main__":

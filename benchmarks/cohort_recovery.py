@@ -27,7 +27,7 @@ from sklearn.metrics import adjusted_rand_score
 import stratify
 from stratify import Stratifier, make_cohort
 from stratify.baselines import pixel_pca_kmeans
-from stratify.benchmark.runner import git_commit
+from stratify.benchmark.provenance import git_commit
 
 
 def _defaults() -> str:

@@ -20,19 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-import stratify
 from stratify._atomic import write_csv, write_text
-from stratify.benchmark.runner import git_commit
+from stratify.benchmark.provenance import (
+    git_commit,
+    header,
+    mean_sd,
+    run_seeded,
+    seeded_parser,
+)
 
 EPOCHS = 10
 GLOBAL_BATCH = 256
@@ -98,26 +100,13 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
     return done
 
 
-def _cell(values: pd.Series, digits: int) -> str:
-    if len(values) < 2:
-        return f"{values.mean():.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     one = results[results["processes"] == 1].set_index("seed")
     two = results[results["processes"] == 2].set_index("seed")
     ratio = (two["images_per_second"] / one["images_per_second"]).dropna()
     lines = [
-        "# One process vs two processes (torchrun, gloo) on the CPU",
-        "",
-        f"Command: `python benchmarks/distributed.py {' '.join(sys.argv[1:])}`",
-        "",
-        f"stratify {stratify.__version__} (runs at commit(s) "
-        f"{', '.join(sorted(set(results['git_commit'].astype(str))))}), torch "
-        f"{torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
-        f"{CORES} CPU cores, no GPU. Seeds {seeds}; written {time.strftime('%Y-%m-%d %H:%M')}.",
-        "",
+        *header("One process vs two processes (torchrun, gloo) on the CPU",
+                "benchmarks/distributed.py", results, seeds, f"{CORES} CPU cores, no GPU"),
         f"The default recipe (`Stratifier()`: AE + SimCLR) on PneumoniaMNIST's "
         f"{int(results['n_train'].iloc[0])} training images, {EPOCHS} epochs, global batch "
         f"{GLOBAL_BATCH} in both settings (2 processes: {GLOBAL_BATCH // 2} per process, "
@@ -128,9 +117,9 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     ]
     for world, group in results.groupby("processes"):
         lines.append(
-            f"| {world} | {_cell(group['images_per_second'], 1)} | "
-            f"{_cell(group['final_total'], 4)} | {_cell(group['final_reconstruction'], 4)} | "
-            f"{_cell(group['final_contrastive'], 4)} |")
+            f"| {world} | {mean_sd(group['images_per_second'], 1)} | "
+            f"{mean_sd(group['final_total'], 4)} | {mean_sd(group['final_reconstruction'], 4)} | "
+            f"{mean_sd(group['final_contrastive'], 4)} |")
     if len(ratio):
         lines += ["", f"Throughput of 2 processes / 1 process, per seed: "
                   f"{', '.join(f'{r:.2f}' for r in ratio)} (mean {np.mean(ratio):.2f})."]
@@ -139,9 +128,7 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/distributed.md"))
+    parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/distributed.md")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -149,10 +136,7 @@ def main() -> int:
     if args.worker:
         _worker(args.seeds[0], args.processes, args.result)
         return 0
-    results = run(args.seeds, args.out.with_suffix(".csv"))
-    report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    return run_seeded(run, report, args)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -146,7 +145,7 @@ def _items() -> list[dict]:
 
 def run(csv: Path, scratch: Path, timeout: int) -> pd.DataFrame:
     from stratify._atomic import write_csv
-    from stratify.benchmark.runner import git_commit
+    from stratify.benchmark.provenance import git_commit
 
     done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
     for item in _items():
@@ -180,25 +179,17 @@ def _gib(value: float) -> str:
 
 
 def report(results: pd.DataFrame, out: Path) -> None:
-    import torch
-
-    import stratify
     from stratify._atomic import write_text
+    from stratify.benchmark.provenance import header
 
     fits = results[results["item"] == "fit"]
     base = fits.loc[fits["dataset"] == "images-5000", "train_ms_per_sample"]
     lines = [
-        "# Scale on one machine (2 CPU cores, 24 GiB)",
-        "",
-        f"Command: `python benchmarks/scale.py {' '.join(sys.argv[1:])}`",
-        "",
-        f"stratify {stratify.__version__} (runs at commit(s) "
-        f"{', '.join(sorted(set(results['git_commit'].astype(str))))}), torch "
-        f"{torch.__version__}, Python {platform.python_version()}, {platform.machine()}. "
-        f"Written {time.strftime('%Y-%m-%d %H:%M')}. One child process per row, run one after "
-        "the other; peak RSS is the child's whole resident memory (`ru_maxrss`). Data: see "
-        "the script's docstring (tiled PneumoniaMNIST images; AdrenalMNIST3D upsampled to "
-        "64^3).",
+        *header("Scale on one machine", "benchmarks/scale.py", results, None,
+                "2 CPU cores, 24 GiB, no GPU"),
+        "One child process per row, run one after the other; peak RSS is the child's whole "
+        "resident memory (`ru_maxrss`). Data: see the script's docstring (tiled "
+        "PneumoniaMNIST images; AdrenalMNIST3D upsampled to 64^3).",
         "",
         "## Fit with the defaults (`Stratifier(2, epochs=1)`: train, embed, cluster)",
         "",

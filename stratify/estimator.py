@@ -772,20 +772,43 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             else:
                 self.__dict__.pop(name, None)
 
-    def _embed_batch_size(self) -> int:
+    @property
+    def embed_batch_size_(self) -> int:
         """Images per embedding batch: as many as the memory budget holds (at most 1024)."""
+        check_is_fitted(self)
         budget = (self.train_config or {}).get("memory_budget")
         device = next(self.model_.parameters()).device
         return memory.embed_batch_size(self.model_, self.image_shape_,
                                        budget or memory.default_budget(device))
 
+    def check_images(self, X: Any) -> np.ndarray:
+        """New images as the network takes them: (M, C, *S), checked against the fitted
+        image shape and intensity scale (uint8 kept, floats rescaled to [0, 1])."""
+        check_is_fitted(self)
+        return self._images(X, reset=False)
+
+    def to_input_layout(self, images: np.ndarray) -> np.ndarray:
+        """Decoded images (M, C, *S) in [0, 1] -> the dtype range and layout of the fitted
+        inputs (uint8 0-255 or the float range seen in ``fit``; (M, H, W) or (M, F) if the
+        inputs had that layout)."""
+        low, high = self.data_range_
+        if (low, high) == (0.0, 255.0):
+            out = np.rint(images * 255).astype(np.uint8)
+        else:
+            out = (low + images * (high - low)).astype(np.float32)
+        if self._input_ndim == 2:
+            return out.reshape(len(out), -1)
+        if self._input_ndim == 3:
+            return out[:, 0]
+        return out
+
     def _embed(self, images: np.ndarray) -> np.ndarray:
-        return embed(self.model_, images, batch_size=self._embed_batch_size())
+        return embed(self.model_, images, batch_size=self.embed_batch_size_)
 
     def _embed_training(self, images: np.ndarray) -> None:
         """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
         ``active_units_``."""
-        mu, logvar = embed(self.model_, images, batch_size=self._embed_batch_size(),
+        mu, logvar = embed(self.model_, images, batch_size=self.embed_batch_size_,
                            logvar=True, shard=True)
         self.embedding_ = mu
         for stale in ("embedding_std_", "kl_per_dim_", "active_units_"):

@@ -43,20 +43,6 @@ def _generator(random_state: Any) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
-def _to_output(estimator: Any, probabilities: np.ndarray) -> np.ndarray:
-    """(M, C, *S) values in [0, 1] -> the input's dtype range and layout."""
-    low, high = estimator.data_range_
-    if (low, high) == (0.0, 255.0):
-        images = np.rint(probabilities * 255).astype(np.uint8)
-    else:
-        images = (low + probabilities * (high - low)).astype(np.float32)
-    if estimator._input_ndim == 2:
-        return images.reshape(len(images), -1)
-    if estimator._input_ndim == 3:
-        return images[:, 0]
-    return images
-
-
 @torch.no_grad()
 def decode(estimator: Any, latents: Any, batch_size: int = 256) -> np.ndarray:
     """Decode latents (M, latent_dim) into images (see the module docstring for the layout)."""
@@ -77,15 +63,15 @@ def decode(estimator: Any, latents: Any, batch_size: int = 256) -> np.ndarray:
         ]
     finally:
         model.train(was_training)
-    return _to_output(estimator, np.concatenate(parts) if parts else
+    return estimator.to_input_layout(np.concatenate(parts) if parts else
                       np.empty((0, *estimator.image_shape_), np.float32))
 
 
 def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Means and standard deviations (None for an AE) of q(z | x), in batches."""
     model = _require_decoder(estimator)
-    mu, logvar = embed(model, estimator._images(X, reset=False),
-                       batch_size=estimator._embed_batch_size(), logvar=True)
+    mu, logvar = embed(model, estimator.check_images(X),
+                       batch_size=estimator.embed_batch_size_, logvar=True)
     return mu, (None if logvar is None else np.exp(0.5 * logvar))
 
 
@@ -221,7 +207,7 @@ def interpolate(estimator: Any, a: Any, b: Any, steps: int = 8) -> np.ndarray:
 
 def _unit_images(estimator: Any, images: Any) -> np.ndarray:
     """Images in any accepted layout -> float (N, C, *S) in [0, 1] (the network's scale)."""
-    array = estimator._images(images, reset=False)
+    array = estimator.check_images(images)
     return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
 
 

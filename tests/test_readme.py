@@ -41,10 +41,19 @@ def test_extension_examples_run_and_are_picked_up():
         # the kernel: a finite loss, NaN age handled by the base class, a distance column
         assert torch.isfinite(namespace["loss"])
         assert distance_columns(namespace["term"]) == {"age"}
-        # the regularizer kind reaches the Stratifier's objective
-        objective = namespace["model"]._build_objective()
+        # the regularizer kind reaches the Stratifier's objective and trains
+        import numpy as np
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+        fitted = namespace["with_age"].set_params(
+            epochs=1, latent_dim=4, width=4, batch_size=8, random_state=0, n_clusters=2,
+        ).fit(rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8),
+              metadata=pd.DataFrame({"age": rng.normal(60, 10, 16)}))
+        objective = fitted.objective_
         assert type(objective.terms["age"]).__name__ == "AgeContrastive"
         assert objective.weights["age"] == 0.5
+        assert np.isfinite(fitted.history_["age"]).all()
         # the backend clusters and assigns new samples by its own predict
         strata = namespace["strata"]
         assert strata.n_clusters_ == 3 and strata.labels_.shape == (300,)

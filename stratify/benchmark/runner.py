@@ -18,12 +18,9 @@ tried again on the next start.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 import traceback
 import warnings
@@ -41,6 +38,7 @@ from stratify._atomic import write_csv
 from stratify._version import __version__
 from stratify.benchmark.datasets import BenchmarkData, Split, load_dataset
 from stratify.benchmark.methods import METHODS, MethodResult, Settings, clear_cache
+from stratify.benchmark.provenance import PeakMemory, git_commit
 
 __all__ = ["COLUMNS", "PROFILES", "Run", "expand", "git_commit", "main", "read_results",
            "record", "run_grid", "run_one", "score"]
@@ -159,62 +157,6 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
                     for method in methods or _UNSUPERVISED:
                         runs.append(Run(dataset, method, int(seed)))
     return runs
-
-
-# ------------------------------------------------------------------------- measuring
-class _PeakMemory:
-    """Peak resident memory (MB) of this process during a ``with`` block.
-
-    Resets the kernel's high-water mark (``/proc/self/clear_refs``) when allowed, otherwise
-    samples ``VmRSS`` every 50 ms in a thread.
-    """
-
-    def __enter__(self) -> _PeakMemory:
-        self.peak = 0.0
-        self._reset = False
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")
-            self._reset = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    @staticmethod
-    def _status(field: str) -> float:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith(field + ":"):
-                    return float(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._status("VmRSS"))
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self._reset:
-            self.peak = max(self.peak, self._status("VmHWM"))
-
-
-def git_commit() -> str:
-    """HEAD's short hash, ``+dirty`` when tracked code differs from it (the results being
-    written and markdown files do not count: they cannot change a measurement)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ":/", ":(exclude,top)benchmarks/results",
-                                ":(exclude,top,glob)**/*.md"],
-                               capture_output=True, text=True, check=True,
-                               cwd=Path(__file__).parent).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 # --------------------------------------------------------------------------- scoring
@@ -358,7 +300,7 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
     }
     result = None
     try:
-        with _PeakMemory() as memory:
+        with PeakMemory() as memory:
             start = time.perf_counter()
             result = method.run(data, run.seed, settings)
             row["fit_seconds"] = time.perf_counter() - start

@@ -114,7 +114,7 @@ def make_case(name: str, n: int, rng: np.random.Generator) -> Case:
         return Case(
             YAwareInfoNCE(["age", "bmi"], sigma=[25.0, 8.0], kernel="epanechnikov"),
             inputs,
-            contrastive(ref.radial_kernel(y, [25.0, 8.0], "epanechnikov"), 0.1),
+            contrastive(ref.radial_kernel(y, [25.0, 8.0], "epanechnikov"), 0.2),
         )
     if name == "yaware_nan":
         return Case(
