@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "check_resumable", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_NAME = "last.pt"
 FORMAT_VERSION = 1
@@ -75,3 +75,44 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise ValueError(f"Expected a stratify checkpoint (format {FORMAT_VERSION}), got {path}.")
     return state
+
+
+def check_resumable(config: Any, checkpoint: dict[str, Any] | None,
+                    fingerprint: str | None) -> None:
+    """Refuse to overwrite an earlier fit's checkpoint, or to resume another fit's.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Its ``checkpoint_dir`` is checked when not resuming.
+    checkpoint : dict or None
+        The checkpoint being resumed (None: a new fit).
+    fingerprint : str or None
+        This fit's digest of data and settings, compared with the checkpoint's.
+
+    Raises
+    ------
+    FileExistsError
+        A new fit whose ``checkpoint_dir`` already holds a checkpoint.
+    ValueError
+        A checkpoint written by a fit with another fingerprint.
+    """
+    if checkpoint is None:
+        if config.checkpoint_dir is None:
+            return
+        existing = Path(config.checkpoint_dir) / CHECKPOINT_NAME
+        if existing.is_file():
+            earlier = load_checkpoint(existing)
+            raise FileExistsError(
+                f"{existing} holds the checkpoint of an earlier fit (epoch {earlier['epoch']} "
+                f"of {earlier['config']['epochs']}); resume it (Stratifier(resume=True), "
+                "stratify fit --resume) or choose another checkpoint_dir. It was not touched."
+            )
+        return
+    stored = checkpoint.get("fingerprint")
+    if fingerprint is not None and stored is not None and stored != fingerprint:
+        raise ValueError(
+            "The checkpoint to resume was written by a fit with other data or settings "
+            f"(fingerprint {stored[:12]}, this fit {fingerprint[:12]}); resume with the same "
+            "images, metadata and parameters, or start a new fit in another checkpoint_dir."
+        )

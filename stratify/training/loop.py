@@ -39,7 +39,7 @@ from stratify import distributed
 from stratify.data.augment import TwoViewAugment
 from stratify.training import memory, parallel
 from stratify.training.batches import Data, as_image_tensor, make_data, split_validation
-from stratify.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from stratify.training.checkpoint import check_resumable, load_checkpoint
 from stratify.training.config import TrainConfig
 from stratify.training.environment import (
     physical_cores,
@@ -52,7 +52,6 @@ from stratify.training.step import (
     Augment,
     NonFiniteLossError,
     Plan,
-    step_loss,
 )
 from stratify.training.trainer import Callback, Trainer, run
 
@@ -203,7 +202,7 @@ def train(
     world, rank_device = parallel.join(config.device)
     checkpoint = parallel.on_main(
         lambda: load_checkpoint(resume_from) if resume_from is not None else None, world)
-    parallel.on_main(lambda: _check_checkpoint(config, checkpoint, fingerprint), world)
+    parallel.on_main(lambda: check_resumable(config, checkpoint, fingerprint), world)
     if checkpoint is not None:
         seed = checkpoint["seed"]
     else:  # every rank must shuffle with the same seed: rank 0's
@@ -248,7 +247,7 @@ def train(
     if checkpoint is not None and config.batch_size == "auto":  # the interrupted fit's batch
         config = dataclasses.replace(config, batch_size=checkpoint["config"]["batch_size"])
     batch_size = parallel.on_main(
-        lambda: _fit_batch(model, objective, plan, augment, config, device,
+        lambda: memory.fit_batch_size(model, objective, plan, augment, config, device,
                            tuple(train_data.images.shape[1:])), world)
     config = dataclasses.replace(config, batch_size=batch_size)
     threads = config.num_threads or max(1, physical_cores() // parallel.local_world_size())
@@ -271,69 +270,6 @@ def train(
         world_size=1 if world is None else world.size,
         batch_size=batch_size,
     )
-
-
-def _check_checkpoint(config: TrainConfig, checkpoint: dict[str, Any] | None,
-                      fingerprint: str | None) -> None:
-    """Refuse to overwrite an earlier fit's checkpoint, or to resume another fit's."""
-    if checkpoint is None:
-        if config.checkpoint_dir is None:
-            return
-        existing = Path(config.checkpoint_dir) / CHECKPOINT_NAME
-        if existing.is_file():
-            earlier = load_checkpoint(existing)
-            raise FileExistsError(
-                f"{existing} holds the checkpoint of an earlier fit (epoch {earlier['epoch']} "
-                f"of {earlier['config']['epochs']}); resume it (Stratifier(resume=True), "
-                "stratify fit --resume) or choose another checkpoint_dir. It was not touched."
-            )
-        return
-    stored = checkpoint.get("fingerprint")
-    if fingerprint is not None and stored is not None and stored != fingerprint:
-        raise ValueError(
-            "The checkpoint to resume was written by a fit with other data or settings "
-            f"(fingerprint {stored[:12]}, this fit {fingerprint[:12]}); resume with the same "
-            "images, metadata and parameters, or start a new fit in another checkpoint_dir."
-        )
-
-
-def _fit_batch(model: nn.Module, objective: Any, plan: Plan, augment: Augment | None,
-               config: TrainConfig, device: torch.device, image_shape: tuple[int, ...]) -> int:
-    """Resolve ``batch_size="auto"``, or check that an explicit one fits, before any batch.
-
-    The activation bytes of one step are measured on a probe batch
-    (:func:`stratify.training.memory.step_bytes_per_sample`).
-    """
-
-    def step(probe_model: nn.Module, probe_objective: Any, x: Tensor) -> Tensor:
-        n = x.shape[0]
-        batch = {
-            "x": x,
-            "metadata": {c: torch.zeros(n, device=x.device)
-                         for c in probe_objective.metadata_columns},
-            "labels": torch.zeros(n, device=x.device),
-        }
-        total, _ = step_loss(probe_model, probe_objective, batch, plan, augment,
-                            torch.Generator().manual_seed(0))
-        return total
-
-    per_sample = memory.step_bytes_per_sample(step, model, objective, image_shape)
-    if config.batch_size == "auto":
-        budget = config.memory_budget or memory.default_budget(device)
-        return memory.train_batch_size(per_sample, budget, memory.BATCH_CAP)
-    need = memory.HEADROOM * per_sample * int(config.batch_size)
-    free = memory.available_memory(device)
-    if free is not None and need > free:
-        fits = memory.train_batch_size(per_sample, free, int(config.batch_size))
-        raise ValueError(
-            f"Expected a batch that fits in memory, got batch_size={config.batch_size}: its "
-            f"training step needs about {memory.format_bytes(need)} of activations "
-            f"({memory.format_bytes(per_sample)} per sample, measured, times "
-            f"{memory.HEADROOM:g} for the backward pass) but {device} has "
-            f"{memory.format_bytes(free)} available. batch_size={fits} fits; pass "
-            "batch_size='auto' (sized to memory_budget) or a smaller batch_size."
-        )
-    return int(config.batch_size)
 
 
 def _fit_objective(objective: Any, data: Data) -> None:

@@ -32,7 +32,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from stratify.training.config import TrainConfig
+from stratify.training.step import Augment, Plan, step_loss
 
 __all__ = [
     "BATCH_CAP",
@@ -43,6 +46,7 @@ __all__ = [
     "available_memory",
     "default_budget",
     "embed_batch_size",
+    "fit_batch_size",
     "format_bytes",
     "inference_bytes_per_sample",
     "step_bytes_per_sample",
@@ -193,3 +197,43 @@ def embed_batch_size(model: nn.Module, image_shape: Sequence[int], budget: int) 
     """The embedding batch for ``model`` on images of ``image_shape`` within ``budget``."""
     per_sample = INFERENCE_FACTOR * inference_bytes_per_sample(model, image_shape)
     return int(max(1, min(EMBED_CAP, budget // max(1.0, per_sample))))
+
+
+def fit_batch_size(model: nn.Module, objective: Any, plan: Plan, augment: Augment | None,
+                   config: TrainConfig, device: torch.device, image_shape: tuple[int, ...]
+                   ) -> int:
+    """Resolve ``batch_size="auto"``, or check that an explicit one fits, before any batch.
+
+    The activation bytes of one step are measured on a probe batch
+    (:func:`step_bytes_per_sample`).
+    """
+
+    def step(probe_model: nn.Module, probe_objective: Any, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        batch = {
+            "x": x,
+            "metadata": {c: torch.zeros(n, device=x.device)
+                         for c in probe_objective.metadata_columns},
+            "labels": torch.zeros(n, device=x.device),
+        }
+        total, _ = step_loss(probe_model, probe_objective, batch, plan, augment,
+                            torch.Generator().manual_seed(0))
+        return total
+
+    per_sample = step_bytes_per_sample(step, model, objective, image_shape)
+    if config.batch_size == "auto":
+        budget = config.memory_budget or default_budget(device)
+        return train_batch_size(per_sample, budget, BATCH_CAP)
+    need = HEADROOM * per_sample * int(config.batch_size)
+    free = available_memory(device)
+    if free is not None and need > free:
+        fits = train_batch_size(per_sample, free, int(config.batch_size))
+        raise ValueError(
+            f"Expected a batch that fits in memory, got batch_size={config.batch_size}: its "
+            f"training step needs about {format_bytes(need)} of activations "
+            f"({format_bytes(per_sample)} per sample, measured, times "
+            f"{HEADROOM:g} for the backward pass) but {device} has "
+            f"{format_bytes(free)} available. batch_size={fits} fits; pass "
+            "batch_size='auto' (sized to memory_budget) or a smaller batch_size."
+        )
+    return int(config.batch_size)
