@@ -10,7 +10,7 @@ import pytest
 
 from stratify import cli
 from stratify.benchmark import methods as methods_module
-from stratify.benchmark import runner
+from stratify.benchmark import runner, scoring
 from stratify.benchmark.datasets import BenchmarkData, Split
 from stratify.benchmark.methods import METHODS, Method, MethodResult
 
@@ -50,7 +50,7 @@ def test_group_means_matches_a_loop():
     groups = np.array([5, 5, 2, 9, 2, 2, 9])
     labels = np.array([1, 1, 0, 1, 0, 0, 1])
     z = rng.normal(size=(7, 3))
-    means, volume_labels = runner._group_means(z, _split(labels, groups))
+    means, volume_labels = scoring._group_means(z, _split(labels, groups))
     for row, g in enumerate(sorted(set(groups))):
         np.testing.assert_allclose(means[row], z[groups == g].mean(axis=0))
         assert volume_labels[row] == labels[groups == g][0]
@@ -262,9 +262,39 @@ def test_report_with_only_failed_runs(tmp_path):
 
     results = pd.DataFrame([{**_row(status="failed"), "error": "RuntimeError: boom"}],
                            columns=runner.COLUMNS)
+    from stratify.benchmark.profiles import FULL_BARS
+
     path = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x"})
     text = path.read_text()
     assert "* FAILED m seed 0: RuntimeError: boom" in text
-    assert "| PneumoniaMNIST cluster ACC >= 0.80 (best:  nan ± nan) | not run (needs 3 seeds) |" \
-        in text
+    assert "## The bar" not in text  # a profile without bars has none
+    path = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x",
+                                                        "bars": FULL_BARS[:1]})
+    assert "| PneumoniaMNIST cluster ACC >= 0.80 (nan ± nan) | not run (needs 3 seeds) |" \
+        in path.read_text()
     assert not (tmp_path / "acc_by_method.png").exists()  # nothing scored, nothing drawn
+
+
+def test_bars_are_data_checked_by_three_rules():
+    from stratify.benchmark.report import check_bar
+
+    summary = pd.DataFrame({
+        "dataset": ["d"] * 4, "n_seeds": [3, 3, 3, 2],
+        "method": ["pca-kmeans", "ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp"],
+        "acc_mean": [0.70, 0.80, 0.83, 0.99], "acc_sd": [0.01, 0.02, 0.01, 0.0],
+    })
+    text, verdict = check_bar(summary, {"label": "ACC", "dataset": "d", "metric": "acc",
+                                        "method": "best unsupervised", "at_least": 0.85})
+    # the best unsupervised method with 3 seeds (the 2-seed row does not count)
+    assert "ae-simclr+yaware 0.830" in text and verdict == "MISSED by 0.020"
+    _, verdict = check_bar(summary, {"label": "x", "dataset": "d", "metric": "acc",
+                                     "method": "pca-kmeans", "within_of_best":
+                                     {"prefix": "ae-", "margin": 0.2}})
+    assert verdict == "met"  # 0.70 >= 0.83 - 0.2
+    text, verdict = check_bar(summary, {"label": "gain", "dataset": "d", "metric": "acc",
+                                        "method": "-", "beats_by_spread":
+                                        {"base": "ae-simclr-kmeans", "contains": "+"}})
+    assert verdict == "met" and "gain 0.030, spread 0.020" in text
+    _, verdict = check_bar(summary, {"label": "none", "dataset": "other", "metric": "acc",
+                                     "method": "pca-kmeans", "at_least": 0.5})
+    assert verdict.startswith("not run")

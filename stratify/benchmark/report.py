@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from stratify._atomic import write_text
 from stratify.benchmark.datasets import BenchmarkData
 from stratify.benchmark.methods import METHODS, MethodResult
 
-__all__ = ["ANCHORS", "run_figures", "summarize", "write_report"]
+__all__ = ["ANCHORS", "check_bar", "run_figures", "summarize", "write_report"]
 
 #: Published numbers shown beside ours (test split, 28 px), with their source.
 ANCHORS: dict[str, list[tuple[str, str]]] = {
@@ -117,84 +117,70 @@ def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
     return lines
 
 
-def _bar(summary: pd.DataFrame) -> list[tuple[str, str]]:
-    """The quality bar of the benchmark issue, checked on the full profile's summary."""
-    checks = []
-
-    def best(dataset: str, column: str, kind: str = "unsupervised") -> tuple[str, float, float]:
-        rows = summary[(summary["dataset"] == dataset) & (summary["n_seeds"] >= 3)]
-        rows = rows[rows["method"].map(lambda m: METHODS[m].kind == kind if m in METHODS
-                                       else False)]
-        if rows.empty or rows[f"{column}_mean"].isna().all():
-            return "", float("nan"), float("nan")
-        top = rows.loc[rows[f"{column}_mean"].idxmax()]
-        return top["method"], top[f"{column}_mean"], top[f"{column}_sd"]
-
-    def verdict(value: float, target: float) -> str:
-        if np.isnan(value):
-            return "not run (needs 3 seeds)"
-        return "met" if value >= target else f"MISSED by {target - value:.3f}"
-
-    method, value, sd = best("pneumoniamnist", "acc")
-    checks.append((f"PneumoniaMNIST cluster ACC >= 0.80 (best: {method} {value:.3f} ± {sd:.3f})",
-                   verdict(value, 0.80)))
-    method, value, sd = best("pneumoniamnist", "linear_probe_acc")
-    checks.append((f"PneumoniaMNIST linear probe >= 0.85 (best: {method} {value:.3f} ± "
-                   f"{sd:.3f})", verdict(value, 0.85)))
-    method, value, sd = best("mnist", "acc")
-    checks.append((f"MNIST test set cluster ACC >= 0.95 (best: {method} {value:.3f} ± {sd:.3f})",
-                   verdict(value, 0.95)))
-    checks += _vae_bar(summary, verdict)
-    base = summary[(summary["dataset"] == "cohort") & (summary["method"] == "ae-simclr-kmeans")]
-    regs = summary[(summary["dataset"] == "cohort") & summary["method"].str.contains(r"\+")]
-    if base.empty or regs.empty or (pd.concat([base, regs])["n_seeds"] < 3).any():
-        checks.append(("Cohort: a metadata regularizer beats plain contrastive in ARI by more "
-                       "than the seed spread", "not run (needs 3 seeds)"))
-    else:
-        base_row = base.iloc[0]
-        top = regs.loc[regs["ari_mean"].idxmax()]
-        spread = max(base_row["ari_sd"], top["ari_sd"])
-        gain = top["ari_mean"] - base_row["ari_mean"]
-        checks.append((
-            f"Cohort: a metadata regularizer beats plain contrastive in ARI by more than the "
-            f"seed spread (best: {top['method']} {top['ari_mean']:.3f} vs "
-            f"{base_row['ari_mean']:.3f}; gain {gain:.3f}, spread {spread:.3f})",
-            "met" if gain > spread else "MISSED",
-        ))
-    return checks
+def _verdict(value: float, target: float) -> str:
+    if np.isnan(value) or np.isnan(target):
+        return "not run (needs 3 seeds)"
+    return "met" if value >= target else f"MISSED by {target - value:.3f}"
 
 
-def _vae_bar(summary: pd.DataFrame, verdict: Callable[[float, float], str]
-             ) -> list[tuple[str, str]]:
-    """The VAE issue's bar: informative latents, VAE strata near the AE's, faithful samples."""
-    def row(dataset: str, method: str) -> pd.Series | None:
-        rows = summary[(summary["dataset"] == dataset) & (summary["method"] == method)
-                       & (summary["n_seeds"] >= 3)]
-        return None if rows.empty else rows.iloc[0]
+def _rows(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    if summary.empty:
+        return summary
+    return summary[(summary["dataset"] == dataset) & (summary["n_seeds"] >= 3)]
 
-    def value(found: pd.Series | None, metric: str) -> tuple[float, float]:
-        if found is None:
-            return float("nan"), float("nan")
-        return found[f"{metric}_mean"], found[f"{metric}_sd"]
 
-    checks = []
-    mean, sd = value(row("pneumoniamnist", "vae-kmeans"), "linear_probe_acc")
-    checks.append((f"PneumoniaMNIST vae-kmeans linear probe >= 0.84 ({mean:.3f} ± {sd:.3f})",
-                   verdict(mean, 0.84)))
-    mean, sd = value(row("pneumoniamnist", "vae-simclr-kmeans"), "acc")
-    ae = summary[(summary["dataset"] == "pneumoniamnist") & (summary["n_seeds"] >= 3)
-                 & summary["method"].str.startswith("ae-")]
-    best = ae.loc[ae["acc_mean"].idxmax()] if not ae.empty else None
-    target = float("nan") if best is None else best["acc_mean"] - 0.02
-    name = "none" if best is None else f"{best['method']} {best['acc_mean']:.3f}"
-    checks.append((f"PneumoniaMNIST vae-simclr-kmeans ACC within 0.02 of the best AE variant "
-                   f"({mean:.3f} ± {sd:.3f}; best AE: {name})",
-                   verdict(mean, target) if not np.isnan(target) else "not run"))
-    for dataset, label in (("pneumoniamnist", "PneumoniaMNIST"), ("mnist", "MNIST")):
-        mean, sd = value(row(dataset, "vae-simclr-gmm"), "fidelity")
-        checks.append((f"{label} default VAE (vae-simclr-gmm) stratum fidelity >= 0.90 "
-                       f"({mean:.3f} ± {sd:.3f})", verdict(mean, 0.90)))
-    return checks
+def _pick(rows: pd.DataFrame, method: str, metric: str) -> pd.Series | None:
+    """The row of ``method``, or of the best unsupervised method (``"best unsupervised"``)."""
+    if rows.empty or f"{metric}_mean" not in rows.columns:
+        return None
+    if method == "best unsupervised":
+        rows = rows[rows["method"].map(lambda m: m in METHODS and METHODS[m].kind
+                                       == "unsupervised")]
+        rows = rows[rows[f"{metric}_mean"].notna()]
+        return None if rows.empty else rows.loc[rows[f"{metric}_mean"].idxmax()]
+    rows = rows[rows["method"] == method]
+    return None if rows.empty else rows.iloc[0]
+
+
+def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
+    """One criterion of a profile's ``bars`` -> (text with the measured values, verdict).
+
+    A bar is a mapping with ``label``, ``dataset``, ``metric``, ``method`` (a method name or
+    ``"best unsupervised"``) and one rule: ``at_least`` (a number), ``within_of_best``
+    (``{"prefix": p, "margin": m}``: at least the best ``p*`` method's mean minus m), or
+    ``beats_by_spread`` (``{"base": method, "contains": s}``: the best method whose name
+    contains s beats the base by more than the larger of the two seed sds).
+    """
+    rows = _rows(summary, bar["dataset"])
+    metric = bar["metric"]
+    if "beats_by_spread" in bar:
+        rule = bar["beats_by_spread"]
+        base = _pick(rows, rule["base"], metric)
+        others = rows if base is None else rows[rows["method"].str.contains(rule["contains"],
+                                                                           regex=False)]
+        if base is None or others.empty:
+            return bar["label"], "not run (needs 3 seeds)"
+        top = others.loc[others[f"{metric}_mean"].idxmax()]
+        spread = max(base[f"{metric}_sd"], top[f"{metric}_sd"])
+        gain = top[f"{metric}_mean"] - base[f"{metric}_mean"]
+        return (f"{bar['label']} (best: {top['method']} {top[f'{metric}_mean']:.3f} vs "
+                f"{base[f'{metric}_mean']:.3f}; gain {gain:.3f}, spread {spread:.3f})",
+                "met" if gain > spread else "MISSED")
+    found = _pick(rows, bar["method"], metric)
+    mean = float("nan") if found is None else found[f"{metric}_mean"]
+    sd = float("nan") if found is None else found[f"{metric}_sd"]
+    name = "" if found is None else f"{found['method']} "
+    if "within_of_best" in bar:
+        rule = bar["within_of_best"]
+        peers = rows[rows["method"].str.startswith(rule["prefix"])] if found is not None \
+            else rows.iloc[:0]
+        best = None if peers.empty else peers.loc[peers[f"{metric}_mean"].idxmax()]
+        target = float("nan") if best is None else best[f"{metric}_mean"] - rule["margin"]
+        peer = "none" if best is None else f"{best['method']} {best[f'{metric}_mean']:.3f}"
+        return (f"{bar['label']} ({mean:.3f} ± {sd:.3f}; best: {peer})",
+                _verdict(mean, target))
+    return (f"{bar['label']} >= {bar['at_least']:.2f} ({name}{mean:.3f} ± {sd:.3f})",
+            _verdict(mean, bar["at_least"]))
 
 
 def _environment(results: pd.DataFrame) -> str:
@@ -247,14 +233,14 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
         "network of `ae-simclr-kmeans`, so their time is the clustering's), `peak MB` the "
         "peak resident memory of the run.",
         "",
-        "## The bar (full profile, test split, k = number of classes, mean over 3 seeds)",
-        "",
-        "| criterion | verdict |",
-        "|---|---|",
     ]
     summary = summarize(results)
-    lines += [f"| {criterion} | {verdict} |" for criterion, verdict in _bar(summary)]
-    lines.append("")
+    if profile.get("bars"):
+        lines += ["## The bar (the profile's acceptance criteria; test split, k = number of "
+                  "classes, mean over 3 seeds)", "", "| criterion | verdict |", "|---|---|"]
+        lines += [f"| {text} | {verdict} |"
+                  for text, verdict in (check_bar(summary, bar) for bar in profile["bars"])]
+        lines.append("")
     for dataset in dict.fromkeys(results["dataset"]):
         frame = results[results["dataset"] == dataset]
         ok = frame[frame["status"] == "ok"]

@@ -23,235 +23,23 @@ import os
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from stratify import metrics
-from stratify._atomic import write_csv
 from stratify._version import __version__
-from stratify.benchmark.datasets import BenchmarkData, Split, load_dataset
+from stratify.benchmark.datasets import BenchmarkData, load_dataset
 from stratify.benchmark.methods import METHODS, MethodResult, Settings, clear_cache
+from stratify.benchmark.profiles import PROFILES, Run, expand, per_dataset
 from stratify.benchmark.provenance import PeakMemory, git_commit
+from stratify.benchmark.scoring import score
+from stratify.benchmark.store import COLUMNS, completed, read_results, record
 
 __all__ = ["COLUMNS", "PROFILES", "Run", "expand", "git_commit", "main", "read_results",
            "record", "run_grid", "run_one", "score"]
-
-#: Columns of results.csv, in order.
-COLUMNS = [
-    "dataset", "method", "seed", "profile", "status", "kind", "scoring", "acc", "bacc", "nmi",
-    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity",
-    "reconstruction_fidelity", "diversity_ratio",
-    "majority_rate", "n_classes", "k",
-    "n_train", "n_test", "epochs", "fit_seconds", "peak_rss_mb", "error", "torch_version",
-    "stratify_version", "git_commit", "device", "finished",
-]
-
-_UNSUPERVISED = [
-    "pca-kmeans", "ae-kmeans", "vae-kmeans", "simclr-kmeans", "ae-simclr-kmeans",
-    "vae-simclr-kmeans", "vae-simclr-gmm", "ae-simclr-gmm", "ae-simclr-hdbscan",
-]
-#: The strata rows of the clustering issue: what the manifold step and self-training add.
-_STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-umap-kmeans",
-           "ae-simclr-umap-gmm", "ae-simclr-umap-hdbscan", "ae-simclr-auto-gmm",
-           "ae-simclr-selftrain-gmm",
-           "ae-simclr-selftrain-umap-gmm"]
-_ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
-
-#: Named grids. Each block is run as datasets x methods x seeds; ``epochs`` and
-#: ``n_samples`` may be given per dataset (``"default"`` for the others).
-PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {
-        "description": "smoke test: the synthetic cohort, small and short (CI)",
-        "seeds": [0],
-        "blocks": [
-            {"datasets": ["cohort"], "methods": [*_UNSUPERVISED, *_ABLATION[1:]]},
-            {"datasets": ["cohort3d-slices"], "methods": ["ae-simclr-kmeans", "ae-simclr+wsp"]},
-        ],
-        "epochs": {"default": 3},
-        "n_samples": {"cohort": 240, "cohort3d-slices": 24},
-        "batch_size": 64,
-        "supervised_epochs": 2,
-        "slice_stride": 4,
-        "figures": {"cohort": "ae-simclr-kmeans"},
-    },
-    "full": {
-        "description": "the committed results: MedMNIST, MNIST, cohort ablations, 3 seeds "
-                       "(run in parts on 2 CPU cores: the committed rows' fit times add up to 76 "
-                       "minutes, plus loading and scoring)",
-        "seeds": [0, 1, 2],
-        "blocks": [
-            {"datasets": ["cohort"], "methods": ["pca-kmeans", *_STRATA, *_ABLATION[1:]]},
-            {"datasets": ["pneumoniamnist", "breastmnist"],
-             "methods": [*_UNSUPERVISED, *_STRATA[3:], "resnet18-supervised"]},
-            {"datasets": ["mnist"], "methods": ["pca-kmeans", "simclr-kmeans", *_STRATA,
-                                                "vae-simclr-gmm"]},
-            {"datasets": ["cohort3d-slices"], "methods": ["ae-simclr-kmeans", "ae-simclr+yaware",
-                                                          "ae-simclr+wsp"]},
-            {"datasets": ["adrenalmnist3d-slices"],
-             "methods": ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp"]},
-            {"datasets": ["adrenalmnist3d"], "methods": ["resnet18-supervised"], "seeds": [0]},
-        ],
-        "epochs": {"default": 15, "pneumoniamnist": 12, "breastmnist": 40, "mnist": 8,
-                   "adrenalmnist3d-slices": 6},
-        "n_samples": {"cohort3d-slices": 120},
-        "batch_size": 256,
-        "supervised_epochs": {"default": 15, "adrenalmnist3d": 10},
-        "slice_stride": {"default": 2, "adrenalmnist3d-slices": 4},
-        "figures": {"pneumoniamnist": ["ae-simclr-kmeans", "vae-simclr-gmm"],
-                    "cohort": "ae-simclr+yaware", "mnist": ["ae-simclr-kmeans", "vae-simclr-gmm"]},
-    },
-}
-
-
-@dataclass(frozen=True)
-class Run:
-    """One cell of the grid."""
-
-    dataset: str
-    method: str
-    seed: int
-
-
-def _per_dataset(value: Any, dataset: str) -> Any:
-    if isinstance(value, Mapping):
-        return value.get(dataset, value.get("default"))
-    return value
-
-
-def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
-           methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None
-           ) -> list[Run]:
-    """The runs of a profile, optionally restricted to some datasets, methods or seeds.
-
-    A block may carry its own ``"seeds"`` (e.g. one seed for an expensive baseline). Runs are
-    ordered dataset, then seed, then method, so that methods sharing a trained network
-    (``ae-simclr-kmeans``, ``-gmm``, ``-hdbscan``) find it in the cache of
-    :mod:`stratify.benchmark.methods`.
-    """
-    unknown = [m for m in methods or () if m not in METHODS]
-    if unknown:
-        raise ValueError(f"Expected methods among {sorted(METHODS)}, got unknown {unknown}.")
-    runs = []
-    for block in profile["blocks"]:
-        for dataset in block["datasets"]:
-            if datasets and dataset not in datasets:
-                continue
-            # seed-major: the clusterer variants of a seed follow its trained network (cache)
-            for seed in seeds if seeds is not None else block.get("seeds", profile["seeds"]):
-                for method in block["methods"]:
-                    if methods and method not in methods:
-                        continue
-                    runs.append(Run(dataset, method, int(seed)))
-    if datasets:  # datasets named on the command line but in no block: every method asked
-        known = {d for block in profile["blocks"] for d in block["datasets"]}
-        for dataset in datasets:
-            if dataset not in known:
-                for seed in seeds if seeds is not None else profile["seeds"]:
-                    for method in methods or _UNSUPERVISED:
-                        runs.append(Run(dataset, method, int(seed)))
-    return runs
-
-
-# --------------------------------------------------------------------------- scoring
-def _group_means(embedding: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """Average the slice latents of each volume: (n_volumes, D) and the volume labels."""
-    groups, inverse = np.unique(split.groups, return_inverse=True)
-    sums = np.zeros((len(groups), embedding.shape[1]))
-    np.add.at(sums, inverse, embedding)
-    means = sums / np.bincount(inverse)[:, None]
-    labels = np.zeros(len(groups), dtype=np.int64)
-    labels[inverse] = split.labels
-    return means, labels
-
-
-def _accuracy(y_true: np.ndarray, labels: np.ndarray) -> float:
-    """Hungarian ACC; extra clusters (HDBSCAN) count as errors, so it is never inflated."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return metrics.cluster_accuracy(y_true, labels)
-
-
-def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any]:
-    """The agreement and probe scores of one run (see the module docstring)."""
-    y_test = data.test.labels
-    scores: dict[str, Any] = {
-        "acc": _accuracy(y_test, result.test_labels),
-        "bacc": metrics.balanced_cluster_accuracy(y_test, result.test_labels),
-        "nmi": float(normalized_mutual_info_score(y_test, result.test_labels)),
-        "ari": float(adjusted_rand_score(y_test, result.test_labels)),
-        "majority_rate": metrics.majority_rate(y_test),
-        "n_classes": data.n_classes,
-        "k": result.n_clusters,
-        "knn_acc": float("nan"),
-        "linear_probe_acc": float("nan"),
-        "probe_level": "",
-        "auc": result.extra.get("auc", float("nan")),
-        "fidelity": result.extra.get("fidelity", float("nan")),
-        "reconstruction_fidelity": result.extra.get("reconstruction_fidelity", float("nan")),
-        "diversity_ratio": result.extra.get("diversity_ratio", float("nan")),
-    }
-    if result.train_embedding is None:
-        return scores
-    train_z, train_y = result.train_embedding, data.train.labels
-    test_z = result.test_embedding
-    level = "sample"
-    if data.train.groups is not None:
-        train_z, train_y = _group_means(train_z, data.train)
-        test_z, y_test = _group_means(test_z, data.test)
-        level = "volume"
-    if data.transductive:
-        folds = int(min(5, np.bincount(train_y).min()))
-        if folds >= 2:
-            scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, cv=folds,
-                                                     random_state=seed)
-            scores["linear_probe_acc"] = metrics.linear_probe_accuracy(
-                train_z, train_y, cv=folds, random_state=seed)
-        level += ", 5-fold CV" if folds == 5 else f", {folds}-fold CV"
-    else:
-        scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, test_z, y_test)
-        scores["linear_probe_acc"] = metrics.linear_probe_accuracy(train_z, train_y, test_z,
-                                                                   y_test)
-    scores["probe_level"] = level
-    return scores
-
-
-# ------------------------------------------------------------------------ results file
-def read_results(path: Path) -> pd.DataFrame:
-    """The results CSV, or an empty frame with :data:`COLUMNS`."""
-    if not path.is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    frame = pd.read_csv(path, keep_default_na=True)
-    return frame.reindex(columns=[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)])
-
-
-def record(row: Mapping[str, Any], path: Path) -> None:
-    """Append ``row`` to the CSV at ``path`` atomically, replacing an earlier row of the same
-    (dataset, method, seed, profile) (a failed run tried again)."""
-    frame = read_results(path).reindex(columns=COLUMNS)
-    key = ["dataset", "method", "seed", "profile"]
-    if len(frame):
-        same = np.ones(len(frame), dtype=bool)
-        for column in key:
-            same &= frame[column].astype(str).to_numpy() == str(row[column])
-        frame = frame[~same]
-    new = pd.DataFrame([{c: row.get(c, np.nan) for c in COLUMNS}])
-    frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
-    write_csv(frame[COLUMNS], path, index=False)
-
-
-def _completed(path: Path, profile: str) -> set[tuple[str, str, int]]:
-    frame = read_results(path)
-    done = frame[(frame["status"] == "ok") & (frame["profile"] == profile)]
-    return {(d, m, int(s)) for d, m, s in zip(done["dataset"], done["method"], done["seed"],
-                                              strict=True)}
-
 
 # ------------------------------------------------------------------------------ grid
 @dataclass
@@ -263,9 +51,9 @@ class _Loaded:
 def _settings(profile: Mapping[str, Any], dataset: str, device: str, verbose: bool,
               weights: str | None) -> Settings:
     return Settings(
-        epochs=int(_per_dataset(profile["epochs"], dataset)),
-        batch_size=int(_per_dataset(profile.get("batch_size", 256), dataset)),
-        supervised_epochs=int(_per_dataset(profile.get("supervised_epochs", 20), dataset)),
+        epochs=int(per_dataset(profile["epochs"], dataset)),
+        batch_size=int(per_dataset(profile.get("batch_size", 256), dataset)),
+        supervised_epochs=int(per_dataset(profile.get("supervised_epochs", 20), dataset)),
         supervised_weights=weights, device=device, verbose=verbose,
     )
 
@@ -366,7 +154,7 @@ def run_grid(
     out = Path(out)
     path = out / "results.csv"
     runs = expand(profile, datasets, methods, seeds)
-    done = _completed(path, profile_name)
+    done = completed(path, profile_name)
     todo = [r for r in runs if (r.dataset, r.method, r.seed) not in done]
     say(f"benchmark {profile_name}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
         f"{len(todo)} to go -> {path}")
@@ -418,8 +206,8 @@ def _load(loaded: _Loaded, run: Run, profile: Mapping[str, Any]) -> BenchmarkDat
         clear_cache()
         loaded.data = load_dataset(
             run.dataset, seed=run.seed,
-            n_samples=_per_dataset(profile.get("n_samples", {}), run.dataset),
-            slice_stride=int(_per_dataset(profile.get("slice_stride", 1), run.dataset)),
+            n_samples=per_dataset(profile.get("n_samples", {}), run.dataset),
+            slice_stride=int(per_dataset(profile.get("slice_stride", 1), run.dataset)),
         )
         loaded.key = key
     assert loaded.data is not None

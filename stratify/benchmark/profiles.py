@@ -1,0 +1,141 @@
+"""The benchmark's named grids (profiles) and their expansion into runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stratify.benchmark.methods import METHODS
+
+__all__ = ["FULL_BARS", "PROFILES", "Run", "expand", "per_dataset"]
+
+_UNSUPERVISED = [
+    "pca-kmeans", "ae-kmeans", "vae-kmeans", "simclr-kmeans", "ae-simclr-kmeans",
+    "vae-simclr-kmeans", "vae-simclr-gmm", "ae-simclr-gmm", "ae-simclr-hdbscan",
+]
+#: The strata rows of the clustering issue: what the manifold step and self-training add.
+_STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-umap-kmeans",
+           "ae-simclr-umap-gmm", "ae-simclr-umap-hdbscan", "ae-simclr-auto-gmm",
+           "ae-simclr-selftrain-gmm",
+           "ae-simclr-selftrain-umap-gmm"]
+_ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
+
+#: The acceptance criteria of the benchmark issues, checked by the full profile's report
+#: (see :func:`stratify.benchmark.report.check_bar` for the rules).
+FULL_BARS: list[dict[str, Any]] = [
+    {"label": "PneumoniaMNIST cluster ACC", "dataset": "pneumoniamnist", "metric": "acc",
+     "method": "best unsupervised", "at_least": 0.80},
+    {"label": "PneumoniaMNIST linear probe", "dataset": "pneumoniamnist",
+     "metric": "linear_probe_acc", "method": "best unsupervised", "at_least": 0.85},
+    {"label": "MNIST test set cluster ACC", "dataset": "mnist", "metric": "acc",
+     "method": "best unsupervised", "at_least": 0.95},
+    {"label": "PneumoniaMNIST vae-kmeans linear probe", "dataset": "pneumoniamnist",
+     "metric": "linear_probe_acc", "method": "vae-kmeans", "at_least": 0.84},
+    {"label": "PneumoniaMNIST vae-simclr-kmeans ACC within 0.02 of the best AE variant",
+     "dataset": "pneumoniamnist", "metric": "acc", "method": "vae-simclr-kmeans",
+     "within_of_best": {"prefix": "ae-", "margin": 0.02}},
+    {"label": "PneumoniaMNIST default VAE (vae-simclr-gmm) stratum fidelity",
+     "dataset": "pneumoniamnist", "metric": "fidelity", "method": "vae-simclr-gmm",
+     "at_least": 0.90},
+    {"label": "MNIST default VAE (vae-simclr-gmm) stratum fidelity", "dataset": "mnist",
+     "metric": "fidelity", "method": "vae-simclr-gmm", "at_least": 0.90},
+    {"label": "Cohort: a metadata regularizer beats plain contrastive in ARI by more than "
+              "the seed spread", "dataset": "cohort", "metric": "ari", "method": "-",
+     "beats_by_spread": {"base": "ae-simclr-kmeans", "contains": "+"}},
+]
+
+#: Named grids. Each block is run as datasets x methods x seeds; ``epochs`` and
+#: ``n_samples`` may be given per dataset (``"default"`` for the others).
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "description": "smoke test: the synthetic cohort, small and short (CI)",
+        "seeds": [0],
+        "blocks": [
+            {"datasets": ["cohort"], "methods": [*_UNSUPERVISED, *_ABLATION[1:]]},
+            {"datasets": ["cohort3d-slices"], "methods": ["ae-simclr-kmeans", "ae-simclr+wsp"]},
+        ],
+        "epochs": {"default": 3},
+        "n_samples": {"cohort": 240, "cohort3d-slices": 24},
+        "batch_size": 64,
+        "supervised_epochs": 2,
+        "slice_stride": 4,
+        "figures": {"cohort": "ae-simclr-kmeans"},
+    },
+    "full": {
+        "description": "the committed results: MedMNIST, MNIST, cohort ablations, 3 seeds "
+                       "(run in parts on 2 CPU cores: the committed rows' fit times add up to 76 "
+                       "minutes, plus loading and scoring)",
+        "seeds": [0, 1, 2],
+        "blocks": [
+            {"datasets": ["cohort"], "methods": ["pca-kmeans", *_STRATA, *_ABLATION[1:]]},
+            {"datasets": ["pneumoniamnist", "breastmnist"],
+             "methods": [*_UNSUPERVISED, *_STRATA[3:], "resnet18-supervised"]},
+            {"datasets": ["mnist"], "methods": ["pca-kmeans", "simclr-kmeans", *_STRATA,
+                                                "vae-simclr-gmm"]},
+            {"datasets": ["cohort3d-slices"], "methods": ["ae-simclr-kmeans", "ae-simclr+yaware",
+                                                          "ae-simclr+wsp"]},
+            {"datasets": ["adrenalmnist3d-slices"],
+             "methods": ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp"]},
+            {"datasets": ["adrenalmnist3d"], "methods": ["resnet18-supervised"], "seeds": [0]},
+        ],
+        "epochs": {"default": 15, "pneumoniamnist": 12, "breastmnist": 40, "mnist": 8,
+                   "adrenalmnist3d-slices": 6},
+        "n_samples": {"cohort3d-slices": 120},
+        "batch_size": 256,
+        "supervised_epochs": {"default": 15, "adrenalmnist3d": 10},
+        "slice_stride": {"default": 2, "adrenalmnist3d-slices": 4},
+        "figures": {"pneumoniamnist": ["ae-simclr-kmeans", "vae-simclr-gmm"],
+                    "cohort": "ae-simclr+yaware", "mnist": ["ae-simclr-kmeans", "vae-simclr-gmm"]},
+        "bars": FULL_BARS,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the grid."""
+
+    dataset: str
+    method: str
+    seed: int
+
+
+def per_dataset(value: Any, dataset: str) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(dataset, value.get("default"))
+    return value
+
+
+def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
+           methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None
+           ) -> list[Run]:
+    """The runs of a profile, optionally restricted to some datasets, methods or seeds.
+
+    A block may carry its own ``"seeds"`` (e.g. one seed for an expensive baseline). Runs are
+    ordered dataset, then seed, then method, so that methods sharing a trained network
+    (``ae-simclr-kmeans``, ``-gmm``, ``-hdbscan``) find it in the cache of
+    :mod:`stratify.benchmark.methods`.
+    """
+    unknown = [m for m in methods or () if m not in METHODS]
+    if unknown:
+        raise ValueError(f"Expected methods among {sorted(METHODS)}, got unknown {unknown}.")
+    runs = []
+    for block in profile["blocks"]:
+        for dataset in block["datasets"]:
+            if datasets and dataset not in datasets:
+                continue
+            # seed-major: the clusterer variants of a seed follow its trained network (cache)
+            for seed in seeds if seeds is not None else block.get("seeds", profile["seeds"]):
+                for method in block["methods"]:
+                    if methods and method not in methods:
+                        continue
+                    runs.append(Run(dataset, method, int(seed)))
+    if datasets:  # datasets named on the command line but in no block: every method asked
+        known = {d for block in profile["blocks"] for d in block["datasets"]}
+        for dataset in datasets:
+            if dataset not in known:
+                for seed in seeds if seeds is not None else profile["seeds"]:
+                    for method in methods or _UNSUPERVISED:
+                        runs.append(Run(dataset, method, int(seed)))
+    return runs

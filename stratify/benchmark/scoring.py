@@ -1,0 +1,77 @@
+"""Scoring one benchmark run: strata against labels (train / test or transductive), probes."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from stratify import metrics
+from stratify.benchmark.datasets import BenchmarkData, Split
+from stratify.benchmark.methods import MethodResult
+
+__all__ = ["score"]
+
+
+def _group_means(embedding: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Average the slice latents of each volume: (n_volumes, D) and the volume labels."""
+    groups, inverse = np.unique(split.groups, return_inverse=True)
+    sums = np.zeros((len(groups), embedding.shape[1]))
+    np.add.at(sums, inverse, embedding)
+    means = sums / np.bincount(inverse)[:, None]
+    labels = np.zeros(len(groups), dtype=np.int64)
+    labels[inverse] = split.labels
+    return means, labels
+
+
+def _accuracy(y_true: np.ndarray, labels: np.ndarray) -> float:
+    """Hungarian ACC; extra clusters (HDBSCAN) count as errors, so it is never inflated."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return metrics.cluster_accuracy(y_true, labels)
+
+
+def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any]:
+    """The agreement and probe scores of one run (see the module docstring)."""
+    y_test = data.test.labels
+    scores: dict[str, Any] = {
+        "acc": _accuracy(y_test, result.test_labels),
+        "bacc": metrics.balanced_cluster_accuracy(y_test, result.test_labels),
+        "nmi": float(normalized_mutual_info_score(y_test, result.test_labels)),
+        "ari": float(adjusted_rand_score(y_test, result.test_labels)),
+        "majority_rate": metrics.majority_rate(y_test),
+        "n_classes": data.n_classes,
+        "k": result.n_clusters,
+        "knn_acc": float("nan"),
+        "linear_probe_acc": float("nan"),
+        "probe_level": "",
+        "auc": result.extra.get("auc", float("nan")),
+        "fidelity": result.extra.get("fidelity", float("nan")),
+        "reconstruction_fidelity": result.extra.get("reconstruction_fidelity", float("nan")),
+        "diversity_ratio": result.extra.get("diversity_ratio", float("nan")),
+    }
+    if result.train_embedding is None:
+        return scores
+    train_z, train_y = result.train_embedding, data.train.labels
+    test_z = result.test_embedding
+    level = "sample"
+    if data.train.groups is not None:
+        train_z, train_y = _group_means(train_z, data.train)
+        test_z, y_test = _group_means(test_z, data.test)
+        level = "volume"
+    if data.transductive:
+        folds = int(min(5, np.bincount(train_y).min()))
+        if folds >= 2:
+            scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, cv=folds,
+                                                     random_state=seed)
+            scores["linear_probe_acc"] = metrics.linear_probe_accuracy(
+                train_z, train_y, cv=folds, random_state=seed)
+        level += ", 5-fold CV" if folds == 5 else f", {folds}-fold CV"
+    else:
+        scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, test_z, y_test)
+        scores["linear_probe_acc"] = metrics.linear_probe_accuracy(train_z, train_y, test_z,
+                                                                   y_test)
+    scores["probe_level"] = level
+    return scores

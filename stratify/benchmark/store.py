@@ -1,0 +1,54 @@
+"""The results file of the benchmark: one row per run, appended atomically, resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stratify._atomic import write_csv
+
+__all__ = ["COLUMNS", "completed", "read_results", "record"]
+
+#: Columns of results.csv, in order.
+COLUMNS = [
+    "dataset", "method", "seed", "profile", "status", "kind", "scoring", "acc", "bacc", "nmi",
+    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity",
+    "reconstruction_fidelity", "diversity_ratio",
+    "majority_rate", "n_classes", "k",
+    "n_train", "n_test", "epochs", "fit_seconds", "peak_rss_mb", "error", "torch_version",
+    "stratify_version", "git_commit", "device", "finished",
+]
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """The results CSV, or an empty frame with :data:`COLUMNS`."""
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    frame = pd.read_csv(path, keep_default_na=True)
+    return frame.reindex(columns=[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)])
+
+
+def record(row: Mapping[str, Any], path: Path) -> None:
+    """Append ``row`` to the CSV at ``path`` atomically, replacing an earlier row of the same
+    (dataset, method, seed, profile) (a failed run tried again)."""
+    frame = read_results(path).reindex(columns=COLUMNS)
+    key = ["dataset", "method", "seed", "profile"]
+    if len(frame):
+        same = np.ones(len(frame), dtype=bool)
+        for column in key:
+            same &= frame[column].astype(str).to_numpy() == str(row[column])
+        frame = frame[~same]
+    new = pd.DataFrame([{c: row.get(c, np.nan) for c in COLUMNS}])
+    frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
+    write_csv(frame[COLUMNS], path, index=False)
+
+
+def completed(path: Path, profile: str) -> set[tuple[str, str, int]]:
+    frame = read_results(path)
+    done = frame[(frame["status"] == "ok") & (frame["profile"] == profile)]
+    return {(d, m, int(s)) for d, m, s in zip(done["dataset"], done["method"], done["seed"],
+                                              strict=True)}
