@@ -31,6 +31,7 @@ from stratify._validation import check_array_images, check_in_range
 from stratify.losses import CrossEntropy, Objective
 from stratify.models import build_model
 from stratify.training import TrainConfig, embed, train
+from stratify.training.environment import seed_from
 
 __all__ = ["SupervisedBaseline", "pixel_pca_kmeans", "resnet18_trunk"]
 
@@ -309,8 +310,8 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"Expected X_val of image shape {X.shape[1:]}, got "
                                  f"{X_val.shape[1:]}.")
             val = {"val_images": X_val, "val_labels": self._codes(y_val, len(X_val), "y_val")}
-        seed = (int(np.random.RandomState(self.random_state).randint(2**31 - 1))
-                if not isinstance(self.random_state, int) else self.random_state)
+        seed = seed_from(self.random_state if isinstance(self.random_state, int)
+                         else np.random.RandomState(self.random_state))
         with torch.random.fork_rng(devices=[]):  # seeded initial weights; global RNG untouched
             torch.manual_seed(seed)
             trunk, self.loaded_weights_ = resnet18_trunk(

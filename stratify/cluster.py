@@ -13,7 +13,7 @@ backend              ``"auto"`` k by  ``predict`` on new samples     fitted on
 ``"gmm"``            BIC (lowest)     highest posterior (its own)    <= 20,000
 ``"hdbscan"``        DBCV (highest)   ``approximate_predict``; -1    <= 20,000
                                       marks noise
-``"agglomerative"``  silhouette       nearest centroid of the strata <= 20,000
+``"agglomerative"``  silhouette       nearest centroid of the strata <= 10,000
 ``"spectral"``       silhouette       nearest centroid of the strata <= 5,000
 an instance          silhouette       its ``predict`` if any, else   all samples
                                       nearest centroid
@@ -153,14 +153,16 @@ def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
 
 #: Large-N path: samples each backend is fitted on at most (the rest are assigned by its
 #: out-of-sample rule). Chosen by measurement on 32-d latents on 2 cores
-#: (``benchmarks/scale.py``): fitting this many takes well under a minute.
+#: (``benchmarks/scale.py``): fitting this many takes well under a minute. Ward
+#: agglomerative keeps a condensed distance matrix (quadratic memory: 3.4 GB of peak RSS at
+#: 20,000 samples), hence 10,000.
 GMM_FIT_SAMPLES = 20_000
 #: HDBSCAN's ``min_samples`` (the density estimate's neighbourhood), at most min_cluster_size.
 HDBSCAN_MIN_SAMPLES = 10
 #: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
 HDBSCAN_NOISE_WARNING = 0.5
 HDBSCAN_FIT_SAMPLES = 20_000
-AGGLOMERATIVE_FIT_SAMPLES = 20_000
+AGGLOMERATIVE_FIT_SAMPLES = 10_000
 SPECTRAL_FIT_SAMPLES = 5_000
 
 #: The named backends. A new one is one entry here.
@@ -280,8 +282,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         random subsample of this size (``n_clusters="auto"`` is chosen there too) and the
         other samples are assigned by its out-of-sample rule (the ``predict`` of the table
         above), so the cost stops growing with N beyond the assignment. ``"auto"``: the
-        backend's own size (k-means: every sample, it is linear; GMM, HDBSCAN and
-        agglomerative: 20,000; spectral: 5,000 - see the README's table of costs); None:
+        backend's own size (k-means: every sample, it is linear; GMM and HDBSCAN: 20,000;
+        agglomerative: 10,000; spectral: 5,000 - see the README's table of costs); None:
         every sample whatever N. Assigned samples get HDBSCAN's approximate-prediction
         strength as ``probabilities_`` and NaN as ``outlier_scores_``;
         ``fit_rows_`` lists the fitted ones.

@@ -37,6 +37,7 @@ from stratify.benchmark.profiles import PROFILES, Run, expand, per_dataset
 from stratify.benchmark.provenance import PeakMemory, git_commit
 from stratify.benchmark.scoring import score
 from stratify.benchmark.store import COLUMNS, completed, read_results, record
+from stratify.training.environment import resolve_device
 
 __all__ = ["COLUMNS", "PROFILES", "Run", "expand", "git_commit", "main", "read_results",
            "record", "run_grid", "run_one", "score"]
@@ -63,15 +64,6 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def _device_name(device: str) -> str:
-    """The device a run uses: ``"auto"`` resolved as the training loop resolves it."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
             ) -> tuple[dict[str, Any], MethodResult | None]:
     """Fit and score one run; failures become a row with ``status="failed"``."""
@@ -84,7 +76,7 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
         "n_train": len(data.train), "n_test": len(data.test),
         "epochs": settings.supervised_epochs if method.kind == "supervised" else settings.epochs,
         "torch_version": torch.__version__, "stratify_version": __version__,
-        "git_commit": git_commit(), "device": _device_name(settings.device),
+        "git_commit": git_commit(), "device": str(resolve_device(settings.device)),
     }
     result = None
     try:
