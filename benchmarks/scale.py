@@ -197,13 +197,15 @@ def report(results: pd.DataFrame, out: Path) -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for _, row in fits.iterrows():
+        images = str(row["dataset"]).startswith("images-")
         ratio = (row["train_ms_per_sample"] / float(base.iloc[0])
-                 if len(base) and not pd.isna(row.get("train_ms_per_sample")) else float("nan"))
+                 if images and len(base) and not pd.isna(row.get("train_ms_per_sample"))
+                 else float("nan"))
         lines.append(
             f"| {row['dataset']} | {int(row['n']) if not pd.isna(row.get('n')) else '-'} | "
             f"{'-' if pd.isna(row.get('batch_size')) else int(row['batch_size'])} | "
             f"{row['seconds']:.1f} | {row.get('train_ms_per_sample', float('nan')):.3f} | "
-            f"{ratio:.2f} | {_gib(row.get('peak_rss_bytes'))} |")
+            f"{'-' if pd.isna(ratio) else f'{ratio:.2f}'} | {_gib(row.get('peak_rss_bytes'))} |")
     predict = fits["predict_images_per_second"].dropna() if "predict_images_per_second" in fits \
         else pd.Series(dtype=float)
     if len(predict):

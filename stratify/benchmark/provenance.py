@@ -95,7 +95,7 @@ def header(title: str, script: str, results: pd.DataFrame, seeds: Sequence[int] 
     import stratify
 
     commits = ", ".join(sorted(set(results["git_commit"].astype(str))))
-    seeds_text = f" Seeds {list(seeds)};" if seeds is not None else ""
+    seeds_text = f" Seeds {list(seeds)}." if seeds is not None else ""
     return [
         f"# {title}",
         "",
@@ -104,7 +104,7 @@ def header(title: str, script: str, results: pd.DataFrame, seeds: Sequence[int] 
         f"stratify {stratify.__version__} (runs at commit(s) {commits}), torch "
         f"{torch.__version__}, scikit-learn {sklearn.__version__}, Python "
         f"{platform.python_version()}, {platform.machine()}, {hardware}.{seeds_text} "
-        f"written {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
     ]
 
