@@ -16,7 +16,8 @@ official files, with the size, dtype and layout of the real thing):
   Stratifier clusters them), first N rows.
 
 Items: ``fit`` (``Stratifier()`` defaults, one epoch, 2 strata: train + embed + cluster),
-``cluster`` (``StrataClusterer(method, 5)`` with its defaults, large-N path included),
+``cluster`` (``StrataClusterer(method, 5)`` with its defaults, large-N path included;
+``hdbscan+umap``: on the manifold step, ``manifold="umap"``),
 ``predict`` (``Stratifier.predict`` on all 100k images), ``cli`` (``stratify fit
 missing.npy``, median of 5). Usage::
 
@@ -104,7 +105,9 @@ def _child_cluster(dataset: str, method: str, scratch: Path) -> dict:
     n = int(dataset.split("-")[1])
     latents = np.load(scratch / "latents.npy")[:n].astype(np.float64)
     start = time.perf_counter()
-    fitted = StrataClusterer(method, N_STRATA, random_state=0).fit(latents)
+    base, _, manifold = method.partition("+")
+    fitted = StrataClusterer(base, N_STRATA, manifold=manifold or None,
+                             random_state=0).fit(latents)
     seconds = time.perf_counter() - start
     labels = fitted.labels_
     return {"n": n, "seconds": seconds, "strata": int(fitted.n_clusters_),
@@ -140,6 +143,8 @@ def _items() -> list[dict]:
     items.append({"item": "fit", "dataset": "volumes-64", "method": "defaults"})
     items += [{"item": "cluster", "dataset": f"latents-{n}", "method": m}
               for n in CLUSTER_SIZES for m in BACKENDS]
+    # HDBSCAN as N2D uses it: on the UMAP step (itself on its large-N path at 100k)
+    items.append({"item": "cluster", "dataset": "latents-100000", "method": "hdbscan+umap"})
     return items
 
 
