@@ -60,6 +60,9 @@ def _mode_for(path: Path) -> int:
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a temporary path in ``path``'s folder, then rename it to ``path``.
 
+    The one atomic write of the package (outputs, model files, checkpoints, downloads): the
+    temporary file is flushed to disk before the rename and removed on any error.
+
     The folder is created when missing; :func:`check_writable` runs first. The temporary
     name keeps ``path``'s suffix (some writers pick the format from it). Returns ``path`` as
     a :class:`~pathlib.Path`.
@@ -70,6 +73,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, "rb+") as handle:  # on disk before the rename: a crash never leaves
+            os.fsync(handle.fileno())  # the new name on an empty or partial file
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from stratify._atomic import atomic_write
 
 __all__ = ["DataNotFoundError", "ImageSet", "fetch", "locate", "md5sum", "verify_md5"]
 
@@ -79,19 +80,15 @@ def fetch(url: str, destination: Path, md5: str, *, timeout: float = 60.0) -> No
         Any network or file-system failure (``urllib.error.URLError`` is an OSError); the
         callers turn it into a message that says how to provide the file by hand.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+    def download(tmp: Path) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 out.write(chunk)
-        actual = md5sum(tmp_name)
+        actual = md5sum(tmp)
         if actual != md5:
             raise OSError(f"downloaded file has MD5 {actual}, expected {md5}")
-        os.replace(tmp_name, destination)
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
+
+    atomic_write(destination, download)
 
 
 def _download_failure(error: BaseException) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from stratify._atomic import atomic_write
 
 __all__ = ["CHECKPOINT_NAME", "check_resumable", "load_checkpoint", "save_checkpoint"]
 
@@ -35,20 +36,11 @@ def save_checkpoint(state: dict[str, Any], folder: str | os.PathLike) -> Path:
     path : pathlib.Path
         The checkpoint's path.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".last-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
             torch.save({"format": FORMAT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(Path(folder) / CHECKPOINT_NAME, write)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
