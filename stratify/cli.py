@@ -356,7 +356,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--clusterer", help="kmeans, gmm (default), hdbscan, agglomerative, "
                                          "spectral")
     fit.add_argument("--epochs", type=int, help="training epochs (default 20)")
-    fit.add_argument("--batch-size", type=int, help="batch size (default 256)")
+    fit.add_argument("--batch-size", type=int,
+                     help="batch size (default: as many as fit in memory, at most 256)")
     fit.add_argument("--checkpoint-dir", help="folder for the training checkpoint (last.pt, "
                                               "written after every epoch)")
     fit.add_argument("--resume", action="store_true",
