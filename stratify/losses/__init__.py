@@ -10,6 +10,8 @@ from stratify.losses import functional
 from stratify.losses._base import INPUT_KEYS, LossTerm
 from stratify.losses.clustering import SelfTraining
 from stratify.losses.contrastive import (
+    ALONE_SHARE,
+    POSITIVE_CHECK_BATCHES,
     ClinicalContrastive,
     KernelContrastive,
     NTXent,
@@ -28,6 +30,7 @@ from stratify.losses.kernels import (
     ProductKernel,
     SumKernel,
     make_kernel,
+    silverman_bandwidth,
 )
 from stratify.losses.objective import Objective, build_objective
 from stratify.losses.reconstruction import (
@@ -40,10 +43,12 @@ from stratify.losses.registry import TERMS, make_term, regularizer_from_spec
 from stratify.losses.supervised import CrossEntropy
 
 __all__ = [
+    "ALONE_SHARE",
     "ELBO",
     "INPUT_KEYS",
     "KERNELS",
     "LABELS",
+    "POSITIVE_CHECK_BATCHES",
     "TERMS",
     "BCEReconstruction",
     "ClinicalContrastive",
@@ -70,4 +75,5 @@ __all__ = [
     "make_kernel",
     "make_term",
     "regularizer_from_spec",
+    "silverman_bandwidth",
 ]

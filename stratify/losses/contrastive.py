@@ -20,6 +20,7 @@ term is the mean over this rank's anchors (both views of its samples).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,8 @@ from stratify.losses._checks import (
 from stratify.losses.kernels import KERNELS, LABELS, EqualityKernel, Kernel, make_kernel
 
 __all__ = [
+    "ALONE_SHARE",
+    "POSITIVE_CHECK_BATCHES",
     "ClinicalContrastive",
     "KernelContrastive",
     "NTXent",
@@ -48,6 +51,11 @@ __all__ = [
     "WSPContrastive",
     "YAwareInfoNCE",
 ]
+
+#: An anchor is alone when its own other view holds more than this share of its positives.
+ALONE_SHARE = 0.95
+#: Training batches observed before the lone-anchor check decides (and warns at most once).
+POSITIVE_CHECK_BATCHES = 10
 
 
 class KernelContrastive(LossTerm):
@@ -101,6 +109,40 @@ class KernelContrastive(LossTerm):
         if self.columns:
             requires.add("metadata")
         self.requires = frozenset(requires)
+
+    def _watch_positives(self, k: Tensor) -> None:
+        """Warn once when most anchors get no positive beyond their own other view.
+
+        An anchor is alone when its own other view holds more than :data:`ALONE_SHARE` of
+        its positive weight (``1 / (1 + 2 sum_{b != a} K_ab)``, both views of every other
+        sample; NaN = 0). After :data:`POSITIVE_CHECK_BATCHES` training batches, if the mean
+        share of lone anchors exceeds one half, the prior is mostly idle: a warning gives
+        the share and what to change.
+        """
+        shares = self.__dict__.setdefault("_alone_shares", [])
+        if len(shares) >= POSITIVE_CHECK_BATCHES:
+            return
+        with torch.no_grad():
+            kk = torch.nan_to_num(k.detach().double(), nan=0.0).clamp_min(0.0)
+            others = 2.0 * (kk.sum(dim=1) - kk.diagonal())
+            shares.append(float(((1.0 / (1.0 + others)) > ALONE_SHARE).double().mean()))
+        if len(shares) == POSITIVE_CHECK_BATCHES:
+            share = sum(shares) / len(shares)
+            if share > 0.5:
+                warnings.warn(
+                    f"{type(self).__name__}: {share:.0%} of the anchors had no positive "
+                    f"beyond their own other view over the first {len(shares)} training "
+                    "batches (their own view held more than 95 % of the positive weight), so "
+                    "the metadata prior acts like NT-Xent. Widen the kernel (a larger sigma, "
+                    "or sigma='auto'), use fewer bins, or a larger batch.",
+                    UserWarning, stacklevel=3)
+
+    @property
+    def sigma_(self) -> tuple[float, ...] | None:
+        """The bandwidth(s) in use (per column of the distance kernel; with ``sigma="auto"``
+        the values Silverman's rule chose on the training metadata), or None."""
+        found = [k for k in _leaves(self.kernel) if hasattr(k, "bandwidth_")]
+        return tuple(v for k in found for v in k.bandwidth_) if found else None
 
     def fit(self, metadata: Mapping[str, Any]) -> KernelContrastive:
         """Fit the kernel's data-dependent state (e.g. quantile bins) on the full metadata.
@@ -167,8 +209,21 @@ class KernelContrastive(LossTerm):
         k = self.kernel_matrix(n, metadata, labels)
         if k is None:
             k = torch.zeros(n, n, dtype=z1.dtype, device=z1.device)
+        elif self.training:
+            self._watch_positives(k)
         weights = LF.contrastive_weights(k.to(device=z1.device, dtype=z1.dtype))
         return LF.kernel_contrastive_loss(z1, z2, weights, self.temperature, anchors)
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _leaves(kernel: Kernel | None) -> list[Kernel]:
+    if kernel is None:
+        return []
+    parts = getattr(kernel, "kernels", None)
+    return [leaf for part in parts for leaf in _leaves(part)] if parts else [kernel]
 
 
 def _global_batch(
@@ -252,8 +307,10 @@ class YAwareInfoNCE(KernelContrastive):
     ----------
     columns : str or sequence of str
         Metadata column(s) ``y``.
-    sigma : float or sequence of float, default=1.0
-        Bandwidth(s) in (0, inf), one for all columns or one per column.
+    sigma : float, sequence of float or "auto", default=1.0
+        Bandwidth(s) in (0, inf), one for all columns or one per column; ``"auto"``:
+        Silverman's rule per column on the training metadata, chosen in :meth:`fit` and
+        recorded in ``sigma_`` (:func:`~stratify.losses.kernels.silverman_bandwidth`).
     kernel : {"gaussian", "laplacian", "epanechnikov"}, default="gaussian"
         See :class:`~stratify.losses.GaussianKernel` and siblings.
     temperature : float, default=0.2
@@ -276,9 +333,10 @@ class YAwareInfoNCE(KernelContrastive):
     ) -> None:
         owner = type(self).__name__
         cols = check_columns(columns, "columns", owner)
-        self_sigma = check_floats_per_column(sigma, "sigma", owner, len(cols))
+        bandwidth = sigma if _is_auto(sigma) else check_floats_per_column(
+            sigma, "sigma", owner, len(cols))
         check_choice(kernel, "kernel", owner, KERNELS)
-        super().__init__(kernel=make_kernel(kernel, cols, self_sigma), temperature=temperature)
+        super().__init__(kernel=make_kernel(kernel, cols, bandwidth), temperature=temperature)
         self.sigma = sigma
         self.kernel_name = kernel
 
@@ -296,8 +354,9 @@ class WSPContrastive(KernelContrastive):
         The weak label: ``"labels"`` reads the ``labels`` input, another name a metadata column.
     position_column : str, default="position"
         Metadata column of slice positions (as written by ``stratify.data.volumes``).
-    sigma : float, default=0.1
-        Bandwidth on the position, in (0, inf).
+    sigma : float or "auto", default=0.1
+        Bandwidth on the position, in (0, inf), or ``"auto"`` (Silverman's rule on the
+        training positions, recorded in ``sigma_``).
     kernel : {"gaussian", "laplacian", "epanechnikov"}, default="gaussian"
     temperature : float, default=0.2
         ``tau`` in (0, inf).
@@ -317,7 +376,7 @@ class WSPContrastive(KernelContrastive):
                 f"The 'label_column' and 'position_column' parameters of {owner} must be str. "
                 f"Got {label_column!r} and {position_column!r} instead."
             )
-        sigma = check_float(sigma, "sigma", owner)
+        sigma = sigma if _is_auto(sigma) else check_float(sigma, "sigma", owner)
         check_choice(kernel, "kernel", owner, KERNELS)
         prior = EqualityKernel(label_column) * make_kernel(kernel, position_column, sigma)
         super().__init__(kernel=prior, temperature=temperature)

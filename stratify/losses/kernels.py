@@ -37,6 +37,7 @@ __all__ = [
     "ProductKernel",
     "SumKernel",
     "make_kernel",
+    "silverman_bandwidth",
 ]
 
 #: Reserved column name: a kernel on ``"labels"`` reads the batch's ``labels`` input.
@@ -152,19 +153,78 @@ class Kernel:
         return f"{type(self).__name__}({params})"
 
 
+def silverman_bandwidth(values: Any) -> float:
+    """Silverman's rule of thumb for a kernel bandwidth on one column.
+
+    ``h = 0.9 * min(sd, IQR / 1.349) * n^(-1/5)`` over the finite values (Silverman 1986,
+    eq. 3.31); when that is 0 (more than half the values equal), the larger of ``sd`` and
+    ``IQR / 1.349`` replaces the minimum, and a constant column gets 1 (any bandwidth gives
+    the same kernel there).
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        NaN (missing) values are ignored.
+
+    Returns
+    -------
+    float
+        ``h`` > 0.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return 1.0
+    sd = float(x.std(ddof=1))
+    q75, q25 = np.percentile(x, [75, 25])
+    iqr = float(q75 - q25) / 1.349
+    spread = min(sd, iqr) if min(sd, iqr) > 0 else max(sd, iqr)
+    if spread <= 0:
+        return 1.0
+    return 0.9 * spread * len(x) ** (-0.2)
+
+
 class _BandwidthKernel(Kernel):
-    """A radial kernel of ``u = (y_i - y_j) / sigma`` with one bandwidth per column."""
+    """A radial kernel of ``u = (y_i - y_j) / sigma`` with one bandwidth per column.
+
+    ``bandwidth="auto"`` chooses each column's by :func:`silverman_bandwidth` on the training
+    metadata in :meth:`fit` (recorded in ``bandwidth_``).
+    """
 
     def __init__(
-        self, columns: str | Sequence[str], bandwidth: float | Sequence[float] = 1.0
+        self, columns: str | Sequence[str], bandwidth: float | Sequence[float] | str = 1.0
     ) -> None:
         super().__init__(columns)
-        self.bandwidth: tuple[float, ...] = check_floats_per_column(
-            bandwidth, "bandwidth", type(self).__name__, len(self.columns)
-        )
+        self.bandwidth: tuple[float, ...] | str
+        if isinstance(bandwidth, str) and bandwidth == "auto":
+            self.bandwidth = "auto"
+        else:
+            self.bandwidth = check_floats_per_column(
+                bandwidth, "bandwidth", type(self).__name__, len(self.columns)
+            )
+            self.bandwidth_ = self.bandwidth
+
+    def fit(self, metadata: Mapping[str, Any]) -> Kernel:
+        """With ``bandwidth="auto"``: Silverman's rule per column on the training metadata."""
+        if self.bandwidth == "auto":
+            missing = [c for c in self.columns if c not in metadata]
+            if missing:
+                raise ValueError(
+                    f"Expected the training metadata to hold {missing} to choose the "
+                    f"bandwidth of {type(self).__name__}, got columns {sorted(metadata)}."
+                )
+            self.bandwidth_ = tuple(silverman_bandwidth(np.asarray(metadata[c], dtype=float))
+                                    for c in self.columns)
+        return self
 
     def _scaled_differences(self, values: Tensor) -> Tensor:
-        bw = torch.tensor(self.bandwidth, dtype=values.dtype, device=values.device)
+        bandwidth = getattr(self, "bandwidth_", None)
+        if bandwidth is None:
+            raise RuntimeError(
+                f"{type(self).__name__}(bandwidth='auto') has no bandwidth yet: call "
+                "fit(metadata) with the training metadata first (the training loop does)."
+            )
+        bw = torch.tensor(bandwidth, dtype=values.dtype, device=values.device)
         return (values[:, None, :] - values[None, :, :]) / bw  # (N, N, d)
 
     def compute(self, values: Tensor) -> Tensor:
@@ -182,8 +242,9 @@ class GaussianKernel(_BandwidthKernel):
     ----------
     columns : str or sequence of str
         Metadata column(s); several columns form a vector.
-    bandwidth : float or sequence of float, default=1.0
-        ``sigma`` > 0, one for all columns or one per column.
+    bandwidth : float, sequence of float or "auto", default=1.0
+        ``sigma`` > 0, one for all columns or one per column; ``"auto"``: Silverman's rule
+        per column on the training metadata (:func:`silverman_bandwidth`, in :meth:`fit`).
     """
 
     def profile(self, u: Tensor) -> Tensor:
@@ -380,7 +441,7 @@ KERNELS: dict[str, type[_BandwidthKernel]] = {
 
 
 def make_kernel(
-    name: str, columns: str | Sequence[str], bandwidth: float | Sequence[float] = 1.0
+    name: str, columns: str | Sequence[str], bandwidth: float | Sequence[float] | str = 1.0
 ) -> Kernel:
     """Build a bandwidth kernel by name (one of :data:`KERNELS`).
 
@@ -388,7 +449,7 @@ def make_kernel(
     ----------
     name : {"gaussian", "laplacian", "epanechnikov"}
     columns : str or sequence of str
-    bandwidth : float or sequence of float
+    bandwidth : float, sequence of float or "auto"
 
     Returns
     -------
