@@ -1,0 +1,56 @@
+"""The metadata-prior protocol: label subsets, weak-label flips, settings, an end-to-end run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stratify.benchmark.priors import flip_weak_labels, label_subset, load_setting, run_one
+
+
+def test_label_subsets_are_stratified_reproducible_and_shared_by_methods():
+    y = np.repeat([0, 1, 2], [500, 300, 200])
+    a, b = label_subset(y, 0.1, seed=3), label_subset(y, 0.1, seed=3)
+    np.testing.assert_array_equal(a, b)  # the same subset for every method of a seed
+    assert len(a) == 100
+    np.testing.assert_array_equal(np.bincount(y[a]), [50, 30, 20])  # stratified
+    assert len(np.unique(y[label_subset(y, 0.001, seed=0)])) == 3  # one per class at least
+    assert not np.array_equal(label_subset(y, 0.1, seed=4), a)
+    np.testing.assert_array_equal(label_subset(y, 1.0, seed=0), np.arange(1000))
+
+
+def test_weak_label_flips_have_the_stated_rate_and_are_seeded():
+    labels = np.tile([0.0, 1.0], 250)
+    flipped = flip_weak_labels(labels, 0.2, seed=7)
+    assert (flipped != labels).sum() == 100
+    np.testing.assert_array_equal(flip_weak_labels(labels, 0.2, seed=7), flipped)
+    assert set(np.unique(flipped)) == {0.0, 1.0}
+
+
+def test_the_nuisance_control_keeps_images_and_marginals_but_not_the_link():
+    informative = load_setting("cohort-informative", 0, n_train=120, n_test=30)
+    nuisance = load_setting("cohort-nuisance", 0, n_train=120, n_test=30)
+    np.testing.assert_array_equal(informative.train_images, nuisance.train_images)
+    for column in ("age", "weak_label"):
+        a = np.sort(informative.train_metadata[column].to_numpy())
+        b = np.sort(nuisance.train_metadata[column].to_numpy())
+        np.testing.assert_array_equal(a, b)
+    age = informative.train_metadata["age"].to_numpy()
+    shuffled = nuisance.train_metadata["age"].to_numpy()
+    ok = ~np.isnan(age) & ~np.isnan(shuffled)
+    link = abs(np.corrcoef(age[ok], informative.train_y[ok])[0, 1])
+    assert link > 0.5 and abs(np.corrcoef(shuffled[ok], informative.train_y[ok])[0, 1]) < link
+    with pytest.raises(ValueError, match="known setting"):
+        load_setting("cohort-other", 0)
+
+
+def test_protocol_end_to_end_on_a_small_cohort():
+    setting = load_setting("cohort-informative", 0, n_train=60, n_test=30)
+    small = {"latent_dim": 4, "width": 4, "batch_size": 16}
+    rows = {m: run_one(setting, m, 0, epochs=1, fractions=(0.1,), **small)
+            for m in ("simclr", "yaware")}
+    for method, (row,) in rows.items():
+        assert row["method"] == method and row["fraction"] == 0.1 and row["n_labels"] == 6
+        assert 0.0 <= row["probe_acc"] <= 1.0 and -1.0 <= row["ari"] <= 1.0
+    assert rows["simclr"][0]["sigma"] is None
+    assert rows["yaware"][0]["sigma"].startswith("(")  # Silverman's choice, recorded
