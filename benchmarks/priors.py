@@ -95,7 +95,8 @@ def _verdicts(results: pd.DataFrame) -> list[str]:
                 gain = prior[metric].mean() - base[metric].mean()
                 spread = max(prior[metric].std(ddof=1), base[metric].std(ddof=1))
                 if name == "cohort-nuisance":
-                    verdict = "met (no loss beyond the spread)" if gain >= -spread else "MISSED"
+                    verdict = ("met (no loss beyond the spread)" if gain >= -spread
+                               else f"MISSED (loses {-gain:.3f} > spread)")
                 else:
                     verdict = "met" if gain > spread else f"MISSED (gain {gain:+.3f} <= spread)"
                 lines.append(f"| {name} | {method} vs simclr | {metric} | {gain:+.3f} | "
