@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratify.benchmark.priors import flip_weak_labels, label_subset, load_setting, run_one
+from stratify.benchmark.priors import (
+    Setting,
+    flip_weak_labels,
+    label_subset,
+    load_setting,
+    run_one,
+    run_supervised,
+)
 
 
 def test_label_subsets_are_stratified_reproducible_and_shared_by_methods():
@@ -54,3 +61,14 @@ def test_protocol_end_to_end_on_a_small_cohort():
         assert 0.0 <= row["probe_acc"] <= 1.0 and -1.0 <= row["ari"] <= 1.0
     assert rows["simclr"][0]["sigma"] is None
     assert rows["yaware"][0]["sigma"].startswith("(")  # Silverman's choice, recorded
+
+
+def test_supervised_reference_on_the_same_subsets():
+    setting = load_setting("cohort-informative", 0, n_train=60, n_test=30)
+    (row,) = run_supervised(setting, 0, fractions=(0.1,), steps=2, batch_size=8)
+    assert row["method"] == "supervised" and row["n_labels"] == 6
+    assert 0.0 <= row["probe_acc"] <= 1.0 and np.isnan(row["ari"])
+    grouped = Setting("slices", setting.train_images, setting.train_y, setting.train_metadata,
+                      setting.test_images, setting.test_y, np.zeros(60), np.zeros(30))
+    with pytest.raises(ValueError, match="sample-level setting"):
+        run_supervised(grouped, 0)

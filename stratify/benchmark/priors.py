@@ -37,8 +37,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["FAINT", "FLIP_RATE", "FRACTIONS", "PRIORS", "Setting", "flip_weak_labels",
-           "label_subset", "load_setting", "run_one"]
+__all__ = ["FAINT", "FLIP_RATE", "FRACTIONS", "PRIORS", "SUPERVISED_BATCH", "SUPERVISED_STEPS",
+           "Setting", "flip_weak_labels", "label_subset", "load_setting", "run_one",
+           "run_supervised"]
 
 #: Label fractions of the probe.
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -60,6 +61,11 @@ PRIORS: dict[str, dict[str, dict[str, Any] | None]] = {
                 "sigma": "auto"},
     },
 }
+
+
+#: The supervised model's optimisation steps and batch at every label fraction (the same
+#: number of steps whatever the number of labels, as in ``benchmarks/augmentation.py``).
+SUPERVISED_STEPS, SUPERVISED_BATCH = 400, 64
 
 
 @dataclasses.dataclass
@@ -186,3 +192,37 @@ def run_one(setting: Setting, method: str, seed: int, *, epochs: int,
 def _sigma(model: Any, method: str) -> Any:
     term = model.objective_.terms[method]
     return getattr(term, "sigma_", None)
+
+
+def run_supervised(setting: Setting, seed: int, *, fractions: Sequence[float] = FRACTIONS,
+                   steps: int = SUPERVISED_STEPS, batch_size: int = SUPERVISED_BATCH
+                   ) -> list[dict[str, Any]]:
+    """The supervised model trained on the same label subsets (the probes' reference).
+
+    ResNet-18 from scratch (stem stride 2, :class:`~stratify.baselines.SupervisedBaseline`),
+    ``steps`` optimisation steps of ``batch_size`` at every fraction, no validation data;
+    scored on the test split (``probe_acc`` and, for two classes, ``probe_auc``). Sample-level
+    settings only (the cohorts); ``ari`` is NaN.
+    """
+    import math
+
+    from stratify.baselines import SupervisedBaseline
+
+    if setting.train_groups is not None:
+        raise ValueError(
+            f"Expected a sample-level setting for the supervised reference, got {setting.name!r}."
+        )
+    rows = []
+    for fraction in fractions:
+        picked = label_subset(setting.train_y, fraction, seed)
+        model = SupervisedBaseline(epochs=math.ceil(steps * batch_size / len(picked)),
+                                   batch_size=batch_size, stem_stride=2, random_state=seed)
+        model.fit(setting.train_images[picked], setting.train_y[picked])
+        scores = model.evaluate(setting.test_images, setting.test_y)
+        row = {"setting": setting.name, "method": "supervised", "seed": seed,
+               "fraction": fraction, "n_labels": len(picked), "ari": float("nan"),
+               "batch_size": batch_size, "sigma": None, "probe_acc": scores["acc"]}
+        if len(np.unique(setting.test_y)) == 2:
+            row["probe_auc"] = scores["auc"]
+        rows.append(row)
+    return rows
