@@ -81,6 +81,13 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def _summed(x: Tensor, world: World) -> Tensor:
+    """A copy of ``x`` summed over the ranks (every rank gets the sum)."""
+    total = x.contiguous().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM, group=world.group)
+    return total
+
+
 def _sizes(n: int, world: World, device: torch.device) -> list[int]:
     size = torch.tensor([n], dtype=torch.int64, device=device)
     sizes = [torch.zeros_like(size) for _ in range(world.size)]
@@ -112,9 +119,7 @@ class _Gather(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         # every rank's loss depends on every rank's rows: sum the gradients of all ranks,
         # then keep this rank's slice (not the local gradient alone, not an average)
-        total = grad.contiguous().clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=ctx.world.group)
-        return total[ctx.start : ctx.start + ctx.n], None
+        return _summed(grad, ctx.world)[ctx.start : ctx.start + ctx.n], None
 
 
 def gather(x: Tensor, world: World | None = None) -> tuple[Tensor, int]:
@@ -148,16 +153,12 @@ class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, world: World) -> Tensor:  # type: ignore[override]
         ctx.world = world
-        out = x.contiguous().clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=world.group)
-        return out
+        return _summed(x, world)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         # y = sum_r x_r on every rank: d(sum_r' f_r') / d x_r = sum_r' d f_r' / d y
-        total = grad.contiguous().clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=ctx.world.group)
-        return total, None
+        return _summed(grad, ctx.world), None
 
 
 def all_reduce_sum(x: Tensor, world: World | None = None) -> Tensor:

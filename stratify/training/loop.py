@@ -246,9 +246,10 @@ def train(
         objective.to(device)
     if checkpoint is not None and config.batch_size == "auto":  # the interrupted fit's batch
         config = dataclasses.replace(config, batch_size=checkpoint["config"]["batch_size"])
+    image_shape = tuple(train_data.images.shape[1:])
     batch_size = parallel.on_main(
         lambda: memory.fit_batch_size(model, objective, plan, augment, config, device,
-                           tuple(train_data.images.shape[1:])), world)
+                                      image_shape), world)
     config = dataclasses.replace(config, batch_size=batch_size)
     threads = config.num_threads or max(1, physical_cores() // parallel.local_world_size())
     with torch_threads(threads), parallel.sync_batchnorm(model, world, device):

@@ -192,12 +192,6 @@ class Trainer:
             out.append((rows, size * rows.numel() / chunk.numel()))
         return out
 
-    def _reduce(self, sums: Tensor) -> Tensor:
-        """Sum per-rank sums over the ranks (no-op in a single process)."""
-        if self.world is None:
-            return sums
-        return distributed.all_reduce_sum(sums.detach(), self.world)
-
     def train_epoch(self, data: Data, epoch: int, total_steps: int) -> dict[str, float]:
         """One pass over ``data``; returns the sample-weighted mean of total and each term."""
         self.model.train()
@@ -235,7 +229,8 @@ class Trainer:
             values = torch.stack([total.detach().float(), *(v.float() for v in terms.values())])
             sums = values * n if sums is None else sums + values * n
             names, seen = list(terms), seen + chunks[b - 1].numel()
-        means = (self._reduce(sums) / seen).tolist()  # the only host sync of the epoch's losses
+        # the only host sync of the epoch's losses
+        means = (distributed.all_reduce_sum(sums.detach(), self.world) / seen).tolist()
         stats.reduce(self.world)
         row = {**dict(zip(names, means[1:], strict=True)), "total": means[0]}
         warm = getattr(self.objective, "warmup", {})
@@ -249,9 +244,8 @@ class Trainer:
         """Mean validation loss (eval mode; fixed generator so epochs are comparable)."""
         was_training = self.model.training
         self.model.eval()
-        generator = torch.Generator().manual_seed(self.seed + 1)
-        if self.world is not None:
-            generator.manual_seed(self.seed + 1 + 7919 * self.world.rank)
+        rank = 0 if self.world is None else self.world.rank
+        generator = torch.Generator().manual_seed(self.seed + 1 + 7919 * rank)
         total, seen = torch.zeros((), device=self.device), 0
         chunks = global_batches(torch.arange(len(data)), self.config.batch_size, False, self.world)
         size = 1 if self.world is None else self.world.size
@@ -264,7 +258,7 @@ class Trainer:
                 seen += chunk.numel()
         finally:
             self.model.train(was_training)
-        return float(self._reduce(total)) / seen
+        return float(distributed.all_reduce_sum(total, self.world)) / seen
 
     def early_stop(self, val_loss: float, epoch: int) -> bool:
         s, patience = self.state, self.config.patience
