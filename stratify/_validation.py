@@ -23,6 +23,7 @@ __all__ = [
     "check_in_range",
     "check_metadata",
     "check_option",
+    "require_columns",
 ]
 
 
@@ -220,3 +221,24 @@ def check_batch_size(value: Any, owner: str) -> int | str:
             f"'auto'. Got {value!r} instead."
         )
     return int(value)
+
+
+def require_columns(needed: Sequence[str], available: Collection[str], *, name: str, reader: str,
+                  error: type[Exception] = ValueError) -> None:
+    """Check that ``available`` (metadata columns or keys) holds every column in ``needed``.
+
+    The one missing-column check of the package (the estimator's DataFrame, the training
+    loop's mapping, a kernel's batch): ``Expected metadata to hold the column(s) ['age'] read
+    by the regularizers, got columns ['sex'].``
+
+    Raises
+    ------
+    ``error`` (ValueError unless given)
+        Naming the missing columns, their reader and the columns there are.
+    """
+    missing = [c for c in needed if c not in available]
+    if missing:
+        raise error(
+            f"Expected {name} to hold the column(s) {missing} read by {reader}, got columns "
+            f"{sorted(map(str, available))}."
+        )

@@ -27,11 +27,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from stratify._random import seed_from
 from stratify._validation import check_array_images, check_in_range
 from stratify.losses import CrossEntropy, Objective
 from stratify.models import build_model
 from stratify.training import TrainConfig, embed, train
-from stratify.training.environment import seed_from
 
 __all__ = ["SupervisedBaseline", "pixel_pca_kmeans", "resnet18_trunk"]
 
@@ -310,8 +310,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"Expected X_val of image shape {X.shape[1:]}, got "
                                  f"{X_val.shape[1:]}.")
             val = {"val_images": X_val, "val_labels": self._codes(y_val, len(X_val), "y_val")}
-        seed = seed_from(self.random_state if isinstance(self.random_state, int)
-                         else np.random.RandomState(self.random_state))
+        seed = seed_from(self.random_state)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights; global RNG untouched
             torch.manual_seed(seed)
             trunk, self.loaded_weights_ = resnet18_trunk(

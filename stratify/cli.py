@@ -76,11 +76,12 @@ def _read_metadata(path: str | None, n_samples: int) -> Any:
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
         raise CommandError(f"cannot read metadata {file} as a CSV with a header row: "
                            f"{type(error).__name__}: {error_line(error)}") from None
-    if len(frame) != n_samples:
-        raise CommandError(
-            f"metadata {file.name} has {len(frame)} rows, expected one per image ({n_samples})"
-        )
-    return frame
+    from stratify._validation import check_metadata
+
+    try:
+        return check_metadata(frame, n_samples, name=f"metadata {file.name}")
+    except ValueError as error:
+        raise CommandError(error_line(error)) from None
 
 
 def _read_config(path: str | None) -> dict[str, Any]:

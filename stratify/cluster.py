@@ -46,18 +46,15 @@ from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from stratify._random import draw_seeds
 from stratify._validation import check_in_range, check_option
 from stratify.manifold import ManifoldEmbedding
 
 __all__ = ["BACKENDS", "MANIFOLDS", "METHODS", "Backend", "StrataClusterer"]
 
 MANIFOLDS = ("umap", "auto")
-
-
-def _seed(random_state: Any) -> int:
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 # ------------------------------------------------------------------------------ backends
@@ -414,7 +411,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        seed = _seed(self.random_state)
+        seed = draw_seeds(self.random_state)
         for attribute in ("probabilities_", "outlier_scores_", "cluster_selection_",
                           "manifold_", "manifold_selection_"):
             self.__dict__.pop(attribute, None)  # refitting forgets the previous fit

@@ -25,12 +25,14 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, check_random_state
 
 from stratify import distributed, generate, io, report
+from stratify._random import draw_seeds
 from stratify._validation import (
     check_array_images,
     check_batch_size,
     check_in_range,
     check_metadata,
     check_option,
+    require_columns,
 )
 from stratify.cluster import BACKENDS as CLUSTER_BACKENDS
 from stratify.cluster import StrataClusterer
@@ -431,12 +433,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"Expected metadata with the columns {needed} that the regularizers use, got "
                 "metadata=None."
             )
-        missing = [c for c in needed if c not in metadata.columns]
-        if missing:
-            raise ValueError(
-                f"Expected metadata columns {missing} used by the regularizers; available "
-                f"columns: {list(metadata.columns)}."
-            )
+        require_columns(needed, metadata.columns, name="metadata", reader="the regularizers")
         for column in sorted(distance_columns(self.objective_)):
             series = metadata[column]
             if not pd.api.types.is_numeric_dtype(series) or isinstance(
@@ -610,8 +607,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         images = self._images(X, reset=True)
         self.objective_ = self._build_objective()
         columns, labels = self._metadata_columns(metadata, len(images), y)
-        rng = check_random_state(self.random_state)
-        model_seed, train_seed, cluster_seed = (int(s) for s in rng.randint(2**31 - 1, size=3))
+        model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
 
         self._model_seed = model_seed
         self._cluster_seed = cluster_seed

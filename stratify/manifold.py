@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from stratify._random import draw_seeds
 from stratify._validation import check_in_range
 
 __all__ = ["MANIFOLD_FIT_SAMPLES", "ManifoldEmbedding", "fuzzy_weights"]
@@ -152,7 +152,7 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         self.n_components_ = min(self.n_components, X.shape[1])
         rows = None
         if self.fit_samples is not None and len(X) > self.fit_samples:
-            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+            rng = np.random.default_rng(draw_seeds(self.random_state))
             rows = np.sort(rng.choice(len(X), size=self.fit_samples, replace=False))
         self.fit_rows_ = rows
         reference = X if rows is None else X[rows]

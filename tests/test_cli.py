@@ -120,7 +120,7 @@ def test_error_paths_are_one_line_with_exit_code_2(files, tmp_path, capsys):
     short = tmp_path / "short.csv"
     pd.DataFrame({"age": [1.0, 2.0]}).to_csv(short, index=False)
     _fails(["describe", model, "--metadata", str(short), "--out", str(tmp_path / "d"), *FAST],
-           capsys, r"has 2 rows, expected one per image \(96\)")
+           capsys, r"one row per sample \(96 rows\), got 2 rows")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a model")
     _fails(["sample", str(garbage), "--out", str(tmp_path / "s.npz"), *FAST], capsys,

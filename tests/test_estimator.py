@@ -218,7 +218,8 @@ def test_not_fitted():
          r"'kind' parameter of regularizer 'r' .*Got 'magic'"),
         ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None,
          {"metadata": pd.DataFrame({"sex": [0] * 8})}, ValueError,
-         r"columns \['age'\] used by the regularizers; available columns: \['sex'\]"),
+         r"metadata to hold the column\(s\) \['age'\] read by the regularizers, "
+         r"got columns \['sex'\]"),
         ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None,
          {"metadata": pd.DataFrame({"age": [1.0] * 3})}, ValueError,
          r"\(8 rows\), got 3 rows"),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from stratify._random import draw_seeds, seed_from
 from stratify._validation import (
     check_array_images,
     check_in_range,
     check_metadata,
     check_option,
+    require_columns,
 )
 
 
@@ -80,3 +84,27 @@ def test_metadata_rows_must_match():
         check_metadata(frame, 3)
     with pytest.raises(TypeError, match="got dict"):
         check_metadata({"age": [1.0]}, 1)
+
+
+def test_require_columns_names_the_missing_columns_their_reader_and_what_there_is():
+    require_columns(["age"], {"age": 1, "site": 2}, name="metadata", reader="y-Aware")
+    with pytest.raises(ValueError, match=re.escape(
+            "Expected metadata to hold the column(s) ['age', 'score'] read by y-Aware, got "
+            "columns ['site'].")):
+        require_columns(["age", "site", "score"], ["site"], name="metadata", reader="y-Aware")
+    with pytest.raises(KeyError, match="'age'"):
+        require_columns(["age"], [], name="metadata", reader="a kernel", error=KeyError)
+
+
+def test_draw_seeds_is_scikit_learns_rule_and_seed_from_passes_ints_through():
+    expected = np.random.RandomState(5).randint(2**31 - 1, size=3)
+    assert draw_seeds(5, 3) == [int(s) for s in expected]
+    assert draw_seeds(5) == int(np.random.RandomState(5).randint(2**31 - 1))
+    rng = np.random.RandomState(1)
+    assert draw_seeds(rng) == int(np.random.RandomState(1).randint(2**31 - 1))
+    assert seed_from(7) == 7
+    assert seed_from(np.random.RandomState(2)) == int(np.random.RandomState(2).randint(2**31 - 1))
+    with pytest.raises(ValueError, match="random_state >= 0, got -1"):
+        seed_from(-1)
+    with pytest.raises(TypeError, match="got str"):
+        seed_from("7")

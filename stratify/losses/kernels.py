@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from stratify._validation import require_columns
 from stratify.losses._checks import check_choice, check_columns, check_floats_per_column
 
 __all__ = [
@@ -103,12 +104,8 @@ class Kernel:
 
     def gather(self, metadata: Mapping[str, Any]) -> Tensor:
         """Stack this kernel's columns into a float64 tensor of shape (N, d)."""
-        missing = [c for c in self.columns if c not in metadata]
-        if missing:
-            raise KeyError(
-                f"{type(self).__name__} reads metadata column(s) {missing}, which are missing; "
-                f"got columns {sorted(metadata)}."
-            )
+        require_columns(self.columns, metadata, name="metadata", reader=type(self).__name__,
+                        error=KeyError)
         cols = [_as_column(metadata[c], c) for c in self.columns]
         n = cols[0].shape[0]
         for c, col in zip(self.columns, cols, strict=True):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stratify._validation import check_array_images
+from stratify._validation import check_array_images, require_columns
 from stratify.distributed import World
 from stratify.training.config import TrainConfig
 
@@ -59,13 +59,9 @@ def _columns(
             f"Expected {name} with the column(s) {list(columns)} read by the objective, got "
             "None. Pass metadata={column: array of shape (n_samples,)}."
         )
+    require_columns(columns, metadata, name=name, reader="the objective")
     out = {}
     for col in columns:
-        if col not in metadata:
-            raise ValueError(
-                f"Expected {name} to hold the column {col!r} read by the objective, got "
-                f"columns {sorted(metadata)}."
-            )
         values = np.asarray(metadata[col], dtype=np.float32)
         if values.shape != (n,):
             raise ValueError(

@@ -1,4 +1,4 @@
-"""The environment of a fit: CPU threads, the device, the seed."""
+"""The environment of a fit: CPU threads and the device (seeds: :mod:`stratify._random`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
-__all__ = ["physical_cores", "resolve_device", "seed_from", "torch_threads"]
+__all__ = ["physical_cores", "resolve_device", "torch_threads"]
 
 
 def physical_cores() -> int:
@@ -49,21 +47,3 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Expected an available device, got {device!r} but CUDA is not available.")
     return resolved
-
-
-def seed_from(random_state: Any) -> int:
-    """An int seed from None, an int, a numpy Generator or a numpy RandomState."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**63 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31 - 1))
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"Expected random_state >= 0, got {random_state}.")
-        return int(random_state)
-    raise TypeError(
-        "Expected random_state to be None, an int, a numpy Generator or RandomState, got "
-        f"{type(random_state).__name__}."
-    )

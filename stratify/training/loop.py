@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from stratify import distributed
+from stratify._random import seed_from
 from stratify.data.augment import TwoViewAugment
 from stratify.training import memory, parallel
 from stratify.training.batches import Data, as_image_tensor, make_data, split_validation
@@ -44,7 +45,6 @@ from stratify.training.config import TrainConfig
 from stratify.training.environment import (
     physical_cores,
     resolve_device,
-    seed_from,
     torch_threads,
 )
 from stratify.training.step import (
@@ -126,7 +126,7 @@ def train(
     ----------
     model : Autoencoder
         Any module with ``encode(x) -> (mu, logvar_or_None)``, ``decode(z)``,
-        ``project(mu)``, ``reparameterize(mu, logvar, generator)`` and ``has_decoder`` (see
+        ``project(mu)``, ``decode_draw(mu, logvar, generator)`` and ``has_decoder`` (see
         :func:`stratify.models.build_model`). Moved to the configured device.
     objective : Objective
         Callable ``inputs -> (total, {term: value})`` with ``requires`` (a subset of

@@ -76,8 +76,7 @@ def step_loss(
         if stats is not None and logvar is not None:
             stats.add(mu, logvar)
         if plan.recon:
-            z = mu if logvar is None else model.reparameterize(mu, logvar, generator)
-            inputs["recon"] = model.decode(z)
+            inputs["recon"] = model.decode_draw(mu, logvar, generator)
     if plan.views:
         inputs["z1"] = model.project(mu_all[-2 * n : -n])
         inputs["z2"] = model.project(mu_all[-n:])

@@ -136,3 +136,18 @@ def test_decoder_standalone_outputs_logits():
     out = decoder(torch.randn(2, 6))
     assert out.shape == (2, 1, 28, 28)
     assert (out < 0).any() or (out > 1).any()  # no sigmoid
+
+
+def test_forward_decodes_a_draw_from_the_given_generator_in_training_and_the_mean_in_eval():
+    model = build_model("vae", (1, 16, 16), latent_dim=3, width=4, norm="none")
+    x = torch.rand(4, 1, 16, 16)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3))
+        by_hand = model.decode(mu + torch.exp(0.5 * logvar) * eps)
+        out = model(x, torch.Generator().manual_seed(3))
+        assert torch.allclose(out["recon"], by_hand, atol=1e-6)
+        assert not torch.allclose(out["recon"], model.decode(mu), atol=1e-4)
+        model.eval()
+        assert torch.allclose(model(x)["recon"], model.decode(mu), atol=1e-6)
+        assert torch.allclose(model.decode_draw(mu, None), model.decode(mu))

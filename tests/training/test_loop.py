@@ -132,7 +132,7 @@ def test_metadata_and_labels_are_fed_per_batch(tiny_model, tiny_images):
 
 def test_input_errors(tiny_model, tiny_images):
     quick = TrainConfig(epochs=1, **QUIET)
-    with pytest.raises(ValueError, match="column 'age' read by the objective"):
+    with pytest.raises(ValueError, match=r"column\(s\) \['age'\] read by the objective"):
         train(tiny_model, SpyObjective(("mu", "metadata"), columns=("age",)), tiny_images,
               metadata={"site": np.zeros(len(tiny_images))}, config=quick)  # fmt: skip
     with pytest.raises(ValueError, match=r"metadata\['age'\] of shape \(48,\)"):
