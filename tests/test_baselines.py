@@ -7,7 +7,14 @@ import pytest
 import torch
 import torchvision
 
-from stratify.baselines import SupervisedBaseline, pixel_pca_kmeans, resnet18_trunk
+from stratify.baselines import (
+    SupervisedBaseline,
+    auc_score,
+    medmnist_protocol,
+    pixel_pca_kmeans,
+    resnet18_trunk,
+    resnet_trunk,
+)
 
 
 def _two_groups(n_per: int, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +86,7 @@ def test_resnet18_trunk_loads_matching_tensors_from_a_local_file(tmp_path):
     own = trunk.state_dict()
     torch.testing.assert_close(own["layer3.0.conv2.weight"],
                                reference.state_dict()["layer3.0.conv2.weight"])
-    assert own["conv1.weight"].shape == (64, 1, 3, 3)  # the small stem, not ImageNet's
+    assert own["conv1.0.weight"].shape == (64, 1, 3, 3)  # the small stem, not ImageNet's
 
 
 def test_resnet18_trunk_weight_errors(tmp_path):
@@ -95,6 +102,72 @@ def test_resnet18_trunk_weight_errors(tmp_path):
         resnet18_trunk((1, 28, 28), weights=other)
     with pytest.raises(ValueError, match=r"image_shape \(C, H, W\) or \(C, D, H, W\)"):
         resnet18_trunk((28, 28))
+
+
+def _stage_sizes(trunk, shape):
+    """Spatial size of the input to each residual stage, read by forward hooks."""
+    sizes = {}
+    hooks = [getattr(trunk, name).register_forward_pre_hook(
+        lambda module, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[2:])))
+        for name in ("layer1", "layer2", "layer3", "layer4")]
+    with torch.no_grad():
+        out = trunk.eval()(torch.rand(1, *shape))
+    for hook in hooks:
+        hook.remove()
+    return sizes, out
+
+
+@pytest.mark.parametrize(("shape", "arch", "features"), [
+    ((1, 28, 28), "resnet18", 512), ((3, 64, 64), "resnet18", 512),
+    ((1, 28, 28), "resnet50", 2048), ((1, 28, 28, 28), "resnet18", 512)])
+def test_medmnist_stem_keeps_full_resolution_in_the_first_stage(shape, arch, features):
+    trunk, loaded, skipped = resnet_trunk(shape, arch=arch, stem="medmnist")
+    assert loaded == [] and skipped == {}
+    sizes, out = _stage_sizes(trunk, shape)
+    side = shape[-1]
+    dims = len(shape) - 1
+    # MedMNIST's ResNet (28): 3x3 stride-1 stem, no max-pool, then strides 1, 2, 2, 2
+    assert sizes == {"layer1": (side,) * dims, "layer2": (side,) * dims,
+                     "layer3": ((side + 1) // 2,) * dims, "layer4": ((side + 3) // 4,) * dims}
+    assert out.shape == (1, features)
+    small, _, _ = resnet_trunk(shape, arch=arch, stem="small")
+    assert _stage_sizes(small, shape)[0]["layer1"] == (side // 2,) * dims
+
+
+def test_medmnist_stem_normalises_inputs_to_minus_one_one():
+    trunk, _, _ = resnet_trunk((1, 8, 8), stem="medmnist")
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(trunk.conv1[0](x).numpy(), ((x - 0.5) / 0.5).numpy())
+
+
+def test_resnet50_has_no_3d_variant():
+    with pytest.raises(ValueError, match=r"2D image_shape for arch='resnet50'.*\(1, 8, 8, 8\)"):
+        resnet_trunk((1, 8, 8, 8), arch="resnet50")
+    with pytest.raises(ValueError, match="'arch' parameter of resnet_trunk"):
+        resnet_trunk((1, 8, 8), arch="vgg")
+
+
+def test_weights_are_loaded_by_name_and_shape_and_mismatches_reported(tmp_path):
+    torch.manual_seed(1)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    state["layer2.0.conv1.weight"] = torch.zeros(7, 7)  # wrong shape
+    state["extra.bias"] = torch.zeros(3)  # not in the network
+    path = tmp_path / "partial.pt"
+    torch.save(state, path)
+    trunk, loaded, skipped = resnet_trunk((1, 28, 28), stem="medmnist", weights=path)
+    assert skipped["layer2.0.conv1.weight"] == "shape (7, 7) in the file, (128, 64, 3, 3) in " \
+        "the network"
+    assert skipped["extra.bias"] == "not in ResNet"
+    assert skipped["conv1.weight"].startswith("replaced by the small-image stem")
+    assert "fc.weight" in skipped and "layer2.0.conv1.weight" not in loaded
+    assert set(loaded) | set(skipped) == set(state)
+    torch.testing.assert_close(trunk.state_dict()["layer2.0.conv2.weight"],
+                               state["layer2.0.conv2.weight"])
+    X, y = _two_groups(8, (1, 28, 28))
+    model = SupervisedBaseline(epochs=1, batch_size=8, weights=path, stem="medmnist",
+                               random_state=0).fit(X, y)
+    assert not model.from_scratch_ and model.skipped_weights_ == skipped
 
 
 # ------------------------------------------------------------------- supervised baseline
@@ -153,3 +226,55 @@ def test_supervised_baseline_errors():
     fitted = SupervisedBaseline(epochs=1, batch_size=8, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match=r"images of shape \(1, 16, 16\), got \(1, 8, 8\)"):
         fitted.predict(np.zeros((2, 1, 8, 8), np.uint8))
+
+
+def test_medmnist_protocol_selects_the_epoch_with_the_best_validation_auc():
+    X, y = _two_groups(24, (1, 16, 16))
+    X_val, y_val = _two_groups(8, (1, 16, 16), seed=1)
+    model = medmnist_protocol(epochs=4, batch_size=16, random_state=0)
+    assert (model.optimizer, model.scheduler, model.select, model.stem, model.patience) == (
+        "adam", "multistep", "val_auc", "medmnist", None)
+    assert medmnist_protocol(volumes=True).batch_size == 32
+    assert medmnist_protocol().epochs == 100 and medmnist_protocol().batch_size == 128
+    model.fit(X, y, X_val=X_val, y_val=y_val)
+    history = model.history_
+    assert len(history) == 4  # no early stop: every epoch runs
+    np.testing.assert_allclose(history["lr"], [1e-3, 1e-3, 1e-4, 1e-5])
+    best = int(history["val_score"].to_numpy().argmax()) + 1  # the first best, as MedMNIST
+    assert model.best_epoch_ == best
+    proba = model.predict_proba(X_val)
+    assert auc_score(y_val, proba) == pytest.approx(history["val_score"].iloc[best - 1])
+    scores = model.evaluate(X_val, y_val)
+    assert scores["auc"] == pytest.approx(_auc_by_pairs(y_val, proba[:, 1]))
+
+
+def test_auc_score_multiclass_is_the_mean_one_vs_rest_auc():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 60)
+    proba = rng.dirichlet(np.ones(3), 60)
+    expected = np.mean([_auc_by_pairs((codes == k).astype(int), proba[:, k]) for k in range(3)])
+    assert auc_score(codes, proba) == pytest.approx(expected)
+    assert np.isnan(auc_score(np.zeros(5, int), proba[:5]))
+
+
+def test_fine_tunes_a_given_encoder_module_and_refuses_multi_label():
+    from stratify import Stratifier
+
+    X, y = _two_groups(16, (1, 16, 16))
+    pretrained = Stratifier(2, epochs=1, batch_size=16, latent_dim=4, width=4,
+                            random_state=0).fit(X)
+    before = {k: v.clone() for k, v in pretrained.model_.encoder.state_dict().items()}
+    model = SupervisedBaseline(arch=pretrained.model_.encoder, epochs=2, batch_size=16,
+                               random_state=0).fit(X, y)
+    assert not model.from_scratch_
+    # the copy was fine-tuned, the Stratifier's own encoder is untouched
+    after = pretrained.model_.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    tuned = model.model_.encoder.state_dict()
+    assert any(not torch.equal(before[k], tuned[k]) for k in before
+               if before[k].is_floating_point())
+    assert model.predict_proba(X).shape == (32, 2)
+    with pytest.raises(ValueError, match=r"multi-label indicators of shape \(32, 3\)"):
+        SupervisedBaseline(epochs=1).fit(X, np.zeros((32, 3), int))
+    with pytest.raises(ValueError, match="'select' parameter of SupervisedBaseline"):
+        SupervisedBaseline(select="auc").fit(X, y)

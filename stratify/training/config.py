@@ -45,9 +45,17 @@ class TrainConfig:
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     momentum : float, default=0.9
         Momentum of ``"sgd"`` (ignored otherwise).
-    scheduler : {"cosine", "none"}, default="cosine"
+    scheduler : {"cosine", "multistep", "none"}, default="cosine"
         ``"cosine"``: linear warm-up over ``warmup_epochs`` then cosine decay to 0 at the
-        last step, updated every batch. ``"none"``: constant ``lr``.
+        last step, updated every batch. ``"multistep"``: ``lr`` multiplied by ``gamma`` at
+        each of the ``milestones`` (after the warm-up, if any), updated at epoch boundaries
+        (the MedMNIST v2 protocol: 0.1 at 50 % and 75 % of the epochs). ``"none"``: constant
+        ``lr``.
+    milestones : tuple of float, default=(0.5, 0.75)
+        ``"multistep"`` only: the epochs at which the rate drops, as fractions of ``epochs``
+        (epoch ``round(m * epochs)`` is the first at the lower rate, counting from 0).
+    gamma : float, default=0.1
+        ``"multistep"`` only: the factor of each drop.
     warmup_epochs : float, default=0.0
         Length of the linear warm-up, in epochs (fractions allowed).
     grad_clip : float, optional
@@ -58,6 +66,11 @@ class TrainConfig:
         (``val_fraction > 0`` or ``val_images`` passed to :func:`train`).
     min_delta : float, default=0.0
         Minimum decrease of the validation loss that counts as an improvement.
+    restore_best : bool, default=False
+        Model selection without early stopping: train every epoch, keep the weights of the
+        best validation epoch (lowest validation loss, or highest ``val_score`` when
+        :func:`train` is given one) and restore them at the end. Needs validation data.
+        ``patience`` implies it.
     val_fraction : float, default=0.0
         Fraction of the training data held out (at random, from ``random_state``) for the
         validation loss when no explicit validation data is given.
@@ -89,10 +102,13 @@ class TrainConfig:
     optimizer: str = "adam"
     momentum: float = 0.9
     scheduler: str = "cosine"
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
     warmup_epochs: float = 0.0
     grad_clip: float | None = None
     patience: int | None = None
     min_delta: float = 0.0
+    restore_best: bool = False
     val_fraction: float = 0.0
     drop_last: bool = False
     device: str = "auto"
@@ -111,7 +127,17 @@ class TrainConfig:
         check_in_range(self.weight_decay, "weight_decay", _OWNER, low=0)
         check_option(self.optimizer, "optimizer", _OWNER, {"adam", "adamw", "sgd"})
         check_in_range(self.momentum, "momentum", _OWNER, low=0, high=1)
-        check_option(self.scheduler, "scheduler", _OWNER, {"cosine", "none"})
+        check_option(self.scheduler, "scheduler", _OWNER, {"cosine", "multistep", "none"})
+        if (not isinstance(self.milestones, (tuple, list))
+                or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
+                           and 0 < m < 1 for m in self.milestones)
+                or list(self.milestones) != sorted(self.milestones)):
+            raise ValueError(
+                f"The 'milestones' parameter of {_OWNER} must be an increasing sequence of "
+                f"fractions of the epochs in (0, 1). Got {self.milestones!r} instead."
+            )
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        check_in_range(self.gamma, "gamma", _OWNER, low=0, high=1, closed="right")
         check_in_range(self.warmup_epochs, "warmup_epochs", _OWNER, low=0)
         _check_optional(self.grad_clip, "grad_clip", low=0, closed="neither")
         _check_optional(self.patience, "patience", kind=int, low=1)
@@ -120,7 +146,7 @@ class TrainConfig:
         check_in_range(self.num_workers, "num_workers", _OWNER, kind=int, low=0)
         check_in_range(self.checkpoint_every, "checkpoint_every", _OWNER, kind=int, low=1)
         _check_optional(self.num_threads, "num_threads", kind=int, low=1)
-        for name in ("drop_last", "mixed_precision", "progress"):
+        for name in ("drop_last", "mixed_precision", "progress", "restore_best"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(
                     f"The '{name}' parameter of {_OWNER} must be an instance of 'bool'. "

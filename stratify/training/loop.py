@@ -119,6 +119,7 @@ def train(
     callbacks: Sequence[Callback] | None = None,
     resume_from: str | os.PathLike | None = None,
     fingerprint: str | None = None,
+    val_score: Callable[[nn.Module], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``images`` to minimise ``objective``.
 
@@ -163,6 +164,11 @@ def train(
     fingerprint : str, optional
         A digest of the data and settings (the estimator's), written into every checkpoint;
         resuming a checkpoint whose fingerprint differs is refused.
+    val_score : callable, optional
+        ``val_score(model) -> float``, higher is better (e.g. the validation AUC of a
+        classifier), called after every epoch with the model in eval mode under
+        ``no_grad``; the history gets a ``val_score`` column, and early stopping /
+        ``restore_best`` select on it instead of the validation loss.
 
     Returns
     -------
@@ -230,10 +236,12 @@ def train(
         val_data = make_data(val_images, val_metadata, val_labels, columns, "val_images")
     else:
         train_data, val_data = split_validation(data, config.val_fraction, seed)
-    if config.patience is not None and val_data is None:
+    selects = config.patience is not None or config.restore_best
+    if selects and val_data is None and val_score is None:
         raise ValueError(
-            "Expected validation data for early stopping (patience is set), got none. Set "
-            "val_fraction > 0 in TrainConfig or pass val_images."
+            "Expected validation data (or a val_score) for model selection (patience or "
+            "restore_best is set), got none. Set val_fraction > 0 in TrainConfig or pass "
+            "val_images."
         )
     if world is not None and len(train_data) < world.size:
         raise ValueError(
@@ -254,12 +262,12 @@ def train(
     threads = config.num_threads or max(1, physical_cores() // parallel.local_world_size())
     with torch_threads(threads), parallel.sync_batchnorm(model, world, device):
         trainer = Trainer(model, objective, config, augment, device, seed, world)
-        trainer.fingerprint = fingerprint
+        trainer.fingerprint, trainer.val_score = fingerprint, val_score
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
         path = run(trainer, train_data, val_data, callbacks or ())
         state = trainer.state
-    if config.patience is not None and state.best_weights is not None:
+    if selects and state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     return TrainResult(
         history=pd.DataFrame(state.rows),

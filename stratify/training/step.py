@@ -184,6 +184,10 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -
         return config.lr
     if step < warmup_steps:
         return config.lr * (step + 1) / warmup_steps
+    if config.scheduler == "multistep":
+        epoch = step * config.epochs // max(1, total_steps)
+        drops = sum(epoch >= round(m * config.epochs) for m in config.milestones)
+        return config.lr * config.gamma**drops
     span = max(1, total_steps - warmup_steps)
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(step - warmup_steps, span) / span))
 

@@ -88,6 +88,7 @@ class Trainer:
         self.state = State()
         self.fingerprint: str | None = None
         self.bar: Any = None  # the progress bar, advanced once per batch
+        self.val_score: Callable[[nn.Module], float] | None = None
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -260,11 +261,23 @@ class Trainer:
             self.model.train(was_training)
         return float(distributed.all_reduce_sum(total, self.world)) / seen
 
+    @torch.no_grad()
+    def score(self) -> float:
+        """The ``val_score`` of the current weights (eval mode; the mode is restored)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return float(self.val_score(self.model))
+        finally:
+            self.model.train(was_training)
+
     def early_stop(self, val_loss: float, epoch: int) -> bool:
+        """Track the best epoch by ``val_loss`` (lower is better; minus ``val_score`` when
+        there is one); keep its weights when selecting; True when patience ran out."""
         s, patience = self.state, self.config.patience
         if val_loss < s.best_loss - self.config.min_delta:
             s.best_loss, s.best_epoch, s.bad_epochs = val_loss, epoch, 0
-            if patience is not None:
+            if patience is not None or self.config.restore_best:
                 s.best_weights = copy.deepcopy(self.model.state_dict())
             return False
         s.bad_epochs += 1
@@ -305,7 +318,11 @@ def run(
             row.update(trainer.train_epoch(train_data, epoch, total_steps))
             if val_data is not None:
                 row["val_loss"] = trainer.evaluate(val_data)
-                state.stopped_early = trainer.early_stop(row["val_loss"], epoch)
+            if trainer.val_score is not None:
+                row["val_score"] = trainer.score()
+            monitored = -row["val_score"] if "val_score" in row else row.get("val_loss")
+            if monitored is not None:
+                state.stopped_early = trainer.early_stop(monitored, epoch)
             row["lr"] = row.pop("lr")
             row["seconds"] = time.perf_counter() - start
             state.rows.append(row)

@@ -138,7 +138,7 @@ def test_input_errors(tiny_model, tiny_images):
     with pytest.raises(ValueError, match=r"metadata\['age'\] of shape \(48,\)"):
         train(tiny_model, SpyObjective(("mu", "metadata"), columns=("age",)), tiny_images,
               metadata={"age": np.zeros(3)}, config=quick)  # fmt: skip
-    with pytest.raises(ValueError, match="early stopping"):
+    with pytest.raises(ValueError, match="model selection"):
         train(tiny_model, SpyObjective(), tiny_images, config=TrainConfig(patience=2, **QUIET))
     with pytest.raises(ValueError, match="dimensions"):
         train(tiny_model, SpyObjective(), tiny_images[0], config=quick)
@@ -218,3 +218,59 @@ def test_embed_matches_per_sample_forward_and_restores_mode(tiny_model, tiny_ima
     assert not tiny_model.training
     with pytest.raises(ValueError, match="The 'batch_size' parameter of embed"):
         embed(tiny_model, tiny_images, batch_size=0)
+
+
+def test_multistep_schedule_matches_torchs_multisteplr_at_the_milestone_epochs():
+    from stratify.training.step import lr_at
+
+    epochs, per_epoch = 100, 7
+    config = TrainConfig(epochs=epochs, scheduler="multistep", lr=1e-3, **QUIET)
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    reference = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[50, 75], gamma=0.1)
+    for epoch in range(epochs):
+        expected = optimizer.param_groups[0]["lr"]
+        for b in range(per_epoch):
+            got = lr_at(epoch * per_epoch + b, epochs * per_epoch, 0, config)
+            assert got == pytest.approx(expected, rel=1e-12), (epoch, b)
+        optimizer.step()
+        reference.step()
+    assert lr_at(49 * per_epoch, epochs * per_epoch, 0, config) == pytest.approx(1e-3)
+    assert lr_at(50 * per_epoch, epochs * per_epoch, 0, config) == pytest.approx(1e-4)
+    assert lr_at(75 * per_epoch, epochs * per_epoch, 0, config) == pytest.approx(1e-5)
+
+
+def test_multistep_lr_in_the_history(tiny_model, tiny_images):
+    result = _fit(tiny_model, tiny_images, epochs=8, random_state=0,
+                  config={"scheduler": "multistep", "milestones": (0.5, 0.75), "gamma": 0.5})
+    np.testing.assert_allclose(result.history["lr"], [1e-3] * 4 + [5e-4] * 2 + [2.5e-4] * 2)
+
+
+@pytest.mark.parametrize("milestones", [(0.75, 0.5), (0.0, 0.5), (1.0,), "half"])
+def test_milestones_must_be_increasing_fractions(milestones):
+    with pytest.raises(ValueError, match="'milestones' parameter of TrainConfig"):
+        TrainConfig(scheduler="multistep", milestones=milestones)
+
+
+def test_restore_best_selects_on_the_val_score_without_stopping(tiny_model, tiny_images):
+    scores = iter([0.2, 0.9, 0.5, 0.1])
+    seen, modes = {}, []
+
+    def val_score(model):
+        modes.append(model.training)
+        return next(scores)
+
+    def keep(epoch, row):
+        seen[epoch] = _weights(tiny_model)
+
+    result = _fit(tiny_model, tiny_images, epochs=4, random_state=0, val_score=val_score,
+                  callbacks=[keep], config={"restore_best": True})
+    assert result.best_epoch == 2 and not result.stopped_early and len(result.history) == 4
+    np.testing.assert_allclose(result.history["val_score"], [0.2, 0.9, 0.5, 0.1])
+    assert _same_weights(_weights(tiny_model), seen[2])
+    assert not _same_weights(seen[2], seen[4])
+    assert modes == [False] * 4 and tiny_model.training
+
+
+def test_restore_best_needs_validation_data_or_a_score(tiny_model, tiny_images):
+    with pytest.raises(ValueError, match="model selection"):
+        _fit(tiny_model, tiny_images, epochs=1, config={"restore_best": True})
