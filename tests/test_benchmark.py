@@ -12,7 +12,7 @@ from stratify import cli
 from stratify.benchmark import methods as methods_module
 from stratify.benchmark import runner, scoring
 from stratify.benchmark.datasets import BenchmarkData, Split
-from stratify.benchmark.methods import METHODS, Method, MethodResult
+from stratify.benchmark.methods import METHODS, Method, MethodResult, Settings
 
 
 def _split(labels, groups=None, d=4, seed=0) -> Split:
@@ -162,7 +162,7 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
     assert runner.main(["--profile", "quick", "--out", str(tmp_path)]) == 0
     results = runner.read_results(tmp_path / "results.csv")
     expected = {(r.dataset, r.method) for r in runner.expand(runner.PROFILES["quick"])
-                if METHODS[r.method].applies(_applies_probe(r.dataset)) is None}
+                if METHODS[r.method].applies(_applies_probe(r.dataset), Settings()) is None}
     assert set(zip(results["dataset"], results["method"], strict=True)) == expected
     assert (results["status"] == "ok").all(), results["error"].dropna().tolist()
     cohort = results[results["dataset"] == "cohort"]
@@ -298,3 +298,65 @@ def test_bars_are_data_checked_by_three_rules():
     _, verdict = check_bar(summary, {"label": "none", "dataset": "other", "metric": "acc",
                                      "method": "pca-kmeans", "at_least": 0.5})
     assert verdict.startswith("not run")
+
+
+# ------------------------------------------------------------------ any MedMNIST flag
+def _fake_retina(folder, size, seed):
+    """A MedMNIST-layout RGB file with 5 classes (retinamnist's layout): class c has a
+    bright square in corner-band c."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", 40), ("val", 15), ("test", 20)):
+        labels = np.arange(n) % 5
+        images = rng.integers(0, 60, size=(n, size, size, 3)).astype(np.uint8)
+        step = size // 5
+        for i, c in enumerate(labels):
+            images[i, c * step:(c + 1) * step, : size // 2] = 220
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
+    name = "retinamnist.npz" if size == 28 else f"retinamnist_{size}.npz"
+    np.savez_compressed(folder / name, **arrays)
+    return folder / name
+
+
+def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
+    import copy
+    import hashlib
+
+    from stratify.data import medmnist
+
+    table = copy.deepcopy(medmnist._info_table())
+    monkeypatch.setattr(medmnist, "_info_table", lambda: table)
+    data = tmp_path / "data"
+    data.mkdir()
+    for size in (28, 64):
+        path = _fake_retina(data, size, seed=size)
+        table["retinamnist"]["MD5" if size == 28 else f"MD5_{size}"] = hashlib.md5(
+            path.read_bytes()).hexdigest()
+    monkeypatch.setattr(methods_module, "SHORT_PROTOCOL_EPOCHS", 2)
+    profile = {"seeds": [0], "epochs": 1, "batch_size": 16, "supervised_epochs": 1,
+               "blocks": [{"datasets": ["retinamnist", "retinamnist_64"],
+                           "methods": ["pca-kmeans", "ae-simclr-gmm", "resnet18-supervised"]},
+                          {"datasets": ["retinamnist"],
+                           "methods": ["resnet18-medmnist-short", "resnet18-transfer"]}]}
+    results = runner.run_grid("any-flag", tmp_path / "out", profile=profile, root=data,
+                              log=None)
+    assert (results["status"] == "ok").all(), results["error"].dropna().tolist()
+    ran = set(zip(results["dataset"], results["method"], strict=True))
+    assert ran == {(d, m) for d in ("retinamnist", "retinamnist_64")
+                   for m in ("pca-kmeans", "ae-simclr-gmm", "resnet18-supervised")} | {
+        ("retinamnist", "resnet18-medmnist-short")}  # transfer: skipped, no --weights
+    assert (results["n_test"] == 20).all() and (results["n_classes"] == 5).all()
+    protocol = results[results["method"] == "resnet18-medmnist-short"].iloc[0]
+    assert 0 <= protocol["acc"] <= 1 and 0 <= protocol["auc"] <= 1
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## retinamnist_64" in report and "| resnet18-medmnist-short |" in report
+
+
+def test_multi_label_flags_are_refused_before_loading():
+    from stratify.benchmark.datasets import load_dataset
+
+    with pytest.raises(ValueError, match=r"single-label MedMNIST flag, got 'chestmnist', a "
+                                         r"multi-label, binary-class task \(14 binary"):
+        load_dataset("chestmnist")
+    with pytest.raises(ValueError, match=r"may end in _64, _128 or _224.*'dermamnist_x'"):
+        load_dataset("dermamnist_x")

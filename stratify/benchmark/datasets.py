@@ -1,7 +1,11 @@
 """Benchmark datasets: each name gives train / test splits (or one transductive set).
 
 - any MedMNIST flag: ``load_medmnist(flag, split)``: train, val and test splits; 2D images or
-  3D volumes; scored on the test split.
+  3D volumes, grey or RGB, binary, multi-class or ordinal (scored as classes); scored on the
+  test split. ``<flag>_<size>`` (e.g. ``dermamnist_64``) reads the file of that size (64,
+  128 or 224 px for 2D flags, 64 for 3D), from ``--root`` / ``STRATIFY_DATA`` as the file
+  ``<flag>_<size>.npz``. Multi-label flags (ChestMNIST) are refused: neither strata nor a
+  single-label classifier can be scored against 14 binary labels per image.
 - ``<3D flag>-slices``: the 3D flag's volumes cut into depth slices
   (:func:`volumes_to_slices`), with ``position`` in [0, 1] and the volume's label as
   ``weak_label``; scored per slice and, by the probes, per volume (slice latents averaged).
@@ -18,6 +22,7 @@ it means something.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,9 +129,17 @@ def _single_label(labels: np.ndarray, name: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _medmnist_split(flag: str, split: str) -> Split:
-    images, labels, metadata = load_medmnist(flag, split)
+def _medmnist_split(flag: str, split: str, size: int, root: Any) -> Split:
+    images, labels, metadata = load_medmnist(flag, split, size=size, root=root)
     return Split(images, _single_label(labels, flag), metadata)
+
+
+def _flag_and_size(name: str) -> tuple[str, int]:
+    """``"dermamnist_64"`` -> ("dermamnist", 64); a plain flag is 28 px."""
+    flag, _, size = name.rpartition("_")
+    if flag and size.isdigit():
+        return flag, int(size)
+    return name, 28
 
 
 def _slices(volumes: Split, *, label_column: str, margin: float, stride: int) -> Split:
@@ -164,7 +177,7 @@ def dataset_names() -> list[str]:
 
 
 def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None,
-                 slice_stride: int = 1) -> BenchmarkData:
+                 slice_stride: int = 1, root: str | os.PathLike | None = None) -> BenchmarkData:
     """Load a benchmark dataset by name.
 
     Parameters
@@ -178,6 +191,8 @@ def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None,
         transductive set) for quick runs; None keeps every sample (cohort: 1000).
     slice_stride : int, default=1
         Keep every ``slice_stride``-th slice of slice datasets.
+    root : path-like, optional
+        Folder of the MedMNIST files (before ``STRATIFY_DATA`` and medmnist's default).
 
     Returns
     -------
@@ -201,12 +216,22 @@ def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None,
         cohort = _slices(Split(images, strata, metadata), label_column="stratum", margin=0.0,
                          stride=slice_stride)
         return BenchmarkData(name, cohort, cohort, None, True, n_classes, SLICE_REGULARIZERS)
-    flag, sliced = (name[: -len("-slices")], True) if name.endswith("-slices") else (name, False)
+    base, sliced = (name[: -len("-slices")], True) if name.endswith("-slices") else (name, False)
+    flag, size = _flag_and_size(base)
     if flag not in medmnist_flags():
         raise ValueError(
-            f"Expected a dataset among {dataset_names()}, got {name!r}."
+            f"Expected a dataset among {dataset_names()} (a MedMNIST flag may end in _64, "
+            f"_128 or _224 for another size), got {name!r}."
         )
-    splits = {split: _medmnist_split(flag, split) for split in ("train", "val", "test")}
+    task = medmnist_info(flag)["task"]
+    if task.startswith("multi-label"):
+        raise ValueError(
+            f"Expected a single-label MedMNIST flag, got {flag!r}, a {task} task "
+            f"({len(medmnist_info(flag)['label'])} binary labels per image): strata and the "
+            "supervised baselines are scored against one class per image."
+        )
+    splits = {split: _medmnist_split(flag, split, size, root)
+              for split in ("train", "val", "test")}
     n_classes = len(medmnist_info(flag)["label"])
     if sliced:
         if len(splits["train"].images.shape) != 5:

@@ -105,6 +105,7 @@ def run_grid(
     profile: Mapping[str, Any] | None = None,
     device: str = "auto",
     weights: str | None = None,
+    root: str | os.PathLike | None = None,
     verbose: bool = False,
     log: Any = sys.stderr,
 ) -> pd.DataFrame:
@@ -123,6 +124,8 @@ def run_grid(
     device : str, default="auto"
     weights : str, optional
         Local weights file of the supervised baseline's trunk.
+    root : path-like, optional
+        Folder of the MedMNIST files, searched before ``STRATIFY_DATA``.
     verbose : bool, default=False
         Training progress bars.
     log : file or None, default=sys.stderr
@@ -157,7 +160,7 @@ def run_grid(
         settings = _settings(profile, run.dataset, device, verbose, weights)
         prefix = f"[{i}/{len(todo)}] {run.dataset} · {run.method} · seed {run.seed}"
         try:
-            data = _load(loaded, run, profile)
+            data = _load(loaded, run, profile, root)
         except Exception as error:
             row = {"dataset": run.dataset, "method": run.method, "seed": run.seed,
                    "profile": profile_name, "status": "failed",
@@ -166,7 +169,7 @@ def run_grid(
             record(row, path)
             say(f"{prefix}: dataset failed: {row['error']}")
             continue
-        reason = METHODS[run.method].applies(data)
+        reason = METHODS[run.method].applies(data, settings)
         if reason is not None:
             say(f"{prefix}: skipped ({reason})")
             continue
@@ -190,7 +193,8 @@ def run_grid(
     return results
 
 
-def _load(loaded: _Loaded, run: Run, profile: Mapping[str, Any]) -> BenchmarkData:
+def _load(loaded: _Loaded, run: Run, profile: Mapping[str, Any],
+          root: str | os.PathLike | None = None) -> BenchmarkData:
     """The run's dataset, reloaded only when the dataset or (for cohorts) the seed changes."""
     key = (run.dataset, run.seed)
     if loaded.key != key:
@@ -200,6 +204,7 @@ def _load(loaded: _Loaded, run: Run, profile: Mapping[str, Any]) -> BenchmarkDat
             run.dataset, seed=run.seed,
             n_samples=per_dataset(profile.get("n_samples", {}), run.dataset),
             slice_stride=int(per_dataset(profile.get("slice_stride", 1), run.dataset)),
+            root=root,
         )
         loaded.key = key
     assert loaded.data is not None
@@ -231,6 +236,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", "--seed", nargs="+", type=int,
                         help="restrict to these seeds")
     parser.add_argument("--weights", help="local weights file for the supervised baseline")
+    parser.add_argument("--root", help="folder of the MedMNIST .npz files (before "
+                        "$STRATIFY_DATA; any flag present there runs by name, e.g. "
+                        "--datasets dermamnist dermamnist_64)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite report.md and the summary figures from results.csv")
@@ -277,7 +285,7 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     results = run_grid(name, args.out, datasets=args.datasets, methods=args.methods,
                        seeds=args.seeds, profile=profile, device=args.device,
-                       weights=args.weights, verbose=args.verbose,
+                       weights=args.weights, root=args.root, verbose=args.verbose,
                        log=None if args.quiet else sys.stderr)
     failed = results[(results["profile"] == name) & (results["status"] == "failed")]
     if not args.quiet:
