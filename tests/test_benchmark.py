@@ -275,7 +275,7 @@ def test_report_with_only_failed_runs(tmp_path):
     assert not (tmp_path / "acc_by_method.png").exists()  # nothing scored, nothing drawn
 
 
-def test_bars_are_data_checked_by_three_rules():
+def test_bars_are_data_checked_by_four_rules():
     from stratify.benchmark.report import check_bar
 
     summary = pd.DataFrame({
@@ -298,6 +298,14 @@ def test_bars_are_data_checked_by_three_rules():
     _, verdict = check_bar(summary, {"label": "none", "dataset": "other", "metric": "acc",
                                      "method": "pca-kmeans", "at_least": 0.5})
     assert verdict.startswith("not run")
+    # within a published value, on either side
+    for published, expected in ((0.815, "met"), (0.785, "met"), (0.85, "MISSED by 0.030"),
+                                (0.75, "MISSED by 0.030")):
+        text, verdict = check_bar(summary, {"label": "near", "dataset": "d", "metric": "acc",
+                                            "method": "ae-simclr-kmeans",
+                                            "within": {"value": published, "tolerance": 0.02}})
+        assert verdict == expected, (published, verdict)
+    assert f"within 0.02 of {0.75:.3f} (ae-simclr-kmeans 0.800 ± 0.020)" in text
 
 
 # ------------------------------------------------------------------ any MedMNIST flag

@@ -166,7 +166,8 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
     ``"best unsupervised"``) and one rule: ``at_least`` (a number), ``within_of_best``
     (``{"prefix": p, "margin": m}``: at least the best ``p*`` method's mean minus m), or
     ``beats_by_spread`` (``{"base": method, "contains": s}``: the best method whose name
-    contains s beats the base by more than the larger of the two seed sds).
+    contains s beats the base by more than the larger of the two seed sds), or ``within``
+    (``{"value": v, "tolerance": t}``: the mean is within t of a published v, either side).
     """
     rows = _rows(summary, bar["dataset"])
     metric = bar["metric"]
@@ -196,6 +197,13 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
         peer = "none" if best is None else f"{best['method']} {best[f'{metric}_mean']:.3f}"
         return (f"{bar['label']} ({mean:.3f} ± {sd:.3f}; best: {peer})",
                 _verdict(mean, target))
+    if "within" in bar:
+        value, tolerance = bar["within"]["value"], bar["within"]["tolerance"]
+        gap = abs(mean - value)
+        verdict = ("not run (needs 3 seeds)" if np.isnan(mean) else "met" if gap <= tolerance
+                   else f"MISSED by {gap - tolerance:.3f}")
+        return (f"{bar['label']} within {tolerance:.2f} of {value:.3f} ({name}{mean:.3f} ± "
+                f"{sd:.3f})", verdict)
     return (f"{bar['label']} >= {bar['at_least']:.2f} ({name}{mean:.3f} ± {sd:.3f})",
             _verdict(mean, bar["at_least"]))
 
