@@ -236,9 +236,17 @@ def _fit(args: argparse.Namespace) -> int:
     model.save(out)
     history = out.with_name(out.stem + ".history.csv")
     write_csv(model.history_, history, index=False)
+    chosen = ""
+    if getattr(model, "cluster_selection_", None) is not None:
+        from stratify.plotting import plot_k_selection
+
+        figure = out.with_name(out.stem + ".k_selection.png")
+        plot_k_selection(model, path=figure)
+        chosen = f"\nnumber of strata: {model.n_clusters_}, chosen by " \
+                 f"{model.cluster_selection_['criterion'].iloc[0]} (see {figure})"
     if not args.quiet:
         print(f"model: {out}\nhistory: {history}\nstrata sizes: "
-              f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}")
+              f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}{chosen}")
     return 0
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "plot_contingency",
     "plot_history",
     "plot_image_grid",
+    "plot_k_selection",
     "plot_latent_space",
     "plot_scores",
     "save_figure",
@@ -269,6 +270,53 @@ def plot_scores(
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
         ax.set_ylabel(f"{metric} (bar: mean; dots: seeds)" if i % n_cols == 0 else "")
+    return _finish(figure, path)
+
+
+#: What the criteria of ``n_clusters="auto"`` measure, for the y-axis.
+_CRITERIA = {
+    "bic": "BIC of the Gaussian mixture (lower is better)",
+    "silhouette": "silhouette (higher is better)",
+    "dbcv": "DBCV validity (higher is better)",
+}
+
+
+def plot_k_selection(selection: Any, *, path: str | os.PathLike | None = None) -> Any:
+    """The criterion of each candidate number of strata, the chosen one marked.
+
+    Parameters
+    ----------
+    selection : pandas.DataFrame or fitted Stratifier / StrataClusterer
+        ``cluster_selection_`` of a fit with ``n_clusters="auto"`` (columns ``k``,
+        ``criterion``, ``score``, ``selected``), or the fitted estimator holding it.
+    path : path-like, optional
+        Save the figure there.
+
+    Raises
+    ------
+    ValueError
+        If the estimator chose no k (it was fitted with an int ``n_clusters``).
+    """
+    table = getattr(selection, "cluster_selection_", selection)
+    if not hasattr(table, "columns") or not {"k", "criterion", "score", "selected"} <= set(
+            table.columns):
+        raise ValueError(
+            "Expected a cluster_selection_ table (a fit with n_clusters='auto'), got "
+            f"{type(selection).__name__} without one."
+        )
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(5.0, 3.4))
+    ax.plot(table["k"], table["score"], marker="o", color="#08306b")
+    chosen = table[table["selected"]].iloc[0]
+    ax.plot([chosen["k"]], [chosen["score"]], marker="o", markersize=12, fillstyle="none",
+            color="#cb181d")
+    ax.annotate(f"chosen k = {int(chosen['k'])}", (chosen["k"], chosen["score"]),
+                textcoords="offset points", xytext=(8, 8), color="#cb181d")
+    criterion = str(table["criterion"].iloc[0])
+    ax.set_xlabel("number of strata k")
+    ax.set_ylabel(_CRITERIA.get(criterion, criterion))
+    ax.set_xticks(table["k"])
+    figure.tight_layout()
     return _finish(figure, path)
 
 
