@@ -21,6 +21,7 @@ __all__ = [
     "plot_k_selection",
     "plot_latent_space",
     "plot_scores",
+    "plot_views",
     "save_figure",
 ]
 
@@ -173,6 +174,45 @@ def plot_image_grid(
             ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center")
     return _finish(figure, path)
+
+
+def plot_views(
+    images: Any, augmentation: Any = None, *, n_images: int = 8, random_state: int = 0,
+    path: str | os.PathLike | None = None,
+) -> Any:
+    """The two contrastive views the augmentation makes of a few images, under the
+    originals: check that they keep what tells your classes apart before training.
+
+    Parameters
+    ----------
+    images : array of shape (N, C, H, W) or (N, C, D, H, W)
+        uint8 or floats in [0, 1]; the first ``n_images`` are drawn (volumes: their middle
+        depth slice, after augmenting the whole volume).
+    augmentation : AugmentParams, callable or None, default=None
+        As the Stratifier's ``augmentation`` parameter (None: the defaults).
+    n_images : int, default=8
+    random_state : int, default=0
+        Seed of the views.
+    path : path-like, optional
+    """
+    import torch
+
+    from stratify._validation import check_array_images
+    from stratify.data.augment import AugmentParams, TwoViewAugment
+
+    batch = check_array_images(images)[:n_images]
+    x = torch.as_tensor(batch, dtype=torch.float32)
+    if batch.dtype == np.uint8:
+        x = x / 255.0
+    if augmentation is None or isinstance(augmentation, AugmentParams):
+        augmentation = TwoViewAugment(augmentation)
+    with torch.no_grad():
+        v1, v2 = augmentation(x, torch.Generator().manual_seed(random_state))
+    rows = {"original": x, "view 1": v1, "view 2": v2}
+    if x.ndim == 5:  # the middle depth slice of each volume
+        rows = {name: views[:, :, views.shape[2] // 2] for name, views in rows.items()}
+    return plot_image_grid({name: views.numpy() for name, views in rows.items()},
+                           value_range=(0.0, 1.0), path=path)
 
 
 def _loss_terms(history: Any) -> list[str]:
