@@ -201,17 +201,40 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit(args: argparse.Namespace) -> int:
+def _input_images(args: argparse.Namespace) -> np.ndarray:
+    """IMAGES or ``--medmnist FLAG`` (with --split, --size, --root)."""
     if (args.images is None) == (args.medmnist is None):
         raise CommandError("give either IMAGES or --medmnist FLAG, not both or neither")
-    out = check_writable(args.out, "--out model file")
-    check_writable(out.with_name(out.stem + ".history.csv"), "history file")
     if args.medmnist is not None:
         from stratify.data import load_medmnist
 
-        images = load_medmnist(args.medmnist, args.split, size=args.size, root=args.root).images
-    else:
-        images = _read_images(args.images, args.split)
+        return load_medmnist(args.medmnist, args.split, size=args.size, root=args.root).images
+    return _read_images(args.images, args.split)
+
+
+def _views(args: argparse.Namespace) -> int:
+    out = check_writable(args.out, "--out figure")
+    if args.n_images < 1:
+        raise CommandError(f"--n-images must be at least 1, got {args.n_images}")
+    images = _input_images(args)
+    from stratify.data.augment import AugmentParams
+    from stratify.plotting import plot_views
+
+    settings = _read_config(args.config).get("augmentation") if args.config else None
+    try:
+        params = None if settings is None else AugmentParams(**settings)
+    except TypeError as error:
+        raise CommandError(f"bad augmentation in {args.config}: {error}") from None
+    plot_views(images, params, n_images=args.n_images, random_state=args.seed, path=out)
+    if not args.quiet:
+        print(f"views: {out}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    out = check_writable(args.out, "--out model file")
+    check_writable(out.with_name(out.stem + ".history.csv"), "history file")
+    images = _input_images(args)
     metadata = _read_metadata(args.metadata, len(images))
     from stratify.estimator import Stratifier  # torch and scikit-learn: after the input checks
     params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
@@ -236,9 +259,17 @@ def _fit(args: argparse.Namespace) -> int:
     model.save(out)
     history = out.with_name(out.stem + ".history.csv")
     write_csv(model.history_, history, index=False)
+    chosen = ""
+    if getattr(model, "cluster_selection_", None) is not None:
+        from stratify.plotting import plot_k_selection
+
+        figure = out.with_name(out.stem + ".k_selection.png")
+        plot_k_selection(model, path=figure)
+        chosen = f"\nnumber of strata: {model.n_clusters_}, chosen by " \
+                 f"{model.cluster_selection_['criterion'].iloc[0]} (see {figure})"
     if not args.quiet:
         print(f"model: {out}\nhistory: {history}\nstrata sizes: "
-              f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}")
+              f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}{chosen}")
     return 0
 
 
@@ -342,15 +373,26 @@ def _parser() -> argparse.ArgumentParser:
     fit = add("fit", "fit a Stratifier on images and save it",
               "stratify fit images.npz --metadata meta.csv --config cfg.json --out model.pt\n"
               "  stratify fit --medmnist pneumoniamnist --split train --out model.pt", _fit)
-    fit.add_argument("images", nargs="?", help=".npy, or .npz with 'images' or MedMNIST layout")
-    fit.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of IMAGES")
-    fit.add_argument("--split", default="train", help="split of a MedMNIST file (default train)")
-    fit.add_argument("--size", type=int, default=28,
-                     help="image side of --medmnist: 28 (default), 64, 128, 224 (3D: 28, 64)")
-    fit.add_argument("--root", help="folder holding the --medmnist file (searched before "
-                                    "$STRATIFY_DATA and ~/.medmnist)")
+    views = add("views", "draw the two contrastive views the augmentation makes of a few "
+                "images (check they keep what tells the classes apart)",
+                "stratify views --medmnist pneumoniamnist --out views.png", _views)
+    for command in (fit, views):
+        command.add_argument("images", nargs="?",
+                             help=".npy, or .npz with 'images' or MedMNIST layout")
+        command.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of "
+                                                                "IMAGES")
+        command.add_argument("--split", default="train",
+                             help="split of a MedMNIST file (default train)")
+        command.add_argument("--size", type=int, default=28, help="image side of --medmnist: "
+                             "28 (default), 64, 128, 224 (3D: 28, 64)")
+        command.add_argument("--root", help="folder holding the --medmnist file (searched "
+                                            "before $STRATIFY_DATA and ~/.medmnist)")
+        command.add_argument("--config", help="JSON (or YAML) file of Stratifier parameters"
+                             + ("" if command is fit else " (its 'augmentation' mapping: "
+                                "AugmentParams fields)"))
+    views.add_argument("--n-images", type=int, default=8, help="images drawn (default 8)")
+    views.add_argument("--out", required=True, help="figure to write (.png)")
     fit.add_argument("--metadata", help="CSV with one row per image")
-    fit.add_argument("--config", help="JSON (or YAML) file of Stratifier parameters")
     fit.add_argument("--out", required=True, help="model file to write")
     fit.add_argument("--n-clusters", type=_clusters, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
@@ -384,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--cluster", type=int, default=None, help="stratum to sample from")
     sample.add_argument("--out", required=True, help=".npz or .png to write")
 
-    for command in (demo, fit, predict, describe, sample):
+    for command in (demo, fit, views, predict, describe, sample):
         _common(command)
     # Listed here for ``stratify --help``; its arguments are the runner's own (see main).
     sub.add_parser("benchmark", add_help=False,

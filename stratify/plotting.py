@@ -18,8 +18,10 @@ __all__ = [
     "plot_contingency",
     "plot_history",
     "plot_image_grid",
+    "plot_k_selection",
     "plot_latent_space",
     "plot_scores",
+    "plot_views",
     "save_figure",
 ]
 
@@ -174,6 +176,45 @@ def plot_image_grid(
     return _finish(figure, path)
 
 
+def plot_views(
+    images: Any, augmentation: Any = None, *, n_images: int = 8, random_state: int = 0,
+    path: str | os.PathLike | None = None,
+) -> Any:
+    """The two contrastive views the augmentation makes of a few images, under the
+    originals: check that they keep what tells your classes apart before training.
+
+    Parameters
+    ----------
+    images : array of shape (N, C, H, W) or (N, C, D, H, W)
+        uint8 or floats in [0, 1]; the first ``n_images`` are drawn (volumes: their middle
+        depth slice, after augmenting the whole volume).
+    augmentation : AugmentParams, callable or None, default=None
+        As the Stratifier's ``augmentation`` parameter (None: the defaults).
+    n_images : int, default=8
+    random_state : int, default=0
+        Seed of the views.
+    path : path-like, optional
+    """
+    import torch
+
+    from stratify._validation import check_array_images
+    from stratify.data.augment import AugmentParams, TwoViewAugment
+
+    batch = check_array_images(images)[:n_images]
+    x = torch.as_tensor(batch, dtype=torch.float32)
+    if batch.dtype == np.uint8:
+        x = x / 255.0
+    if augmentation is None or isinstance(augmentation, AugmentParams):
+        augmentation = TwoViewAugment(augmentation)
+    with torch.no_grad():
+        v1, v2 = augmentation(x, torch.Generator().manual_seed(random_state))
+    rows = {"original": x, "view 1": v1, "view 2": v2}
+    if x.ndim == 5:  # the middle depth slice of each volume
+        rows = {name: views[:, :, views.shape[2] // 2] for name, views in rows.items()}
+    return plot_image_grid({name: views.numpy() for name, views in rows.items()},
+                           value_range=(0.0, 1.0), path=path)
+
+
 def _loss_terms(history: Any) -> list[str]:
     """The loss columns of a history (terms and total), not the bookkeeping ones."""
     skip = {"epoch", "lr", "seconds", "stage", "active_units", "val_loss"}
@@ -269,6 +310,53 @@ def plot_scores(
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
         ax.set_ylabel(f"{metric} (bar: mean; dots: seeds)" if i % n_cols == 0 else "")
+    return _finish(figure, path)
+
+
+#: What the criteria of ``n_clusters="auto"`` measure, for the y-axis.
+_CRITERIA = {
+    "bic": "BIC of the Gaussian mixture (lower is better)",
+    "silhouette": "silhouette (higher is better)",
+    "dbcv": "DBCV validity (higher is better)",
+}
+
+
+def plot_k_selection(selection: Any, *, path: str | os.PathLike | None = None) -> Any:
+    """The criterion of each candidate number of strata, the chosen one marked.
+
+    Parameters
+    ----------
+    selection : pandas.DataFrame or fitted Stratifier / StrataClusterer
+        ``cluster_selection_`` of a fit with ``n_clusters="auto"`` (columns ``k``,
+        ``criterion``, ``score``, ``selected``), or the fitted estimator holding it.
+    path : path-like, optional
+        Save the figure there.
+
+    Raises
+    ------
+    ValueError
+        If the estimator chose no k (it was fitted with an int ``n_clusters``).
+    """
+    table = getattr(selection, "cluster_selection_", selection)
+    if not hasattr(table, "columns") or not {"k", "criterion", "score", "selected"} <= set(
+            table.columns):
+        raise ValueError(
+            "Expected a cluster_selection_ table (a fit with n_clusters='auto'), got "
+            f"{type(selection).__name__} without one."
+        )
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(5.0, 3.4))
+    ax.plot(table["k"], table["score"], marker="o", color="#08306b")
+    chosen = table[table["selected"]].iloc[0]
+    ax.plot([chosen["k"]], [chosen["score"]], marker="o", markersize=12, fillstyle="none",
+            color="#cb181d")
+    ax.annotate(f"chosen k = {int(chosen['k'])}", (chosen["k"], chosen["score"]),
+                textcoords="offset points", xytext=(8, 8), color="#cb181d")
+    criterion = str(table["criterion"].iloc[0])
+    ax.set_xlabel("number of strata k")
+    ax.set_ylabel(_CRITERIA.get(criterion, criterion))
+    ax.set_xticks(table["k"])
+    figure.tight_layout()
     return _finish(figure, path)
 
 

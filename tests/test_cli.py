@@ -330,3 +330,30 @@ def test_fit_reads_medmnist_at_a_size_from_root(tmp_path, monkeypatch, capsys):
     from stratify import Stratifier
 
     assert Stratifier.load(out).image_shape_ == (1, 64, 64)
+
+
+def test_fit_with_auto_k_draws_the_criterion_and_says_what_it_chose(files, tmp_path, capsys):
+    folder, _, _ = files
+    out = tmp_path / "auto.pt"
+    assert main(["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
+                 "--n-clusters", "auto", "--epochs", "1", "--out", str(out), "--seed", "0"]) == 0
+    model = Stratifier.load(out)
+    figure = tmp_path / "auto.k_selection.png"
+    assert figure.is_file() and figure.stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert f"number of strata: {model.n_clusters_}, chosen by bic (see {figure})" in printed
+
+
+def test_views_draws_the_augmentation_of_the_configured_params(files, tmp_path, capsys):
+    folder, _, _ = files
+    config = tmp_path / "aug.json"
+    config.write_text(json.dumps({"augmentation": {"rotation": 0.0, "hflip": 0.5}}))
+    out = tmp_path / "views.png"
+    assert main(["views", str(folder / "images.npy"), "--config", str(config), "--n-images",
+                 "4", "--out", str(out)]) == 0
+    assert out.is_file() and f"views: {out}" in capsys.readouterr().out
+    config.write_text(json.dumps({"augmentation": {"rotate": 5}}))
+    assert main(["views", str(folder / "images.npy"), "--config", str(config),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad augmentation" in err and "'rotate'" in err

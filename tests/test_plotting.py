@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from stratify import plotting
 
@@ -48,3 +49,43 @@ def test_training_curves_state_weights_and_flag_a_rising_term():
     assert titles == ["reconstruction (weight 1)", "age (weight 0.5)\nROSE 4.86 -> 5.15",
                       "total"]
     assert figure.axes[0].get_xlabel() == "epoch" and figure.axes[0].get_ylabel() == "term value"
+
+
+def test_k_selection_plot_draws_each_candidate_and_marks_the_chosen_one(tmp_path):
+    from stratify.cluster import StrataClusterer
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [6, 0], [0, 6], [6, 6]], dtype=float)
+    X = np.concatenate([c + rng.normal(size=(40, 2)) * 0.5 for c in centres])
+    fitted = StrataClusterer("gmm", "auto", k_range=(2, 6), random_state=0).fit(X)
+    table = fitted.cluster_selection_
+    figure = plotting.plot_k_selection(fitted, path=tmp_path / "k.png")
+    ax = figure.axes[0]
+    curve, marker = ax.lines[0], ax.lines[1]
+    np.testing.assert_array_equal(curve.get_xdata(), table["k"])
+    np.testing.assert_allclose(curve.get_ydata(), table["score"])
+    assert marker.get_xdata()[0] == fitted.n_clusters_ == 4  # four blobs: BIC finds them
+    assert "BIC" in ax.get_ylabel() and (tmp_path / "k.png").is_file()
+    with pytest.raises(ValueError, match="cluster_selection_ table"):
+        plotting.plot_k_selection(StrataClusterer("gmm", 3, random_state=0).fit(X))
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16), (3, 16, 16), (1, 8, 16, 16)])
+def test_views_are_drawn_under_the_originals(shape):
+    from stratify.data.augment import AugmentParams
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, *shape)).astype(np.uint8)
+    figure = plotting.plot_views(images, n_images=3, random_state=1)
+    axes = np.array(figure.axes).reshape(3, 3)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["original", "view 1", "view 2"]
+    original = axes[0, 0].get_images()[0].get_array()
+    middle = images[0, :, shape[1] // 2] if len(shape) == 4 else images[0]
+    expected = middle[0] if shape[0] == 1 else np.moveaxis(middle, 0, -1)
+    np.testing.assert_allclose(original, expected / 255.0, atol=1e-6)
+    view = axes[1, 0].get_images()[0].get_array()
+    assert not np.allclose(view, original)  # the default augmentation changes the image
+    same = plotting.plot_views(images, AugmentParams.disabled(), n_images=2)
+    grid = np.array(same.axes).reshape(3, 2)
+    np.testing.assert_allclose(grid[1, 1].get_images()[0].get_array(),
+                               grid[0, 1].get_images()[0].get_array(), atol=1e-6)

@@ -68,7 +68,21 @@ def test_supervised_reference_on_the_same_subsets():
     (row,) = run_supervised(setting, 0, fractions=(0.1,), steps=2, batch_size=8)
     assert row["method"] == "supervised" and row["n_labels"] == 6
     assert 0.0 <= row["probe_acc"] <= 1.0 and np.isnan(row["ari"])
-    grouped = Setting("slices", setting.train_images, setting.train_y, setting.train_metadata,
-                      setting.test_images, setting.test_y, np.zeros(60), np.zeros(30))
-    with pytest.raises(ValueError, match="sample-level setting"):
-        run_supervised(grouped, 0)
+
+
+
+def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes():
+    setting = load_setting("cohort-informative", 0, n_train=60, n_test=30)
+    # 12 training "volumes" of 5 slices, 6 test volumes of 5 slices; a volume's label is
+    # the label of its slices
+    train_groups, test_groups = np.repeat(np.arange(12), 5), np.repeat(np.arange(6), 5)
+    volume_y = np.array([0, 1] * 6)
+    grouped = Setting("slices", setting.train_images, volume_y[train_groups],
+                      setting.train_metadata, setting.test_images, volume_y[test_groups],
+                      train_groups, test_groups)
+    rows = run_supervised(grouped, 0, fractions=(0.5, 1.0), steps=2, batch_size=8)
+    assert [r["n_labels"] for r in rows] == [6, 12]  # volumes, as the probes count them
+    for row in rows:
+        # accuracy over the 6 test volumes (mean slice probabilities), not the 30 slices
+        assert round(row["probe_acc"] * 6, 9) == round(row["probe_acc"] * 6)
+        assert 0.0 <= row["probe_auc"] <= 1.0

@@ -201,28 +201,35 @@ def run_supervised(setting: Setting, seed: int, *, fractions: Sequence[float] = 
 
     ResNet-18 from scratch (stem stride 2, :class:`~stratify.baselines.SupervisedBaseline`),
     ``steps`` optimisation steps of ``batch_size`` at every fraction, no validation data;
-    scored on the test split (``probe_acc`` and, for two classes, ``probe_auc``). Sample-level
-    settings only (the cohorts); ``ari`` is NaN.
+    scored on the test split (``probe_acc`` and, for two classes, ``probe_auc``); ``ari`` is
+    NaN. Slice settings: the label subset is drawn over volumes exactly as the probes draw
+    it, the network trains on every slice of the picked volumes with the volume's true label,
+    and a test volume's class probabilities are the mean over its slices.
     """
     import math
 
-    from stratify.baselines import SupervisedBaseline
+    from stratify.baselines import SupervisedBaseline, auc_score
 
-    if setting.train_groups is not None:
-        raise ValueError(
-            f"Expected a sample-level setting for the supervised reference, got {setting.name!r}."
-        )
+    groups = setting.train_groups
+    volumes = None if groups is None else np.unique(groups)  # the order of _by_group's rows
+    volume_y = (setting.train_y if groups is None
+                else pd.Series(setting.train_y).groupby(groups).first().to_numpy())
     rows = []
     for fraction in fractions:
-        picked = label_subset(setting.train_y, fraction, seed)
-        model = SupervisedBaseline(epochs=math.ceil(steps * batch_size / len(picked)),
+        picked = label_subset(volume_y, fraction, seed)
+        slices = picked if volumes is None else np.flatnonzero(
+            np.isin(setting.train_groups, volumes[picked]))
+        model = SupervisedBaseline(epochs=math.ceil(steps * batch_size / len(slices)),
                                    batch_size=batch_size, stem_stride=2, random_state=seed)
-        model.fit(setting.train_images[picked], setting.train_y[picked])
-        scores = model.evaluate(setting.test_images, setting.test_y)
+        model.fit(setting.train_images[slices], setting.train_y[slices])
+        proba, test_y = _by_group(model.predict_proba(setting.test_images), setting.test_y,
+                                  setting.test_groups)
+        codes = np.searchsorted(model.classes_, test_y)
         row = {"setting": setting.name, "method": "supervised", "seed": seed,
                "fraction": fraction, "n_labels": len(picked), "ari": float("nan"),
-               "batch_size": batch_size, "sigma": None, "probe_acc": scores["acc"]}
+               "batch_size": batch_size, "sigma": None,
+               "probe_acc": float(np.mean(np.argmax(proba, axis=1) == codes))}
         if len(np.unique(setting.test_y)) == 2:
-            row["probe_auc"] = scores["auc"]
+            row["probe_auc"] = auc_score(codes, proba)
         rows.append(row)
     return rows

@@ -17,7 +17,9 @@ columns, checks them and writes NaN for missing samples. Column name ``"labels"`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -395,6 +397,13 @@ class _CompositeKernel(Kernel):
             k.fit(metadata)
         return self
 
+    #: How two parts' matrices combine (elementwise).
+    _combine: Callable[[Tensor, Tensor], Tensor]
+
+    def _fold(self, metadata: Mapping[str, Any]) -> Tensor:
+        """The parts' matrices combined left to right."""
+        return functools.reduce(type(self)._combine, (k(metadata) for k in self.kernels))
+
 
 class ProductKernel(_CompositeKernel):
     """Product of kernels, ``K = prod_m K_m`` (NaN if any part is NaN).
@@ -404,11 +413,10 @@ class ProductKernel(_CompositeKernel):
     kernels : sequence of Kernel
     """
 
+    _combine = staticmethod(operator.mul)
+
     def __call__(self, metadata: Mapping[str, Any]) -> Tensor:
-        out = self.kernels[0](metadata)
-        for k in self.kernels[1:]:
-            out = out * k(metadata)
-        return out
+        return self._fold(metadata)
 
 
 class SumKernel(_CompositeKernel):
@@ -422,11 +430,10 @@ class SumKernel(_CompositeKernel):
     kernels : sequence of Kernel
     """
 
+    _combine = staticmethod(operator.add)
+
     def __call__(self, metadata: Mapping[str, Any]) -> Tensor:
-        out = self.kernels[0](metadata)
-        for k in self.kernels[1:]:
-            out = out + k(metadata)
-        return out / len(self.kernels)
+        return self._fold(metadata) / len(self.kernels)
 
 
 #: Kernel names accepted by the terms' ``kernel`` parameter.
