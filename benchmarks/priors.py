@@ -98,14 +98,18 @@ def _plot(results: pd.DataFrame, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(SETTINGS), figsize=(4.2 * len(SETTINGS), 3.4))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {m: palette[i % len(palette)]  # one colour per method in every panel
+              for i, m in enumerate(dict.fromkeys(results["method"]))}
     for ax, name in zip(np.atleast_1d(axes), SETTINGS, strict=True):
         metric = METRIC[name.split("-")[0]]
         frame = results[results["setting"] == name]
         for method, group in frame.groupby("method", sort=False):
             stats = group.groupby("fraction")[metric].agg(["mean", "std"]).fillna(0.0)
-            ax.plot(stats.index * 100, stats["mean"], marker="o", label=method)
+            ax.plot(stats.index * 100, stats["mean"], marker="o", label=method,
+                    color=colour[method])
             ax.fill_between(stats.index * 100, stats["mean"] - stats["std"],
-                            stats["mean"] + stats["std"], alpha=0.2)
+                            stats["mean"] + stats["std"], alpha=0.2, color=colour[method])
         ax.set(xscale="log", xlabel="training labels (%)", ylabel=metric, title=name)
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -52,7 +52,7 @@ from stratify._random import draw_seeds
 from stratify._validation import check_in_range, check_option
 from stratify.manifold import ManifoldEmbedding
 
-__all__ = ["BACKENDS", "MANIFOLDS", "METHODS", "Backend", "StrataClusterer"]
+__all__ = ["BACKENDS", "MANIFOLDS", "METHODS", "Backend", "StrataClusterer", "UnreachableK"]
 
 MANIFOLDS = ("umap", "auto")
 
@@ -122,8 +122,19 @@ def _fit_hdbscan(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any
 
         with warnings.catch_warnings():  # "cannot reach n_clusters": n_clusters_ tells
             warnings.simplefilter("ignore", UserWarning)
-            model = HDBSCAN_flat(X, n_clusters=k, clusterer=model, **settings)
+            try:
+                model = HDBSCAN_flat(X, n_clusters=k, clusterer=model, **settings)
+            except RuntimeError as error:  # hdbscan: "Could not find epsilon"
+                raise UnreachableK(
+                    f"Expected a number of strata that HDBSCAN's cluster tree can be cut "
+                    f"into, got n_clusters={k}: hdbscan found no cut ({error}). Choose "
+                    "another n_clusters, n_clusters='auto', or another clusterer."
+                ) from None
     return model, np.asarray(model.labels_, dtype=np.int64)
+
+
+class UnreachableK(ValueError):
+    """A backend cannot give the requested number of clusters on these data."""
 
 
 def _hdbscan_predict(estimator: Any, X: np.ndarray) -> np.ndarray:
@@ -384,11 +395,21 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             )
         spec, rows = self._spec, []
         for k in range(low, high + 1):
-            estimator, labels = spec.fit(X, k, seed, self._options())
+            try:
+                estimator, labels = spec.fit(X, k, seed, self._options())
+            except UnreachableK:  # not a candidate (e.g. no cut of HDBSCAN's tree gives k)
+                rows.append({"k": k, "criterion": spec.criterion, "score": np.nan})
+                continue
             score = _criterion(spec.criterion, X, labels, estimator, seed)
             rows.append({"k": k, "criterion": spec.criterion, "score": score})
         table = pd.DataFrame(rows)
         scores = table["score"]
+        if scores.isna().all():
+            raise ValueError(
+                f"Expected at least one candidate k in {self.k_range} that the "
+                f"{spec.criterion} criterion can score, got none: no candidate could be "
+                "fitted (see the backend's message for a single k)."
+            )
         best = scores.idxmin() if spec.criterion == "bic" else scores.idxmax()
         table["selected"] = table.index == best
         return int(table.loc[best, "k"]), table

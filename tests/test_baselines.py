@@ -278,3 +278,13 @@ def test_fine_tunes_a_given_encoder_module_and_refuses_multi_label():
         SupervisedBaseline(epochs=1).fit(X, np.zeros((32, 3), int))
     with pytest.raises(ValueError, match="'select' parameter of SupervisedBaseline"):
         SupervisedBaseline(select="auc").fit(X, y)
+
+
+def test_medmnist_stem_of_64_px_volumes_keeps_full_resolution():
+    trunk, _, _ = resnet_trunk((1, 64, 64, 64), stem="medmnist")
+    with torch.no_grad():
+        out = trunk.stem.eval()(torch.rand(1, 1, 64, 64, 64))
+    assert out.shape == (1, 64, 64, 64, 64)  # 64 channels at 64^3: no stride, no pooling
+    small, _, _ = resnet_trunk((1, 64, 64, 64), stem="small")
+    with torch.no_grad():
+        assert small.stem.eval()(torch.rand(1, 1, 64, 64, 64)).shape == (1, 64, 32, 32, 32)

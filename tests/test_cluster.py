@@ -93,6 +93,31 @@ def test_hdbscan_with_an_int_k_cuts_the_tree_at_k(blobs):
     assert three.n_clusters_ == 4 and adjusted_rand_score(y[kept], three.labels_[kept]) > 0.95
 
 
+def test_a_k_hdbscan_cannot_cut_is_a_clear_error_and_no_auto_candidate(blobs, monkeypatch):
+    import hdbscan.flat
+
+    real = hdbscan.flat.HDBSCAN_flat
+
+    def flat(X, n_clusters, **kwargs):  # hdbscan finds no cut for 3 clusters here
+        if n_clusters == 3:
+            raise RuntimeError("Could not find epsilon")
+        return real(X, n_clusters=n_clusters, **kwargs)
+
+    monkeypatch.setattr(hdbscan.flat, "HDBSCAN_flat", flat)
+    X, _ = blobs
+    with pytest.raises(ValueError, match=r"cut into, got n_clusters=3: hdbscan found no cut "
+                                         r"\(Could not find epsilon\)"):
+        StrataClusterer("hdbscan", 3, random_state=0).fit(X)
+    auto = StrataClusterer("hdbscan", "auto", k_range=(2, 5), random_state=0).fit(X)
+    table = auto.cluster_selection_.set_index("k")
+    assert np.isnan(table.loc[3, "score"]) and not table.loc[3, "selected"]
+    assert table["score"].drop(index=3).notna().all() and auto.n_clusters_ != 3
+    monkeypatch.setattr(hdbscan.flat, "HDBSCAN_flat",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no epsilon")))
+    with pytest.raises(ValueError, match=r"at least one candidate k in \(2, 3\).*none"):
+        StrataClusterer("hdbscan", "auto", k_range=(2, 3), random_state=0).fit(X)
+
+
 def test_manifold_step_clusters_the_umap_coordinates(blobs):
     X, y = blobs
     clusterer = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=3,

@@ -164,7 +164,8 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
 
     A bar is a mapping with ``label``, ``dataset``, ``metric``, ``method`` (a method name or
     ``"best unsupervised"``) and one rule: ``at_least`` (a number), ``within_of_best``
-    (``{"prefix": p, "margin": m}``: at least the best ``p*`` method's mean minus m), or
+    (``{"prefix": p, "margin": m}``: at least the best unsupervised ``p*`` method's mean minus
+    m), or
     ``beats_by_spread`` (``{"base": method, "contains": s}``: the best method whose name
     contains s beats the base by more than the larger of the two seed sds), or ``within``
     (``{"value": v, "tolerance": t}``: the mean is within t of a published v, either side).
@@ -190,8 +191,10 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
     name = "" if found is None else f"{found['method']} "
     if "within_of_best" in bar:
         rule = bar["within_of_best"]
-        peers = rows[rows["method"].str.startswith(rule["prefix"])] if found is not None \
-            else rows.iloc[:0]
+        unsupervised = rows["method"].map(lambda m: m in METHODS
+                                          and METHODS[m].kind == "unsupervised")
+        peers = rows[rows["method"].str.startswith(rule["prefix"]) & unsupervised] \
+            if found is not None else rows.iloc[:0]
         best = None if peers.empty else peers.loc[peers[f"{metric}_mean"].idxmax()]
         target = float("nan") if best is None else best[f"{metric}_mean"] - rule["margin"]
         peer = "none" if best is None else f"{best['method']} {best[f'{metric}_mean']:.3f}"
