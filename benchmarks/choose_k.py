@@ -31,12 +31,15 @@ import pandas as pd
 
 from stratify._atomic import write_csv, write_text
 from stratify.benchmark.provenance import git_commit, header, run_seeded, seeded_parser
+from stratify.cluster import StrataClusterer
 
 DATASETS = ("cohort", "pneumoniamnist", "breastmnist", "mnist")
 #: (backend, manifold) pairs, in the report's order.
 CONFIGS = (("gmm", None), ("gmm", "umap"), ("kmeans", None), ("kmeans", "umap"),
            ("hdbscan", "umap"))
 BATCH = 256
+#: Candidates of n_clusters="auto": StrataClusterer's default k_range.
+K_RANGE = StrataClusterer().k_range
 
 
 def _name(backend: str, manifold: str | None) -> str:
@@ -150,12 +153,16 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         cells = []
         for backend, manifold in CONFIGS:
             part = group[group["config"] == _name(backend, manifold)].sort_values("seed")
-            cells.append(", ".join(str(k) for k in part["chosen_k"]) +
-                         f" (ACC {part['acc'].mean():.2f})" if len(part) else "–")
+            ks = [f"{k}*" if k == K_RANGE[1] else str(k) for k in part["chosen_k"]]
+            cells.append(", ".join(ks) + f" (ACC {part['acc'].mean():.2f})" if len(part)
+                         else "–")
         lines.append(f"| {dataset} | {int(group['true_k'].iloc[0])} | " + " | ".join(cells)
                      + " |")
     hits = results.groupby("config", sort=False)["found"].agg(["sum", "count"])
-    lines += ["", "True k found, over all datasets and seeds: " + "; ".join(
+    lines += ["", f"\\* the largest candidate ({K_RANGE[1]}): the best score lies at the edge "
+              "of the range, so the criterion may prefer more strata beyond it; a true k of "
+              f"{K_RANGE[1]} (MNIST) found this way says little.",
+              "", "True k found, over all datasets and seeds: " + "; ".join(
         f"{config} {int(r['sum'])}/{int(r['count'])}" for config, r in hits.iterrows()) + ".",
         "", "![criterion curves](choose_k.png)", "",
         "Per run (with every candidate's score): `choose_k.csv` beside this file.", ""]
