@@ -220,7 +220,7 @@ def _views(args: argparse.Namespace) -> int:
     from stratify.data.augment import AugmentParams
     from stratify.plotting import plot_views
 
-    settings = _read_config(args.config).get("augmentation") if args.config else None
+    settings = _read_config(args.config).get("augmentation")
     try:
         params = None if settings is None else AugmentParams(**settings)
     except TypeError as error:

@@ -71,7 +71,9 @@ def test_supervised_reference_on_the_same_subsets():
 
 
 
-def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes():
+def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeypatch):
+    from stratify.baselines import SupervisedBaseline
+
     setting = load_setting("cohort-informative", 0, n_train=60, n_test=30)
     # 12 training "volumes" of 5 slices, 6 test volumes of 5 slices; a volume's label is
     # the label of its slices
@@ -80,9 +82,28 @@ def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes():
     grouped = Setting("slices", setting.train_images, volume_y[train_groups],
                       setting.train_metadata, setting.test_images, volume_y[test_groups],
                       train_groups, test_groups)
+    # fixed slice probabilities of class 1: per slice, the majority of a volume's slices can
+    # disagree with the volume mean, so slice-level and volume-level scores differ
+    slice_p1 = np.random.default_rng(0).uniform(size=30)
+    fitted_on = []
+
+    def fit(self, X, y):
+        fitted_on.append((len(X), set(np.unique(y))))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    monkeypatch.setattr(SupervisedBaseline, "fit", fit)
+    monkeypatch.setattr(SupervisedBaseline, "predict_proba",
+                        lambda self, X: np.column_stack([1 - slice_p1, slice_p1]))
     rows = run_supervised(grouped, 0, fractions=(0.5, 1.0), steps=2, batch_size=8)
     assert [r["n_labels"] for r in rows] == [6, 12]  # volumes, as the probes count them
+    assert [n for n, _ in fitted_on] == [30, 60]  # every slice of the picked volumes
+    # by hand: a volume's probability is the mean over its 5 slices
+    volume_p1 = slice_p1.reshape(6, 5).mean(axis=1)
+    truth = volume_y[:6]
+    expected_acc = np.mean((volume_p1 > 0.5) == truth)
+    pairs = [(p, n) for p in volume_p1[truth == 1] for n in volume_p1[truth == 0]]
+    expected_auc = np.mean([float(p > n) for p, n in pairs])
     for row in rows:
-        # accuracy over the 6 test volumes (mean slice probabilities), not the 30 slices
-        assert round(row["probe_acc"] * 6, 9) == round(row["probe_acc"] * 6)
-        assert 0.0 <= row["probe_auc"] <= 1.0
+        assert row["probe_acc"] == pytest.approx(expected_acc)
+        assert row["probe_auc"] == pytest.approx(expected_auc)

@@ -23,8 +23,9 @@ from stratify import plotting
 from stratify._atomic import write_text
 from stratify.benchmark.datasets import BenchmarkData
 from stratify.benchmark.methods import METHODS, MethodResult
+from stratify.benchmark.profiles import PUBLISHED, PUBLISHED_SOURCE
 
-__all__ = ["ANCHORS", "PUBLISHED", "check_bar", "run_figures", "summarize", "write_report"]
+__all__ = ["ANCHORS", "check_bar", "run_figures", "summarize", "write_report"]
 
 #: Published numbers shown beside ours (test split, 28 px), with their source.
 ANCHORS: dict[str, list[tuple[str, str]]] = {
@@ -40,20 +41,6 @@ ANCHORS: dict[str, list[tuple[str, str]]] = {
     "adrenalmnist3d": [("ResNet-18 + 3D (28), supervised ACC", "0.721 (MedMNIST v2)")],
     "mnist": [("deep clustering ACC (MNIST test set)", "about 0.82 (DEC) to 0.98 (N2D)")],
 }
-
-#: Published test scores of the rows that reproduce a paper's protocol, shown in the
-#: ``published`` column: (dataset, method) -> "ACC a, AUC b". Source: MedMNIST v2 (Yang et
-#: al. 2023, Sci. Data 10:41), the benchmark table of the 2D and 3D datasets (ResNet-18 /
-#: ResNet-50 at 28 px, and ResNet-18 + 3D for volumes).
-PUBLISHED: dict[tuple[str, str], str] = {
-    ("pneumoniamnist", "resnet18-medmnist"): "ACC 0.854, AUC 0.944",
-    ("pneumoniamnist", "resnet50-medmnist"): "ACC 0.854, AUC 0.948",
-    ("breastmnist", "resnet18-medmnist"): "ACC 0.863, AUC 0.901",
-    ("breastmnist", "resnet50-medmnist"): "ACC 0.812, AUC 0.857",
-    ("adrenalmnist3d", "resnet18-medmnist"): "ACC 0.721, AUC 0.827",
-}
-PUBLISHED_SOURCE = ("MedMNIST v2 (Yang et al. 2023, Sci. Data 10:41), benchmark table, test "
-                    "split, 28 px")
 
 _METRICS = ["acc", "bacc", "nmi", "ari", "knn_acc", "linear_probe_acc", "auc"]
 #: Scores of a VAE's per-stratum samples (summarised, shown in their own table).
@@ -106,7 +93,9 @@ def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
     ]
     for method in [m for m in METHODS if m in rows.index]:
         row = rows.loc[method]
-        published = PUBLISHED.get((dataset, method), "–")
+        scores = PUBLISHED.get((dataset, method))
+        published = "–" if scores is None else ", ".join(
+            f"{metric.upper()} {value:.3f}" for metric, value in scores.items())
         lines.append(
             f"| {method} | " + " | ".join(_cell(row, m) for m in _METRICS)
             + f" | {published} | {row['k']:.3g} | {row['n_seeds']} | "
