@@ -210,17 +210,23 @@ def check_metadata(metadata: Any, n_samples: int, *, name: str = "metadata") -> 
     return metadata
 
 
-def check_batch_size(value: Any, owner: str) -> int | str:
-    """``"auto"`` or an int >= 1 (a batch size), with the scikit-learn error template."""
+def check_count_or_auto(value: Any, name: str, owner: str) -> int | str:
+    """``"auto"`` or an int >= 1 (a batch size, a number of epochs), with the scikit-learn
+    error template."""
     if value == "auto" and isinstance(value, str):
         return value
     is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     if not is_int or value < 1:
         raise (ValueError if is_int else TypeError)(
-            f"The 'batch_size' parameter of {owner} must be an int in the range [1, inf) or "
+            f"The '{name}' parameter of {owner} must be an int in the range [1, inf) or "
             f"'auto'. Got {value!r} instead."
         )
     return int(value)
+
+
+def check_batch_size(value: Any, owner: str) -> int | str:
+    """``"auto"`` or an int >= 1: :func:`check_count_or_auto` for ``batch_size``."""
+    return check_count_or_auto(value, "batch_size", owner)
 
 
 def require_columns(needed: Sequence[str], available: Collection[str], *, name: str, reader: str,

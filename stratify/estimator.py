@@ -29,6 +29,7 @@ from stratify._random import draw_seeds
 from stratify._validation import (
     check_array_images,
     check_batch_size,
+    check_count_or_auto,
     check_in_range,
     check_metadata,
     check_option,
@@ -50,6 +51,7 @@ from stratify.losses.registry import distance_columns, regularizer_from_spec
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
+from stratify.training.config import auto_epochs
 from stratify.training.checkpoint import CHECKPOINT_NAME
 
 __all__ = ["Stratifier"]
@@ -137,7 +139,18 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         Weight of the self-training term in that stage.
     normalize : bool, default=True
         Cluster the L2-normalised latents (the geometry contrastive training shapes).
-    epochs : int, default=20
+    whiten : bool or "auto", default="auto"
+        PCA-whiten the (normalised) latents before clustering them
+        (:class:`~stratify.cluster.Whitening`; new patients are whitened the same way). The
+        manifold coordinates are never whitened. For the default GMM this changes only where
+        its k-means initialisation starts. ``"auto"``: whiten when there are at least 10
+        training images per latent dimension per stratum (N >= 10 x latent_dim x
+        n_clusters), below which whitening let chance structure steer the strata; chosen by
+        measurement (README, "The default recipe").
+    epochs : int or "auto", default="auto"
+        Training epochs. ``"auto"``: ``ceil(256,000 / N)`` for N training images, i.e. about
+        256,000 samples seen (1,000 steps of 256) whatever the dataset size
+        (:func:`stratify.training.config.auto_epochs`); the number used is ``epochs_``.
     batch_size : int or "auto", default="auto"
         Samples per training step. ``"auto"``: as many as the memory budget holds, at most
         256 (256 for 28 px images; a handful of 64^3 volumes), measured on the network
@@ -201,6 +214,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     batch_size_ : int
         The training batch used (``batch_size``, or what ``"auto"`` chose for this network
         and memory budget).
+    epochs_ : int
+        The representation stage's epochs (``epochs``, or what ``"auto"`` chose for the
+        number of training images; early stopping may end it sooner, see ``history_``).
     image_shape_ : tuple of int
         ``(C, *S)`` of one sample.
     n_features_in_ : int
@@ -237,7 +253,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self_training_epochs: int = 0,
         self_training_weight: float = 1.0,
         normalize: bool = True,
-        epochs: int = 20,
+        whiten: bool | str = "auto",
+        epochs: int | str = "auto",
         batch_size: int | str = "auto",
         lr: float = 1e-3,
         train_config: Mapping[str, Any] | None = None,
@@ -268,6 +285,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.self_training_epochs = self_training_epochs
         self.self_training_weight = self_training_weight
         self.normalize = normalize
+        self.whiten = whiten
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -453,7 +471,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         "latent_dim": (int, 1, "left"), "width": (int, 1, "left"),
         "temperature": (float, 0, "neither"), "beta": (float, 0, "left"),
         "kl_warmup": (float, 0, "left"), "free_bits": (float, 0, "left"),
-        "contrastive_weight": (float, 0, "left"), "epochs": (int, 1, "left"),
+        "contrastive_weight": (float, 0, "left"),
         "self_training_epochs": (int, 0, "left"),
         "self_training_weight": (float, 0, "neither"), "manifold_dim": (int, 1, "left"),
         "lr": (float, 0, "neither"),
@@ -462,7 +480,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     _OPTIONS: ClassVar[dict[str, set]] = {
         "model": {"ae", "vae"}, "reconstruction": {"bce", "mse", None},
         "contrastive": {"simclr", "supcon", None}, "manifold": {"umap", "auto", None},
-        "resume": {True, False}, "normalize": {True, False}, "verbose": {True, False},
+        "resume": {True, False}, "normalize": {True, False}, "whiten": {True, False, "auto"},
+        "verbose": {True, False},
     }
 
     def _validate_params(self) -> None:
@@ -474,6 +493,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.depth is not None:
             check_in_range(self.depth, "depth", owner, kind=int, low=1)
         check_batch_size(self.batch_size, owner)
+        check_count_or_auto(self.epochs, "epochs", owner)
         try:
             check_random_state(self.random_state)
         except ValueError:
@@ -570,9 +590,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             f"callable. Got {type(self.augmentation).__name__} instead."
         )
 
-    def _train_config(self) -> TrainConfig:
+    def _train_config(self, n_samples: int = 1) -> TrainConfig:
+        """The representation stage's settings for ``n_samples`` training images (which
+        ``epochs="auto"`` reads)."""
         options = {
-            "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+            "epochs": auto_epochs(n_samples) if self.epochs == "auto" else self.epochs,
+            "batch_size": self.batch_size, "lr": self.lr,
             "device": self.device, "progress": bool(self.verbose),
         }
         options.update(dict(self.train_config or {}))
@@ -613,7 +636,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._cluster_seed = cluster_seed
         model = self._build_network(model_seed)
         augment = self._build_augment()
-        config = self._train_config()
+        config = self._train_config(len(images))
+        self.epochs_ = config.epochs
         checkpoint = config.checkpoint_dir
         resume_from = (checkpoint if self.resume and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
                        else None)
@@ -707,7 +731,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._fit_clusterer()
 
     def recluster(self, clusterer: Any = None, n_clusters: int | str | None = None, *,
-                  manifold: str | None = "keep") -> Stratifier:
+                  manifold: str | None = "keep", whiten: bool | str | None = None
+                  ) -> Stratifier:
         """A copy with other strata from the same trained network (no retraining).
 
         The copy shares ``model_`` (do not train it further) and clusters ``embedding_``
@@ -723,6 +748,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             None keeps the current value.
         manifold : {"umap"}, None or "keep", default="keep"
             As the ``manifold`` parameter; "keep" keeps the current one.
+        whiten : bool or "auto", optional
+            As the ``whiten`` parameter; None keeps the current one.
 
         Returns
         -------
@@ -733,7 +760,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         other = copy.copy(self)
         other.set_params(clusterer=self.clusterer if clusterer is None else clusterer,
                          n_clusters=self.n_clusters if n_clusters is None else n_clusters,
-                         manifold=self.manifold if manifold == "keep" else manifold)
+                         manifold=self.manifold if manifold == "keep" else manifold,
+                         whiten=self.whiten if whiten is None else whiten)
         other._fit_clusterer(self.manifold_embedding_ if other.manifold == self.manifold
                              else None)
         return other
@@ -746,7 +774,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         self.clusterer_ = StrataClusterer(
             self.clusterer, self.n_clusters, manifold=self.manifold,
-            manifold_dim=self.manifold_dim, random_state=self._cluster_seed,
+            manifold_dim=self.manifold_dim, whiten=self.whiten, random_state=self._cluster_seed,
         ).fit(self._latents_for_clustering(self.embedding_),
               manifold_embedding=manifold_embedding)
         self._set_cluster_attributes()
@@ -978,6 +1006,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             if hasattr(self, "embedding_std_") else None,
             "history_": {c: self.history_[c].tolist() for c in self.history_.columns},
             "batch_size_": int(getattr(self, "batch_size_", 0)),
+            "epochs_": int(getattr(self, "epochs_", 0)),
         }
 
     @classmethod
@@ -996,6 +1025,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             or its clustering cannot be restored exactly.
         """
         params, model_state, fitted = io.read(path)
+        # files from before the whiten parameter clustered the latents unwhitened
+        params.setdefault("whiten", False)
         spec = params.get("augmentation")
         if isinstance(spec, dict) and "AugmentParams" in spec:
             fields = {k: tuple(v) if isinstance(v, list) else v
@@ -1026,6 +1057,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._cluster_seed = fitted["cluster_seed"]
         if fitted.get("batch_size_"):
             self.batch_size_ = int(fitted["batch_size_"])
+        if fitted.get("epochs_"):
+            self.epochs_ = int(fitted["epochs_"])
         if fitted.get("kl_per_dim_") is not None:
             self.embedding_std_ = fitted["embedding_std_"].numpy()
             self._set_posterior_summary(fitted["kl_per_dim_"].numpy())

@@ -77,7 +77,8 @@ def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _stratum_gmm_component(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean (D,) and covariance (D, D) of the GMM component of ``cluster``, if it lives in the
-    latent space itself (no manifold step, ``normalize=False``); None otherwise."""
+    latent space (no manifold step, ``normalize=False``; a component fitted on whitened latents
+    is mapped back to them); None otherwise."""
     clusterer = estimator.clusterer_
     gmm = getattr(clusterer, "estimator_", None)
     if (not isinstance(gmm, GaussianMixture) or clusterer.uses_manifold_
@@ -87,6 +88,8 @@ def _stratum_gmm_component(estimator: Any, cluster: int) -> tuple[np.ndarray, np
     full = {"full": lambda: cov[cluster], "tied": lambda: cov,
             "diag": lambda: np.diag(cov[cluster]),
             "spherical": lambda: cov[cluster] * np.eye(dim)}[gmm.covariance_type]()
+    if clusterer.whitening_ is not None:
+        return clusterer.whitening_.inverse_gaussian(mean, full)
     return mean, full
 
 

@@ -159,9 +159,10 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
+    options = {"epochs": settings.epochs, "batch_size": settings.batch_size, **params}
     model = Stratifier(
-        data.n_classes, epochs=settings.epochs, batch_size=settings.batch_size,
-        device=settings.device, random_state=seed, verbose=settings.verbose, **params,
+        data.n_classes, device=settings.device, random_state=seed, verbose=settings.verbose,
+        **options,
     ).fit(data.train.images, metadata=data.train.metadata)
     _CACHE[key] = model
     while len(_CACHE) > _CACHE_SIZE:
@@ -171,16 +172,18 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
 
 def _deep(params: Mapping[str, Any], clusterer: str | None = None,
           manifold: str | None = "keep", regularizer: str | None = None,
+          whiten: bool | str | None = None,
           ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """A method that fits a Stratifier with ``params`` (the network is shared by every method
-    with the same ``params``) and reclusters it with ``clusterer`` / ``manifold`` when given."""
+    with the same ``params``; ``epochs`` / ``batch_size`` there override the profile's) and
+    reclusters it with ``clusterer`` / ``manifold`` / ``whiten`` when given."""
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         options = dict(params)
         if regularizer is not None:
             options["regularizers"] = {regularizer: dict(data.regularizers[regularizer])}
         model = _fitted(data, seed, settings, options)
-        if clusterer is not None or manifold != "keep":
-            model = model.recluster(clusterer, manifold=manifold)
+        if clusterer is not None or manifold != "keep" or whiten is not None:
+            model = model.recluster(clusterer, manifold=manifold, whiten=whiten)
         if data.transductive:
             test_labels, test_z = model.labels_, model.embedding_
         else:
@@ -304,9 +307,14 @@ def _has_split(data: BenchmarkData, settings: Settings) -> str | None:
 # --------------------------------------------------------------------------- registry
 #: The recipe of the committed rows before the manifold step: AE + NT-Xent, latents clustered
 #: directly (k-means unless the method names another backend).
-_RAW: dict[str, Any] = {"manifold": None, "clusterer": "kmeans"}
-#: The default Stratifier's network (AE + NT-Xent); its rows recluster one fit of it.
-_AE_SIMCLR: dict[str, Any] = {"model": "ae"}
+_RAW: dict[str, Any] = {"manifold": None, "clusterer": "kmeans", "whiten": False}
+#: The default Stratifier's network (AE + NT-Xent) at the profile's epochs (the rows committed
+#: before the epochs rule); its rows recluster one fit of it. Their clustering does not whiten
+#: (as when they were run).
+_AE_SIMCLR: dict[str, Any] = {"model": "ae", "whiten": False}
+#: The default recipe: every Stratifier default, its epochs rule and automatic batch included
+#: (the profile's epochs do not apply). Its variants recluster the same fit.
+_DEFAULT: dict[str, Any] = {"epochs": "auto", "batch_size": "auto"}
 #: Self-training starts from the strata of the "auto" manifold choice + GMM (as measured).
 _SELF_TRAINING: dict[str, Any] = {**_AE_SIMCLR, "self_training_epochs": SELF_TRAINING_EPOCHS,
                                   "manifold": "auto"}
@@ -314,6 +322,19 @@ METHODS: dict[str, Method] = {
     method.name: method
     for method in (
         Method("pca-kmeans", "unsupervised", "pixel PCA(50) + k-means", _pca_kmeans),
+        Method("default", "unsupervised",
+               "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', GMM "
+               "on the normalised latents, whitened when N >= 10 x latent_dim x k",
+               _deep(_DEFAULT)),
+        Method("default-raw-gmm", "unsupervised",
+               "the default recipe's network, GMM on the latents never whitened",
+               _deep(_DEFAULT, whiten=False)),
+        Method("default-white-gmm", "unsupervised",
+               "the default recipe's network, GMM on the latents always whitened",
+               _deep(_DEFAULT, whiten=True)),
+        Method("default-umap-gmm", "unsupervised",
+               "the default recipe's network, manifold step (UMAP) + GMM",
+               _deep(_DEFAULT, manifold="umap")),
         Method("ae-kmeans", "unsupervised", "autoencoder + k-means",
                _deep({"model": "ae", "contrastive": None, **_RAW})),
         Method("vae-kmeans", "unsupervised", "VAE + k-means",

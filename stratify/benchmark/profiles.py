@@ -25,6 +25,9 @@ _STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-
 _SUPERVISED = ["resnet18-medmnist", "resnet18-medmnist-short", "resnet18-transfer",
                "ae-simclr-finetune"]
 _ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
+#: The default recipe (every Stratifier default, epochs by its rule) and what each of its
+#: clustering choices contributes, on the same network.
+_DEFAULT_RECIPE = ["default", "default-raw-gmm", "default-white-gmm", "default-umap-gmm"]
 
 #: Published test scores of the rows that reproduce a paper's protocol: (dataset, method) ->
 #: {metric: value}. Shown in the report's ``published`` column and read by the protocol bars.
@@ -98,6 +101,8 @@ PROFILES: dict[str, dict[str, Any]] = {
                        "minutes, plus loading and scoring)",
         "seeds": [0, 1, 2],
         "blocks": [
+            {"datasets": ["mnist", "pneumoniamnist", "breastmnist", "cohort"],
+             "methods": _DEFAULT_RECIPE},
             {"datasets": ["cohort"], "methods": ["pca-kmeans", *_STRATA, *_ABLATION[1:]]},
             {"datasets": ["pneumoniamnist", "breastmnist"],
              "methods": [*_UNSUPERVISED, *_STRATA[3:], "resnet18-supervised",

@@ -84,6 +84,8 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
             start = time.perf_counter()
             result = method.run(data, run.seed, settings)
             row["fit_seconds"] = time.perf_counter() - start
+        if getattr(result.model, "epochs_", None):  # what epochs="auto" chose
+            row["epochs"] = int(result.model.epochs_)
         row["peak_rss_mb"] = memory.peak
         row.update(score(data, result, run.seed))
         row["status"] = "ok"
