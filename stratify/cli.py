@@ -332,8 +332,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ parsing
-def _clusters(value: str) -> int | str:
-    """``--n-clusters``: an int or "auto" (the Stratifier checks the range)."""
+def _int_or_auto(value: str) -> int | str:
+    """``--n-clusters``, ``--epochs``: an int or "auto" (the Stratifier checks the range)."""
     if value == "auto":
         return value
     try:
@@ -394,11 +394,13 @@ def _parser() -> argparse.ArgumentParser:
     views.add_argument("--out", required=True, help="figure to write (.png)")
     fit.add_argument("--metadata", help="CSV with one row per image")
     fit.add_argument("--out", required=True, help="model file to write")
-    fit.add_argument("--n-clusters", type=_clusters, help="number of strata, or 'auto'")
+    fit.add_argument("--n-clusters", type=_int_or_auto, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
     fit.add_argument("--clusterer", help="kmeans, gmm (default), hdbscan, agglomerative, "
                                          "spectral")
-    fit.add_argument("--epochs", type=int, help="training epochs (default 20)")
+    fit.add_argument("--epochs", type=_int_or_auto,
+                     help="training epochs, or 'auto' (the default: ceil(256000 / N) epochs "
+                          "for N images)")
     fit.add_argument("--batch-size", type=int,
                      help="batch size (default: as many as fit in memory, at most 256)")
     fit.add_argument("--checkpoint-dir", help="folder for the training checkpoint (last.pt, "

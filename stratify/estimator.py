@@ -51,8 +51,8 @@ from stratify.losses.registry import distance_columns, regularizer_from_spec
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
-from stratify.training.config import auto_epochs
 from stratify.training.checkpoint import CHECKPOINT_NAME
+from stratify.training.config import auto_epochs
 
 __all__ = ["Stratifier"]
 

@@ -275,7 +275,7 @@ def test_report_with_only_failed_runs(tmp_path):
     assert not (tmp_path / "acc_by_method.png").exists()  # nothing scored, nothing drawn
 
 
-def test_bars_are_data_checked_by_four_rules():
+def test_bars_are_data_checked_by_five_rules():
     from stratify.benchmark.report import check_bar
 
     summary = pd.DataFrame({
@@ -307,6 +307,14 @@ def test_bars_are_data_checked_by_four_rules():
                                             "within": {"value": published, "tolerance": 0.02}})
         assert verdict == expected, (published, verdict)
     assert f"within 0.02 of {0.75:.3f} (ae-simclr-kmeans 0.800 ± 0.020)" in text
+    # above a fixed value by more than the method's own sd (0.80 ± 0.02)
+    for value, expected in ((0.77, "met"), (0.785, "MISSED by 0.005"), (0.79, "MISSED by 0.010"),
+                            (0.85, "MISSED by 0.070")):
+        text, verdict = check_bar(summary, {"label": "above", "dataset": "d", "metric": "acc",
+                                            "method": "ae-simclr-kmeans",
+                                            "above_by_spread": value})
+        assert verdict == expected, (value, verdict)
+    assert f"above {0.85:.3f} by more than the seed sd (ae-simclr-kmeans 0.800 ± 0.020)" in text
 
 
 # ------------------------------------------------------------------ any MedMNIST flag

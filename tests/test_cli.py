@@ -357,3 +357,9 @@ def test_views_draws_the_augmentation_of_the_configured_params(files, tmp_path, 
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "bad augmentation" in err and "'rotate'" in err
+
+
+def test_epochs_take_an_int_or_auto(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "images.npz", "--out", "model.pt", "--epochs", "many"])
+    assert "expected an int or 'auto', got 'many'" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from stratify.cluster import METHODS, StrataClusterer
+from stratify.cluster import METHODS, StrataClusterer, Whitening
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +192,7 @@ def test_same_seed_same_labels(blobs):
         ({"n_clusters": 500}, ValueError, r"at least n_clusters=500 samples, got 240"),
         ({"fit_samples": 1}, ValueError, r"'fit_samples' .*\[2, inf\)\. Got 1 instead"),
         ({"fit_samples": "half"}, TypeError, r"'fit_samples' .*Got 'half' instead"),
+        ({"whiten": "yes"}, ValueError, r"'whiten' parameter of StrataClusterer .*'yes'"),
     ],
 )
 def test_bad_parameters(blobs, params, error, match):
@@ -260,3 +261,77 @@ def test_nearest_rule_in_chunks_matches_the_direct_distances():
     direct = ids[((X[:, None] - centers[None]) ** 2).sum(-1).argmin(axis=1)]
     np.testing.assert_array_equal(_nearest(X, centers, ids, chunk=64), direct)
     assert (_nearest(X, centers[:0], ids[:0]) == -1).all()
+
+
+# ------------------------------------------------------------------------------ whitening
+def _correlated(n: int = 400, seed: int = 0) -> np.ndarray:
+    """Rows (n, 4) with very different variances along correlated directions."""
+    rng = np.random.default_rng(seed)
+    mixing = np.array([[3.0, 1.0, 0.0, 0.0], [0.0, 0.5, 0.2, 0.0],
+                       [0.0, 0.0, 0.05, 0.01], [1.0, 0.0, 0.0, 2.0]])
+    return rng.normal(size=(n, 4)) @ mixing + np.array([1.0, -2.0, 0.5, 3.0])
+
+
+def test_whitening_gives_zero_mean_unit_covariance():
+    X = _correlated()
+    white = Whitening().fit(X).transform(X)
+    np.testing.assert_allclose(white.mean(axis=0), 0.0, atol=1e-10)
+    np.testing.assert_allclose(np.cov(white, rowvar=False), np.eye(4), atol=1e-8)
+
+
+def test_whitening_drops_directions_without_variance():
+    X = _correlated()
+    flat = np.hstack([X, np.full((len(X), 1), 7.0)])  # a constant fifth latent
+    whitening = Whitening().fit(flat)
+    assert whitening.components.shape == (4, 5) and whitening.variances.shape == (4,)
+    assert np.isfinite(whitening.transform(flat)).all()
+
+
+def test_whitening_maps_a_gaussian_back_to_the_latents():
+    # the whitened data's own mean and covariance must map back to the data's (by hand)
+    X = _correlated(seed=1)
+    whitening = Whitening().fit(X)
+    W = whitening.transform(X)
+    mean, cov = whitening.inverse_gaussian(W.mean(axis=0), np.cov(W, rowvar=False))
+    np.testing.assert_allclose(mean, X.mean(axis=0), atol=1e-10)
+    np.testing.assert_allclose(cov, np.cov(X, rowvar=False), atol=1e-9)
+
+
+def test_whitened_strata_predict_new_latents_through_the_same_map(blobs):
+    X, y = blobs
+    scaled = X * np.array([50.0, 1.0, 1.0, 1.0, 0.02])  # very unequal latent scales
+    clusterer = StrataClusterer("gmm", 4, whiten=True, random_state=0).fit(scaled)
+    assert isinstance(clusterer.whitening_, Whitening)
+    np.testing.assert_array_equal(clusterer.predict(scaled), clusterer.labels_)
+    # the backend sees the whitened coordinates, computed here by hand
+    w = clusterer.whitening_
+    by_hand = (scaled - w.mean) @ w.components.T / np.sqrt(w.variances)
+    np.testing.assert_allclose(clusterer.transform_space(scaled), by_hand)
+    np.testing.assert_array_equal(clusterer.estimator_.predict(by_hand), clusterer.labels_)
+    assert adjusted_rand_score(y, clusterer.labels_) > 0.95
+    assert StrataClusterer("gmm", 4, random_state=0).fit(scaled).whitening_ is None
+
+
+@pytest.mark.parametrize(("n", "k", "whitened"), [(200, 4, True), (199, 4, False),
+                                                   (100, 2, True), (99, 2, False)])
+def test_auto_whitening_needs_ten_samples_per_dimension_per_stratum(n, k, whitened):
+    X = np.random.default_rng(0).normal(size=(n, 5))  # 10 x 5 x k samples is the threshold
+    clusterer = StrataClusterer("gmm", k, whiten="auto", random_state=0).fit(X)
+    assert (clusterer.whitening_ is not None) is whitened
+
+
+def test_auto_whitening_with_auto_k_counts_the_largest_candidate():
+    X = np.random.default_rng(0).normal(size=(150, 5))
+    assert StrataClusterer("gmm", "auto", k_range=(2, 3), whiten="auto").fit(X).whitening_ \
+        is not None
+    assert StrataClusterer("gmm", "auto", k_range=(2, 4), whiten="auto").fit(X).whitening_ \
+        is None
+
+
+def test_the_manifold_coordinates_are_not_whitened(blobs):
+    X, _ = blobs
+    clusterer = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=2, whiten=True,
+                                random_state=0).fit(X)
+    assert clusterer.uses_manifold_ and clusterer.whitening_ is None
+    np.testing.assert_allclose(clusterer.transform_space(X[:5]), clusterer.manifold_.transform(
+        X[:5]))

@@ -406,6 +406,10 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
     ({"width": 0}, r"'width' parameter of Stratifier"),
     ({"depth": 0}, r"'depth' parameter of Stratifier"),
     ({"batch_size": 0}, r"'batch_size' parameter of Stratifier"),
+    ({"epochs": 0}, r"'epochs' parameter of Stratifier must be an int in the range \[1, inf\) "
+                    r"or 'auto'\. Got 0 instead"),
+    ({"epochs": "many"}, r"'epochs' parameter of Stratifier .*Got 'many' instead"),
+    ({"whiten": "yes"}, r"'whiten' parameter of Stratifier"),
     ({"lr": 0.0}, r"'lr' parameter of Stratifier .*\(0, inf\)"),
     ({"contrastive_weight": -1.0}, r"'contrastive_weight' parameter of Stratifier"),
     ({"normalize": "yes"}, r"'normalize' parameter of Stratifier must be a bool"),
@@ -446,7 +450,7 @@ BAD_PARAMS = {
     "free_bits": -1.0, "contrastive": "byol", "temperature": 0.0, "contrastive_weight": -1.0,
     "regularizers": 5, "augmentation": 5, "clusterer": "kmeanz", "manifold": "tsne",
     "manifold_dim": 0, "self_training_epochs": -1, "self_training_weight": 0.0,
-    "normalize": "yes", "epochs": 0, "batch_size": 0, "lr": 0.0,
+    "normalize": "yes", "whiten": "always", "epochs": 0, "batch_size": 0, "lr": 0.0,
     "train_config": {"epochz": 1}, "resume": "yes", "image_shape": (1, 2),
     "device": "tpu", "random_state": "seed", "verbose": "loud",
 }
@@ -469,3 +473,58 @@ def test_a_bad_parameter_fails_before_any_training(name, monkeypatch):
         Stratifier(**{name: BAD_PARAMS[name]}).fit(np.zeros((8, 1, 28, 28), np.uint8))
     assert f"'{name}'" in str(excinfo.value) and "Stratifier" in str(excinfo.value)
     assert time.perf_counter() - start < 1.0
+
+
+def test_auto_epochs_follow_the_sample_budget_rule(cohort, monkeypatch):
+    from stratify.training import config
+
+    # the rule by hand: ceil(256,000 / N), at least 1
+    assert config.auto_epochs(10_000) == 26 and config.auto_epochs(546) == 469
+    assert config.auto_epochs(256_000) == 1 and config.auto_epochs(10**7) == 1
+    with pytest.raises(ValueError, match="'n_samples' parameter of auto_epochs"):
+        config.auto_epochs(0)
+    monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 100)  # 3 epochs of 40 images
+    model = Stratifier(2, latent_dim=4, width=4, batch_size=20, random_state=0).fit(
+        cohort[0][:40])
+    assert model.epochs == "auto" and model.epochs_ == 3
+    assert model.history_["epoch"].tolist() == [1, 2, 3]
+    fixed = Stratifier(2, latent_dim=4, width=4, epochs=2, batch_size=20, random_state=0)
+    assert fixed.fit(cohort[0][:40]).epochs_ == 2
+
+
+def test_whiten_auto_follows_the_sample_rule_and_recluster_can_switch_it(cohort):
+    images = cohort[0][:96]  # 96 < 10 x latent_dim 4 x 3 strata: not whitened
+    model = Stratifier(3, latent_dim=4, width=4, epochs=1, batch_size=32,
+                       random_state=0).fit(images)
+    assert model.whiten == "auto" and model.clusterer_.whitening_ is None
+    white = model.recluster(whiten=True)
+    assert white.whiten is True and white.clusterer_.whitening_ is not None
+    np.testing.assert_array_equal(white.predict(images), white.labels_)
+    assert model.clusterer_.whitening_ is None  # the original is left unchanged
+
+
+def test_models_saved_before_whitening_load_unwhitened(cohort, tmp_path):
+    import torch
+
+    images = cohort[0][:64]
+    model = Stratifier(2, whiten=False, random_state=0, **TINY).fit(images)
+    path = model.save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=False)
+    del payload["params"]["whiten"]  # as an older stratify wrote it
+    torch.save(payload, path)
+    loaded = Stratifier.load(path)
+    assert loaded.whiten is False
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)
+
+
+def test_a_whitened_gmm_stratum_is_sampled_from_its_component_in_latent_space(cohort):
+    from stratify import generate
+
+    images = cohort[0][:96]
+    model = Stratifier(2, normalize=False, whiten=True, random_state=0, **TINY).fit(images)
+    w, gmm = model.clusterer_.whitening_, model.clusterer_.estimator_
+    A = np.sqrt(w.variances)[:, None] * w.components  # by hand: z = white @ A + mean
+    mean, cov = generate._stratum_gmm_component(model, 1)
+    np.testing.assert_allclose(mean, gmm.means_[1] @ A + w.mean)
+    np.testing.assert_allclose(cov, A.T @ gmm.covariances_[1] @ A)
+    assert mean.shape == (TINY["latent_dim"],)

@@ -156,8 +156,9 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
     (``{"prefix": p, "margin": m}``: at least the best unsupervised ``p*`` method's mean minus
     m), or
     ``beats_by_spread`` (``{"base": method, "contains": s}``: the best method whose name
-    contains s beats the base by more than the larger of the two seed sds), or ``within``
-    (``{"value": v, "tolerance": t}``: the mean is within t of a published v, either side).
+    contains s beats the base by more than the larger of the two seed sds), ``within``
+    (``{"value": v, "tolerance": t}``: the mean is within t of a published v, either side),
+    or ``above_by_spread`` (a number v: the mean exceeds v by more than the method's seed sd).
     """
     rows = _rows(summary, bar["dataset"])
     metric = bar["metric"]
@@ -189,6 +190,12 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
         peer = "none" if best is None else f"{best['method']} {best[f'{metric}_mean']:.3f}"
         return (f"{bar['label']} ({mean:.3f} ± {sd:.3f}; best: {peer})",
                 _verdict(mean, target))
+    if "above_by_spread" in bar:
+        value, gap = bar["above_by_spread"], mean - bar["above_by_spread"]
+        verdict = ("not run (needs 3 seeds)" if np.isnan(mean) else "met" if gap > sd
+                   else f"MISSED by {sd - gap:.3f}")
+        return (f"{bar['label']} above {value:.3f} by more than the seed sd ({name}{mean:.3f}"
+                f" ± {sd:.3f})", verdict)
     if "within" in bar:
         value, tolerance = bar["within"]["value"], bar["within"]["tolerance"]
         gap = abs(mean - value)
