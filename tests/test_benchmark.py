@@ -377,3 +377,40 @@ def test_multi_label_flags_are_refused_before_loading():
         load_dataset("chestmnist")
     with pytest.raises(ValueError, match=r"may end in _64, _128 or _224.*'dermamnist_x'"):
         load_dataset("dermamnist_x")
+
+
+def test_the_model_cache_reuses_a_saved_network_and_clusters_it_as_the_method_asks(
+        tmp_path, monkeypatch):
+    from stratify import Stratifier
+    from stratify.benchmark.datasets import load_dataset
+    from stratify.training import config
+
+    monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 60)  # the default rows: 1 epoch
+    data = load_dataset("cohort", seed=0, n_samples=60)
+    settings = Settings(epochs=1, batch_size=30, model_cache=str(tmp_path / "models"))
+    methods_module.clear_cache()
+    first = METHODS["default-raw-gmm"].run(data, 0, settings)
+    saved = list((tmp_path / "models").glob("cohort-0-*.pt"))
+    assert len(saved) == 1
+    methods_module.clear_cache()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(Stratifier, "fit", no_training)
+    again = METHODS["default-raw-gmm"].run(data, 0, settings)
+    np.testing.assert_array_equal(again.train_labels, first.train_labels)
+    np.testing.assert_array_equal(again.train_embedding, first.train_embedding)
+    # another clustering of the same network: loaded, then clustered as that method asks
+    methods_module.clear_cache()
+    white = METHODS["default-white-gmm"].run(data, 0, settings)
+    assert white.model.whiten is True and white.model.clusterer_.whitening_ is not None
+    expected = first.model.recluster(whiten=True)
+    np.testing.assert_array_equal(white.train_labels, expected.labels_)
+    # another training parameter (no reconstruction term) or seed is another file: it trains
+    methods_module.clear_cache()
+    with pytest.raises(AssertionError, match="trained again"):
+        METHODS["simclr-kmeans"].run(data, 0, settings)
+    with pytest.raises(AssertionError, match="trained again"):
+        METHODS["default-raw-gmm"].run(data, 1, settings)
+    methods_module.clear_cache()

@@ -35,10 +35,12 @@ method                    what it is
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,12 @@ class Settings:
     device : str
     verbose : bool
         Training progress bars.
+    model_cache : str or None
+        Folder of saved fitted Stratifiers (``<dataset>-<seed>-<digest>.pt``, the digest of
+        the data, seed and every training parameter): a deep method loads its network from
+        there when present and saves it there after training. Clustering parameters are not
+        part of the digest; a loaded model is clustered with the method's own. Delete the
+        folder after changing training code.
     """
 
     epochs: int = 20
@@ -72,6 +80,7 @@ class Settings:
     supervised_weights: str | None = None
     device: str = "auto"
     verbose: bool = False
+    model_cache: str | None = None
 
 
 @dataclass
@@ -150,9 +159,15 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+#: Stratifier parameters that decide the strata but not the trained network.
+_CLUSTERING_PARAMS = ("n_clusters", "clusterer", "manifold", "whiten")
+
+
 def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str, Any]) -> Any:
-    """A Stratifier fitted on ``data.train`` with ``params``, shared across clusterers."""
+    """A Stratifier fitted on ``data.train`` with ``params``, shared across clusterers (in
+    memory, and on disk with ``settings.model_cache``)."""
     from stratify import Stratifier
+    from stratify.training.config import auto_epochs
 
     key = json.dumps([data.name, len(data.train), seed, settings.epochs, settings.batch_size,
                       params], sort_keys=True, default=str)
@@ -163,7 +178,29 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
     model = Stratifier(
         data.n_classes, device=settings.device, random_state=seed, verbose=settings.verbose,
         **options,
-    ).fit(data.train.images, metadata=data.train.metadata)
+    )
+    path = None
+    if settings.model_cache is not None:
+        training = {k: v for k, v in model.get_params().items()
+                    if k not in (*_CLUSTERING_PARAMS, "device", "verbose")}
+        digest = hashlib.blake2b(json.dumps(
+            [data.name, len(data.train), int(np.asarray(data.train.images).sum() % 2**31),
+             seed, training, auto_epochs(len(data.train))], sort_keys=True, default=str
+        ).encode(), digest_size=8).hexdigest()
+        path = Path(settings.model_cache) / f"{data.name}-{seed}-{digest}.pt"
+    if path is not None and path.is_file():
+        stored = Stratifier.load(path)
+        wanted = {k: model.get_params()[k] for k in _CLUSTERING_PARAMS}
+        stored.set_params(device=settings.device, verbose=settings.verbose)
+        if any(stored.get_params()[k] != wanted[k] for k in _CLUSTERING_PARAMS):
+            stored = stored.recluster(wanted["clusterer"], wanted["n_clusters"],
+                                      manifold=wanted["manifold"], whiten=wanted["whiten"])
+        model = stored
+    else:
+        model.fit(data.train.images, metadata=data.train.metadata)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)
     _CACHE[key] = model
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
