@@ -372,6 +372,9 @@ METHODS: dict[str, Method] = {
         Method("default-umap-gmm", "unsupervised",
                "the default recipe's network, manifold step (UMAP) + GMM",
                _deep(_DEFAULT, manifold="umap")),
+        Method("default-auto-gmm", "unsupervised",
+               "the default recipe's network, GMM with or without the manifold step, whichever "
+               "has the higher silhouette on the latents", _deep(_DEFAULT, manifold="auto")),
         Method("ae-kmeans", "unsupervised", "autoencoder + k-means",
                _deep({"model": "ae", "contrastive": None, **_RAW})),
         Method("vae-kmeans", "unsupervised", "VAE + k-means",
