@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -70,6 +70,8 @@ MANIFOLDS = ("umap", "auto")
 #: latents do not vary along (e.g. the radial one of L2-normalised latents); they are dropped
 #: rather than divided by (almost) zero.
 WHITENING_RTOL = 1e-9
+#: Seeded runs per candidate space of ``manifold="auto"`` (stability = their mean pairwise ARI).
+STABILITY_RUNS = 3
 #: ``whiten="auto"`` whitens when every stratum can have at least this many samples per latent
 #: dimension (N / k >= 10 D; k: the largest candidate with ``n_clusters="auto"``). Whitening
 #: gives every direction unit variance, the directions the latents barely vary along too;
@@ -341,11 +343,16 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         above 50 %); on the manifold step (``manifold="umap"``) it is the N2D recipe.
     manifold : {"umap", "auto"} or None, default=None
         "umap" clusters the manifold coordinates of the latents (N2D) instead of the latents.
-        "auto" clusters both and keeps the partition with the higher silhouette on the
-        latents themselves (the space the network shaped), recorded in
-        ``manifold_selection_``: the manifold step separates thin, curved clusters (digits)
-        but can split a cluster along a nuisance (scanner site) and then merge the pieces
-        wrongly; the silhouette on the latents tells the two cases apart.
+        "auto" clusters each space (the latents, the manifold) ``STABILITY_RUNS`` (3) times
+        with different seeds, the manifold recomputed each time, and keeps the space whose
+        partitions agree best (mean pairwise ARI; the latents on a tie), with its medoid run;
+        recorded in ``manifold_selection_``. The manifold step separates thin, curved
+        clusters (digits) but can split a cluster along a nuisance (scanner site) and merge
+        the pieces differently from run to run; a mixture on raw latents whose clusters are
+        not ellipsoids lands in a different local optimum from run to run. Stability tells
+        the two failures apart without labels (it replaced the silhouette on the latents,
+        which chose the manifold on PneumoniaMNIST where it lost; README, "The default
+        recipe").
     manifold_dim : int, default=10
         Dimension of the manifold (capped at the latent dimension).
     n_neighbors : int, default=15
@@ -381,8 +388,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     uses_manifold_ : bool
         Whether the strata were found on the manifold (new samples are then placed on it).
     manifold_selection_ : pandas.DataFrame
-        With ``manifold="auto"``: one row per candidate (``manifold``, ``silhouette`` on the
-        latents, ``selected``).
+        With ``manifold="auto"``: one row per candidate space (``manifold``, ``stability``,
+        the ``seed`` of its medoid run, ``selected``).
     labels_ : numpy.ndarray of int, shape (N,)
         Stratum of each training sample; ``-1`` is HDBSCAN noise.
     n_clusters_ : int
@@ -501,7 +508,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         y : ignored
         manifold_embedding : numpy.ndarray of shape (N, manifold_dim), optional
             The manifold coordinates of ``X`` from an earlier fit (a loaded model), so that
-            UMAP is not run again; only with ``manifold``.
+            UMAP is not run again; only with ``manifold="umap"`` ("auto" runs its seeded
+            candidates again, which gives the same strata).
 
         Returns
         -------
@@ -518,26 +526,49 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
                 f"Expected at least n_clusters={self.n_clusters} samples, got {len(X)} samples."
             )
 
-        if self.manifold is not None:
-            self.manifold_ = ManifoldEmbedding(
-                self.manifold_dim, self.n_neighbors, random_state=seed
-            ).fit(X, embedding=manifold_embedding)
-        spaces = {"umap": True, "auto": (False, True), None: False}[self.manifold]
-        candidates = {on: self._fit_space(self.manifold_.embedding_ if on else X, seed, on)
-                      for on in np.atleast_1d(spaces).tolist()}
         if self.manifold == "auto":
-            rows = [{"manifold": "umap" if on else "none",
-                     "silhouette": _criterion("silhouette", X, fitted["labels_"], None, seed)}
-                    for on, fitted in candidates.items()]
-            table = pd.DataFrame(rows)
-            best = int(table["silhouette"].idxmax())
-            table["selected"] = table.index == best
-            self.manifold_selection_ = table
-            chosen = candidates[list(candidates)[best]]
+            chosen, self.manifold_selection_ = self._most_stable(X, seed)
+        elif self.manifold == "umap":
+            manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors, random_state=seed
+                                         ).fit(X, embedding=manifold_embedding)
+            chosen = {**self._fit_space(manifold.embedding_, seed, True), "manifold_": manifold}
         else:
-            chosen = next(iter(candidates.values()))
+            chosen = self._fit_space(X, seed, False)
         self.__dict__.update(chosen)
         return self
+
+    def _most_stable(self, X: np.ndarray, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+        """``manifold="auto"``: the strata of the more stable space, and the table.
+
+        Each space (the latents; the manifold) is clustered ``STABILITY_RUNS`` times with
+        different seeds (the manifold is recomputed with each); its stability is the mean
+        adjusted Rand index between the runs' partitions. The more stable space wins (the
+        latents on a tie) and its medoid run (the highest summed ARI to the others) is kept.
+        """
+        seeds = draw_seeds(seed, STABILITY_RUNS)
+        rows, runs = [], {}
+        for on in (False, True):
+            fits = []
+            for run_seed in seeds:
+                if on:
+                    manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors,
+                                                 random_state=run_seed).fit(X)
+                    fits.append({**self._fit_space(manifold.embedding_, run_seed, True),
+                                 "manifold_": manifold})
+                else:
+                    fits.append(self._fit_space(X, run_seed, False))
+            agreement = np.array([[adjusted_rand_score(a["labels_"], b["labels_"])
+                                   for b in fits] for a in fits])
+            medoid = int(np.argmax(agreement.sum(axis=1)))
+            n = len(fits)
+            rows.append({"manifold": "umap" if on else "none",
+                         "stability": float((agreement.sum() - n) / (n * (n - 1))),
+                         "seed": int(seeds[medoid])})
+            runs[on] = fits[medoid]
+        table = pd.DataFrame(rows)
+        on = bool(table.loc[1, "stability"] > table.loc[0, "stability"])
+        table["selected"] = [not on, on]
+        return runs[on], table
 
     def _fit_rows(self, n: int, seed: int) -> np.ndarray | None:
         """The seeded subsample the backend is fitted on (None: every sample)."""

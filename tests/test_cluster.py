@@ -137,9 +137,16 @@ def test_manifold_step_clusters_the_umap_coordinates(blobs):
     np.testing.assert_array_equal(again.labels_, clusterer.labels_)
 
 
-def test_auto_manifold_keeps_the_partition_with_the_higher_latent_silhouette():
-    # two groups, each made of three tight sub-clumps: UMAP keeps the six clumps apart and a
-    # 2-component mixture on the manifold must merge them; the latents show the two groups
+def test_auto_manifold_keeps_the_more_stable_space_and_its_medoid_run():
+    # two groups, each made of three tight sub-clumps: UMAP keeps the six clumps apart, and a
+    # 2-cluster k-means on the manifold merges them one way or another depending on the run;
+    # on the latents the two groups come out the same every time
+    from sklearn.cluster import KMeans
+
+    from stratify._random import draw_seeds
+    from stratify.cluster import STABILITY_RUNS
+    from stratify.manifold import ManifoldEmbedding
+
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [0.6, 0], [0.3, 0.5], [6, 6], [6.6, 6], [6.3, 6.5]])
     X = np.concatenate([c + rng.normal(scale=0.05, size=(40, 2)) for c in centres])
@@ -148,14 +155,21 @@ def test_auto_manifold_keeps_the_partition_with_the_higher_latent_silhouette():
     auto = StrataClusterer("kmeans", 2, manifold="auto", manifold_dim=2, random_state=0).fit(X)
     table = auto.manifold_selection_
     assert table["manifold"].tolist() == ["none", "umap"]
-    for row in table.itertuples():
-        other = StrataClusterer("kmeans", 2, manifold={"none": None}.get(row.manifold, "umap"),
-                                manifold_dim=2,
-                                random_state=0).fit(X)
-        assert row.silhouette == pytest.approx(silhouette_score(X, other.labels_))
-    best = table.loc[table["silhouette"].idxmax()]
-    assert table["selected"].sum() == 1 and bool(best["selected"])
-    assert auto.uses_manifold_ == (best["manifold"] == "umap")
+    seeds = draw_seeds(draw_seeds(0), STABILITY_RUNS)
+    for row in table.itertuples():  # each space's runs by hand, and their mean pairwise ARI
+        partitions = []
+        for seed in seeds:
+            space = X if row.manifold == "none" else ManifoldEmbedding(
+                2, random_state=seed).fit(X).embedding_
+            partitions.append(KMeans(2, n_init=10, random_state=seed).fit_predict(space))
+        pairs = [adjusted_rand_score(partitions[i], partitions[j])
+                 for i in range(len(seeds)) for j in range(len(seeds)) if i != j]
+        assert row.stability == pytest.approx(np.mean(pairs))
+        sums = [sum(adjusted_rand_score(p, q) for q in partitions) for p in partitions]
+        assert row.seed == seeds[int(np.argmax(sums))]
+    assert table.loc[0, "stability"] == pytest.approx(1.0)
+    assert table["selected"].tolist() == [True, False] and not auto.uses_manifold_
+    assert not hasattr(auto, "manifold_")
     assert adjusted_rand_score(y, auto.labels_) == 1.0
 
 
