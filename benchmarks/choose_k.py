@@ -56,7 +56,7 @@ def _rows(dataset: str, seed: int) -> list[dict]:
     epochs = int(per_dataset(PROFILES["full"]["epochs"], dataset))
     start = time.perf_counter()
     model = Stratifier(data.n_classes, epochs=epochs, batch_size=BATCH, random_state=seed,
-                       device="cpu").fit(data.train.images)
+                       whiten=False, device="cpu").fit(data.train.images)
     fit_seconds = time.perf_counter() - start
     truth = data.train.labels
     rows, on_manifold = [], None

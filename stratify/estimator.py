@@ -119,15 +119,15 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     clusterer : str or estimator, default="gmm"
         "kmeans", "gmm", "hdbscan", "agglomerative", "spectral" or a scikit-learn clusterer
         (see :class:`~stratify.cluster.StrataClusterer` for how each predicts).
-    manifold : {"auto", "umap"} or None, default=None
+    manifold : {"auto", "umap"} or None, default="auto"
         The manifold step between latents and clusterer (N2D: UMAP with ``min_dist=0`` to
         ``manifold_dim`` dimensions, then the clusterer). New patients are placed on the
-        manifold by UMAP's fuzzy-neighbour rule (:mod:`stratify.manifold`). None clusters the
-        latents directly (the default: in the committed benchmark the manifold step helped on
-        the MNIST test set but lost to a GMM on the latents on PneumoniaMNIST and the cohort,
-        and "auto" did not pick the better one reliably); "auto" does both and keeps the
-        strata with the higher silhouette on the latents (see
-        :class:`~stratify.cluster.StrataClusterer`).
+        manifold by UMAP's fuzzy-neighbour rule (:mod:`stratify.manifold`). "auto" (the
+        default) clusters the latents and the manifold three times each with different seeds
+        and keeps the space whose strata agree best across the runs (its medoid run; see
+        :class:`~stratify.cluster.StrataClusterer`): the manifold step wins on the MNIST test
+        set and loses badly on small cohorts, and the choice is made without labels (README,
+        "The default recipe"). "umap" always uses it; None clusters the latents directly.
     manifold_dim : int, default=10
         Dimension of the manifold.
     self_training_epochs : int, default=0
@@ -248,7 +248,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         regularizers: Mapping[str, Any] | None = None,
         augmentation: Any = None,
         clusterer: Any = "gmm",
-        manifold: str | None = None,
+        manifold: str | None = "auto",
         manifold_dim: int = 10,
         self_training_epochs: int = 0,
         self_training_weight: float = 1.0,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score
 
 from stratify.cluster import METHODS, StrataClusterer, Whitening
 

@@ -170,6 +170,8 @@ def run_one(setting: Setting, method: str, seed: int, *, epochs: int,
 
     spec = PRIORS[setting.family][method]
     n_classes = len(np.unique(setting.train_y))
+    # the strata as when the committed rows were measured: GMM on the latents, unwhitened
+    params = {"manifold": None, "whiten": False, **params}
     model = Stratifier(n_classes, epochs=epochs, random_state=seed,
                        regularizers=None if spec is None else {method: spec}, **params)
     model.fit(setting.train_images, metadata=setting.train_metadata if spec else None)

@@ -27,8 +27,8 @@ _SUPERVISED = ["resnet18-medmnist", "resnet18-medmnist-short", "resnet18-transfe
 _ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
 #: The default recipe (every Stratifier default, epochs by its rule) and what each of its
 #: clustering choices contributes, on the same network.
-_DEFAULT_RECIPE = ["default", "default-raw-gmm", "default-white-gmm", "default-umap-gmm",
-                   "default-auto-gmm"]
+_DEFAULT_RECIPE = ["default", "default-latent-gmm", "default-raw-gmm", "default-white-gmm",
+                   "default-umap-gmm", "default-auto-gmm"]
 
 #: Published test scores of the rows that reproduce a paper's protocol: (dataset, method) ->
 #: {metric: value}. Shown in the report's ``published`` column and read by the protocol bars.
