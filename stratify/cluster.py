@@ -333,7 +333,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     n_clusters : int or "auto", default=3
         Number of strata. ``"auto"`` picks it from ``k_range`` by the backend's
         criterion (silhouette, BIC or DBCV); HDBSCAN's candidates are its flat clusterings
-        with k strata.
+        with k strata. With a manifold step, k is chosen on the latents and then used on
+        every space (the criteria computed on UMAP coordinates chose badly).
     k_range : tuple of int, default=(2, 10)
         Inclusive range of candidate k for ``"auto"``.
     min_cluster_size : int or None, default=None
@@ -526,18 +527,39 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
                 f"Expected at least n_clusters={self.n_clusters} samples, got {len(X)} samples."
             )
 
+        k, selection = self._k_on_latents(X, seed)
         if self.manifold == "auto":
-            chosen, self.manifold_selection_ = self._most_stable(X, seed)
+            chosen, self.manifold_selection_ = self._most_stable(X, seed, k)
         elif self.manifold == "umap":
             manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors, random_state=seed
                                          ).fit(X, embedding=manifold_embedding)
-            chosen = {**self._fit_space(manifold.embedding_, seed, True), "manifold_": manifold}
+            chosen = {**self._fit_space(manifold.embedding_, seed, True, k),
+                      "manifold_": manifold}
         else:
             chosen = self._fit_space(X, seed, False)
         self.__dict__.update(chosen)
+        if selection is not None:
+            self.cluster_selection_ = selection
         return self
 
-    def _most_stable(self, X: np.ndarray, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    def _k_on_latents(self, X: np.ndarray, seed: int
+                      ) -> tuple[int | None, pd.DataFrame | None]:
+        """With a manifold step and ``n_clusters="auto"``: k chosen on the latents (as the
+        backend is fitted there, whitened by the same rule), used for every space; None
+        otherwise; with the candidates' table. The criteria computed on UMAP coordinates chose
+        badly where they were measured (``benchmarks/choose_k.py``: BIC there always wanted
+        the largest k)."""
+        if self.n_clusters != "auto" or self.manifold is None or not isinstance(self.method,
+                                                                                 str):
+            return None, None
+        rows = self._fit_rows(len(X), seed)
+        sample = X if rows is None else X[rows]
+        if self._whitens(len(sample), X.shape[1]):
+            sample = Whitening().fit(sample).transform(sample)
+        return self._select_k(sample, seed)
+
+    def _most_stable(self, X: np.ndarray, seed: int, k: int | None
+                     ) -> tuple[dict[str, Any], pd.DataFrame]:
         """``manifold="auto"``: the strata of the more stable space, and the table.
 
         Each space (the latents; the manifold) is clustered ``STABILITY_RUNS`` times with
@@ -553,10 +575,10 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
                 if on:
                     manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors,
                                                  random_state=run_seed).fit(X)
-                    fits.append({**self._fit_space(manifold.embedding_, run_seed, True),
+                    fits.append({**self._fit_space(manifold.embedding_, run_seed, True, k),
                                  "manifold_": manifold})
                 else:
-                    fits.append(self._fit_space(X, run_seed, False))
+                    fits.append(self._fit_space(X, run_seed, False, k))
             agreement = np.array([[adjusted_rand_score(a["labels_"], b["labels_"])
                                    for b in fits] for a in fits])
             medoid = int(np.argmax(agreement.sum(axis=1)))
@@ -584,8 +606,10 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         k = self.k_range[1] if self.n_clusters == "auto" else self.n_clusters
         return n_samples >= WHITEN_SAMPLES_PER_DIMENSION * n_dims * k
 
-    def _fit_space(self, space: np.ndarray, seed: int, on_manifold: bool) -> dict[str, Any]:
-        """Fit the backend on ``space`` (latents or manifold); the fitted attributes."""
+    def _fit_space(self, space: np.ndarray, seed: int, on_manifold: bool,
+                   k: int | None = None) -> dict[str, Any]:
+        """Fit the backend on ``space`` (latents or manifold) with ``k`` strata (None: the
+        ``n_clusters`` parameter); the fitted attributes."""
         spec = self._spec
         rows = self._fit_rows(len(space), seed)
         whitening = None
@@ -596,7 +620,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         sample = space if rows is None else space[rows]
         fitted: dict[str, Any] = {"uses_manifold_": on_manifold, "fit_rows_": rows,
                                   "whitening_": whitening}
-        k = self.n_clusters
+        k = self.n_clusters if k is None else k
         if k == "auto" and isinstance(self.method, str):
             k, fitted["cluster_selection_"] = self._select_k(sample, seed)
         elif k == "auto":
