@@ -499,8 +499,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         table["selected"] = table.index == best
         return int(table.loc[best, "k"]), table
 
-    def fit(self, X: Any, y: Any = None, *, manifold_embedding: np.ndarray | None = None
-            ) -> StrataClusterer:
+    def fit(self, X: Any, y: Any = None, *, manifold_embedding: np.ndarray | None = None,
+            manifold_selection: pd.DataFrame | None = None) -> StrataClusterer:
         """Cluster the latents ``X`` of shape (N, D). ``y`` is ignored.
 
         Parameters
@@ -509,8 +509,14 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         y : ignored
         manifold_embedding : numpy.ndarray of shape (N, manifold_dim), optional
             The manifold coordinates of ``X`` from an earlier fit (a loaded model), so that
-            UMAP is not run again; only with ``manifold="umap"`` ("auto" runs its seeded
-            candidates again, which gives the same strata).
+            UMAP is not run again: with ``manifold="umap"``, or with "auto" and
+            ``manifold_selection``.
+        manifold_selection : pandas.DataFrame, optional
+            With ``manifold="auto"``: the ``manifold_selection_`` of an earlier fit of these
+            latents (a loaded model). Only its selected run is fitted again, with its seed
+            (and ``manifold_embedding`` when it chose the manifold), so the strata do not
+            depend on recomputing every candidate (UMAP's neighbour search can differ with
+            the number of threads).
 
         Returns
         -------
@@ -528,7 +534,10 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             )
 
         k, selection = self._k_on_latents(X, seed)
-        if self.manifold == "auto":
+        if self.manifold == "auto" and manifold_selection is not None:
+            chosen = self._selected_run(X, manifold_selection, manifold_embedding, k)
+            self.manifold_selection_ = manifold_selection.reset_index(drop=True)
+        elif self.manifold == "auto":
             chosen, self.manifold_selection_ = self._most_stable(X, seed, k)
         elif self.manifold == "umap":
             manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors, random_state=seed
@@ -557,6 +566,24 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         if self._whitens(len(sample), X.shape[1]):
             sample = Whitening().fit(sample).transform(sample)
         return self._select_k(sample, seed)
+
+    def _selected_run(self, X: np.ndarray, table: pd.DataFrame,
+                      embedding: np.ndarray | None, k: int | None) -> dict[str, Any]:
+        """The run a ``manifold_selection_`` table selected, fitted again."""
+        selected = table[table["selected"].astype(bool)]
+        if len(selected) != 1 or (embedding is None and selected["manifold"].iloc[0] == "umap"):
+            raise ValueError(
+                "Expected a manifold_selection table with one selected row (and the "
+                "manifold_embedding when it selected 'umap'), got "
+                f"{len(selected)} selected row(s) and "
+                f"{'no' if embedding is None else 'an'} embedding."
+            )
+        run_seed = int(selected["seed"].iloc[0])
+        if selected["manifold"].iloc[0] == "none":
+            return self._fit_space(X, run_seed, False, k)
+        manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors,
+                                     random_state=run_seed).fit(X, embedding=embedding)
+        return {**self._fit_space(manifold.embedding_, run_seed, True, k), "manifold_": manifold}
 
     def _most_stable(self, X: np.ndarray, seed: int, k: int | None
                      ) -> tuple[dict[str, Any], pd.DataFrame]:
