@@ -543,10 +543,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         elif self.manifold == "auto":
             chosen, self.manifold_selection_ = self._most_stable(X, seed, k)
         elif self.manifold == "umap":
-            manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors, random_state=seed
-                                         ).fit(X, embedding=manifold_embedding)
-            chosen = {**self._fit_space(manifold.embedding_, seed, True, k),
-                      "manifold_": manifold}
+            chosen = self._fit_on_manifold(X, seed, k, manifold_embedding)
         else:
             chosen = self._fit_space(X, seed, False)
         self.__dict__.update(chosen)
@@ -584,9 +581,15 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         run_seed = int(selected["seed"].iloc[0])
         if selected["manifold"].iloc[0] == "none":
             return self._fit_space(X, run_seed, False, k)
+        return self._fit_on_manifold(X, run_seed, k, embedding)
+
+    def _fit_on_manifold(self, X: np.ndarray, seed: int, k: int | None,
+                         embedding: np.ndarray | None = None) -> dict[str, Any]:
+        """UMAP of ``X`` seeded with ``seed`` (or its given ``embedding``), then the backend
+        on it; the fitted attributes, ``manifold_`` included."""
         manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors,
-                                     random_state=run_seed).fit(X, embedding=embedding)
-        return {**self._fit_space(manifold.embedding_, run_seed, True, k), "manifold_": manifold}
+                                     random_state=seed).fit(X, embedding=embedding)
+        return {**self._fit_space(manifold.embedding_, seed, True, k), "manifold_": manifold}
 
     def _most_stable(self, X: np.ndarray, seed: int, k: int | None
                      ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -602,13 +605,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         for on in (False, True):
             fits = []
             for run_seed in seeds:
-                if on:
-                    manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors,
-                                                 random_state=run_seed).fit(X)
-                    fits.append({**self._fit_space(manifold.embedding_, run_seed, True, k),
-                                 "manifold_": manifold})
-                else:
-                    fits.append(self._fit_space(X, run_seed, False, k))
+                fits.append(self._fit_on_manifold(X, run_seed, k) if on
+                            else self._fit_space(X, run_seed, False, k))
             agreement = np.array([[adjusted_rand_score(a["labels_"], b["labels_"])
                                    for b in fits] for a in fits])
             medoid = int(np.argmax(agreement.sum(axis=1)))
