@@ -73,8 +73,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int or "auto", default=3
-        Number of strata; "auto" chooses it (silhouette, or BIC for "gmm") and keeps the
-        candidates in ``cluster_selection_``.
+        Number of strata; "auto" chooses it (silhouette, or BIC for "gmm"; on the latents,
+        also when the strata are then found on the manifold) and keeps the candidates in
+        ``cluster_selection_``.
     model : {"ae", "vae"}, default="ae"
         Deterministic or variational autoencoder. The latent used for clustering and
         generation is the posterior mean ``mu``.
