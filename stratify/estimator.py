@@ -73,8 +73,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int or "auto", default=3
-        Number of strata; "auto" chooses it (silhouette, or BIC for "gmm") and keeps the
-        candidates in ``cluster_selection_``.
+        Number of strata; "auto" chooses it (silhouette, or BIC for "gmm"; on the latents,
+        also when the strata are then found on the manifold) and keeps the candidates in
+        ``cluster_selection_``.
     model : {"ae", "vae"}, default="ae"
         Deterministic or variational autoencoder. The latent used for clustering and
         generation is the posterior mean ``mu``.
@@ -766,17 +767,19 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                              else None)
         return other
 
-    def _fit_clusterer(self, manifold_embedding: np.ndarray | None = None) -> None:
+    def _fit_clusterer(self, manifold_embedding: np.ndarray | None = None,
+                       manifold_selection: pd.DataFrame | None = None) -> None:
         """Cluster ``embedding_`` (the one place fit, recluster and load do it).
 
         ``manifold_embedding``: manifold coordinates of ``embedding_`` from an earlier fit, so
-        that UMAP does not run again.
+        that UMAP does not run again; ``manifold_selection``: that fit's choice of
+        ``manifold="auto"`` (load fits only the chosen run again).
         """
         self.clusterer_ = StrataClusterer(
             self.clusterer, self.n_clusters, manifold=self.manifold,
             manifold_dim=self.manifold_dim, whiten=self.whiten, random_state=self._cluster_seed,
         ).fit(self._latents_for_clustering(self.embedding_),
-              manifold_embedding=manifold_embedding)
+              manifold_embedding=manifold_embedding, manifold_selection=manifold_selection)
         self._set_cluster_attributes()
 
     @property
@@ -1000,6 +1003,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             "labels_": tensor(np.asarray(self.labels_, dtype=np.int64)),
             "cluster_seed": int(self._cluster_seed),
             "manifold_embedding_": None if manifold is None else tensor(manifold),
+            "manifold_selection_": None if not hasattr(self, "manifold_selection_") else {
+                "manifold": [str(v) for v in self.manifold_selection_["manifold"]],
+                "stability": [float(v) for v in self.manifold_selection_["stability"]],
+                "seed": [int(v) for v in self.manifold_selection_["seed"]],
+                "selected": [bool(v) for v in self.manifold_selection_["selected"]]},
             "model_seed": int(self._model_seed),
             "kl_per_dim_": tensor(self.kl_per_dim_) if hasattr(self, "kl_per_dim_") else None,
             "embedding_std_": tensor(self.embedding_std_)
@@ -1063,4 +1071,6 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             self.embedding_std_ = fitted["embedding_std_"].numpy()
             self._set_posterior_summary(fitted["kl_per_dim_"].numpy())
         manifold = fitted.get("manifold_embedding_")
-        self._fit_clusterer(None if manifold is None else manifold.numpy())
+        selection = fitted.get("manifold_selection_")
+        self._fit_clusterer(None if manifold is None else manifold.numpy(),
+                            None if selection is None else pd.DataFrame(selection))

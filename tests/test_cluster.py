@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
@@ -349,3 +350,14 @@ def test_the_manifold_coordinates_are_not_whitened(blobs):
     assert clusterer.uses_manifold_ and clusterer.whitening_ is None
     np.testing.assert_allclose(clusterer.transform_space(X[:5]), clusterer.manifold_.transform(
         X[:5]))
+
+
+@pytest.mark.parametrize("manifold", ["umap", "auto"])
+def test_auto_k_with_a_manifold_is_chosen_on_the_latents(blobs, manifold):
+    X, y = blobs
+    on_latents = StrataClusterer("gmm", "auto", random_state=0).fit(X)
+    clusterer = StrataClusterer("gmm", "auto", manifold=manifold, manifold_dim=2,
+                                random_state=0).fit(X)
+    pd.testing.assert_frame_equal(clusterer.cluster_selection_, on_latents.cluster_selection_)
+    assert clusterer.n_clusters_ == on_latents.n_clusters_ == 4
+    assert adjusted_rand_score(y, clusterer.labels_) > 0.95

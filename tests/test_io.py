@@ -6,6 +6,7 @@ import io as _io
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -110,3 +111,25 @@ def test_a_failed_save_keeps_the_previous_file(images, tmp_path, monkeypatch):
         est.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_auto_manifold_loads_its_chosen_run_without_recomputing_the_candidates(
+        images, tmp_path, monkeypatch):
+    from stratify import cluster
+
+    model = Stratifier(2, manifold="auto", random_state=0, **TINY).fit(images)
+    table = model.manifold_selection_
+    assert table["selected"].sum() == 1
+    path = model.save(tmp_path / "m.pt")
+
+    def no_candidates(*args, **kwargs):
+        raise AssertionError("the candidates were recomputed")
+
+    monkeypatch.setattr(cluster.StrataClusterer, "_most_stable", no_candidates)
+    loaded = Stratifier.load(path)
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)
+    np.testing.assert_array_equal(loaded.predict(images[:20]), model.predict(images[:20]))
+    pd.testing.assert_frame_equal(loaded.manifold_selection_, table, check_dtype=False)
+    with pytest.raises(ValueError, match="one selected row"):
+        cluster.StrataClusterer("gmm", 2, manifold="auto").fit(
+            model.embedding_, manifold_selection=table.assign(selected=False))
