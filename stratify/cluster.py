@@ -76,13 +76,13 @@ STABILITY_RUNS = 3
 #: dimension (N / k >= 10 D; k: the largest candidate with ``n_clusters="auto"``). Whitening
 #: gives every direction unit variance, the directions the latents barely vary along too;
 #: with few samples per stratum the k-means start of the mixture then follows chance
-#: structure in those directions. Measured (README, "The default recipe"): a 300-patient
-#: cohort (3.1 samples per dimension per stratum) fell from ACC 0.99 to 0.52 when whitened
-#: and BreastMNIST (8.5) from 0.61 to 0.55, while the hard cohort (10.4), PneumoniaMNIST (74)
-#: and the MNIST test set (31) gained on the same (8-40 epoch) networks; on the default
-#: recipe's longer-trained networks whitening helped the cohort and lost on MNIST (a GMM's
-#: start decides its local optimum either way). The threshold was set from these
-#: measurements.
+#: structure in those directions. Measured (README, "The default recipe"): on a 300-patient
+#: cohort (3.1 samples per dimension per stratum; benchmarks/results/small_cohort.md) the
+#: strata fell from ARI 0.896 to 0.241 when whitened; on the default networks of the shared
+#: sets whitening helped the hard cohort (10.4; ACC 0.730 -> 0.781) and BreastMNIST (8.5;
+#: 0.571 -> 0.603), left PneumoniaMNIST (74) unchanged and lost on the MNIST test set (31;
+#: 0.905 -> 0.868): a GMM's start decides its local optimum either way. The threshold was
+#: set from these measurements.
 WHITEN_SAMPLES_PER_DIMENSION = 10
 
 
