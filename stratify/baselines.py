@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from stratify._atomic import atomic_write
 from stratify._random import seed_from
 from stratify._validation import check_array_images, check_in_range, check_option
 from stratify.losses import CrossEntropy, Objective
@@ -153,8 +155,10 @@ def resnet_trunk(
     weights : path, optional
         A local state dict of the torchvision network (``resnet18``, ``resnet50`` or
         ``video.r3d_18``), e.g. ImageNet weights saved with ``torch.save(model.state_dict(),
-        path)``. Loaded with ``weights_only=True``; every tensor whose name and shape match
-        is copied, the others are reported. Nothing is downloaded.
+        path)``, or a trunk saved by :meth:`SupervisedBaseline.save_trunk`. Loaded with
+        ``weights_only=True`` into the trunk with its new stem; every tensor whose name and
+        shape match is copied, the others are reported (ImageNet's 7x7 stem and ``fc`` never
+        match; a stratify trunk's stem does when the channels agree). Nothing is downloaded.
     stem_stride : int, default=1
         Stride of the stem convolution (2 halves the cost of every later layer on a CPU).
 
@@ -186,7 +190,6 @@ def resnet_trunk(
                          f"{arch}), got the volume shape {shape}; use arch='resnet18'.")
     else:
         net = getattr(torchvision.models.video, name_3d)(weights=None)
-    loaded, skipped = _load_weights(net, weights) if weights is not None else ([], {})
     new_stem = _stem(len(shape) - 1, shape[0], stem, stride)
     if len(shape) == 3:
         net.conv1, net.bn1, net.relu, net.maxpool = new_stem, nn.Identity(), nn.Identity(), (
@@ -194,10 +197,27 @@ def resnet_trunk(
     else:
         net.stem = new_stem
     net.fc = nn.Identity()
-    replaced = ("conv1.", "bn1.", "stem.", "fc.")
-    for name in [n for n in loaded if n.startswith(replaced)]:
-        loaded.remove(name)
-        skipped[name] = "replaced by the small-image stem or removed with fc"
+    if weights is None:
+        return net, [], {}
+    # Loaded into the network as built, so a trunk saved by stratify with the same stem
+    # (SupervisedBaseline.save_trunk) loads whole. The stem loads all or nothing: ImageNet's
+    # 7x7 stem and fc never fit, and a stem whose convolution is not loaded keeps its own
+    # normalisation too.
+    prefix = "conv1." if len(shape) == 3 else "stem."
+    state = _read_state(weights)
+    own = net.state_dict()
+    stem_fits = all(isinstance(state.get(name), torch.Tensor) and state[name].shape == value.shape
+                    for name, value in own.items() if name.startswith(prefix))
+
+    def keep_out(name: str) -> str | None:
+        if name.startswith(("conv1.", "bn1.", "stem.")) and (
+                not stem_fits or not name.startswith(prefix)):
+            return "replaced by the small-image stem"
+        if name.startswith("fc."):
+            return "removed with fc (the classifier head is new)"
+        return None
+
+    loaded, skipped = _load_state(net, state, weights, keep_out)
     return net, loaded, skipped
 
 
@@ -209,9 +229,9 @@ def resnet18_trunk(
     return trunk, loaded
 
 
-def _load_weights(net: nn.Module, path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
-    """Copy the tensors of the state dict at ``path`` that match ``net`` by name and shape;
-    return their names and the others with the reason."""
+def _read_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The state dict (name -> tensor) saved at ``path``; a ``{"state_dict": ...}`` wrapper
+    (checkpoint files) is unwrapped."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Expected a local weights file (nothing is downloaded), got a missing path: {path}"
@@ -227,10 +247,22 @@ def _load_weights(net: nn.Module, path: str | os.PathLike) -> tuple[list[str], d
     if not isinstance(state, dict):
         raise ValueError(f"Expected a state dict (name -> tensor) in {path}, got "
                          f"{type(state).__name__}.")
+    return state
+
+
+def _load_state(net: nn.Module, state: Mapping[str, Any], path: str | os.PathLike,
+                keep_out: Callable[[str], str | None] | None = None
+                ) -> tuple[list[str], dict[str, str]]:
+    """Copy the tensors of ``state`` that match ``net`` by name and shape (and that
+    ``keep_out`` does not exclude with a reason); return their names and the others with the
+    reason."""
     own = net.state_dict()
     matched, skipped = {}, {}
     for name, value in state.items():
-        if name not in own or not isinstance(value, torch.Tensor):
+        reason = keep_out(name) if keep_out is not None else None
+        if reason is not None:
+            skipped[name] = reason
+        elif name not in own or not isinstance(value, torch.Tensor):
             skipped[name] = f"not in {type(net).__name__}"
         elif value.shape != own[name].shape:
             skipped[name] = (f"shape {tuple(value.shape)} in the file, "
@@ -244,6 +276,12 @@ def _load_weights(net: nn.Module, path: str | os.PathLike) -> tuple[list[str], d
         )
     net.load_state_dict(matched, strict=False)
     return sorted(matched), skipped
+
+
+def _load_weights(net: nn.Module, path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
+    """Copy the tensors of the state dict at ``path`` that match ``net`` by name and shape;
+    return their names and the others with the reason."""
+    return _load_state(net, _read_state(path), path)
 
 
 def _label_column(y: Any) -> np.ndarray:
@@ -453,6 +491,26 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return self
+
+    def save_trunk(self, path: str | os.PathLike) -> Path:
+        """Save the trained trunk's state dict (torchvision names, no classifier head), the
+        file another baseline's ``weights`` takes: a local pretrained source for transfer.
+
+        Written atomically (a failed write leaves any earlier file in place). With the same
+        ``arch`` and ``stem`` it loads whole, the stem included when the channels agree.
+
+        Parameters
+        ----------
+        path : path-like
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        check_is_fitted(self)
+        state = {name: value.detach().cpu().clone()
+                 for name, value in self.model_.encoder.state_dict().items()}
+        return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (N, n_classes), columns in ``classes_`` order."""

@@ -170,6 +170,40 @@ def test_weights_are_loaded_by_name_and_shape_and_mismatches_reported(tmp_path):
     assert not model.from_scratch_ and model.skipped_weights_ == skipped
 
 
+def test_a_saved_trunk_loads_whole_into_the_same_stem_and_without_its_stem_elsewhere(tmp_path):
+    X, y = _two_groups(8, (1, 28, 28))
+    source = SupervisedBaseline(epochs=1, batch_size=8, stem="medmnist", random_state=0,
+                                patience=None).fit(X, y)
+    path = source.save_trunk(tmp_path / "trunk.pt")
+    saved = torch.load(path, weights_only=True)
+    assert not any(name.startswith("fc.") for name in saved)  # no classifier head
+    trunk, loaded, skipped = resnet_trunk((1, 28, 28), stem="medmnist", weights=path)
+    assert skipped == {} and set(loaded) == set(trunk.state_dict()) == set(saved)
+    assert "conv1.1.weight" in loaded  # the MedMNIST stem's convolution came along
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(trunk.eval()(x), source.model_.encoder.eval()(x))
+    # RGB images: the grey stem does not fit, so none of it (convolution nor norm) loads.
+    rgb, loaded, skipped = resnet_trunk((3, 28, 28), stem="medmnist", weights=path)
+    stem = {name for name in saved if name.startswith("conv1.")}
+    assert stem and set(skipped) == stem and set(loaded) == set(saved) - stem
+    assert {skipped[name] for name in stem} == {"replaced by the small-image stem"}
+    assert not torch.equal(saved["conv1.2.running_var"], torch.ones(64))  # trained stats...
+    torch.testing.assert_close(rgb.state_dict()["conv1.2.running_var"], torch.ones(64))  # fresh
+
+
+def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SupervisedBaseline().save_trunk(tmp_path / "trunk.pt")
+    X, y = _two_groups(4, (1, 8, 8))
+    model = SupervisedBaseline(epochs=1, batch_size=8, random_state=0).fit(X, y)
+    with pytest.raises(IsADirectoryError, match="existing directory"):
+        model.save_trunk(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
 # ------------------------------------------------------------------- supervised baseline
 def _auc_by_pairs(y: np.ndarray, score: np.ndarray) -> float:
     """AUC as the fraction of (positive, negative) pairs ranked correctly (ties count 1/2)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -365,8 +366,57 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     assert (results["n_test"] == 20).all() and (results["n_classes"] == 5).all()
     protocol = results[results["method"] == "resnet18-medmnist-short"].iloc[0]
     assert 0 <= protocol["acc"] <= 1 and 0 <= protocol["auc"] <= 1
+    assert protocol["epochs"] == 2  # the protocol's own schedule, not supervised_epochs
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## retinamnist_64" in report and "| resnet18-medmnist-short |" in report
+
+    # The transfer row with a local trunk file: which file, and how much of it loaded.
+    import torch
+
+    from stratify import baselines
+
+    monkeypatch.setitem(baselines.MEDMNIST_PROTOCOL, "epochs", 2)
+    trunk = baselines.resnet_trunk((3, 28, 28), stem="medmnist")[0]
+    weights = tmp_path / "trunk.pt"
+    torch.save(trunk.state_dict(), weights)
+    results = runner.run_grid("any-flag", tmp_path / "out", profile=profile, root=data,
+                              weights=str(weights), log=None)
+    transfer = results[results["method"] == "resnet18-transfer"].iloc[0]
+    assert transfer["status"] == "ok" and transfer["epochs"] == 2
+    md5 = hashlib.md5(weights.read_bytes()).hexdigest()[:12]
+    assert transfer["weights"] == (f"trunk.pt (md5 {md5}; {len(trunk.state_dict())} tensors "
+                                   "loaded, 0 skipped)")
+    assert (results.loc[results["method"] != "resnet18-transfer", "weights"].isna()).all()
+
+
+def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
+        tmp_path, monkeypatch):
+    import copy
+    import hashlib
+    import importlib.util
+
+    from stratify.baselines import resnet_trunk
+    from stratify.data import medmnist
+
+    table = copy.deepcopy(medmnist._info_table())
+    monkeypatch.setattr(medmnist, "_info_table", lambda: table)
+    path = _fake_retina(tmp_path, 28, seed=3)
+    table["retinamnist"]["MD5"] = hashlib.md5(path.read_bytes()).hexdigest()
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_weights", Path(__file__).parents[1] / "benchmarks" / "pretrain_weights.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    weights, out = tmp_path / "models" / "trunk.pt", tmp_path / "record.md"
+    assert script.main(["--source", "retinamnist", "--epochs", "1", "--root", str(tmp_path),
+                        "--weights", str(weights), "--out", str(out)]) == 0
+    trunk, loaded, skipped = resnet_trunk((3, 28, 28), stem="medmnist", weights=weights)
+    assert skipped == {} and set(loaded) == set(trunk.state_dict())
+    record = out.read_text()
+    md5 = hashlib.md5(weights.read_bytes()).hexdigest()
+    assert f"| trunk.pt | {md5} | {len(loaded)} |" in record
+    assert "the source's own train / val split" in record and "1 epochs" in record
+    with pytest.raises(SystemExit):
+        script.main(["--epochs", "0", "--weights", str(weights), "--out", str(out)])
 
 
 def test_multi_label_flags_are_refused_before_loading():

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from stratify.benchmark.datasets import BenchmarkData
+from stratify.data._files import md5sum
 
 __all__ = ["METHODS", "Method", "MethodResult", "Settings"]
 
@@ -313,9 +314,20 @@ def _protocol(arch: str, *, short: bool = False, trunk: str = "scratch"
         )
         model.fit(data.train.images, data.train.labels, X_val=data.val.images,
                   y_val=data.val.labels)
-        return _classified(model, data)
+        result = _classified(model, data)
+        if model.weights is not None:
+            result.extra["weights"] = _weights_source(model)
+        return result
 
     return run
+
+
+def _weights_source(model: Any) -> str:
+    """Which file a transfer row started from and how much of it loaded (results column
+    ``weights``): name, MD5 prefix, tensors loaded and skipped."""
+    path = Path(model.weights)
+    return (f"{path.name} (md5 {md5sum(path)[:12]}; {len(model.loaded_weights_)} tensors "
+            f"loaded, {len(model.skipped_weights_)} skipped)")
 
 
 def _protocol_applies(trunk: str = "scratch", arch: str = "resnet18"

@@ -86,6 +86,10 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
             row["fit_seconds"] = time.perf_counter() - start
         if getattr(result.model, "epochs_", None):  # what epochs="auto" chose
             row["epochs"] = int(result.model.epochs_)
+        elif method.kind == "supervised" and isinstance(
+                getattr(result.model, "epochs", None), int):  # a protocol's own schedule
+            row["epochs"] = result.model.epochs
+        row["weights"] = result.extra.get("weights", "")
         row["peak_rss_mb"] = memory.peak
         row.update(score(data, result, run.seed))
         row["status"] = "ok"

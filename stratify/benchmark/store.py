@@ -19,8 +19,8 @@ COLUMNS = [
     "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity",
     "reconstruction_fidelity", "diversity_ratio",
     "majority_rate", "n_classes", "k",
-    "n_train", "n_test", "epochs", "fit_seconds", "peak_rss_mb", "error", "torch_version",
-    "stratify_version", "git_commit", "device", "finished",
+    "n_train", "n_test", "epochs", "weights", "fit_seconds", "peak_rss_mb", "error",
+    "torch_version", "stratify_version", "git_commit", "device", "finished",
 ]
 
 
