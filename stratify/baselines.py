@@ -37,6 +37,7 @@ from stratify._validation import check_array_images, check_in_range, check_optio
 from stratify.losses import CrossEntropy, Objective
 from stratify.models import build_model
 from stratify.training import TrainConfig, embed, train
+from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint
 
 __all__ = ["ARCHS", "MEDMNIST_PROTOCOL", "STEMS", "SupervisedBaseline", "auc_score",
            "medmnist_protocol", "pixel_pca_kmeans", "resnet18_trunk", "resnet_trunk"]
@@ -350,6 +351,16 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
     random_state : int, optional
     verbose : bool, default=False
         Progress bar.
+    checkpoint_dir : path, optional
+        Folder for the training checkpoint (``last.pt``: weights, optimiser, schedule, random
+        states, history and the best epoch so far, written atomically after every epoch), so
+        that a fit stopped part-way (a session's end, a crash) can go on with ``resume``.
+        Without ``resume`` a folder that already holds a checkpoint is refused.
+    resume : bool, default=False
+        Continue the fit whose checkpoint is in ``checkpoint_dir`` (start afresh when there
+        is none yet). Only the same fit resumes: images, labels, validation data, trunk and
+        every other parameter but ``verbose``, ``device`` and ``checkpoint_dir`` (checked by
+        a fingerprint). On a CPU the resumed fit ends with the weights of an uninterrupted one.
 
     Attributes
     ----------
@@ -386,6 +397,8 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         random_state: int | None = None,
         verbose: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -403,6 +416,8 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
 
     def _codes(self, y: Any, n: int, name: str) -> np.ndarray:
         y = _label_column(y)
@@ -422,6 +437,10 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         if not isinstance(self.arch, nn.Module):
             check_option(self.arch, "arch", owner, set(ARCHS))
         check_option(self.stem, "stem", owner, set(STEMS))
+        check_option(self.resume, "resume", owner, {True, False})
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError(f"Expected a checkpoint_dir with resume=True in {owner}, got "
+                             "checkpoint_dir=None.")
         by_loss = selects and self.select == "val_loss"
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -429,6 +448,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
             warmup_epochs=self.warmup_epochs,
             patience=self.patience if by_loss else None,
             restore_best=selects, device=self.device, progress=bool(self.verbose),
+            checkpoint_dir=self.checkpoint_dir,
         )
 
     def _trunk(self) -> nn.Module:
@@ -486,11 +506,34 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
             self.model_ = build_model("ae", self.image_shape_, latent_dim=len(self.classes_),
                                       encoder=self._trunk())
         self.from_scratch_ = not self.loaded_weights_ and not isinstance(self.arch, nn.Module)
+        resume_from, digest = None, None
+        if self.checkpoint_dir is not None:
+            digest = self._fingerprint(X, codes, val)
+            if self.resume and (Path(self.checkpoint_dir) / CHECKPOINT_NAME).is_file():
+                resume_from = self.checkpoint_dir
         result = train(self.model_, Objective({"cross_entropy": CrossEntropy()}), X,
-                       labels=codes, config=config, random_state=seed, **val)
+                       labels=codes, config=config, random_state=seed,
+                       resume_from=resume_from, fingerprint=digest, **val)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return self
+
+    #: Parameters a resumed fit may change.
+    _NOT_FINGERPRINTED = frozenset({"resume", "verbose", "device", "checkpoint_dir", "arch",
+                                    "weights"})
+
+    def _fingerprint(self, X: np.ndarray, codes: np.ndarray, val: Mapping[str, Any]) -> str:
+        """Digest of the data, the parameters and the starting trunk (its initial weights:
+        a module ``arch`` or a ``weights`` file count by content, not by name)."""
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in self._NOT_FINGERPRINTED}
+        params["arch"] = self.arch if isinstance(self.arch, str) else type(self.arch).__name__
+        arrays = [("labels", codes)]
+        if val:
+            arrays += [("val_images", val["val_images"]), ("val_labels", val["val_labels"])]
+        arrays += [(f"trunk.{name}", value.detach().cpu().numpy())
+                   for name, value in self.model_.encoder.state_dict().items()]
+        return fingerprint(params, X, arrays)
 
     def save_trunk(self, path: str | os.PathLike) -> Path:
         """Save the trained trunk's state dict (torchvision names, no classifier head), the

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import sys
 import warnings
 from collections.abc import Mapping
@@ -51,7 +50,7 @@ from stratify.losses.registry import distance_columns, regularizer_from_spec
 from stratify.models import build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
-from stratify.training.checkpoint import CHECKPOINT_NAME
+from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint
 from stratify.training.config import auto_epochs
 
 __all__ = ["Stratifier"]
@@ -668,20 +667,14 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None
                      ) -> str:
         """A digest of the images, metadata columns, labels and the training parameters."""
-        digest = hashlib.blake2b(digest_size=16)
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in self._NOT_FINGERPRINTED}
         params["train_config"] = {k: v for k, v in sorted(dict(self.train_config or {}).items())
                                   if k not in self._CONFIG_NOT_FINGERPRINTED}
-        digest.update(repr(sorted(params.items(), key=lambda item: item[0])).encode())
-        digest.update(f"{images.shape} {images.dtype}".encode())
-        for start in range(0, len(images), 1024):  # bounded memory for large image sets
-            digest.update(np.ascontiguousarray(images[start:start + 1024]).tobytes())
-        for name in sorted(columns):
-            digest.update(name.encode() + np.ascontiguousarray(columns[name]).tobytes())
+        arrays = [(name, columns[name]) for name in sorted(columns)]
         if labels is not None:
-            digest.update(b"labels" + np.ascontiguousarray(labels).tobytes())
-        return digest.hexdigest()
+            arrays.append(("labels", labels))
+        return fingerprint(params, images, arrays)
 
     def _say(self, message: str) -> None:
         """One progress line on stderr when ``verbose`` (the steps after the training bar)."""

@@ -204,6 +204,49 @@ def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
 
 
+def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(tmp_path,
+                                                                             monkeypatch):
+    from stratify.training import trainer
+
+    X, y = _two_groups(12, (1, 28, 28))
+    X_val, y_val = _two_groups(6, (1, 28, 28), seed=1)
+    settings = {"epochs": 4, "batch_size": 8, "random_state": 0}
+
+    def fit(folder, **extra):
+        return medmnist_protocol(**settings, checkpoint_dir=tmp_path / folder, **extra).fit(
+            X, y, X_val=X_val, y_val=y_val)
+
+    reference = fit("a")
+    original = trainer.Trainer.train_epoch
+
+    def stop_at_epoch_3(self, data, current, total_steps):
+        if current == 3:
+            raise KeyboardInterrupt
+        return original(self, data, current, total_steps)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer.Trainer, "train_epoch", stop_at_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            fit("b")
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 2
+    with pytest.raises(FileExistsError, match=r"\(epoch 2 of 4\); resume it"):
+        fit("b")  # a new fit never overwrites the progress
+    resumed = fit("b", resume=True)
+    assert resumed.history_["epoch"].tolist() == [1, 2, 3, 4]
+    assert resumed.best_epoch_ == reference.best_epoch_
+    for name, value in reference.model_.state_dict().items():
+        torch.testing.assert_close(resumed.model_.state_dict()[name], value, rtol=0, atol=0)
+    np.testing.assert_array_equal(resumed.history_["lr"], reference.history_["lr"])
+    with pytest.raises(ValueError, match="written by a fit with other data or settings"):
+        medmnist_protocol(**{**settings, "lr": 0.5}, checkpoint_dir=tmp_path / "b",
+                          resume=True).fit(X, y, X_val=X_val, y_val=y_val)
+    with pytest.raises(ValueError, match="written by a fit with other data or settings"):
+        fit("b", resume=True, weights=reference.save_trunk(tmp_path / "trunk.pt"))
+    with pytest.raises(ValueError, match=r"checkpoint_dir with resume=True.*got "
+                                         r"checkpoint_dir=None"):
+        medmnist_protocol(resume=True).fit(X, y)
+
+
 # ------------------------------------------------------------------- supervised baseline
 def _auc_by_pairs(y: np.ndarray, score: np.ndarray) -> float:
     """AUC as the fraction of (positive, negative) pairs ranked correctly (ties count 1/2)."""

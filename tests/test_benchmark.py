@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from stratify import cli
 from stratify.benchmark import methods as methods_module
@@ -371,8 +372,6 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     assert "## retinamnist_64" in report and "| resnet18-medmnist-short |" in report
 
     # The transfer row with a local trunk file: which file, and how much of it loaded.
-    import torch
-
     from stratify import baselines
 
     monkeypatch.setitem(baselines.MEDMNIST_PROTOCOL, "epochs", 2)
@@ -387,6 +386,57 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     assert transfer["weights"] == (f"trunk.pt (md5 {md5}; {len(trunk.state_dict())} tensors "
                                    "loaded, 0 skipped)")
     assert (results.loc[results["method"] != "resnet18-transfer", "weights"].isna()).all()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"resnet18-transfer: trunk weights from {transfer['weights']}." in report
+
+
+def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    import copy
+    import hashlib
+
+    from stratify.data import medmnist
+    from stratify.training import trainer
+
+    table = copy.deepcopy(medmnist._info_table())
+    monkeypatch.setattr(medmnist, "_info_table", lambda: table)
+    path = _fake_retina(tmp_path, 28, seed=5)
+    table["retinamnist"]["MD5"] = hashlib.md5(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(methods_module, "SHORT_PROTOCOL_EPOCHS", 3)
+    profile = {"seeds": [0], "epochs": 1, "batch_size": 16,
+               "blocks": [{"datasets": ["retinamnist"], "methods": ["resnet18-medmnist-short"]}]}
+    checkpoints = tmp_path / "checkpoints"
+
+    def grid(out):
+        return runner.run_grid("resume", tmp_path / out, profile=profile, root=tmp_path,
+                               checkpoints=checkpoints, log=None)
+
+    straight = grid("straight").iloc[0]
+    assert straight["status"] == "ok" and list(checkpoints.iterdir()) == []  # cleaned up
+    original = trainer.Trainer.train_epoch
+
+    def stop_at_epoch_3(self, data, current, total_steps):
+        if current == 3:
+            raise KeyboardInterrupt
+        return original(self, data, current, total_steps)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer.Trainer, "train_epoch", stop_at_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            grid("stopped")
+    folder = checkpoints / "retinamnist-resnet18-scratch-short-seed0"
+    assert torch.load(folder / "last.pt", weights_only=True)["epoch"] == 2
+    epochs = []
+
+    def counted(self, data, current, total_steps):
+        epochs.append(current)
+        return original(self, data, current, total_steps)
+
+    monkeypatch.setattr(trainer.Trainer, "train_epoch", counted)
+    resumed = grid("stopped").iloc[0]
+    assert epochs == [3]  # went on from the checkpoint, did not start again
+    assert resumed["status"] == "ok" and not folder.exists()
+    for metric in ("acc", "bacc", "auc"):
+        assert resumed[metric] == straight[metric]
 
 
 def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(

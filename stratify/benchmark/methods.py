@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,10 @@ class Settings:
         there when present and saves it there after training. Clustering parameters are not
         part of the digest; a loaded model is clustered with the method's own. Delete the
         folder after changing training code.
+    checkpoints : str or None
+        Folder for the supervised protocol rows' training checkpoints (one subfolder per
+        dataset, row and seed, written after every epoch): a row stopped part-way resumes at
+        its last epoch on the next start, and its subfolder is removed once the row is done.
     """
 
     epochs: int = 20
@@ -82,6 +87,7 @@ class Settings:
     device: str = "auto"
     verbose: bool = False
     model_cache: str | None = None
+    checkpoints: str | None = None
 
 
 @dataclass
@@ -306,14 +312,19 @@ def _protocol(arch: str, *, short: bool = False, trunk: str = "scratch"
         network: Any = arch
         if trunk == "stratify":
             network = _fitted(data, seed, settings, _AE_SIMCLR).model_.encoder
+        folder = None if settings.checkpoints is None else Path(settings.checkpoints) / (
+            f"{data.name}-{arch}-{trunk}{'-short' if short else ''}-seed{seed}")
         model = medmnist_protocol(
             network, volumes=data.train.images.ndim == 5,
             epochs=SHORT_PROTOCOL_EPOCHS if short else MEDMNIST_PROTOCOL["epochs"],
             weights=settings.supervised_weights if trunk == "file" else None,
             device=settings.device, random_state=seed, verbose=settings.verbose,
+            checkpoint_dir=folder, resume=folder is not None,
         )
         model.fit(data.train.images, data.train.labels, X_val=data.val.images,
                   y_val=data.val.labels)
+        if folder is not None:
+            shutil.rmtree(folder)  # the row is done; its progress is no longer needed
         result = _classified(model, data)
         if model.weights is not None:
             result.extra["weights"] = _weights_source(model)

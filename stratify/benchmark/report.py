@@ -55,7 +55,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         One row per (dataset, method): ``<metric>_mean`` and ``<metric>_sd`` for ACC, NMI,
         ARI, kNN, linear probe and AUC, plus ``n_seeds``, ``majority_rate``, ``k`` (mean),
-        ``fit_seconds`` and ``peak_rss_mb`` (means), ``scoring`` and ``probe_level``.
+        ``fit_seconds`` and ``peak_rss_mb`` (means), ``scoring``, ``probe_level`` and
+        ``weights`` (the distinct trunk weights files of a transfer row's seeds, or "").
     """
     ok = results[results["status"] == "ok"]
     rows = []
@@ -69,10 +70,13 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             row[column] = group[column].astype(float).mean()
         row["scoring"] = group["scoring"].iloc[0]
         row["probe_level"] = group["probe_level"].astype(object).fillna("").iloc[0]
+        sources = group.get("weights", pd.Series(dtype=object)).dropna().astype(str)
+        row["weights"] = "; ".join(sorted({w for w in sources if w}))
         rows.append(row)
     columns = ["dataset", "method", "n_seeds",
                *(f"{m}_{s}" for m in [*_METRICS, *_GENERATION] for s in ("mean", "sd")),
-               "majority_rate", "k", "fit_seconds", "peak_rss_mb", "scoring", "probe_level"]
+               "majority_rate", "k", "fit_seconds", "peak_rss_mb", "scoring", "probe_level",
+               "weights"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -103,6 +107,9 @@ def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
         )
     if any((dataset, method) in PUBLISHED for method in rows.index):
         lines += ["", f"published: {PUBLISHED_SOURCE}."]
+    for method, source in rows["weights"].items():
+        if source:
+            lines += ["", f"{method}: trunk weights from {source}."]
     generated = rows[rows["fidelity_mean"].notna()]
     if not generated.empty:
         lines += [

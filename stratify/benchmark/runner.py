@@ -50,12 +50,14 @@ class _Loaded:
 
 
 def _settings(profile: Mapping[str, Any], dataset: str, device: str, verbose: bool,
-              weights: str | None, model_cache: str | None = None) -> Settings:
+              weights: str | None, model_cache: str | None = None,
+              checkpoints: str | None = None) -> Settings:
     return Settings(
         epochs=int(per_dataset(profile["epochs"], dataset)),
         batch_size=int(per_dataset(profile.get("batch_size", 256), dataset)),
         supervised_epochs=int(per_dataset(profile.get("supervised_epochs", 20), dataset)),
         supervised_weights=weights, device=device, verbose=verbose, model_cache=model_cache,
+        checkpoints=checkpoints,
     )
 
 
@@ -114,6 +116,7 @@ def run_grid(
     root: str | os.PathLike | None = None,
     verbose: bool = False,
     model_cache: str | os.PathLike | None = None,
+    checkpoints: str | os.PathLike | None = None,
     log: Any = sys.stderr,
 ) -> pd.DataFrame:
     """Run a profile's grid into ``out`` (``results.csv``, figures) and write the report.
@@ -139,6 +142,10 @@ def run_grid(
         Folder where the deep methods' fitted Stratifiers are saved and looked up (see
         :class:`~stratify.benchmark.methods.Settings`), so that a later run that only
         clusters differently does not train again.
+    checkpoints : path-like, optional
+        Folder of the protocol rows' training checkpoints (see
+        :class:`~stratify.benchmark.methods.Settings`): a row interrupted part-way resumes at
+        its last finished epoch when the grid is started again.
     log : file or None, default=sys.stderr
         Where the grid's progress lines go (None: nowhere).
 
@@ -169,7 +176,8 @@ def run_grid(
     figures = profile.get("figures", {})
     for i, run in enumerate(todo, start=1):
         settings = _settings(profile, run.dataset, device, verbose, weights,
-                             None if model_cache is None else str(model_cache))
+                             None if model_cache is None else str(model_cache),
+                             None if checkpoints is None else str(checkpoints))
         prefix = f"[{i}/{len(todo)}] {run.dataset} · {run.method} · seed {run.seed}"
         try:
             data = _load(loaded, run, profile, root)
@@ -251,6 +259,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--model-cache", help="folder to save the fitted networks in and reuse "
                                               "them from (rows that only recluster then do not "
                                               "train again)")
+    parser.add_argument("--checkpoints", help="folder for the supervised protocol rows' "
+                        "per-epoch checkpoints: an interrupted row resumes where it stopped")
     parser.add_argument("--root", help="folder of the MedMNIST .npz files (before "
                         "$STRATIFY_DATA; any flag present there runs by name, e.g. "
                         "--datasets dermamnist dermamnist_64)")
@@ -301,7 +311,8 @@ def _main(args: argparse.Namespace) -> int:
     results = run_grid(name, args.out, datasets=args.datasets, methods=args.methods,
                        seeds=args.seeds, profile=profile, device=args.device,
                        weights=args.weights, root=args.root, verbose=args.verbose,
-                       model_cache=args.model_cache, log=None if args.quiet else sys.stderr)
+                       model_cache=args.model_cache, checkpoints=args.checkpoints,
+                       log=None if args.quiet else sys.stderr)
     failed = results[(results["profile"] == name) & (results["status"] == "failed")]
     if not args.quiet:
         print(f"report: {Path(args.out).resolve() / 'report.md'}"

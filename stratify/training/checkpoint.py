@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from stratify._atomic import atomic_write
 
-__all__ = ["CHECKPOINT_NAME", "check_resumable", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "check_resumable", "fingerprint", "load_checkpoint",
+           "save_checkpoint"]
 
 CHECKPOINT_NAME = "last.pt"
 FORMAT_VERSION = 1
@@ -97,7 +101,7 @@ def check_resumable(config: Any, checkpoint: dict[str, Any] | None,
             earlier = load_checkpoint(existing)
             raise FileExistsError(
                 f"{existing} holds the checkpoint of an earlier fit (epoch {earlier['epoch']} "
-                f"of {earlier['config']['epochs']}); resume it (Stratifier(resume=True), "
+                f"of {earlier['config']['epochs']}); resume it (resume=True on the estimator, "
                 "stratify fit --resume) or choose another checkpoint_dir. It was not touched."
             )
         return
@@ -108,3 +112,32 @@ def check_resumable(config: Any, checkpoint: dict[str, Any] | None,
             f"(fingerprint {stored[:12]}, this fit {fingerprint[:12]}); resume with the same "
             "images, metadata and parameters, or start a new fit in another checkpoint_dir."
         )
+
+
+def fingerprint(params: Mapping[str, Any], images: np.ndarray,
+                arrays: Iterable[tuple[str, np.ndarray]] = ()) -> str:
+    """The digest a checkpoint carries so that only the same fit resumes it.
+
+    Parameters
+    ----------
+    params : mapping
+        The fit's settings (those a resumed fit may change left out); hashed by ``repr`` in
+        key order.
+    images : numpy.ndarray
+        The training images, hashed in chunks of 1,024 (bounded memory), with shape and dtype.
+    arrays : iterable of (str, numpy.ndarray)
+        Further named arrays (metadata columns, labels, validation data, weights), in order.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits (BLAKE2b, 16 bytes).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(sorted(params.items(), key=lambda item: item[0])).encode())
+    digest.update(f"{images.shape} {images.dtype}".encode())
+    for start in range(0, len(images), 1024):
+        digest.update(np.ascontiguousarray(images[start:start + 1024]).tobytes())
+    for name, array in arrays:
+        digest.update(name.encode() + np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
