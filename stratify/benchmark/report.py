@@ -185,7 +185,8 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
     found = _pick(rows, bar["method"], metric)
     mean = float("nan") if found is None else found[f"{metric}_mean"]
     sd = float("nan") if found is None else found[f"{metric}_sd"]
-    name = "" if found is None else f"{found['method']} "
+    shown = ("fewer than 3 seeds so far" if found is None
+             else f"{found['method']} {mean:.3f} ± {sd:.3f}")
     if "within_of_best" in bar:
         rule = bar["within_of_best"]
         unsupervised = rows["method"].map(lambda m: m in METHODS
@@ -195,22 +196,21 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
         best = None if peers.empty else peers.loc[peers[f"{metric}_mean"].idxmax()]
         target = float("nan") if best is None else best[f"{metric}_mean"] - rule["margin"]
         peer = "none" if best is None else f"{best['method']} {best[f'{metric}_mean']:.3f}"
-        return (f"{bar['label']} ({mean:.3f} ± {sd:.3f}; best: {peer})",
+        return (f"{bar['label']} ({shown}; best: {peer})",
                 _verdict(mean, target))
     if "above_by_spread" in bar:
         value, gap = bar["above_by_spread"], mean - bar["above_by_spread"]
         verdict = ("not run (needs 3 seeds)" if np.isnan(mean) else "met" if gap > sd
                    else f"MISSED by {sd - gap:.3f}")
-        return (f"{bar['label']} above {value:.3f} by more than the seed sd ({name}{mean:.3f}"
-                f" ± {sd:.3f})", verdict)
+        return (f"{bar['label']} above {value:.3f} by more than the seed sd ({shown})",
+                verdict)
     if "within" in bar:
         value, tolerance = bar["within"]["value"], bar["within"]["tolerance"]
         gap = abs(mean - value)
         verdict = ("not run (needs 3 seeds)" if np.isnan(mean) else "met" if gap <= tolerance
                    else f"MISSED by {gap - tolerance:.3f}")
-        return (f"{bar['label']} within {tolerance:.2f} of {value:.3f} ({name}{mean:.3f} ± "
-                f"{sd:.3f})", verdict)
-    return (f"{bar['label']} >= {bar['at_least']:.2f} ({name}{mean:.3f} ± {sd:.3f})",
+        return f"{bar['label']} within {tolerance:.2f} of {value:.3f} ({shown})", verdict
+    return (f"{bar['label']} >= {bar['at_least']:.2f} ({shown})",
             _verdict(mean, bar["at_least"]))
 
 
