@@ -42,3 +42,23 @@ def isolated_data_env(monkeypatch, tmp_path):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     return home
+
+
+@pytest.fixture
+def interrupt_at():
+    """``interrupt_at(patch, epoch)``: make the training loop raise KeyboardInterrupt when it
+    starts ``epoch`` (after the checkpoint of the epoch before), until ``patch`` (a
+    ``monkeypatch`` or one of its contexts) is undone."""
+    from stratify.training import trainer
+
+    original = trainer.Trainer.train_epoch
+
+    def apply(patch, epoch):
+        def train_epoch(self, data, current, total_steps):
+            if current == epoch:
+                raise KeyboardInterrupt
+            return original(self, data, current, total_steps)
+
+        patch.setattr(trainer.Trainer, "train_epoch", train_epoch)
+
+    return apply

@@ -205,9 +205,8 @@ def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path):
 
 
 def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(tmp_path,
-                                                                             monkeypatch):
-    from stratify.training import trainer
-
+                                                                             monkeypatch,
+                                                                             interrupt_at):
     X, y = _two_groups(12, (1, 28, 28))
     X_val, y_val = _two_groups(6, (1, 28, 28), seed=1)
     settings = {"epochs": 4, "batch_size": 8, "random_state": 0}
@@ -217,15 +216,8 @@ def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(tmp_pa
             X, y, X_val=X_val, y_val=y_val)
 
     reference = fit("a")
-    original = trainer.Trainer.train_epoch
-
-    def stop_at_epoch_3(self, data, current, total_steps):
-        if current == 3:
-            raise KeyboardInterrupt
-        return original(self, data, current, total_steps)
-
     with monkeypatch.context() as patch:
-        patch.setattr(trainer.Trainer, "train_epoch", stop_at_epoch_3)
+        interrupt_at(patch, 3)
         with pytest.raises(KeyboardInterrupt):
             fit("b")
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 2

@@ -390,7 +390,8 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     assert f"resnet18-transfer: trunk weights from {transfer['weights']}." in report
 
 
-def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monkeypatch,
+                                                                  interrupt_at):
     import copy
     import hashlib
 
@@ -412,17 +413,11 @@ def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monke
 
     straight = grid("straight").iloc[0]
     assert straight["status"] == "ok" and list(checkpoints.iterdir()) == []  # cleaned up
-    original = trainer.Trainer.train_epoch
-
-    def stop_at_epoch_3(self, data, current, total_steps):
-        if current == 3:
-            raise KeyboardInterrupt
-        return original(self, data, current, total_steps)
-
     with monkeypatch.context() as patch:
-        patch.setattr(trainer.Trainer, "train_epoch", stop_at_epoch_3)
+        interrupt_at(patch, 3)
         with pytest.raises(KeyboardInterrupt):
             grid("stopped")
+    original = trainer.Trainer.train_epoch
     folder = checkpoints / "retinamnist-resnet18-scratch-short-seed0"
     assert torch.load(folder / "last.pt", weights_only=True)["epoch"] == 2
     epochs = []

@@ -331,27 +331,13 @@ def test_new_images_on_the_training_scale_give_the_training_strata(scale_models)
         uint8.predict(brighter)
 
 
-def _interrupt_at(monkeypatch, epoch):
-    """Make the training loop raise KeyboardInterrupt when it starts ``epoch``."""
-    from stratify.training import trainer
-
-    original = trainer.Trainer.train_epoch
-
-    def train_epoch(self, data, current, total_steps):
-        if current == epoch:
-            raise KeyboardInterrupt
-        return original(self, data, current, total_steps)
-
-    monkeypatch.setattr(trainer.Trainer, "train_epoch", train_epoch)
-
-
-def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch):
+def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch, interrupt_at):
     images = cohort[0][:96]
     settings = {**TINY, "epochs": 4, "random_state": 0}
     reference = Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "a")}, **settings)
     reference.fit(images)
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 3)
+        interrupt_at(patch, 3)
         with pytest.raises(KeyboardInterrupt):
             Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "b")},
                        **settings).fit(images)
@@ -365,13 +351,13 @@ def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch):
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 4
 
 
-def test_a_new_fit_never_overwrites_a_checkpoint(cohort, tmp_path, monkeypatch):
+def test_a_new_fit_never_overwrites_a_checkpoint(cohort, tmp_path, monkeypatch, interrupt_at):
     images = cohort[0][:64]
     folder = tmp_path / "ckpt"
     settings = {**TINY, "epochs": 3, "random_state": 0, "train_config": {"checkpoint_dir":
                                                                           str(folder)}}
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 3)
+        interrupt_at(patch, 3)
         with pytest.raises(KeyboardInterrupt):
             Stratifier(2, **settings).fit(images)
     before = (folder / "last.pt").read_bytes()
