@@ -371,6 +371,9 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         The training loop's history (``cross_entropy``, ``val_loss``, ``val_score`` = the
         validation AUC with ``select="val_auc"``, ``lr``, ...).
     best_epoch_ : int or None
+    resumed_epochs_ : int
+        Epochs restored from the checkpoint in ``checkpoint_dir`` (trained by an earlier,
+        interrupted fit; their time is in ``history_["seconds"]``); 0 for a fresh fit.
     from_scratch_ : bool
     loaded_weights_ : list of str
     skipped_weights_ : dict of str to str
@@ -516,6 +519,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
                        resume_from=resume_from, fingerprint=digest, **val)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
+        self.resumed_epochs_ = result.resumed_epochs
         return self
 
     #: Parameters a resumed fit may change.

@@ -225,6 +225,7 @@ def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(tmp_pa
         fit("b")  # a new fit never overwrites the progress
     resumed = fit("b", resume=True)
     assert resumed.history_["epoch"].tolist() == [1, 2, 3, 4]
+    assert (resumed.resumed_epochs_, reference.resumed_epochs_) == (2, 0)
     assert resumed.best_epoch_ == reference.best_epoch_
     for name, value in reference.model_.state_dict().items():
         torch.testing.assert_close(resumed.model_.state_dict()[name], value, rtol=0, atol=0)

@@ -394,6 +394,8 @@ def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monke
                                                                   interrupt_at):
     import copy
     import hashlib
+    import itertools
+    import types
 
     from stratify.data import medmnist
     from stratify.training import trainer
@@ -415,6 +417,8 @@ def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monke
     assert straight["status"] == "ok" and list(checkpoints.iterdir()) == []  # cleaned up
     with monkeypatch.context() as patch:
         interrupt_at(patch, 3)
+        clock = itertools.count(step=500.0)  # each epoch of the stopped process "takes" 500 s
+        patch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
         with pytest.raises(KeyboardInterrupt):
             grid("stopped")
     original = trainer.Trainer.train_epoch
@@ -430,6 +434,8 @@ def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monke
     resumed = grid("stopped").iloc[0]
     assert epochs == [3]  # went on from the checkpoint, did not start again
     assert resumed["status"] == "ok" and not folder.exists()
+    # the time recorded includes the 2 x 500 s the stopped process spent on epochs 1-2
+    assert 1000 < resumed["fit_seconds"] < 1000 + 100 * straight["fit_seconds"]
     for metric in ("acc", "bacc", "auc"):
         assert resumed[metric] == straight[metric]
 

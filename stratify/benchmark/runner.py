@@ -66,6 +66,16 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
+def _earlier_seconds(model: Any) -> float:
+    """Training time that earlier, interrupted processes spent on a resumed fit: the
+    ``seconds`` of the epochs restored from its checkpoint (0 for a fresh fit)."""
+    resumed = int(getattr(model, "resumed_epochs_", 0) or 0)
+    history = getattr(model, "history_", None)
+    if not resumed or history is None or "seconds" not in history:
+        return 0.0
+    return float(history["seconds"].iloc[:resumed].sum())
+
+
 def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
             ) -> tuple[dict[str, Any], MethodResult | None]:
     """Fit and score one run; failures become a row with ``status="failed"``."""
@@ -85,7 +95,7 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
         with PeakMemory() as memory:
             start = time.perf_counter()
             result = method.run(data, run.seed, settings)
-            row["fit_seconds"] = time.perf_counter() - start
+            row["fit_seconds"] = time.perf_counter() - start + _earlier_seconds(result.model)
         if getattr(result.model, "epochs_", None):  # what epochs="auto" chose
             row["epochs"] = int(result.model.epochs_)
         elif method.kind == "supervised" and isinstance(

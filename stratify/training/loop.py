@@ -91,6 +91,9 @@ class TrainResult:
         Processes the fit ran on (1 without torchrun).
     batch_size : int
         The batch size used (per process): ``config.batch_size``, or what ``"auto"`` chose.
+    resumed_epochs : int
+        Epochs restored from ``resume_from`` (trained by an earlier call, whose history rows
+        and ``seconds`` come with the checkpoint); 0 for a fresh fit.
     """
 
     history: pd.DataFrame
@@ -101,6 +104,7 @@ class TrainResult:
     num_threads: int
     world_size: int = 1
     batch_size: int = 0
+    resumed_epochs: int = 0
 
 
 def train(
@@ -265,6 +269,7 @@ def train(
         trainer.fingerprint, trainer.val_score = fingerprint, val_score
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
+        resumed_epochs = trainer.state.epoch
         path = run(trainer, train_data, val_data, callbacks or ())
         state = trainer.state
     if selects and state.best_weights is not None:
@@ -278,6 +283,7 @@ def train(
         num_threads=threads,
         world_size=1 if world is None else world.size,
         batch_size=batch_size,
+        resumed_epochs=resumed_epochs,
     )
 
 
