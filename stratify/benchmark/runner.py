@@ -69,11 +69,8 @@ def _format_seconds(seconds: float) -> str:
 def _earlier_seconds(model: Any) -> float:
     """Training time that earlier, interrupted processes spent on a resumed fit: the
     ``seconds`` of the epochs restored from its checkpoint (0 for a fresh fit)."""
-    resumed = int(getattr(model, "resumed_epochs_", 0) or 0)
-    history = getattr(model, "history_", None)
-    if not resumed or history is None or "seconds" not in history:
-        return 0.0
-    return float(history["seconds"].iloc[:resumed].sum())
+    resumed = getattr(model, "resumed_epochs_", 0)  # only models that can resume have it
+    return float(model.history_["seconds"].iloc[:resumed].sum()) if resumed else 0.0
 
 
 def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
