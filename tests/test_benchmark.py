@@ -277,6 +277,22 @@ def test_report_with_only_failed_runs(tmp_path):
     assert not (tmp_path / "acc_by_method.png").exists()  # nothing scored, nothing drawn
 
 
+def test_report_sums_the_rows_fit_times(tmp_path):
+    from stratify.benchmark import report
+
+    # failed rows keep the report to its header, which is what is tested here
+    rows = [{**_row(seed=seed, status="failed"), "error": "RuntimeError: boom",
+             "fit_seconds": seconds} for seed, seconds in [(0, 90.0), (1, 150.0), (2, None)]]
+    results = pd.DataFrame(rows, columns=runner.COLUMNS)
+    text = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x"}
+                               ).read_text()
+    assert "The 2 timed rows' fits add up to 4 minutes (plus loading and scoring)." in text
+    untimed = results.assign(fit_seconds=float("nan"))
+    text = report.write_report(untimed, tmp_path, "p", {"seeds": [0], "description": "x"}
+                               ).read_text()
+    assert "timed rows" not in text
+
+
 def test_bars_are_data_checked_by_five_rules():
     from stratify.benchmark.report import check_bar
 

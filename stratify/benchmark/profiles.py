@@ -105,8 +105,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "description": "the committed results: MedMNIST, MNIST, cohort ablations, 3 seeds "
-                       "(run in parts on 2 CPU cores: the committed rows' fit times add up to "
-                       "about 167 minutes, plus loading and scoring)",
+                       "(run in parts on 2 CPU cores)",
         "seeds": [0, 1, 2],
         "blocks": [
             {"datasets": ["mnist", "pneumoniamnist", "breastmnist", "cohort"],

@@ -229,6 +229,19 @@ def _environment(results: pd.DataFrame) -> str:
     )
 
 
+def _total_fit_time(results: pd.DataFrame) -> list[str]:
+    """How long the reported rows' fits took together (their ``fit_seconds``), as report lines.
+
+    Summed from the rows rather than written into a profile's description, so the sentence
+    stays true as rows are added; empty when no row was timed.
+    """
+    seconds = pd.to_numeric(results["fit_seconds"], errors="coerce").dropna()
+    if seconds.empty:
+        return []
+    return [f"The {len(seconds)} timed rows' fits add up to {seconds.sum() / 60:.0f} minutes "
+            "(plus loading and scoring).", ""]
+
+
 def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: str,
                  profile: Mapping[str, Any]) -> Path:
     """Write ``report.md`` and ``acc_by_method.png`` in ``out`` from the results.
@@ -252,7 +265,7 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
         lines.append("No runs yet.")
         write_text("\n".join(lines) + "\n", out / "report.md")
         return out / "report.md"
-    lines += [_environment(results), ""]
+    lines += [_environment(results), "", *_total_fit_time(results)]
     lines += [
         "Protocol: unsupervised methods fit on the training split without labels, k = number "
         "of classes; the test split is assigned with `predict` and scored (ACC with the "
