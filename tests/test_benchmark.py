@@ -12,6 +12,7 @@ import torch
 
 from stratify import cli
 from stratify.benchmark import methods as methods_module
+from stratify.benchmark import profiles as profiles_module
 from stratify.benchmark import runner, scoring
 from stratify.benchmark.datasets import BenchmarkData, Split
 from stratify.benchmark.methods import METHODS, Method, MethodResult, Settings
@@ -120,6 +121,30 @@ def test_expand_block_seeds_and_unknown_methods():
     assert [r.seed for r in runner.expand(profile, seeds=[7])] == [7, 7, 7]
     with pytest.raises(ValueError, match=r"methods among .*got unknown \['nope'\]"):
         runner.expand(profile, methods=["nope"])
+
+
+def test_expand_runs_a_named_method_on_a_named_dataset_no_block_pairs_it_with():
+    profile = {"seeds": [0, 1], "blocks": [
+        {"datasets": ["a"], "methods": ["pca-kmeans", "ae-kmeans"]},
+        {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
+    ]}
+    # known dataset, method from another block: the profile's seeds, not b's block seeds
+    runs = runner.expand(profile, datasets=["b", "b"], methods=["pca-kmeans", "ae-kmeans"])
+    assert [(r.dataset, r.seed, r.method) for r in runs] == [
+        ("b", 3, "pca-kmeans"), ("b", 0, "ae-kmeans"), ("b", 1, "ae-kmeans")]
+    # a method in no block at all, on a known dataset, with explicit seeds
+    runs = runner.expand(profile, datasets=["a"], methods=["vae-kmeans"], seeds=[5])
+    assert [(r.dataset, r.seed, r.method) for r in runs] == [("a", 5, "vae-kmeans")]
+    # a known dataset with no methods named runs its blocks and nothing more
+    assert len(runner.expand(profile, datasets=["a"])) == 4
+    # an unknown dataset with no methods named runs the unsupervised methods
+    runs = runner.expand(profile, datasets=["c"])
+    assert {r.method for r in runs} == set(profiles_module._UNSUPERVISED)
+    assert len(runs) == 2 * len(profiles_module._UNSUPERVISED)
+    with pytest.raises(ValueError, match=r"Expected --datasets with methods that no block of "
+                                         r"the profile runs, got \['vae-kmeans'\] and no "
+                                         r"datasets\."):
+        runner.expand(profile, methods=["vae-kmeans", "pca-kmeans"])
 
 
 def test_grid_records_failures_goes_on_and_skips_completed_runs(tmp_path, monkeypatch):

@@ -174,11 +174,21 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
                     if methods and method not in methods:
                         continue
                     runs.append(Run(dataset, method, int(seed)))
-    if datasets:  # datasets named on the command line but in no block: every method asked
-        known = {d for block in profile["blocks"] for d in block["datasets"]}
-        for dataset in datasets:
-            if dataset not in known:
-                for seed in seeds if seeds is not None else profile["seeds"]:
-                    for method in methods or _UNSUPERVISED:
-                        runs.append(Run(dataset, method, int(seed)))
+    known = {d for block in profile["blocks"] for d in block["datasets"]}
+    if datasets:
+        # a dataset named on the command line but in no block runs every method asked (the
+        # unsupervised ones if none); a known one also runs an asked method no block pairs
+        # it with, so that `--datasets X --methods M` never quietly runs nothing
+        covered = {(r.dataset, r.method) for r in runs}
+        for dataset in dict.fromkeys(datasets):
+            asked = methods or (() if dataset in known else _UNSUPERVISED)
+            missing = [m for m in asked if (dataset, m) not in covered]
+            for seed in seeds if seeds is not None else profile["seeds"]:
+                runs.extend(Run(dataset, method, int(seed)) for method in missing)
+    elif methods:
+        in_blocks = {m for block in profile["blocks"] for m in block["methods"]}
+        orphans = [m for m in methods if m not in in_blocks]
+        if orphans:
+            raise ValueError(f"Expected --datasets with methods that no block of the profile "
+                             f"runs, got {orphans} and no datasets.")
     return runs
