@@ -21,8 +21,8 @@ _STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-
            "ae-simclr-selftrain-gmm",
            "ae-simclr-selftrain-umap-gmm"]
 #: The supervised anchors of the MedMNIST v2 protocol. ResNet-50 (28) runs on BreastMNIST
-#: only (about half an hour a seed on 2 CPU cores; on PneumoniaMNIST and with the 3D variant
-#: it is registered too, but takes hours per seed there).
+#: only (about half an hour a seed on 2 CPU cores, hours on PneumoniaMNIST); the 3D variant
+#: is registered too, but takes hours per seed.
 _SUPERVISED = ["resnet18-medmnist", "resnet18-medmnist-short", "resnet18-transfer",
                "ae-simclr-finetune"]
 _ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
@@ -161,6 +161,11 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
     ordered dataset, then seed, then method, so that methods sharing a trained network
     (``ae-simclr-kmeans``, ``-gmm``, ``-hdbscan``) find it in the cache of
     :mod:`stratify.benchmark.methods`.
+
+    A dataset in ``datasets`` that no block names runs every method in ``methods`` (the
+    unsupervised ones if none are given); a method in ``methods`` runs on every dataset in
+    ``datasets``, with the profile's seeds, also where no block pairs the two. Methods that no
+    block runs, given without ``datasets``, are refused (there is nothing to run them on).
     """
     unknown = [m for m in methods or () if m not in METHODS]
     if unknown:
@@ -176,8 +181,8 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
                     if methods and method not in methods:
                         continue
                     runs.append(Run(dataset, method, int(seed)))
-    known = {d for block in profile["blocks"] for d in block["datasets"]}
     if datasets:
+        known = {d for block in profile["blocks"] for d in block["datasets"]}
         # a dataset named on the command line but in no block runs every method asked (the
         # unsupervised ones if none); a known one also runs an asked method no block pairs
         # it with, so that `--datasets X --methods M` never quietly runs nothing

@@ -258,8 +258,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="JSON file with a custom profile (same keys as the "
                         "built-in ones: seeds, blocks, epochs, n_samples, ...)")
     parser.add_argument("--out", default="benchmark_results", help="results folder")
-    parser.add_argument("--datasets", nargs="+", help="restrict to these datasets")
-    parser.add_argument("--methods", nargs="+", help="restrict to these methods")
+    parser.add_argument("--datasets", nargs="+",
+                        help="restrict to these datasets (one in no block of the profile runs "
+                             "the methods asked, or the unsupervised ones)")
+    parser.add_argument("--methods", nargs="+",
+                        help="restrict to these methods (with --datasets, they also run where "
+                             "no block of the profile pairs them)")
     parser.add_argument("--seeds", "--seed", nargs="+", type=int,
                         help="restrict to these seeds")
     parser.add_argument("--weights", help="local weights file for the supervised baseline")
