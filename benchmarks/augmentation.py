@@ -55,13 +55,15 @@ STEM_STRIDE = 2
 
 def _classify(images: np.ndarray, labels: np.ndarray, data, seed: int) -> dict[str, float]:
     epochs = math.ceil(STEPS * BATCH / len(images))  # same number of steps for every run
-    model = SupervisedBaseline(epochs=epochs, batch_size=BATCH, stem_stride=STEM_STRIDE,
-                               random_state=seed)
+    model = SupervisedBaseline(
+        epochs=epochs, batch_size=BATCH, stem_stride=STEM_STRIDE, random_state=seed
+    )
     start = time.perf_counter()
     model.fit(images, labels)
     scores = model.evaluate(data.test.images, data.test.labels)
-    scores["bacc"] = float(balanced_accuracy_score(data.test.labels,
-                                                   model.predict(data.test.images)))
+    scores["bacc"] = float(
+        balanced_accuracy_score(data.test.labels, model.predict(data.test.images))
+    )
     scores["fit_seconds"] = time.perf_counter() - start
     scores["epochs"] = epochs
     return scores
@@ -75,24 +77,41 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
         vae = None
         for fraction in FRACTIONS:
             for variant in VARIANTS:
-                if not done.empty and ((done["seed"] == seed) & (done["fraction"] == fraction)
-                                       & (done["variant"] == variant)).any():
+                if (
+                    not done.empty
+                    and (
+                        (done["seed"] == seed)
+                        & (done["fraction"] == fraction)
+                        & (done["variant"] == variant)
+                    ).any()
+                ):
                     continue
-                picked, _ = train_test_split(np.arange(len(train_x)), train_size=fraction,
-                                             stratify=train_y, random_state=seed)
+                picked, _ = train_test_split(
+                    np.arange(len(train_x)),
+                    train_size=fraction,
+                    stratify=train_y,
+                    random_state=seed,
+                )
                 images, labels = train_x[picked], train_y[picked]
                 if variant != "labelled only":
                     if vae is None:
                         vae = Stratifier(2, model="vae", epochs=VAE_EPOCHS, random_state=seed)
                         vae.fit(train_x)
-                    extra, source = vae.augment(images, n_per_sample=N_PER_SAMPLE,
-                                                random_state=seed)
+                    extra, source = vae.augment(
+                        images, n_per_sample=N_PER_SAMPLE, random_state=seed
+                    )
                     images = np.concatenate([images, extra])
                     labels = np.concatenate([labels, labels[source]])
                 scores = _classify(images, labels, data, seed)
-                row = {"seed": seed, "fraction": fraction, "n_labelled": len(picked),
-                       "variant": variant, "n_train": len(images), **scores,
-                       "git_commit": git_commit()}
+                row = {
+                    "seed": seed,
+                    "fraction": fraction,
+                    "n_labelled": len(picked),
+                    "variant": variant,
+                    "n_train": len(images),
+                    **scores,
+                    "git_commit": git_commit(),
+                }
                 print(row, flush=True)
                 done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
                 write_csv(done, csv, index=False)
@@ -101,8 +120,13 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     lines = [
-        *header("VAE augmentation with few labels (PneumoniaMNIST, test split)",
-                "benchmarks/augmentation.py", results, seeds, "CPU"),
+        *header(
+            "VAE augmentation with few labels (PneumoniaMNIST, test split)",
+            "benchmarks/augmentation.py",
+            results,
+            seeds,
+            "CPU",
+        ),
         f"Protocol (see the script's docstring): a stratified 1 % / 10 % of the 4,708 training "
         f"labels; the default VAE (`Stratifier(model='vae')`, {VAE_EPOCHS} epochs) fitted on "
         f"all training images without labels; {N_PER_SAMPLE} augmentations per labelled image "
@@ -114,12 +138,17 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "|---|---|---:|---|---|---|",
     ]
     order = {variant: i for i, variant in enumerate(VARIANTS)}
-    results = results.sort_values(["fraction", "variant"], key=lambda c: c.map(order)
-                                  if c.name == "variant" else c, kind="stable")
+    results = results.sort_values(
+        ["fraction", "variant"],
+        key=lambda c: c.map(order) if c.name == "variant" else c,
+        kind="stable",
+    )
     for (fraction, variant), group in results.groupby(["fraction", "variant"], sort=False):
         cells = [mean_sd(group[m], 3) for m in ("acc", "bacc", "auc")]
-        lines.append(f"| {fraction:.0%} ({int(group['n_labelled'].iloc[0])}) | {variant} | "
-                     f"{int(group['n_train'].iloc[0])} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {fraction:.0%} ({int(group['n_labelled'].iloc[0])}) | {variant} | "
+            f"{int(group['n_train'].iloc[0])} | " + " | ".join(cells) + " |"
+        )
     lines += ["", "Per seed: `augmentation.csv` beside this file.", ""]
     write_text("\n".join(lines), out)
 

@@ -33,8 +33,10 @@ from stratify.benchmark.provenance import git_commit
 def _defaults() -> str:
     """The default Stratifier's recipe, read from its parameters (so it never goes stale)."""
     p = Stratifier().get_params()
-    return (f"{p['model'].upper()}, {p['contrastive']} + {p['reconstruction']}, {p['epochs']} "
-            f"epochs, {p['clusterer']} (manifold {p['manifold']}), k={p['n_clusters']}")
+    return (
+        f"{p['model'].upper()}, {p['contrastive']} + {p['reconstruction']}, {p['epochs']} "
+        f"epochs, {p['clusterer']} (manifold {p['manifold']}), k={p['n_clusters']}"
+    )
 
 
 def run(seed: int, n_samples: int, n_test: int) -> dict[str, float]:
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row['seed']} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
     means = {k: np.mean([r[k] for r in rows]) for k in keys}
     stds = {k: np.std([r[k] for r in rows], ddof=1) if len(rows) > 1 else 0.0 for k in keys}
-    lines.append("| mean ± sd | " + " | ".join(f"{means[k]:.3f} ± {stds[k]:.3f}" for k in keys)
-                 + " |")
+    lines.append(
+        "| mean ± sd | " + " | ".join(f"{means[k]:.3f} ± {stds[k]:.3f}" for k in keys) + " |"
+    )
     lines += [
         "",
         "ari_* columns: adjusted Rand index to the true strata (train = fitted labels_, "

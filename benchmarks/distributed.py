@@ -50,7 +50,11 @@ def _worker(seed: int, world: int, result: Path) -> None:
 
     data = load_dataset("pneumoniamnist", seed=0)
     model = Stratifier(
-        2, epochs=EPOCHS, batch_size=GLOBAL_BATCH // world, random_state=seed, device="cpu",
+        2,
+        epochs=EPOCHS,
+        batch_size=GLOBAL_BATCH // world,
+        random_state=seed,
+        device="cpu",
         train_config={"num_threads": CORES // world, "progress": False},
     ).fit(data.train.images)
     if not is_main_process():
@@ -58,8 +62,11 @@ def _worker(seed: int, world: int, result: Path) -> None:
     history = model.history_
     last = history.iloc[-1]
     row = {
-        "seed": seed, "processes": world, "batch_per_process": GLOBAL_BATCH // world,
-        "threads_per_process": CORES // world, "epochs": EPOCHS,
+        "seed": seed,
+        "processes": world,
+        "batch_per_process": GLOBAL_BATCH // world,
+        "threads_per_process": CORES // world,
+        "epochs": EPOCHS,
         "n_train": len(data.train.images),
         "train_seconds": float(history["seconds"].sum()),
         "images_per_second": len(data.train.images) * EPOCHS / float(history["seconds"].sum()),
@@ -73,13 +80,27 @@ def _worker(seed: int, world: int, result: Path) -> None:
 def _launch(seed: int, world: int, scratch: Path) -> dict:
     result = scratch / f"run-{seed}-{world}.json"
     result.unlink(missing_ok=True)
-    script = [str(Path(__file__).resolve()), "--worker", "--seeds", str(seed),
-              "--processes", str(world), "--result", str(result)]
+    script = [
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--seeds",
+        str(seed),
+        "--processes",
+        str(world),
+        "--result",
+        str(result),
+    ]
     if world == 1:
         command = [sys.executable, *script]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={world}", *script]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={world}",
+            *script,
+        ]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     subprocess.run(command, check=True, env=env)
     return json.loads(result.read_text())
@@ -105,8 +126,13 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     two = results[results["processes"] == 2].set_index("seed")
     ratio = (two["images_per_second"] / one["images_per_second"]).dropna()
     lines = [
-        *header("One process vs two processes (torchrun, gloo) on the CPU",
-                "benchmarks/distributed.py", results, seeds, f"{CORES} CPU cores, no GPU"),
+        *header(
+            "One process vs two processes (torchrun, gloo) on the CPU",
+            "benchmarks/distributed.py",
+            results,
+            seeds,
+            f"{CORES} CPU cores, no GPU",
+        ),
         f"The default recipe (`Stratifier()`: AE + SimCLR) on PneumoniaMNIST's "
         f"{int(results['n_train'].iloc[0])} training images, {EPOCHS} epochs, global batch "
         f"{GLOBAL_BATCH} in both settings (2 processes: {GLOBAL_BATCH // 2} per process, "
@@ -119,10 +145,14 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         lines.append(
             f"| {world} | {mean_sd(group['images_per_second'], 1)} | "
             f"{mean_sd(group['final_total'], 4)} | {mean_sd(group['final_reconstruction'], 4)} | "
-            f"{mean_sd(group['final_contrastive'], 4)} |")
+            f"{mean_sd(group['final_contrastive'], 4)} |"
+        )
     if len(ratio):
-        lines += ["", f"Throughput of 2 processes / 1 process, per seed: "
-                  f"{', '.join(f'{r:.2f}' for r in ratio)} (mean {np.mean(ratio):.2f})."]
+        lines += [
+            "",
+            f"Throughput of 2 processes / 1 process, per seed: "
+            f"{', '.join(f'{r:.2f}' for r in ratio)} (mean {np.mean(ratio):.2f}).",
+        ]
     lines += ["", "Per run: `distributed.csv` beside this file.", ""]
     write_text("\n".join(lines), out)
 

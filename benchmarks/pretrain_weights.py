@@ -41,8 +41,7 @@ from stratify.data._files import md5sum
 VALIDATION_SHARE = 0.1
 
 
-def pretrain(source: str, epochs: int, seed: int, weights: Path,
-             root: str | None = None) -> dict:
+def pretrain(source: str, epochs: int, seed: int, weights: Path, root: str | None = None) -> dict:
     """Train the source network, save its trunk to ``weights``; return what the record says."""
     data = load_dataset(source, seed=seed, root=root)
     images, labels = data.train.images, np.asarray(data.train.labels).reshape(-1)
@@ -51,28 +50,46 @@ def pretrain(source: str, epochs: int, seed: int, weights: Path,
         split = "the source's own train / val split"
     else:
         images, val_images, labels, val_labels = train_test_split(
-            images, labels, test_size=VALIDATION_SHARE, stratify=labels, random_state=seed)
+            images, labels, test_size=VALIDATION_SHARE, stratify=labels, random_state=seed
+        )
         split = f"a stratified {VALIDATION_SHARE:.0%} of the images held out (seed {seed})"
-    model = medmnist_protocol("resnet18", volumes=images.ndim == 5, epochs=epochs,
-                              random_state=seed, verbose=True)
+    model = medmnist_protocol(
+        "resnet18", volumes=images.ndim == 5, epochs=epochs, random_state=seed, verbose=True
+    )
     start = time.perf_counter()
     model.fit(images, labels, X_val=val_images, y_val=val_labels)
     seconds = time.perf_counter() - start
     model.save_trunk(weights)
     scores = model.evaluate(val_images, val_labels)
-    return {"source": source, "image_shape": model.image_shape_, "classes": len(model.classes_),
-            "n_train": len(images), "n_val": len(val_images), "split": split,
-            "epochs": epochs, "best_epoch": model.best_epoch_, "seed": seed,
-            "val_acc": scores["acc"], "val_auc": scores["auc"], "seconds": seconds,
-            "file": weights.name, "md5": md5sum(weights), "git_commit": git_commit(),
-            "tensors": len(model.model_.encoder.state_dict())}
+    return {
+        "source": source,
+        "image_shape": model.image_shape_,
+        "classes": len(model.classes_),
+        "n_train": len(images),
+        "n_val": len(val_images),
+        "split": split,
+        "epochs": epochs,
+        "best_epoch": model.best_epoch_,
+        "seed": seed,
+        "val_acc": scores["acc"],
+        "val_auc": scores["auc"],
+        "seconds": seconds,
+        "file": weights.name,
+        "md5": md5sum(weights),
+        "git_commit": git_commit(),
+        "tensors": len(model.model_.encoder.state_dict()),
+    }
 
 
 def report(record: dict, out: Path) -> None:
     frame = pd.DataFrame([record])
-    lines = header("Pretrained trunk for the resnet18-transfer rows",
-                   "benchmarks/pretrain_weights.py", frame, [record["seed"]],
-                   "2 CPU cores, no GPU")
+    lines = header(
+        "Pretrained trunk for the resnet18-transfer rows",
+        "benchmarks/pretrain_weights.py",
+        frame,
+        [record["seed"]],
+        "2 CPU cores, no GPU",
+    )
     lines += [
         f"A ResNet-18 (28) with the MedMNIST stem, trained with labels on `{record['source']}` "
         f"(images {tuple(record['image_shape'])}, {record['classes']} classes): "
@@ -97,8 +114,9 @@ def report(record: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default="mnist",
-                        help="a labelled benchmark dataset: mnist or any MedMNIST flag")
+    parser.add_argument(
+        "--source", default="mnist", help="a labelled benchmark dataset: mnist or any MedMNIST flag"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", type=Path, required=True, help="state dict to write")

@@ -49,18 +49,32 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
             setting = None
             family = name.split("-")[0]
             for method in PRIORS[family]:
-                if not done.empty and ((done["setting"] == name) & (done["method"] == method)
-                                       & (done["seed"] == seed)).any():
+                if (
+                    not done.empty
+                    and (
+                        (done["setting"] == name)
+                        & (done["method"] == method)
+                        & (done["seed"] == seed)
+                    ).any()
+                ):
                     continue
                 setting = setting or load_setting(name, seed)
                 rows = run_one(setting, method, seed, epochs=EPOCHS[family])
                 done = _append(done, rows, csv)
-            supervised = done.empty or not (
-                (done["setting"] == name) & (done["method"] == "supervised")
-                & (done["seed"] == seed)).any()
+            supervised = (
+                done.empty
+                or not (
+                    (done["setting"] == name)
+                    & (done["method"] == "supervised")
+                    & (done["seed"] == seed)
+                ).any()
+            )
             if supervised:  # the cohorts share images and labels: the same reference
-                earlier = done[(done["setting"] == "cohort-informative")
-                               & (done["method"] == "supervised") & (done["seed"] == seed)]
+                earlier = done[
+                    (done["setting"] == "cohort-informative")
+                    & (done["method"] == "supervised")
+                    & (done["seed"] == seed)
+                ]
                 if name == "cohort-nuisance" and len(earlier):
                     rows = earlier.drop(columns="git_commit").assign(setting=name)
                     done = _append(done, rows.to_dict("records"), csv)
@@ -99,17 +113,25 @@ def _plot(results: pd.DataFrame, out: Path) -> None:
 
     fig, axes = plt.subplots(1, len(SETTINGS), figsize=(4.2 * len(SETTINGS), 3.4))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colour = {m: palette[i % len(palette)]  # one colour per method in every panel
-              for i, m in enumerate(dict.fromkeys(results["method"]))}
+    colour = {
+        m: palette[i % len(palette)]  # one colour per method in every panel
+        for i, m in enumerate(dict.fromkeys(results["method"]))
+    }
     for ax, name in zip(np.atleast_1d(axes), SETTINGS, strict=True):
         metric = METRIC[name.split("-")[0]]
         frame = results[results["setting"] == name]
         for method, group in frame.groupby("method", sort=False):
             stats = group.groupby("fraction")[metric].agg(["mean", "std"]).fillna(0.0)
-            ax.plot(stats.index * 100, stats["mean"], marker="o", label=method,
-                    color=colour[method])
-            ax.fill_between(stats.index * 100, stats["mean"] - stats["std"],
-                            stats["mean"] + stats["std"], alpha=0.2, color=colour[method])
+            ax.plot(
+                stats.index * 100, stats["mean"], marker="o", label=method, color=colour[method]
+            )
+            ax.fill_between(
+                stats.index * 100,
+                stats["mean"] - stats["std"],
+                stats["mean"] + stats["std"],
+                alpha=0.2,
+                color=colour[method],
+            )
         ax.set(xscale="log", xlabel="training labels (%)", ylabel=metric, title=name)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -136,19 +158,29 @@ def _verdicts(results: pd.DataFrame) -> list[str]:
                 gain = prior[metric].mean() - base[metric].mean()
                 spread = max(prior[metric].std(ddof=1), base[metric].std(ddof=1))
                 if name == "cohort-nuisance":
-                    verdict = ("met (no loss beyond the spread)" if gain >= -spread
-                               else f"MISSED (loses {-gain:.3f} > spread)")
+                    verdict = (
+                        "met (no loss beyond the spread)"
+                        if gain >= -spread
+                        else f"MISSED (loses {-gain:.3f} > spread)"
+                    )
                 else:
                     verdict = "met" if gain > spread else f"MISSED (gain {gain:+.3f} <= spread)"
-                lines.append(f"| {name} | {method} vs simclr | {metric} | {gain:+.3f} | "
-                             f"{spread:.3f} | {verdict} |")
+                lines.append(
+                    f"| {name} | {method} vs simclr | {metric} | {gain:+.3f} | "
+                    f"{spread:.3f} | {verdict} |"
+                )
     return lines
 
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     lines = [
-        *header("Metadata priors: pretraining without target labels, few-label probes",
-                "benchmarks/priors.py", results, seeds, "2 CPU cores, no GPU"),
+        *header(
+            "Metadata priors: pretraining without target labels, few-label probes",
+            "benchmarks/priors.py",
+            results,
+            seeds,
+            "2 CPU cores, no GPU",
+        ),
         "Protocol (`stratify/benchmark/priors.py`): each method pretrains a default "
         "Stratifier (AE + SimCLR, plus its prior as a regularizer) on the training images "
         "and metadata, never on the target; a logistic-regression probe on the frozen, "
@@ -175,16 +207,28 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         if frame.empty:
             continue
         columns = [c for c in ("probe_acc", "probe_auc", "ari") if frame[c].notna().any()]
-        lines += [f"## {name}", "", "| method | labels | " + " | ".join(columns) + " |",
-                  "|---|---:|" + "---|" * len(columns)]
+        lines += [
+            f"## {name}",
+            "",
+            "| method | labels | " + " | ".join(columns) + " |",
+            "|---|---:|" + "---|" * len(columns),
+        ]
         for (method, fraction), group in frame.groupby(["method", "fraction"], sort=False):
             cells = [mean_sd(group[c], 3) for c in columns]
             lines.append(f"| {method} | {fraction:.0%} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## The bar (10 % labels, 3 seeds)", "",
-              "| setting | comparison | metric | gain | spread (larger sd) | verdict |",
-              "|---|---|---|---:|---:|---|", *_verdicts(results), "",
-              TRIED, "", "Per run: `priors.csv` beside this file.", ""]
+    lines += [
+        "## The bar (10 % labels, 3 seeds)",
+        "",
+        "| setting | comparison | metric | gain | spread (larger sd) | verdict |",
+        "|---|---|---|---:|---:|---|",
+        *_verdicts(results),
+        "",
+        TRIED,
+        "",
+        "Per run: `priors.csv` beside this file.",
+        "",
+    ]
     _plot(results, out.with_suffix(".png"))
     write_text("\n".join(lines), out)
 

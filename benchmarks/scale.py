@@ -57,7 +57,7 @@ def _images(n: int) -> np.ndarray:
     out = base[picks].copy()
     shifts = rng.integers(-2, 3, size=(n, 2))
     flips = rng.random(n) < 0.5
-    for (dy, dx) in {tuple(s) for s in shifts.tolist()}:
+    for dy, dx in {tuple(s) for s in shifts.tolist()}:
         rows = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
         out[rows] = np.roll(out[rows], (dy, dx), axis=(2, 3))
     out[flips] = out[flips][..., ::-1]
@@ -72,10 +72,11 @@ def _volumes() -> np.ndarray:
     small = load_medmnist("adrenalmnist3d", "train", download=False).images  # (1188,1,28,28,28)
     out = np.empty((len(small), 1, 64, 64, 64), dtype=np.uint8)
     for start in range(0, len(small), 64):
-        part = torch.from_numpy(small[start:start + 64]).float()
-        big = torch.nn.functional.interpolate(part, size=(64, 64, 64), mode="trilinear",
-                                              align_corners=False)
-        out[start:start + 64] = big.round().clamp(0, 255).to(torch.uint8).numpy()
+        part = torch.from_numpy(small[start : start + 64]).float()
+        big = torch.nn.functional.interpolate(
+            part, size=(64, 64, 64), mode="trilinear", align_corners=False
+        )
+        out[start : start + 64] = big.round().clamp(0, 255).to(torch.uint8).numpy()
     return out
 
 
@@ -87,9 +88,14 @@ def _child_fit(dataset: str, scratch: Path) -> dict:
     model = Stratifier(2, epochs=1, random_state=0).fit(data)
     seconds = time.perf_counter() - start
     train_seconds = float(model.history_["seconds"].sum())
-    row = {"n": len(data), "seconds": seconds, "train_seconds": train_seconds,
-           "train_ms_per_sample": 1000 * train_seconds / len(data),
-           "batch_size": model.batch_size_, "strata": int(model.n_clusters_)}
+    row = {
+        "n": len(data),
+        "seconds": seconds,
+        "train_seconds": train_seconds,
+        "train_ms_per_sample": 1000 * train_seconds / len(data),
+        "batch_size": model.batch_size_,
+        "strata": int(model.n_clusters_),
+    }
     if dataset == "images-100000":
         latents = model._latents_for_clustering(model.embedding_)
         np.save(scratch / "latents.npy", latents.astype(np.float32))
@@ -106,21 +112,28 @@ def _child_cluster(dataset: str, method: str, scratch: Path) -> dict:
     latents = np.load(scratch / "latents.npy")[:n].astype(np.float64)
     start = time.perf_counter()
     base, _, manifold = method.partition("+")
-    fitted = StrataClusterer(base, N_STRATA, manifold=manifold or None,
-                             random_state=0).fit(latents)
+    fitted = StrataClusterer(base, N_STRATA, manifold=manifold or None, random_state=0).fit(latents)
     seconds = time.perf_counter() - start
     labels = fitted.labels_
-    return {"n": n, "seconds": seconds, "strata": int(fitted.n_clusters_),
-            "noise_share": float((labels < 0).mean()),
-            "fitted_on": n if fitted.fit_rows_ is None else len(fitted.fit_rows_)}
+    return {
+        "n": n,
+        "seconds": seconds,
+        "strata": int(fitted.n_clusters_),
+        "noise_share": float((labels < 0).mean()),
+        "fitted_on": n if fitted.fit_rows_ is None else len(fitted.fit_rows_),
+    }
 
 
 def _child_cli() -> dict:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        done = subprocess.run(["stratify", "fit", "missing.npy", "--out", "unused.pt"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["stratify", "fit", "missing.npy", "--out", "unused.pt"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         times.append(time.perf_counter() - start)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     return {"n": 5, "seconds": float(np.median(times)), "message": done.stderr.strip()}
@@ -138,11 +151,13 @@ def _child(item: dict, scratch: Path) -> dict:
 
 def _items() -> list[dict]:
     items = [{"item": "cli", "dataset": "-", "method": "-"}]
-    items += [{"item": "fit", "dataset": f"images-{n}", "method": "defaults"}
-              for n in FIT_SIZES]
+    items += [{"item": "fit", "dataset": f"images-{n}", "method": "defaults"} for n in FIT_SIZES]
     items.append({"item": "fit", "dataset": "volumes-64", "method": "defaults"})
-    items += [{"item": "cluster", "dataset": f"latents-{n}", "method": m}
-              for n in CLUSTER_SIZES for m in BACKENDS]
+    items += [
+        {"item": "cluster", "dataset": f"latents-{n}", "method": m}
+        for n in CLUSTER_SIZES
+        for m in BACKENDS
+    ]
     # HDBSCAN as N2D uses it: on the UMAP step (itself on its large-N path at 100k)
     items.append({"item": "cluster", "dataset": "latents-100000", "method": "hdbscan+umap"})
     return items
@@ -155,20 +170,31 @@ def run(csv: Path, scratch: Path, timeout: int) -> pd.DataFrame:
     done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
     for item in _items():
         key = (item["item"], item["dataset"], item["method"])
-        if not done.empty and (done[["item", "dataset", "method"]].apply(tuple, axis=1)
-                               == key).any():
+        if (
+            not done.empty
+            and (done[["item", "dataset", "method"]].apply(tuple, axis=1) == key).any()
+        ):
             continue
         result = scratch / "result.json"
         result.unlink(missing_ok=True)
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(item),
-                   "--scratch", str(scratch)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            json.dumps(item),
+            "--scratch",
+            str(scratch),
+        ]
         start = time.perf_counter()
         try:
             subprocess.run(command, check=True, timeout=timeout)
             row = json.loads(result.read_text())
         except subprocess.TimeoutExpired:
-            row = {**item, "seconds": float("nan"),
-                   "note": f"did not finish in {timeout} s (killed)"}
+            row = {
+                **item,
+                "seconds": float("nan"),
+                "note": f"did not finish in {timeout} s (killed)",
+            }
         except subprocess.CalledProcessError as error:
             row = {**item, "seconds": float("nan"), "note": f"failed: exit {error.returncode}"}
         row["wall_seconds"] = time.perf_counter() - start
@@ -190,8 +216,13 @@ def report(results: pd.DataFrame, out: Path) -> None:
     fits = results[results["item"] == "fit"]
     base = fits.loc[fits["dataset"] == "images-5000", "train_ms_per_sample"]
     lines = [
-        *header("Scale on one machine", "benchmarks/scale.py", results, None,
-                "2 CPU cores, 24 GiB, no GPU"),
+        *header(
+            "Scale on one machine",
+            "benchmarks/scale.py",
+            results,
+            None,
+            "2 CPU cores, 24 GiB, no GPU",
+        ),
         "One child process per row, run one after the other; peak RSS is the child's whole "
         "resident memory (`ru_maxrss`). Data: see the script's docstring (tiled "
         "PneumoniaMNIST images; AdrenalMNIST3D upsampled to 64^3).",
@@ -203,16 +234,22 @@ def report(results: pd.DataFrame, out: Path) -> None:
     ]
     for _, row in fits.iterrows():
         images = str(row["dataset"]).startswith("images-")
-        ratio = (row["train_ms_per_sample"] / float(base.iloc[0])
-                 if images and len(base) and not pd.isna(row.get("train_ms_per_sample"))
-                 else float("nan"))
+        ratio = (
+            row["train_ms_per_sample"] / float(base.iloc[0])
+            if images and len(base) and not pd.isna(row.get("train_ms_per_sample"))
+            else float("nan")
+        )
         lines.append(
             f"| {row['dataset']} | {int(row['n']) if not pd.isna(row.get('n')) else '-'} | "
             f"{'-' if pd.isna(row.get('batch_size')) else int(row['batch_size'])} | "
             f"{row['seconds']:.1f} | {row.get('train_ms_per_sample', float('nan')):.3f} | "
-            f"{'-' if pd.isna(ratio) else f'{ratio:.2f}'} | {_gib(row.get('peak_rss_bytes'))} |")
-    predict = fits["predict_images_per_second"].dropna() if "predict_images_per_second" in fits \
+            f"{'-' if pd.isna(ratio) else f'{ratio:.2f}'} | {_gib(row.get('peak_rss_bytes'))} |"
+        )
+    predict = (
+        fits["predict_images_per_second"].dropna()
+        if "predict_images_per_second" in fits
         else pd.Series(dtype=float)
+    )
     if len(predict):
         lines += ["", f"`predict` on the 100k images: {predict.iloc[0]:.0f} images / s."]
     clusters = results[results["item"] == "cluster"]
@@ -225,20 +262,27 @@ def report(results: pd.DataFrame, out: Path) -> None:
     ]
     for _, row in clusters.iterrows():
         if pd.isna(row["seconds"]):
-            lines.append(f"| {row['method']} | {row['dataset'].split('-')[1]} | - | "
-                         f"{row.get('note', 'failed')} | - | - | - |")
+            lines.append(
+                f"| {row['method']} | {row['dataset'].split('-')[1]} | - | "
+                f"{row.get('note', 'failed')} | - | - | - |"
+            )
             continue
         lines.append(
             f"| {row['method']} | {int(row['n'])} | {int(row['fitted_on'])} | "
             f"{row['seconds']:.1f} | {_gib(row['peak_rss_bytes'])} | {int(row['strata'])} | "
-            f"{row['noise_share']:.3f} |")
+            f"{row['noise_share']:.3f} |"
+        )
     cli = results[results["item"] == "cli"]
     if len(cli):
         row = cli.iloc[0]
-        lines += ["", "## Command-line latency", "",
-                  f"`stratify fit missing.npy --out unused.pt`: median {row['seconds']:.2f} s "
-                  f"over 5 calls, peak RSS {_gib(row['peak_rss_bytes'])} GiB (the measuring "
-                  f"process); message: `{row['message']}`"]
+        lines += [
+            "",
+            "## Command-line latency",
+            "",
+            f"`stratify fit missing.npy --out unused.pt`: median {row['seconds']:.2f} s "
+            f"over 5 calls, peak RSS {_gib(row['peak_rss_bytes'])} GiB (the measuring "
+            f"process); message: `{row['message']}`",
+        ]
     lines += ["", "Per row: `scale.csv` beside this file.", ""]
     write_text("\n".join(lines), out)
 
@@ -247,8 +291,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.md"))
     parser.add_argument("--scratch", type=Path, default=Path("benchmarks/.scale-scratch"))
-    parser.add_argument("--timeout", type=int, default=900,
-                        help="seconds before a child is killed (default 900)")
+    parser.add_argument(
+        "--timeout", type=int, default=900, help="seconds before a child is killed (default 900)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)

@@ -37,16 +37,27 @@ N_PATIENTS = 300
 
 def run(seed: int, epochs: int) -> list[dict]:
     images, strata, metadata = make_cohort(N_PATIENTS, random_state=seed)
-    model = Stratifier(3, regularizers={"age": {"kind": "yaware", "columns": "age",
-                                                "sigma": 10.0, "weight": 0.5}},
-                       epochs=epochs, batch_size=64, random_state=seed)
+    model = Stratifier(
+        3,
+        regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0, "weight": 0.5}},
+        epochs=epochs,
+        batch_size=64,
+        random_state=seed,
+    )
     model.fit(images, metadata=metadata)
     rows = []
     for rule, options in RULES.items():
         labels = model.recluster(**options).labels_
-        rows.append({"seed": seed, "epochs": epochs, "rule": rule,
-                     "ari": adjusted_rand_score(strata, labels),
-                     "acc": cluster_accuracy(strata, labels), "git_commit": git_commit()})
+        rows.append(
+            {
+                "seed": seed,
+                "epochs": epochs,
+                "rule": rule,
+                "ari": adjusted_rand_score(strata, labels),
+                "acc": cluster_accuracy(strata, labels),
+                "git_commit": git_commit(),
+            }
+        )
     return rows
 
 
@@ -57,14 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="markdown file to write")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
-    results = pd.DataFrame([row for seed in args.seeds for epochs in args.epochs
-                            for row in run(seed, epochs)])
-    wide = results.pivot_table(index=["seed", "epochs"], columns="rule", values="ari",
-                               sort=False)[list(RULES)]
+    results = pd.DataFrame(
+        [row for seed in args.seeds for epochs in args.epochs for row in run(seed, epochs)]
+    )
+    wide = results.pivot_table(index=["seed", "epochs"], columns="rule", values="ari", sort=False)[
+        list(RULES)
+    ]
     summary = results.groupby("rule", sort=False)[["ari", "acc"]].agg(["mean", "min"])
     lines = [
-        *header(f"Clustering rules on a {N_PATIENTS}-patient cohort", "benchmarks/small_cohort.py",
-                results, args.seeds, "2 CPU cores, no GPU"),
+        *header(
+            f"Clustering rules on a {N_PATIENTS}-patient cohort",
+            "benchmarks/small_cohort.py",
+            results,
+            args.seeds,
+            "2 CPU cores, no GPU",
+        ),
         f"`make_cohort({N_PATIENTS}, random_state=seed)`, `Stratifier(3, y-Aware on age "
         "(sigma 10, weight 0.5), epochs, batch_size=64)`, the same network reclustered by each "
         "rule; transductive, against the true strata.",
@@ -73,15 +91,20 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| seed | epochs | " + " | ".join(RULES) + " |",
         "|---:|---:|" + "---:|" * len(RULES),
-        *(f"| {seed} | {epochs} | " + " | ".join(f"{wide.loc[(seed, epochs), r]:.3f}"
-                                                 for r in RULES) + " |"
-          for seed, epochs in wide.index),
+        *(
+            f"| {seed} | {epochs} | "
+            + " | ".join(f"{wide.loc[(seed, epochs), r]:.3f}" for r in RULES)
+            + " |"
+            for seed, epochs in wide.index
+        ),
         "",
         "| rule | ARI mean | ARI min | ACC mean | ACC min |",
         "|---|---:|---:|---:|---:|",
-        *(f"| {r} | {summary.loc[r, ('ari', 'mean')]:.3f} | {summary.loc[r, ('ari', 'min')]:.3f}"
-          f" | {summary.loc[r, ('acc', 'mean')]:.3f} | {summary.loc[r, ('acc', 'min')]:.3f} |"
-          for r in RULES),
+        *(
+            f"| {r} | {summary.loc[r, ('ari', 'mean')]:.3f} | {summary.loc[r, ('ari', 'min')]:.3f}"
+            f" | {summary.loc[r, ('acc', 'mean')]:.3f} | {summary.loc[r, ('acc', 'min')]:.3f} |"
+            for r in RULES
+        ),
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")

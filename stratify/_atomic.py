@@ -44,8 +44,9 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     if not folder.is_dir():
         raise NotADirectoryError(f"the {what} {str(path)!r} lies under {str(folder)!r}, a file")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write the {what} {str(path)!r}: {str(folder)!r} is not "
-                              "writable")
+        raise PermissionError(
+            f"cannot write the {what} {str(path)!r}: {str(folder)!r} is not writable"
+        )
     return path
 
 

@@ -164,8 +164,7 @@ def check_array_images(
         dims = ", ".join(str(d) for d in ndims[:-1])
         dims = f"{dims} or {ndims[-1]}" if dims else str(ndims[-1])
         raise ValueError(
-            f"Expected {name} with {dims} dimensions {layout}, got an array of shape "
-            f"{X.shape}."
+            f"Expected {name} with {dims} dimensions {layout}, got an array of shape {X.shape}."
         )
     if X.size == 0:
         raise ValueError(f"Expected a non-empty {name}, got an array of shape {X.shape}.")
@@ -204,8 +203,7 @@ def check_metadata(metadata: Any, n_samples: int, *, name: str = "metadata") -> 
         )
     if len(metadata) != n_samples:
         raise ValueError(
-            f"Expected {name} with one row per sample ({n_samples} rows), got "
-            f"{len(metadata)} rows."
+            f"Expected {name} with one row per sample ({n_samples} rows), got {len(metadata)} rows."
         )
     return metadata
 
@@ -229,8 +227,14 @@ def check_batch_size(value: Any, owner: str) -> int | str:
     return check_count_or_auto(value, "batch_size", owner)
 
 
-def require_columns(needed: Sequence[str], available: Collection[str], *, name: str, reader: str,
-                  error: type[Exception] = ValueError) -> None:
+def require_columns(
+    needed: Sequence[str],
+    available: Collection[str],
+    *,
+    name: str,
+    reader: str,
+    error: type[Exception] = ValueError,
+) -> None:
     """Check that ``available`` (metadata columns or keys) holds every column in ``needed``.
 
     The one missing-column check of the package (the estimator's DataFrame, the training

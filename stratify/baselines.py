@@ -39,8 +39,17 @@ from stratify.models import build_model
 from stratify.training import TrainConfig, embed, train
 from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint
 
-__all__ = ["ARCHS", "MEDMNIST_PROTOCOL", "STEMS", "SupervisedBaseline", "auc_score",
-           "medmnist_protocol", "pixel_pca_kmeans", "resnet18_trunk", "resnet_trunk"]
+__all__ = [
+    "ARCHS",
+    "MEDMNIST_PROTOCOL",
+    "STEMS",
+    "SupervisedBaseline",
+    "auc_score",
+    "medmnist_protocol",
+    "pixel_pca_kmeans",
+    "resnet18_trunk",
+    "resnet_trunk",
+]
 
 
 # ----------------------------------------------------------------------------- pixels
@@ -126,18 +135,28 @@ class _Normalize(nn.Module):
 
 
 def _stem(dims: int, in_channels: int, stem: str, stride: int) -> nn.Module:
-    conv, norm, pool = ((nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2
-                        else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d))
-    layers = [conv(in_channels, 64, 3, stride=stride, padding=1, bias=False), norm(64),
-              nn.ReLU(inplace=True)]
+    conv, norm, pool = (
+        (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+        if dims == 2
+        else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
+    )
+    layers = [
+        conv(in_channels, 64, 3, stride=stride, padding=1, bias=False),
+        norm(64),
+        nn.ReLU(inplace=True),
+    ]
     if stem == "medmnist":
         return nn.Sequential(_Normalize(), *layers)
     return nn.Sequential(*layers, pool(3, stride=2, padding=1))
 
 
 def resnet_trunk(
-    image_shape: Sequence[int], *, arch: str = "resnet18", stem: str = "small",
-    weights: str | os.PathLike | None = None, stem_stride: int = 1,
+    image_shape: Sequence[int],
+    *,
+    arch: str = "resnet18",
+    stem: str = "small",
+    weights: str | os.PathLike | None = None,
+    stem_stride: int = 1,
 ) -> tuple[nn.Module, list[str], dict[str, str]]:
     """A torchvision ResNet trunk (2D, or R3D-18 for volumes) with a stem for small images.
 
@@ -187,14 +206,20 @@ def resnet_trunk(
     if len(shape) == 3:
         net = getattr(torchvision.models, name_2d)(weights=None)
     elif name_3d is None:
-        raise ValueError(f"Expected a 2D image_shape for arch={arch!r} (torchvision has no 3D "
-                         f"{arch}), got the volume shape {shape}; use arch='resnet18'.")
+        raise ValueError(
+            f"Expected a 2D image_shape for arch={arch!r} (torchvision has no 3D "
+            f"{arch}), got the volume shape {shape}; use arch='resnet18'."
+        )
     else:
         net = getattr(torchvision.models.video, name_3d)(weights=None)
     new_stem = _stem(len(shape) - 1, shape[0], stem, stride)
     if len(shape) == 3:
-        net.conv1, net.bn1, net.relu, net.maxpool = new_stem, nn.Identity(), nn.Identity(), (
-            nn.Identity())
+        net.conv1, net.bn1, net.relu, net.maxpool = (
+            new_stem,
+            nn.Identity(),
+            nn.Identity(),
+            (nn.Identity()),
+        )
     else:
         net.stem = new_stem
     net.fc = nn.Identity()
@@ -207,12 +232,16 @@ def resnet_trunk(
     prefix = "conv1." if len(shape) == 3 else "stem."
     state = _read_state(weights)
     own = net.state_dict()
-    stem_fits = all(isinstance(state.get(name), torch.Tensor) and state[name].shape == value.shape
-                    for name, value in own.items() if name.startswith(prefix))
+    stem_fits = all(
+        isinstance(state.get(name), torch.Tensor) and state[name].shape == value.shape
+        for name, value in own.items()
+        if name.startswith(prefix)
+    )
 
     def keep_out(name: str) -> str | None:
         if name.startswith(("conv1.", "bn1.", "stem.")) and (
-                not stem_fits or not name.startswith(prefix)):
+            not stem_fits or not name.startswith(prefix)
+        ):
             return "replaced by the small-image stem"
         if name.startswith("fc."):
             return "removed with fc (the classifier head is new)"
@@ -246,14 +275,18 @@ def _read_state(path: str | os.PathLike) -> dict[str, Any]:
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"Expected a state dict (name -> tensor) in {path}, got "
-                         f"{type(state).__name__}.")
+        raise ValueError(
+            f"Expected a state dict (name -> tensor) in {path}, got {type(state).__name__}."
+        )
     return state
 
 
-def _load_state(net: nn.Module, state: Mapping[str, Any], path: str | os.PathLike,
-                keep_out: Callable[[str], str | None] | None = None
-                ) -> tuple[list[str], dict[str, str]]:
+def _load_state(
+    net: nn.Module,
+    state: Mapping[str, Any],
+    path: str | os.PathLike,
+    keep_out: Callable[[str], str | None] | None = None,
+) -> tuple[list[str], dict[str, str]]:
     """Copy the tensors of ``state`` that match ``net`` by name and shape (and that
     ``keep_out`` does not exclude with a reason); return their names and the others with the
     reason."""
@@ -266,8 +299,9 @@ def _load_state(net: nn.Module, state: Mapping[str, Any], path: str | os.PathLik
         elif name not in own or not isinstance(value, torch.Tensor):
             skipped[name] = f"not in {type(net).__name__}"
         elif value.shape != own[name].shape:
-            skipped[name] = (f"shape {tuple(value.shape)} in the file, "
-                             f"{tuple(own[name].shape)} in the network")
+            skipped[name] = (
+                f"shape {tuple(value.shape)} in the file, {tuple(own[name].shape)} in the network"
+            )
         else:
             matched[name] = value
     if not matched:
@@ -306,8 +340,11 @@ def auc_score(codes: np.ndarray, proba: np.ndarray) -> float:
         return float("nan")
     if proba.shape[1] == 2:
         return float(roc_auc_score(codes, proba[:, 1]))
-    return float(roc_auc_score(codes, proba, multi_class="ovr", average="macro",
-                               labels=np.arange(proba.shape[1])))
+    return float(
+        roc_auc_score(
+            codes, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1])
+        )
+    )
 
 
 class SupervisedBaseline(ClassifierMixin, BaseEstimator):
@@ -425,12 +462,15 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
     def _codes(self, y: Any, n: int, name: str) -> np.ndarray:
         y = _label_column(y)
         if y.shape != (n,):
-            raise ValueError(f"Expected {name} of shape ({n},) (one label per image), got "
-                             f"shape {y.shape}.")
+            raise ValueError(
+                f"Expected {name} of shape ({n},) (one label per image), got shape {y.shape}."
+            )
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
-            raise ValueError(f"Expected {name} among the training classes "
-                             f"{self.classes_.tolist()}, got {np.unique(y[unknown]).tolist()}.")
+            raise ValueError(
+                f"Expected {name} among the training classes "
+                f"{self.classes_.tolist()}, got {np.unique(y[unknown]).tolist()}."
+            )
         return np.searchsorted(self.classes_, y).astype(np.float32)
 
     def _config(self, selects: bool) -> TrainConfig:
@@ -442,15 +482,22 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         check_option(self.stem, "stem", owner, set(STEMS))
         check_option(self.resume, "resume", owner, {True, False})
         if self.resume and self.checkpoint_dir is None:
-            raise ValueError(f"Expected a checkpoint_dir with resume=True in {owner}, got "
-                             "checkpoint_dir=None.")
+            raise ValueError(
+                f"Expected a checkpoint_dir with resume=True in {owner}, got checkpoint_dir=None."
+            )
         by_loss = selects and self.select == "val_loss"
         return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-            weight_decay=self.weight_decay, optimizer=self.optimizer, scheduler=self.scheduler,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
             warmup_epochs=self.warmup_epochs,
             patience=self.patience if by_loss else None,
-            restore_best=selects, device=self.device, progress=bool(self.verbose),
+            restore_best=selects,
+            device=self.device,
+            progress=bool(self.verbose),
             checkpoint_dir=self.checkpoint_dir,
         )
 
@@ -458,11 +505,16 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         if isinstance(self.arch, nn.Module):
             trunk = copy.deepcopy(self.arch)
             self.loaded_weights_, self.skipped_weights_ = (
-                _load_weights(trunk, self.weights) if self.weights is not None else ([], {}))
+                _load_weights(trunk, self.weights) if self.weights is not None else ([], {})
+            )
             return trunk
         trunk, self.loaded_weights_, self.skipped_weights_ = resnet_trunk(
-            self.image_shape_, arch=self.arch, stem=self.stem, weights=self.weights,
-            stem_stride=self.stem_stride)
+            self.image_shape_,
+            arch=self.arch,
+            stem=self.stem,
+            weights=self.weights,
+            stem_stride=self.stem_stride,
+        )
         return trunk
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> SupervisedBaseline:
@@ -482,8 +534,10 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         self
         """
         if (X_val is None) != (y_val is None):
-            raise ValueError("Expected X_val and y_val together (both or neither), got only "
-                             f"{'X_val' if y_val is None else 'y_val'}.")
+            raise ValueError(
+                "Expected X_val and y_val together (both or neither), got only "
+                f"{'X_val' if y_val is None else 'y_val'}."
+            )
         config = self._config(selects=X_val is not None)
         X = check_array_images(X)
         self.classes_ = np.unique(_label_column(y))
@@ -496,47 +550,62 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         if X_val is not None:
             X_val = check_array_images(X_val, name="X_val")
             if X_val.shape[1:] != X.shape[1:]:
-                raise ValueError(f"Expected X_val of image shape {X.shape[1:]}, got "
-                                 f"{X_val.shape[1:]}.")
+                raise ValueError(
+                    f"Expected X_val of image shape {X.shape[1:]}, got {X_val.shape[1:]}."
+                )
             val_codes = self._codes(y_val, len(X_val), "y_val")
             val = {"val_images": X_val, "val_labels": val_codes}
             if self.select == "val_auc":
                 val["val_score"] = lambda model: auc_score(
-                    val_codes.astype(np.int64), _probabilities(model, X_val))
+                    val_codes.astype(np.int64), _probabilities(model, X_val)
+                )
         seed = seed_from(self.random_state)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights; global RNG untouched
             torch.manual_seed(seed)
-            self.model_ = build_model("ae", self.image_shape_, latent_dim=len(self.classes_),
-                                      encoder=self._trunk())
+            self.model_ = build_model(
+                "ae", self.image_shape_, latent_dim=len(self.classes_), encoder=self._trunk()
+            )
         self.from_scratch_ = not self.loaded_weights_ and not isinstance(self.arch, nn.Module)
         resume_from, digest = None, None
         if self.checkpoint_dir is not None:
             digest = self._fingerprint(X, codes, val)
             if self.resume and (Path(self.checkpoint_dir) / CHECKPOINT_NAME).is_file():
                 resume_from = self.checkpoint_dir
-        result = train(self.model_, Objective({"cross_entropy": CrossEntropy()}), X,
-                       labels=codes, config=config, random_state=seed,
-                       resume_from=resume_from, fingerprint=digest, **val)
+        result = train(
+            self.model_,
+            Objective({"cross_entropy": CrossEntropy()}),
+            X,
+            labels=codes,
+            config=config,
+            random_state=seed,
+            resume_from=resume_from,
+            fingerprint=digest,
+            **val,
+        )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.resumed_epochs_ = result.resumed_epochs
         return self
 
     #: Parameters a resumed fit may change.
-    _NOT_FINGERPRINTED = frozenset({"resume", "verbose", "device", "checkpoint_dir", "arch",
-                                    "weights"})
+    _NOT_FINGERPRINTED = frozenset(
+        {"resume", "verbose", "device", "checkpoint_dir", "arch", "weights"}
+    )
 
     def _fingerprint(self, X: np.ndarray, codes: np.ndarray, val: Mapping[str, Any]) -> str:
         """Digest of the data, the parameters and the starting trunk (its initial weights:
         a module ``arch`` or a ``weights`` file count by content, not by name)."""
-        params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in self._NOT_FINGERPRINTED}
+        params = {
+            k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED
+        }
         params["arch"] = self.arch if isinstance(self.arch, str) else type(self.arch).__name__
         arrays = [("labels", codes)]
         if val:
             arrays += [("val_images", val["val_images"]), ("val_labels", val["val_labels"])]
-        arrays += [(f"trunk.{name}", value.detach().cpu().numpy())
-                   for name, value in self.model_.encoder.state_dict().items()]
+        arrays += [
+            (f"trunk.{name}", value.detach().cpu().numpy())
+            for name, value in self.model_.encoder.state_dict().items()
+        ]
         return fingerprint(params, X, arrays)
 
     def save_trunk(self, path: str | os.PathLike) -> Path:
@@ -555,8 +624,10 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         pathlib.Path
         """
         check_is_fitted(self)
-        state = {name: value.detach().cpu().clone()
-                 for name, value in self.model_.encoder.state_dict().items()}
+        state = {
+            name: value.detach().cpu().clone()
+            for name, value in self.model_.encoder.state_dict().items()
+        }
         return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -564,8 +635,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = check_array_images(X)
         if X.shape[1:] != self.image_shape_:
-            raise ValueError(f"Expected images of shape {self.image_shape_}, got "
-                             f"{X.shape[1:]}.")
+            raise ValueError(f"Expected images of shape {self.image_shape_}, got {X.shape[1:]}.")
         return _probabilities(self.model_, X)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -585,9 +655,11 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         codes = self._codes(y, len(proba), "y").astype(np.int64)
         predicted = np.argmax(proba, axis=1)
-        return {"acc": float(np.mean(predicted == codes)),
-                "bacc": float(balanced_accuracy_score(codes, predicted)),
-                "auc": auc_score(codes, proba)}
+        return {
+            "acc": float(np.mean(predicted == codes)),
+            "bacc": float(balanced_accuracy_score(codes, predicted)),
+            "auc": auc_score(codes, proba),
+        }
 
 
 def _probabilities(model: nn.Module, X: np.ndarray) -> np.ndarray:
@@ -601,15 +673,23 @@ def _probabilities(model: nn.Module, X: np.ndarray) -> np.ndarray:
 #: no augmentation, the model of the epoch with the best validation AUC; the ResNet (28) has
 #: a 3x3 stride-1 stem without max-pooling and inputs normalised to [-1, 1].
 MEDMNIST_PROTOCOL: dict[str, Any] = {
-    "epochs": 100, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "patience": None,
-    "stem": "medmnist", "optimizer": "adam", "scheduler": "multistep", "warmup_epochs": 0.0,
+    "epochs": 100,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "patience": None,
+    "stem": "medmnist",
+    "optimizer": "adam",
+    "scheduler": "multistep",
+    "warmup_epochs": 0.0,
     "select": "val_auc",
 }
 MEDMNIST_3D_BATCH = 32
 
 
-def medmnist_protocol(arch: str | nn.Module = "resnet18", *, volumes: bool = False,
-                      **overrides: Any) -> SupervisedBaseline:
+def medmnist_protocol(
+    arch: str | nn.Module = "resnet18", *, volumes: bool = False, **overrides: Any
+) -> SupervisedBaseline:
     """A :class:`SupervisedBaseline` set up as in MedMNIST v2 (:data:`MEDMNIST_PROTOCOL`).
 
     Parameters

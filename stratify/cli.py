@@ -23,8 +23,6 @@ from stratify._errors import CommandError, error_line
 __all__ = ["main"]
 
 
-
-
 # ------------------------------------------------------------------------------ inputs
 def _channel_first(images: np.ndarray) -> np.ndarray:
     """MedMNIST's storage layout -> channel-first: (N,H,W,3) -> (N,3,H,W); (N,D,H,W) volumes
@@ -59,8 +57,10 @@ def _read_images(path: str, split: str) -> np.ndarray:
     except CommandError:
         raise
     except Exception as error:  # truncated zip, empty file, bad header, pickled objects, ...
-        raise CommandError(f"cannot read images from {file} (a truncated or corrupted file?): "
-                           f"{type(error).__name__}: {error_line(error)}") from None
+        raise CommandError(
+            f"cannot read images from {file} (a truncated or corrupted file?): "
+            f"{type(error).__name__}: {error_line(error)}"
+        ) from None
 
 
 def _read_metadata(path: str | None, n_samples: int) -> Any:
@@ -74,8 +74,10 @@ def _read_metadata(path: str | None, n_samples: int) -> Any:
     try:
         frame = pd.read_csv(file)
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
-        raise CommandError(f"cannot read metadata {file} as a CSV with a header row: "
-                           f"{type(error).__name__}: {error_line(error)}") from None
+        raise CommandError(
+            f"cannot read metadata {file} as a CSV with a header row: "
+            f"{type(error).__name__}: {error_line(error)}"
+        ) from None
     from stratify._validation import check_metadata
 
     try:
@@ -95,8 +97,10 @@ def _read_config(path: str | None) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise CommandError("reading a YAML config needs PyYAML (pip install pyyaml); "
-                               "or write the config as JSON") from None
+            raise CommandError(
+                "reading a YAML config needs PyYAML (pip install pyyaml); "
+                "or write the config as JSON"
+            ) from None
         config = yaml.safe_load(text)
     else:
         try:
@@ -129,9 +133,11 @@ def _demo(args: argparse.Namespace) -> int:
     )
     model = Stratifier(
         args.n_strata,
-        regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0,
-                              "weight": 0.5}},
-        epochs=args.epochs, batch_size=64, device=args.device, random_state=args.seed,
+        regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0, "weight": 0.5}},
+        epochs=args.epochs,
+        batch_size=64,
+        device=args.device,
+        random_state=args.seed,
         verbose=not args.quiet,
     ).fit(images, metadata=metadata)
     seconds = time.perf_counter() - start
@@ -139,28 +145,39 @@ def _demo(args: argparse.Namespace) -> int:
     baseline = pixel_pca_kmeans(images, args.n_strata, random_state=args.seed)[0]
     site = metadata["site"].cat.codes.to_numpy()
     scores = {
-        "Stratifier": (adjusted_rand_score(strata, model.labels_),
-                       adjusted_rand_score(site, model.labels_)),
-        "pixel PCA + k-means": (adjusted_rand_score(strata, baseline),
-                                adjusted_rand_score(site, baseline)),
+        "Stratifier": (
+            adjusted_rand_score(strata, model.labels_),
+            adjusted_rand_score(site, model.labels_),
+        ),
+        "pixel PCA + k-means": (
+            adjusted_rand_score(strata, baseline),
+            adjusted_rand_score(site, baseline),
+        ),
     }
 
     out = Path(args.out)
-    profile, tests = model.describe(metadata.assign(true_stratum=strata),
-                                    categorical=["true_stratum"])
+    profile, tests = model.describe(
+        metadata.assign(true_stratum=strata), categorical=["true_stratum"]
+    )
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")
     plotting.plot_latent_space(
-        model.clustered_space(), model.labels_, strata, truth_name="true stratum",
+        model.clustered_space(),
+        model.labels_,
+        strata,
+        truth_name="true stratum",
         color_by={"scanner site": metadata["site"].to_numpy()},
-        space_name="clustered space (normalised latents)", path=out / "latent_space.png")
+        space_name="clustered space (normalised latents)",
+        path=out / "latent_space.png",
+    )
     rows = {}
     for k in range(model.n_clusters_):
         rows[f"stratum {k}: real"] = images[model.labels_ == k][:8]
         rows[f"stratum {k}: synthetic"] = model.sample(8, cluster=k, random_state=args.seed)
     plotting.plot_image_grid(rows, value_range=model.data_range_, path=out / "samples.png")
-    plotting.plot_history(model.history_, model.objective_.current_weights(),
-                          path=out / "training.png")
+    plotting.plot_history(
+        model.history_, model.objective_.current_weights(), path=out / "training.png"
+    )
     model.save(out / "model.pt")
     table = "| method | ARI to true strata | ARI to scanner site |\n|---|---:|---:|\n" + "".join(
         f"| {name} | {truth:.3f} | {nuisance:.3f} |\n" for name, (truth, nuisance) in scores.items()
@@ -182,9 +199,12 @@ def _demo(args: argparse.Namespace) -> int:
         "\nHow strongly each metadata column differs across the strata (effect size in "
         "[0, 1]: Cramér's V for categories, epsilon squared for numbers; p-values adjusted "
         "by Benjamini-Hochberg):\n\n| column | effect size | measure | adjusted p |\n"
-        "|---|---:|---|---:|\n" + "".join(
+        "|---|---:|---|---:|\n"
+        + "".join(
             f"| {column} | {row['effect_size']:.3f} | {row['effect_measure']} | "
-            f"{row['p_adjusted']:.2g} |\n" for column, row in tests.iterrows())
+            f"{row['p_adjusted']:.2g} |\n"
+            for column, row in tests.iterrows()
+        )
     )
     write_text(summary, out / "summary.md")
     if not args.quiet:
@@ -237,14 +257,22 @@ def _fit(args: argparse.Namespace) -> int:
     images = _input_images(args)
     metadata = _read_metadata(args.metadata, len(images))
     from stratify.estimator import Stratifier  # torch and scikit-learn: after the input checks
+
     params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
     params.update(_read_config(args.config))
-    options = {"n_clusters": args.n_clusters, "model": args.model, "clusterer": args.clusterer,
-               "epochs": args.epochs, "batch_size": args.batch_size}
+    options = {
+        "n_clusters": args.n_clusters,
+        "model": args.model,
+        "clusterer": args.clusterer,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+    }
     params.update({k: v for k, v in options.items() if v is not None})
     if args.checkpoint_dir is not None:
-        params["train_config"] = {**dict(params.get("train_config") or {}),
-                                  "checkpoint_dir": args.checkpoint_dir}
+        params["train_config"] = {
+            **dict(params.get("train_config") or {}),
+            "checkpoint_dir": args.checkpoint_dir,
+        }
     if args.resume:
         params["resume"] = True
     try:
@@ -265,11 +293,15 @@ def _fit(args: argparse.Namespace) -> int:
 
         figure = out.with_name(out.stem + ".k_selection.png")
         plot_k_selection(model, path=figure)
-        chosen = f"\nnumber of strata: {model.n_clusters_}, chosen by " \
-                 f"{model.cluster_selection_['criterion'].iloc[0]} (see {figure})"
+        chosen = (
+            f"\nnumber of strata: {model.n_clusters_}, chosen by "
+            f"{model.cluster_selection_['criterion'].iloc[0]} (see {figure})"
+        )
     if not args.quiet:
-        print(f"model: {out}\nhistory: {history}\nstrata sizes: "
-              f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}{chosen}")
+        print(
+            f"model: {out}\nhistory: {history}\nstrata sizes: "
+            f"{np.bincount(model.labels_[model.labels_ >= 0]).tolist()}{chosen}"
+        )
     return 0
 
 
@@ -299,10 +331,15 @@ def _describe(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")
-    plotting.plot_latent_space(model.clustered_space(), model.labels_,
-                               space_name="clustered space", path=out / "latent_space.png")
-    plotting.plot_history(model.history_, model.objective_.current_weights(),
-                          path=out / "training.png")
+    plotting.plot_latent_space(
+        model.clustered_space(),
+        model.labels_,
+        space_name="clustered space",
+        path=out / "latent_space.png",
+    )
+    plotting.plot_history(
+        model.history_, model.objective_.current_weights(), path=out / "training.png"
+    )
     if not args.quiet:
         print(tests[["test", "p_value", "p_adjusted"]].to_string())
         print(f"report: {out.resolve()}")
@@ -319,8 +356,9 @@ def _sample(args: argparse.Namespace) -> int:
         if len(model.image_shape_) != 3:
             raise CommandError("PNG output is for 2D images; use .npz for volumes")
         shown = images.reshape(len(images), *model.image_shape_)
-        label = ("synthetic (prior)" if args.cluster is None
-                 else f"synthetic, stratum {args.cluster}")
+        label = (
+            "synthetic (prior)" if args.cluster is None else f"synthetic, stratum {args.cluster}"
+        )
         plotting.plot_image_grid({label: shown}, value_range=model.data_range_, path=out)
     elif out.suffix == ".npz":
         atomic_write(out, lambda tmp: np.savez_compressed(tmp, images=images))
@@ -351,78 +389,124 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="stratify", description="Patient stratification from medical images.",
+        prog="stratify",
+        description="Patient stratification from medical images.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_: str, example: str, func: Callable) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_, description=help_,
-                                 epilog=f"example:\n  {example}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.set_defaults(func=func)
         return command
 
-    demo = add("demo", "stratify the built-in synthetic cohort (no download) and write a report",
-               "stratify demo --n-samples 600 --out stratify_demo", _demo)
+    demo = add(
+        "demo",
+        "stratify the built-in synthetic cohort (no download) and write a report",
+        "stratify demo --n-samples 600 --out stratify_demo",
+        _demo,
+    )
     demo.add_argument("--n-samples", type=int, default=600, help="patients (default 600)")
     demo.add_argument("--n-strata", type=int, default=3, help="true strata (default 3)")
     demo.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     demo.add_argument("--out", default="stratify_demo", help="report folder")
 
-    fit = add("fit", "fit a Stratifier on images and save it",
-              "stratify fit images.npz --metadata meta.csv --config cfg.json --out model.pt\n"
-              "  stratify fit --medmnist pneumoniamnist --split train --out model.pt", _fit)
-    views = add("views", "draw the two contrastive views the augmentation makes of a few "
-                "images (check they keep what tells the classes apart)",
-                "stratify views --medmnist pneumoniamnist --out views.png", _views)
+    fit = add(
+        "fit",
+        "fit a Stratifier on images and save it",
+        "stratify fit images.npz --metadata meta.csv --config cfg.json --out model.pt\n"
+        "  stratify fit --medmnist pneumoniamnist --split train --out model.pt",
+        _fit,
+    )
+    views = add(
+        "views",
+        "draw the two contrastive views the augmentation makes of a few "
+        "images (check they keep what tells the classes apart)",
+        "stratify views --medmnist pneumoniamnist --out views.png",
+        _views,
+    )
     for command in (fit, views):
-        command.add_argument("images", nargs="?",
-                             help=".npy, or .npz with 'images' or MedMNIST layout")
-        command.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of "
-                                                                "IMAGES")
-        command.add_argument("--split", default="train",
-                             help="split of a MedMNIST file (default train)")
-        command.add_argument("--size", type=int, default=28, help="image side of --medmnist: "
-                             "28 (default), 64, 128, 224 (3D: 28, 64)")
-        command.add_argument("--root", help="folder holding the --medmnist file (searched "
-                                            "before $STRATIFY_DATA and ~/.medmnist)")
-        command.add_argument("--config", help="JSON (or YAML) file of Stratifier parameters"
-                             + ("" if command is fit else " (its 'augmentation' mapping: "
-                                "AugmentParams fields)"))
+        command.add_argument(
+            "images", nargs="?", help=".npy, or .npz with 'images' or MedMNIST layout"
+        )
+        command.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of IMAGES")
+        command.add_argument(
+            "--split", default="train", help="split of a MedMNIST file (default train)"
+        )
+        command.add_argument(
+            "--size",
+            type=int,
+            default=28,
+            help="image side of --medmnist: 28 (default), 64, 128, 224 (3D: 28, 64)",
+        )
+        command.add_argument(
+            "--root",
+            help="folder holding the --medmnist file (searched "
+            "before $STRATIFY_DATA and ~/.medmnist)",
+        )
+        command.add_argument(
+            "--config",
+            help="JSON (or YAML) file of Stratifier parameters"
+            + ("" if command is fit else " (its 'augmentation' mapping: AugmentParams fields)"),
+        )
     views.add_argument("--n-images", type=int, default=8, help="images drawn (default 8)")
     views.add_argument("--out", required=True, help="figure to write (.png)")
     fit.add_argument("--metadata", help="CSV with one row per image")
     fit.add_argument("--out", required=True, help="model file to write")
     fit.add_argument("--n-clusters", type=_int_or_auto, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
-    fit.add_argument("--clusterer", help="kmeans, gmm (default), hdbscan, agglomerative, "
-                                         "spectral")
-    fit.add_argument("--epochs", type=_int_or_auto,
-                     help="training epochs, or 'auto' (the default: ceil(256000 / N) epochs "
-                          "for N images)")
-    fit.add_argument("--batch-size", type=int,
-                     help="batch size (default: as many as fit in memory, at most 256)")
-    fit.add_argument("--checkpoint-dir", help="folder for the training checkpoint (last.pt, "
-                                              "written after every epoch)")
-    fit.add_argument("--resume", action="store_true",
-                     help="continue the interrupted fit whose checkpoint is in --checkpoint-dir")
+    fit.add_argument("--clusterer", help="kmeans, gmm (default), hdbscan, agglomerative, spectral")
+    fit.add_argument(
+        "--epochs",
+        type=_int_or_auto,
+        help="training epochs, or 'auto' (the default: ceil(256000 / N) epochs for N images)",
+    )
+    fit.add_argument(
+        "--batch-size", type=int, help="batch size (default: as many as fit in memory, at most 256)"
+    )
+    fit.add_argument(
+        "--checkpoint-dir",
+        help="folder for the training checkpoint (last.pt, written after every epoch)",
+    )
+    fit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted fit whose checkpoint is in --checkpoint-dir",
+    )
 
-    predict = add("predict", "assign images to the strata of a saved model",
-                  "stratify predict model.pt new_images.npz --out strata.csv", _predict)
+    predict = add(
+        "predict",
+        "assign images to the strata of a saved model",
+        "stratify predict model.pt new_images.npz --out strata.csv",
+        _predict,
+    )
     predict.add_argument("model")
     predict.add_argument("images")
     predict.add_argument("--split", default="test", help="split of a MedMNIST file (default test)")
     predict.add_argument("--out", required=True, help="CSV to write")
 
-    describe = add("describe", "profile the strata of a saved model on metadata",
-                   "stratify describe model.pt --metadata meta.csv --out report/", _describe)
+    describe = add(
+        "describe",
+        "profile the strata of a saved model on metadata",
+        "stratify describe model.pt --metadata meta.csv --out report/",
+        _describe,
+    )
     describe.add_argument("model")
     describe.add_argument("--metadata", required=True, help="CSV, one row per training image")
     describe.add_argument("--out", required=True, help="folder to write")
 
-    sample = add("sample", "generate images from a saved model",
-                 "stratify sample model.pt --n 16 --cluster 0 --out samples.png", _sample)
+    sample = add(
+        "sample",
+        "generate images from a saved model",
+        "stratify sample model.pt --n 16 --cluster 0 --out samples.png",
+        _sample,
+    )
     sample.add_argument("model")
     sample.add_argument("--n", type=int, default=16, help="number of images (default 16)")
     sample.add_argument("--cluster", type=int, default=None, help="stratum to sample from")
@@ -431,8 +515,9 @@ def _parser() -> argparse.ArgumentParser:
     for command in (demo, fit, views, predict, describe, sample):
         _common(command)
     # Listed here for ``stratify --help``; its arguments are the runner's own (see main).
-    sub.add_parser("benchmark", add_help=False,
-                   help="run the benchmark grid (see stratify benchmark --help)")
+    sub.add_parser(
+        "benchmark", add_help=False, help="run the benchmark grid (see stratify benchmark --help)"
+    )
     return parser
 
 
@@ -465,8 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"stratify {args.command}: interrupted; {_interrupted(args, argv)}",
-              file=sys.stderr)
+        print(f"stratify {args.command}: interrupted; {_interrupted(args, argv)}", file=sys.stderr)
         return 130
     except (CommandError, ValueError, TypeError, OSError, KeyError) as error:
         if args.debug:

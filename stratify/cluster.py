@@ -59,8 +59,15 @@ from stratify._random import draw_seeds
 from stratify._validation import check_in_range, check_option
 from stratify.manifold import ManifoldEmbedding
 
-__all__ = ["BACKENDS", "MANIFOLDS", "METHODS", "Backend", "StrataClusterer", "UnreachableK",
-           "Whitening"]
+__all__ = [
+    "BACKENDS",
+    "MANIFOLDS",
+    "METHODS",
+    "Backend",
+    "StrataClusterer",
+    "UnreachableK",
+    "Whitening",
+]
 
 MANIFOLDS = ("umap", "auto")
 
@@ -106,8 +113,9 @@ class Whitening:
     def fit(self, X: np.ndarray) -> Whitening:
         """Fit on ``X`` of shape (N, D), N >= 2."""
         self.mean = X.mean(axis=0)
-        values, vectors = np.linalg.eigh(np.cov(X - self.mean, rowvar=False).reshape(
-            X.shape[1], X.shape[1]))
+        values, vectors = np.linalg.eigh(
+            np.cov(X - self.mean, rowvar=False).reshape(X.shape[1], X.shape[1])
+        )
         order = np.argsort(values)[::-1]
         values, vectors = values[order], vectors[:, order]
         kept = values > WHITENING_RTOL * max(float(values[0]), np.finfo(float).tiny)
@@ -118,8 +126,9 @@ class Whitening:
         """Whitened coordinates (M, R) of ``X`` (M, D)."""
         return (X - self.mean) @ self.components.T / np.sqrt(self.variances)
 
-    def inverse_gaussian(self, mean: np.ndarray, covariance: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def inverse_gaussian(
+        self, mean: np.ndarray, covariance: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A Gaussian N(mean (R,), covariance (R, R)) in whitened coordinates, mapped back to
         the latents: mean (D,) and covariance (D, D) of ``w @ A + self.mean`` with
         ``A = diag(sqrt(variances)) @ components``."""
@@ -177,15 +186,20 @@ def _hdbscan_size(n_samples: int, options: dict[str, Any]) -> int:
     return options.get("min_cluster_size") or max(5, n_samples // 100)
 
 
-def _fit_hdbscan(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]
-                 ) -> tuple[Any, np.ndarray]:
+def _fit_hdbscan(
+    X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]
+) -> tuple[Any, np.ndarray]:
     import hdbscan  # imported lazily: slow to import
 
     size = min(_hdbscan_size(len(X), options), max(2, len(X) // 2))
     # min_samples defaults to min_cluster_size in hdbscan, which on latents declares most
     # samples noise (83 % of the MNIST test latents at min_cluster_size=100; 65 % with 10)
-    settings = {"min_cluster_size": size, "min_samples": min(size, HDBSCAN_MIN_SAMPLES),
-                "prediction_data": True, "gen_min_span_tree": True}
+    settings = {
+        "min_cluster_size": size,
+        "min_samples": min(size, HDBSCAN_MIN_SAMPLES),
+        "prediction_data": True,
+        "gen_min_span_tree": True,
+    }
     model = hdbscan.HDBSCAN(**settings).fit(X)
     if k is not None and (model.labels_ >= 0).any():
         from hdbscan.flat import HDBSCAN_flat
@@ -250,8 +264,7 @@ BACKENDS: dict[str, Backend] = {
         predict=_own_predict,
     ),
     "gmm": Backend(
-        fit=lambda X, k, seed, o: _fit_predict(
-            GaussianMixture(k, n_init=2, random_state=seed), X),
+        fit=lambda X, k, seed, o: _fit_predict(GaussianMixture(k, n_init=2, random_state=seed), X),
         criterion="bic",
         predict=_own_predict,
         predict_proba=lambda estimator, X: estimator.predict_proba(X),
@@ -272,9 +285,16 @@ BACKENDS: dict[str, Backend] = {
         fit_samples=AGGLOMERATIVE_FIT_SAMPLES,
     ),
     "spectral": Backend(
-        fit=lambda X, k, seed, o: _fit_predict(SpectralClustering(
-            k, affinity="nearest_neighbors", n_neighbors=max(2, min(10, len(X) - 1)),
-            assign_labels="cluster_qr", random_state=seed), X),
+        fit=lambda X, k, seed, o: _fit_predict(
+            SpectralClustering(
+                k,
+                affinity="nearest_neighbors",
+                n_neighbors=max(2, min(10, len(X) - 1)),
+                assign_labels="cluster_qr",
+                random_state=seed,
+            ),
+            X,
+        ),
         fit_samples=SPECTRAL_FIT_SAMPLES,
     ),
 }
@@ -288,12 +308,12 @@ def _instance_backend(instance: BaseEstimator) -> Backend:
         fit=lambda X, k, seed, o: _fit_predict(clone(instance), X),
         predict=_own_predict if has_predict else None,
         predict_proba=(lambda estimator, X: estimator.predict_proba(X))
-        if hasattr(instance, "predict_proba") else None,
+        if hasattr(instance, "predict_proba")
+        else None,
     )
 
 
-def _criterion(name: str, X: np.ndarray, labels: np.ndarray, estimator: Any, seed: int
-               ) -> float:
+def _criterion(name: str, X: np.ndarray, labels: np.ndarray, estimator: Any, seed: int) -> float:
     """Score of one candidate: silhouette (higher), BIC (lower), DBCV (higher)."""
     if name == "bic":
         return float(estimator.bic(X))
@@ -302,12 +322,14 @@ def _criterion(name: str, X: np.ndarray, labels: np.ndarray, estimator: Any, see
         return float("-inf")
     if name == "dbcv":
         return float(estimator.relative_validity_)
-    return float(silhouette_score(X[kept], labels[kept], sample_size=min(int(kept.sum()), 5000),
-                                  random_state=seed))
+    return float(
+        silhouette_score(
+            X[kept], labels[kept], sample_size=min(int(kept.sum()), 5000), random_state=seed
+        )
+    )
 
 
-def _nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 8192
-             ) -> np.ndarray:
+def _nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Id of the nearest centre of each row of ``X`` (M, D); -1 without centres.
 
     Computed in chunks of rows, so memory stays at ``chunk x K`` distances for any M.
@@ -315,11 +337,11 @@ def _nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 8
     if len(centers) == 0:
         return np.full(len(X), -1, dtype=np.int64)
     out = np.empty(len(X), dtype=np.int64)
-    squared = (centers ** 2).sum(axis=1)
+    squared = (centers**2).sum(axis=1)
     for start in range(0, len(X), chunk):
-        part = X[start:start + chunk]
+        part = X[start : start + chunk]
         distances = squared[None, :] - 2.0 * part @ centers.T  # + |x|^2, same for every centre
-        out[start:start + chunk] = ids[distances.argmin(axis=1)]
+        out[start : start + chunk] = ids[distances.argmin(axis=1)]
     return out
 
 
@@ -502,8 +524,14 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         table["selected"] = table.index == best
         return int(table.loc[best, "k"]), table
 
-    def fit(self, X: Any, y: Any = None, *, manifold_embedding: np.ndarray | None = None,
-            manifold_selection: pd.DataFrame | None = None) -> StrataClusterer:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        manifold_embedding: np.ndarray | None = None,
+        manifold_selection: pd.DataFrame | None = None,
+    ) -> StrataClusterer:
         """Cluster the latents ``X`` of shape (N, D). ``y`` is ignored.
 
         Parameters
@@ -528,8 +556,14 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self._validate_params()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         seed = draw_seeds(self.random_state)
-        for attribute in ("probabilities_", "outlier_scores_", "cluster_selection_",
-                          "manifold_", "manifold_selection_", "whitening_"):
+        for attribute in (
+            "probabilities_",
+            "outlier_scores_",
+            "cluster_selection_",
+            "manifold_",
+            "manifold_selection_",
+            "whitening_",
+        ):
             self.__dict__.pop(attribute, None)  # refitting forgets the previous fit
         if self.n_clusters != "auto" and self.n_clusters > len(X):
             raise ValueError(
@@ -551,15 +585,13 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             self.cluster_selection_ = selection
         return self
 
-    def _k_on_latents(self, X: np.ndarray, seed: int
-                      ) -> tuple[int | None, pd.DataFrame | None]:
+    def _k_on_latents(self, X: np.ndarray, seed: int) -> tuple[int | None, pd.DataFrame | None]:
         """With a manifold step and ``n_clusters="auto"``: k chosen on the latents (as the
         backend is fitted there, whitened by the same rule), used for every space; None
         otherwise; with the candidates' table. The criteria computed on UMAP coordinates chose
         badly where they were measured (``benchmarks/choose_k.py``: BIC there always wanted
         the largest k)."""
-        if self.n_clusters != "auto" or self.manifold is None or not isinstance(self.method,
-                                                                                 str):
+        if self.n_clusters != "auto" or self.manifold is None or not isinstance(self.method, str):
             return None, None
         rows = self._fit_rows(len(X), seed)
         sample = X if rows is None else X[rows]
@@ -567,8 +599,9 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             sample = Whitening().fit(sample).transform(sample)
         return self._select_k(sample, seed)
 
-    def _selected_run(self, X: np.ndarray, table: pd.DataFrame,
-                      embedding: np.ndarray | None, k: int | None) -> dict[str, Any]:
+    def _selected_run(
+        self, X: np.ndarray, table: pd.DataFrame, embedding: np.ndarray | None, k: int | None
+    ) -> dict[str, Any]:
         """The run a ``manifold_selection_`` table selected, fitted again."""
         selected = table[table["selected"].astype(bool)]
         if len(selected) != 1 or (embedding is None and selected["manifold"].iloc[0] == "umap"):
@@ -583,16 +616,19 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             return self._fit_space(X, run_seed, False, k)
         return self._fit_on_manifold(X, run_seed, k, embedding)
 
-    def _fit_on_manifold(self, X: np.ndarray, seed: int, k: int | None,
-                         embedding: np.ndarray | None = None) -> dict[str, Any]:
+    def _fit_on_manifold(
+        self, X: np.ndarray, seed: int, k: int | None, embedding: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """UMAP of ``X`` seeded with ``seed`` (or its given ``embedding``), then the backend
         on it; the fitted attributes, ``manifold_`` included."""
-        manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors,
-                                     random_state=seed).fit(X, embedding=embedding)
+        manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors, random_state=seed).fit(
+            X, embedding=embedding
+        )
         return {**self._fit_space(manifold.embedding_, seed, True, k), "manifold_": manifold}
 
-    def _most_stable(self, X: np.ndarray, seed: int, k: int | None
-                     ) -> tuple[dict[str, Any], pd.DataFrame]:
+    def _most_stable(
+        self, X: np.ndarray, seed: int, k: int | None
+    ) -> tuple[dict[str, Any], pd.DataFrame]:
         """``manifold="auto"``: the strata of the more stable space, and the table.
 
         Each space (the latents; the manifold) is clustered ``STABILITY_RUNS`` times with
@@ -605,15 +641,23 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         for on in (False, True):
             fits = []
             for run_seed in seeds:
-                fits.append(self._fit_on_manifold(X, run_seed, k) if on
-                            else self._fit_space(X, run_seed, False, k))
-            agreement = np.array([[adjusted_rand_score(a["labels_"], b["labels_"])
-                                   for b in fits] for a in fits])
+                fits.append(
+                    self._fit_on_manifold(X, run_seed, k)
+                    if on
+                    else self._fit_space(X, run_seed, False, k)
+                )
+            agreement = np.array(
+                [[adjusted_rand_score(a["labels_"], b["labels_"]) for b in fits] for a in fits]
+            )
             medoid = int(np.argmax(agreement.sum(axis=1)))
             n = len(fits)
-            rows.append({"manifold": "umap" if on else "none",
-                         "stability": float((agreement.sum() - n) / (n * (n - 1))),
-                         "seed": int(seeds[medoid])})
+            rows.append(
+                {
+                    "manifold": "umap" if on else "none",
+                    "stability": float((agreement.sum() - n) / (n * (n - 1))),
+                    "seed": int(seeds[medoid]),
+                }
+            )
             runs[on] = fits[medoid]
         table = pd.DataFrame(rows)
         on = bool(table.loc[1, "stability"] > table.loc[0, "stability"])
@@ -634,20 +678,26 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         k = self.k_range[1] if self.n_clusters == "auto" else self.n_clusters
         return n_samples >= WHITEN_SAMPLES_PER_DIMENSION * n_dims * k
 
-    def _fit_space(self, space: np.ndarray, seed: int, on_manifold: bool,
-                   k: int | None = None) -> dict[str, Any]:
+    def _fit_space(
+        self, space: np.ndarray, seed: int, on_manifold: bool, k: int | None = None
+    ) -> dict[str, Any]:
         """Fit the backend on ``space`` (latents or manifold) with ``k`` strata (None: the
         ``n_clusters`` parameter); the fitted attributes."""
         spec = self._spec
         rows = self._fit_rows(len(space), seed)
         whitening = None
-        if self._whitens(len(space) if rows is None else len(rows), space.shape[1]) \
-                and not on_manifold:
+        if (
+            self._whitens(len(space) if rows is None else len(rows), space.shape[1])
+            and not on_manifold
+        ):
             whitening = Whitening().fit(space if rows is None else space[rows])
             space = whitening.transform(space)
         sample = space if rows is None else space[rows]
-        fitted: dict[str, Any] = {"uses_manifold_": on_manifold, "fit_rows_": rows,
-                                  "whitening_": whitening}
+        fitted: dict[str, Any] = {
+            "uses_manifold_": on_manifold,
+            "fit_rows_": rows,
+            "whitening_": whitening,
+        }
         k = self.n_clusters if k is None else k
         if k == "auto" and isinstance(self.method, str):
             k, fitted["cluster_selection_"] = self._select_k(sample, seed)
@@ -655,18 +705,29 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             k = None
         estimator, sample_labels = spec.fit(sample, k, seed, self._options())
         clusters = np.unique(sample_labels[sample_labels != -1])
-        centers = (np.stack([sample[sample_labels == c].mean(axis=0) for c in clusters])
-                   if len(clusters) else np.empty((0, space.shape[1])))
+        centers = (
+            np.stack([sample[sample_labels == c].mean(axis=0) for c in clusters])
+            if len(clusters)
+            else np.empty((0, space.shape[1]))
+        )
         labels, rest = sample_labels, None
         if rows is not None:  # the large-N path: assign the others as new samples
             rest = np.ones(len(space), dtype=bool)
             rest[rows] = False
             labels = np.empty(len(space), dtype=np.int64)
             labels[rows] = sample_labels
-            labels[rest] = (spec.predict(estimator, space[rest]) if spec.predict is not None
-                            else _nearest(space[rest], centers, clusters))
-        fitted.update(estimator_=estimator, labels_=labels, n_clusters_=len(clusters),
-                      _cluster_ids=clusters, cluster_centers_=centers)
+            labels[rest] = (
+                spec.predict(estimator, space[rest])
+                if spec.predict is not None
+                else _nearest(space[rest], centers, clusters)
+            )
+        fitted.update(
+            estimator_=estimator,
+            labels_=labels,
+            n_clusters_=len(clusters),
+            _cluster_ids=clusters,
+            cluster_centers_=centers,
+        )
         if spec.probabilities is not None:
             strength = spec.probabilities(estimator, sample)
             if rest is not None:
@@ -683,7 +744,9 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
                     "clustering finds little density structure in raw contrastive latents. "
                     "Cluster them on a manifold (manifold='umap', N2D), where it found 0.1 % "
                     "noise on the MNIST test latents, or use another clusterer.",
-                    UserWarning, stacklevel=3)
+                    UserWarning,
+                    stacklevel=3,
+                )
             scores = np.asarray(estimator.outlier_scores_, dtype=np.float64)
             if rest is not None:
                 full = np.full(len(space), np.nan)

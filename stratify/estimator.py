@@ -55,12 +55,12 @@ from stratify.training.config import auto_epochs
 
 __all__ = ["Stratifier"]
 
+
 def _encode_column(series: pd.Series) -> np.ndarray:
     """Metadata column -> float64 (N,): numbers as they are, categories as codes, NaN missing."""
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float).to_numpy()
-    if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype,
-                                                                  pd.CategoricalDtype):
+    if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     codes, _ = pd.factorize(series, sort=True)
     return np.where(codes < 0, np.nan, codes).astype(np.float64)
@@ -311,16 +311,19 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             # lists, sparse matrices, array-likes: scikit-learn's checks and messages
             X = check_array(X, allow_nd=True, dtype=None, ensure_all_finite=False)
         if getattr(X, "ndim", None) == 2 and self.image_shape is None:
-            X = check_array(np.asarray(X) if isinstance(X, torch.Tensor) else X,
-                            dtype=[np.float64, np.float32, np.uint8],
-                            ensure_min_samples=2 if reset else 1)
+            X = check_array(
+                np.asarray(X) if isinstance(X, torch.Tensor) else X,
+                dtype=[np.float64, np.float32, np.uint8],
+                ensure_min_samples=2 if reset else 1,
+            )
         if getattr(X, "ndim", None) == 1:
             raise ValueError(
                 f"Expected a 2D or higher array, got a 1D array of shape {X.shape}. Reshape your "
                 "data with X.reshape(1, -1) for one sample of features."
             )
-        X = check_array_images(X, ndims=(2, 3, 4, 5),
-                               layout="(N, F), (N, H, W), (N, C, H, W) or (N, C, D, H, W)")
+        X = check_array_images(
+            X, ndims=(2, 3, 4, 5), layout="(N, F), (N, H, W), (N, C, H, W) or (N, C, D, H, W)"
+        )
         input_ndim = X.ndim
         if X.ndim == 2 and not reset and X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -340,9 +343,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             X = X[:, None]
         if reset:
             if len(X) < 2:
-                raise ValueError(
-                    f"Expected at least 2 samples to fit strata, got {len(X)} sample."
-                )
+                raise ValueError(f"Expected at least 2 samples to fit strata, got {len(X)} sample.")
             self.image_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.image_shape_))
             self._input_ndim = input_ndim
@@ -401,7 +402,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             warnings.warn(
                 f"New images have {got}, outside the training intensities {trained}; values "
                 "outside are clipped to it. Check that they were mapped as the training "
-                "images were.", UserWarning, stacklevel=3,
+                "images were.",
+                UserWarning,
+                stacklevel=3,
             )
 
     @property
@@ -419,8 +422,13 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 encoder = MLPEncoder(self.n_features_in_, hidden)
                 decoder = MLPDecoder(self.latent_dim, self.n_features_in_, hidden)
             return build_model(
-                self.model, self.image_shape_, latent_dim=self.latent_dim, width=self.width,
-                depth=self.depth, encoder=encoder, decoder=decoder,
+                self.model,
+                self.image_shape_,
+                latent_dim=self.latent_dim,
+                width=self.width,
+                depth=self.depth,
+                encoder=encoder,
+                decoder=decoder,
             )
 
     def _metadata_columns(self, metadata: Any, n: int, y: Any) -> tuple[dict, np.ndarray | None]:
@@ -468,19 +476,27 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     #: Declarative constraints of the scalar parameters, all checked in ``fit`` before any
     #: work, with messages that name the Stratifier parameter: name -> (type, low, closed).
     _RANGES: ClassVar[dict[str, tuple[type, float, str]]] = {
-        "latent_dim": (int, 1, "left"), "width": (int, 1, "left"),
-        "temperature": (float, 0, "neither"), "beta": (float, 0, "left"),
-        "kl_warmup": (float, 0, "left"), "free_bits": (float, 0, "left"),
+        "latent_dim": (int, 1, "left"),
+        "width": (int, 1, "left"),
+        "temperature": (float, 0, "neither"),
+        "beta": (float, 0, "left"),
+        "kl_warmup": (float, 0, "left"),
+        "free_bits": (float, 0, "left"),
         "contrastive_weight": (float, 0, "left"),
         "self_training_epochs": (int, 0, "left"),
-        "self_training_weight": (float, 0, "neither"), "manifold_dim": (int, 1, "left"),
+        "self_training_weight": (float, 0, "neither"),
+        "manifold_dim": (int, 1, "left"),
         "lr": (float, 0, "neither"),
     }
     #: Parameters with a fixed set of values.
     _OPTIONS: ClassVar[dict[str, set]] = {
-        "model": {"ae", "vae"}, "reconstruction": {"bce", "mse", None},
-        "contrastive": {"simclr", "supcon", None}, "manifold": {"umap", "auto", None},
-        "resume": {True, False}, "normalize": {True, False}, "whiten": {True, False, "auto"},
+        "model": {"ae", "vae"},
+        "reconstruction": {"bce", "mse", None},
+        "contrastive": {"simclr", "supcon", None},
+        "manifold": {"umap", "auto", None},
+        "resume": {True, False},
+        "normalize": {True, False},
+        "whiten": {True, False, "auto"},
         "verbose": {True, False},
     }
 
@@ -502,8 +518,10 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"RandomState. Got {self.random_state!r} instead."
             ) from None
         if self.image_shape is not None and not (
-                isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) in (3, 4)
-                and all(isinstance(v, (int, np.integer)) and v >= 1 for v in self.image_shape)):
+            isinstance(self.image_shape, (tuple, list))
+            and len(self.image_shape) in (3, 4)
+            and all(isinstance(v, (int, np.integer)) and v >= 1 for v in self.image_shape)
+        ):
             raise ValueError(
                 f"The 'image_shape' parameter of {owner} must be None or a tuple (C, H, W) or "
                 f"(C, D, H, W) of positive ints. Got {self.image_shape!r} instead."
@@ -543,8 +561,10 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """``train_config`` and the training parameters make a valid TrainConfig."""
         config = self.train_config
         if config is not None and not isinstance(config, Mapping):
-            raise TypeError(f"The 'train_config' parameter of {owner} must be a mapping of "
-                            f"TrainConfig fields or None. Got {type(config).__name__} instead.")
+            raise TypeError(
+                f"The 'train_config' parameter of {owner} must be a mapping of "
+                f"TrainConfig fields or None. Got {type(config).__name__} instead."
+            )
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(config or {}) - fields)
         if unknown:
@@ -555,8 +575,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         try:
             self._train_config()
         except (TypeError, ValueError) as error:
-            raise type(error)(f"Invalid training settings of {owner} (train_config, "
-                              f"device, ...): {error}") from None
+            raise type(error)(
+                f"Invalid training settings of {owner} (train_config, device, ...): {error}"
+            ) from None
 
     def _build_objective(self) -> Any:
         regularizers = {
@@ -595,8 +616,10 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         ``epochs="auto"`` reads)."""
         options = {
             "epochs": auto_epochs(n_samples) if self.epochs == "auto" else self.epochs,
-            "batch_size": self.batch_size, "lr": self.lr,
-            "device": self.device, "progress": bool(self.verbose),
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "device": self.device,
+            "progress": bool(self.verbose),
         }
         options.update(dict(self.train_config or {}))
         return TrainConfig(**options)
@@ -639,12 +662,19 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         config = self._train_config(len(images))
         self.epochs_ = config.epochs
         checkpoint = config.checkpoint_dir
-        resume_from = (checkpoint if self.resume and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
-                       else None)
+        resume_from = (
+            checkpoint if self.resume and (Path(checkpoint) / CHECKPOINT_NAME).is_file() else None
+        )
         result = train(
-            model, self.objective_, images, config=config,
-            metadata=columns or None, labels=labels, augment=augment,
-            random_state=train_seed, resume_from=resume_from,
+            model,
+            self.objective_,
+            images,
+            config=config,
+            metadata=columns or None,
+            labels=labels,
+            augment=augment,
+            random_state=train_seed,
+            resume_from=resume_from,
             fingerprint=None if checkpoint is None else self._fingerprint(images, columns, labels),
         )
         self.model_ = model.eval()
@@ -660,17 +690,27 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     #: Parameters (and train_config fields) that may differ between a fit and its resumption.
     _NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset({"resume", "verbose", "device"})
-    _CONFIG_NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset({
-        "checkpoint_dir", "checkpoint_every", "progress", "num_workers", "num_threads", "device",
-    })
+    _CONFIG_NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset(
+        {
+            "checkpoint_dir",
+            "checkpoint_every",
+            "progress",
+            "num_workers",
+            "num_threads",
+            "device",
+        }
+    )
 
-    def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None
-                     ) -> str:
+    def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None) -> str:
         """A digest of the images, metadata columns, labels and the training parameters."""
-        params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in self._NOT_FINGERPRINTED}
-        params["train_config"] = {k: v for k, v in sorted(dict(self.train_config or {}).items())
-                                  if k not in self._CONFIG_NOT_FINGERPRINTED}
+        params = {
+            k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED
+        }
+        params["train_config"] = {
+            k: v
+            for k, v in sorted(dict(self.train_config or {}).items())
+            if k not in self._CONFIG_NOT_FINGERPRINTED
+        }
         arrays = [(name, columns[name]) for name in sorted(columns)]
         if labels is not None:
             arrays.append(("labels", labels))
@@ -682,12 +722,14 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             print(f"stratify: {message} ...", file=sys.stderr, flush=True)
 
     def _clustering_name(self) -> str:
-        method = self.clusterer if isinstance(self.clusterer, str) else type(
-            self.clusterer).__name__
+        method = (
+            self.clusterer if isinstance(self.clusterer, str) else type(self.clusterer).__name__
+        )
         return method + ("" if self.manifold is None else f", manifold {self.manifold}")
 
-    def _self_train(self, images: np.ndarray, columns: dict, labels: np.ndarray | None,
-                    augment: Any, seed: int) -> None:
+    def _self_train(
+        self, images: np.ndarray, columns: dict, labels: np.ndarray | None, augment: Any, seed: int
+    ) -> None:
         """The clustering-aware stage: IDEC self-training from the first strata, then recluster.
 
         The centroids start at the mean latent of each first stratum; the objective's terms
@@ -704,18 +746,30 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             )
         centroids = np.stack([self.embedding_[self.labels_ == c].mean(axis=0) for c in strata])
         term = SelfTraining(centroids, normalize=False)
-        terms = {name: (t, self.objective_.weights[name])
-                 for name, t in self.objective_.terms.items()}
+        terms = {
+            name: (t, self.objective_.weights[name]) for name, t in self.objective_.terms.items()
+        }
         terms["self_training"] = (term, self.self_training_weight)
         config = dataclasses.replace(
-            self._train_config(), epochs=self.self_training_epochs, lr=self.lr / 10,
-            scheduler="none", warmup_epochs=0.0, checkpoint_dir=None, patience=None,
+            self._train_config(),
+            epochs=self.self_training_epochs,
+            lr=self.lr / 10,
+            scheduler="none",
+            warmup_epochs=0.0,
+            checkpoint_dir=None,
+            patience=None,
             val_fraction=0.0,
         )
         self._say(f"self-training for {self.self_training_epochs} epochs")
         result = train(
-            self.model_, Objective(terms), images, config=config,
-            metadata=columns or None, labels=labels, augment=augment, random_state=seed,
+            self.model_,
+            Objective(terms),
+            images,
+            config=config,
+            metadata=columns or None,
+            labels=labels,
+            augment=augment,
+            random_state=seed,
         )
         self.model_.eval()
         stage = result.history.assign(stage="self-training")
@@ -724,9 +778,14 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._embed_training(images)
         self._fit_clusterer()
 
-    def recluster(self, clusterer: Any = None, n_clusters: int | str | None = None, *,
-                  manifold: str | None = "keep", whiten: bool | str | None = None
-                  ) -> Stratifier:
+    def recluster(
+        self,
+        clusterer: Any = None,
+        n_clusters: int | str | None = None,
+        *,
+        manifold: str | None = "keep",
+        whiten: bool | str | None = None,
+    ) -> Stratifier:
         """A copy with other strata from the same trained network (no retraining).
 
         The copy shares ``model_`` (do not train it further) and clusters ``embedding_``
@@ -752,16 +811,20 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         other = copy.copy(self)
-        other.set_params(clusterer=self.clusterer if clusterer is None else clusterer,
-                         n_clusters=self.n_clusters if n_clusters is None else n_clusters,
-                         manifold=self.manifold if manifold == "keep" else manifold,
-                         whiten=self.whiten if whiten is None else whiten)
-        other._fit_clusterer(self.manifold_embedding_ if other.manifold == self.manifold
-                             else None)
+        other.set_params(
+            clusterer=self.clusterer if clusterer is None else clusterer,
+            n_clusters=self.n_clusters if n_clusters is None else n_clusters,
+            manifold=self.manifold if manifold == "keep" else manifold,
+            whiten=self.whiten if whiten is None else whiten,
+        )
+        other._fit_clusterer(self.manifold_embedding_ if other.manifold == self.manifold else None)
         return other
 
-    def _fit_clusterer(self, manifold_embedding: np.ndarray | None = None,
-                       manifold_selection: pd.DataFrame | None = None) -> None:
+    def _fit_clusterer(
+        self,
+        manifold_embedding: np.ndarray | None = None,
+        manifold_selection: pd.DataFrame | None = None,
+    ) -> None:
         """Cluster ``embedding_`` (the one place fit, recluster and load do it).
 
         ``manifold_embedding``: manifold coordinates of ``embedding_`` from an earlier fit, so
@@ -769,10 +832,17 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         ``manifold="auto"`` (load fits only the chosen run again).
         """
         self.clusterer_ = StrataClusterer(
-            self.clusterer, self.n_clusters, manifold=self.manifold,
-            manifold_dim=self.manifold_dim, whiten=self.whiten, random_state=self._cluster_seed,
-        ).fit(self._latents_for_clustering(self.embedding_),
-              manifold_embedding=manifold_embedding, manifold_selection=manifold_selection)
+            self.clusterer,
+            self.n_clusters,
+            manifold=self.manifold,
+            manifold_dim=self.manifold_dim,
+            whiten=self.whiten,
+            random_state=self._cluster_seed,
+        ).fit(
+            self._latents_for_clustering(self.embedding_),
+            manifold_embedding=manifold_embedding,
+            manifold_selection=manifold_selection,
+        )
         self._set_cluster_attributes()
 
     @property
@@ -785,8 +855,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     def _set_cluster_attributes(self) -> None:
         self.labels_ = self.clusterer_.labels_
         self.n_clusters_ = self.clusterer_.n_clusters_
-        for name in ("probabilities_", "outlier_scores_", "cluster_selection_",
-                     "manifold_selection_"):
+        for name in (
+            "probabilities_",
+            "outlier_scores_",
+            "cluster_selection_",
+            "manifold_selection_",
+        ):
             if hasattr(self.clusterer_, name):
                 setattr(self, name, getattr(self.clusterer_, name))
             else:
@@ -798,8 +872,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         budget = (self.train_config or {}).get("memory_budget")
         device = next(self.model_.parameters()).device
-        return memory.embed_batch_size(self.model_, self.image_shape_,
-                                       budget or memory.default_budget(device))
+        return memory.embed_batch_size(
+            self.model_, self.image_shape_, budget or memory.default_budget(device)
+        )
 
     def check_images(self, X: Any) -> np.ndarray:
         """New images as the network takes them: (M, C, *S), checked against the fitted
@@ -828,8 +903,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     def _embed_training(self, images: np.ndarray) -> None:
         """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
         ``active_units_``."""
-        mu, logvar = embed(self.model_, images, batch_size=self.embed_batch_size_,
-                           logvar=True, shard=True)
+        mu, logvar = embed(
+            self.model_, images, batch_size=self.embed_batch_size_, logvar=True, shard=True
+        )
         self.embedding_ = mu
         for stale in ("embedding_std_", "kl_per_dim_", "active_units_"):
             self.__dict__.pop(stale, None)
@@ -891,8 +967,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """Soft memberships (M, n_clusters_) for the GMM and HDBSCAN backends."""
         return self.clusterer_.predict_proba(self._latents_for_clustering(self.transform(X)))
 
-    def fit_predict(self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None
-                    ) -> np.ndarray:
+    def fit_predict(
+        self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None
+    ) -> np.ndarray:
         """Fit and return ``labels_``."""
         return self.fit(X, y, metadata=metadata).labels_
 
@@ -910,24 +987,25 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return float(silhouette_score(latents[kept], labels[kept]))
 
     # ------------------------------------------------------------- generation, reports, io
-    def sample(self, n: int, cluster: int | None = None, random_state: Any = None
-               ) -> np.ndarray:
+    def sample(self, n: int, cluster: int | None = None, random_state: Any = None) -> np.ndarray:
         """Draw ``n`` synthetic images, from the prior or from stratum ``cluster``.
 
         See :func:`stratify.generate.sample`.
         """
         return generate.sample(self, n, cluster=cluster, random_state=random_state)
 
-    def augment(self, X: Any, n_per_sample: int = 1, scale: float = 0.5,
-                       random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, X: Any, n_per_sample: int = 1, scale: float = 0.5, random_state: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Decoded perturbations of each image and the index of its source.
 
         See :func:`stratify.generate.augment`.
         """
         return generate.augment(self, X, n_per_sample, scale, random_state)
 
-    def generation_quality(self, X: Any, n_per_stratum: int = 100, random_state: Any = None
-                           ) -> pd.DataFrame:
+    def generation_quality(
+        self, X: Any, n_per_stratum: int = 100, random_state: Any = None
+    ) -> pd.DataFrame:
         """Stratum fidelity and diversity of per-stratum samples against real images ``X``.
 
         See :func:`stratify.generate.generation_quality`.
@@ -953,14 +1031,26 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return report.describe_strata(self.labels_, metadata, **kwargs)
 
-    def stability(self, X: Any, n_resamples: int = 10, fraction: float = 0.8,
-                  random_state: Any = None, **fit_params: Any) -> pd.DataFrame:
+    def stability(
+        self,
+        X: Any,
+        n_resamples: int = 10,
+        fraction: float = 0.8,
+        random_state: Any = None,
+        **fit_params: Any,
+    ) -> pd.DataFrame:
         """Refit on subsamples and compare the strata (adjusted Rand index per resample).
 
         See :func:`stratify.report.stability`.
         """
-        return report.stability(self, X, n_resamples=n_resamples, fraction=fraction,
-                                random_state=random_state, **fit_params)
+        return report.stability(
+            self,
+            X,
+            n_resamples=n_resamples,
+            fraction=fraction,
+            random_state=random_state,
+            **fit_params,
+        )
 
     def save(self, path: Any) -> Path:
         """Write the fitted estimator atomically in the safe format (:mod:`stratify.io`).
@@ -984,6 +1074,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _fitted_state(self) -> dict[str, Any]:
         """The fitted attributes as tensors and plain values (what :meth:`load` restores)."""
+
         def tensor(array: Any) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array))
 
@@ -996,15 +1087,19 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             "labels_": tensor(np.asarray(self.labels_, dtype=np.int64)),
             "cluster_seed": int(self._cluster_seed),
             "manifold_embedding_": None if manifold is None else tensor(manifold),
-            "manifold_selection_": None if not hasattr(self, "manifold_selection_") else {
+            "manifold_selection_": None
+            if not hasattr(self, "manifold_selection_")
+            else {
                 "manifold": [str(v) for v in self.manifold_selection_["manifold"]],
                 "stability": [float(v) for v in self.manifold_selection_["stability"]],
                 "seed": [int(v) for v in self.manifold_selection_["seed"]],
-                "selected": [bool(v) for v in self.manifold_selection_["selected"]]},
+                "selected": [bool(v) for v in self.manifold_selection_["selected"]],
+            },
             "model_seed": int(self._model_seed),
             "kl_per_dim_": tensor(self.kl_per_dim_) if hasattr(self, "kl_per_dim_") else None,
             "embedding_std_": tensor(self.embedding_std_)
-            if hasattr(self, "embedding_std_") else None,
+            if hasattr(self, "embedding_std_")
+            else None,
             "history_": {c: self.history_[c].tolist() for c in self.history_.columns},
             "batch_size_": int(getattr(self, "batch_size_", 0)),
             "epochs_": int(getattr(self, "epochs_", 0)),
@@ -1030,8 +1125,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         params.setdefault("whiten", False)
         spec = params.get("augmentation")
         if isinstance(spec, dict) and "AugmentParams" in spec:
-            fields = {k: tuple(v) if isinstance(v, list) else v
-                      for k, v in spec["AugmentParams"].items()}
+            fields = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in spec["AugmentParams"].items()
+            }
             params["augmentation"] = AugmentParams(**fields)
         estimator = cls(**params)
         estimator._restore(model_state, fitted)
@@ -1065,5 +1161,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             self._set_posterior_summary(fitted["kl_per_dim_"].numpy())
         manifold = fitted.get("manifold_embedding_")
         selection = fitted.get("manifold_selection_")
-        self._fit_clusterer(None if manifold is None else manifold.numpy(),
-                            None if selection is None else pd.DataFrame(selection))
+        self._fit_clusterer(
+            None if manifold is None else manifold.numpy(),
+            None if selection is None else pd.DataFrame(selection),
+        )

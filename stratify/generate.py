@@ -57,21 +57,24 @@ def decode(estimator: Any, latents: Any, batch_size: int = 256) -> np.ndarray:
     model.eval()
     try:
         parts = [
-            torch.sigmoid(model.decode(torch.from_numpy(latents[i:i + batch_size]).to(device)))
-            .cpu().numpy()
+            torch.sigmoid(model.decode(torch.from_numpy(latents[i : i + batch_size]).to(device)))
+            .cpu()
+            .numpy()
             for i in range(0, len(latents), batch_size)
         ]
     finally:
         model.train(was_training)
-    return estimator.to_input_layout(np.concatenate(parts) if parts else
-                      np.empty((0, *estimator.image_shape_), np.float32))
+    return estimator.to_input_layout(
+        np.concatenate(parts) if parts else np.empty((0, *estimator.image_shape_), np.float32)
+    )
 
 
 def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Means and standard deviations (None for an AE) of q(z | x), in batches."""
     model = _require_decoder(estimator)
-    mu, logvar = embed(model, estimator.check_images(X),
-                       batch_size=estimator.embed_batch_size_, logvar=True)
+    mu, logvar = embed(
+        model, estimator.check_images(X), batch_size=estimator.embed_batch_size_, logvar=True
+    )
     return mu, (None if logvar is None else np.exp(0.5 * logvar))
 
 
@@ -81,13 +84,15 @@ def _stratum_gmm_component(estimator: Any, cluster: int) -> tuple[np.ndarray, np
     is mapped back to them); None otherwise."""
     clusterer = estimator.clusterer_
     gmm = getattr(clusterer, "estimator_", None)
-    if (not isinstance(gmm, GaussianMixture) or clusterer.uses_manifold_
-            or estimator.normalize):
+    if not isinstance(gmm, GaussianMixture) or clusterer.uses_manifold_ or estimator.normalize:
         return None
     mean, cov, dim = gmm.means_[cluster], gmm.covariances_, gmm.means_.shape[1]
-    full = {"full": lambda: cov[cluster], "tied": lambda: cov,
-            "diag": lambda: np.diag(cov[cluster]),
-            "spherical": lambda: cov[cluster] * np.eye(dim)}[gmm.covariance_type]()
+    full = {
+        "full": lambda: cov[cluster],
+        "tied": lambda: cov,
+        "diag": lambda: np.diag(cov[cluster]),
+        "spherical": lambda: cov[cluster] * np.eye(dim),
+    }[gmm.covariance_type]()
     if clusterer.whitening_ is not None:
         return clusterer.whitening_.inverse_gaussian(mean, full)
     return mean, full
@@ -275,17 +280,24 @@ def generation_quality(
         wanted.append(np.full(n, k))
         members = np.flatnonzero(real_strata == k)
         shown = rng.choice(members, size=min(n, len(members)), replace=False)
-        rows.append({
-            "stratum": k, "n_real": len(members),
-            "diversity_samples": metrics.mean_pairwise_distance(_unit_images(estimator, images)),
-            "diversity_real": metrics.mean_pairwise_distance(real_images[np.sort(shown)]),
-        })
-    overall, per_stratum = metrics.stratum_fidelity(real, real_strata, np.concatenate(drawn),
-                                                    np.concatenate(wanted))
+        rows.append(
+            {
+                "stratum": k,
+                "n_real": len(members),
+                "diversity_samples": metrics.mean_pairwise_distance(
+                    _unit_images(estimator, images)
+                ),
+                "diversity_real": metrics.mean_pairwise_distance(real_images[np.sort(shown)]),
+            }
+        )
+    overall, per_stratum = metrics.stratum_fidelity(
+        real, real_strata, np.concatenate(drawn), np.concatenate(wanted)
+    )
     kept = np.isin(real_strata, strata)
     rebuilt = estimator.clustered_space(reconstruct(estimator, X))
     rec_overall, rec_per_stratum = metrics.stratum_fidelity(
-        real, real_strata, rebuilt[kept], real_strata[kept])
+        real, real_strata, rebuilt[kept], real_strata[kept]
+    )
     table = pd.DataFrame(rows)
     table.insert(2, "fidelity", [per_stratum[k] for k in strata])
     table.insert(3, "reconstruction_fidelity", [rec_per_stratum[k] for k in strata])

@@ -59,8 +59,12 @@ def check_plain(params: dict[str, Any]) -> None:
         )
 
 
-def write(path: str | os.PathLike, params: dict[str, Any], model_state: dict[str, Any],
-          fitted: dict[str, Any]) -> Path:
+def write(
+    path: str | os.PathLike,
+    params: dict[str, Any],
+    model_state: dict[str, Any],
+    fitted: dict[str, Any],
+) -> Path:
     """Write a model file atomically (a crash leaves no partial file).
 
     Parameters

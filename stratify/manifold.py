@@ -113,9 +113,14 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0.0,
-                 fit_samples: int | None = MANIFOLD_FIT_SAMPLES,
-                 random_state: int | None = None) -> None:
+    def __init__(
+        self,
+        n_components: int = 10,
+        n_neighbors: int = 15,
+        min_dist: float = 0.0,
+        fit_samples: int | None = MANIFOLD_FIT_SAMPLES,
+        random_state: int | None = None,
+    ) -> None:
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
@@ -130,8 +135,9 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         if self.fit_samples is not None:
             check_in_range(self.fit_samples, "fit_samples", owner, kind=int, low=3)
 
-    def fit(self, X: Any, y: Any = None, *, embedding: np.ndarray | None = None
-            ) -> ManifoldEmbedding:
+    def fit(
+        self, X: Any, y: Any = None, *, embedding: np.ndarray | None = None
+    ) -> ManifoldEmbedding:
         """Fit UMAP on the latents ``X`` (N, D); ``y`` is ignored.
 
         Parameters
@@ -184,8 +190,10 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         import umap  # imported lazily: slow to import (numba)
 
         reducer = umap.UMAP(
-            n_components=self.n_components_, n_neighbors=self.n_neighbors_,
-            min_dist=self.min_dist, random_state=self.random_state,
+            n_components=self.n_components_,
+            n_neighbors=self.n_neighbors_,
+            min_dist=self.min_dist,
+            random_state=self.random_state,
             init="spectral" if len(X) > self.n_components_ + 1 else "random",
         )
         with warnings.catch_warnings():  # "n_jobs overridden by random_state", tiny-N notes
@@ -207,7 +215,7 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
         """The placement rule against the reference latents (in chunks: bounded memory)."""
         out = np.empty((len(X), self.n_components_))
         for start in range(0, len(X), _CHUNK):
-            part = X[start:start + _CHUNK]
+            part = X[start : start + _CHUNK]
             distances, index = self._neighbors.kneighbors(part)
             weights = fuzzy_weights(distances)
             weights /= weights.sum(axis=1, keepdims=True)
@@ -215,7 +223,7 @@ class ManifoldEmbedding(TransformerMixin, BaseEstimator):
             # a reference latent (up to float32 round-off) keeps its own coordinates
             same = distances[:, 0] <= _SAME * (1.0 + np.linalg.norm(part, axis=1))
             placed[same] = self._reference_embedding[index[same, 0]]
-            out[start:start + _CHUNK] = placed
+            out[start : start + _CHUNK] = placed
         return out
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:

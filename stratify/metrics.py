@@ -204,8 +204,9 @@ def knn_accuracy(
         Seed of the fold shuffling.
     """
     model = KNeighborsClassifier(n_neighbors=n_neighbors, metric="cosine")
-    return _probe(model, np.asarray(embedding), np.asarray(y), test_embedding, test_y, cv,
-                  random_state)
+    return _probe(
+        model, np.asarray(embedding), np.asarray(y), test_embedding, test_y, cv, random_state
+    )
 
 
 def linear_probe_accuracy(
@@ -222,8 +223,9 @@ def linear_probe_accuracy(
     Same protocol as :func:`knn_accuracy`.
     """
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return _probe(model, np.asarray(embedding), np.asarray(y), test_embedding, test_y, cv,
-                  random_state)
+    return _probe(
+        model, np.asarray(embedding), np.asarray(y), test_embedding, test_y, cv, random_state
+    )
 
 
 def evaluate(
@@ -281,7 +283,9 @@ def evaluate(
         if 2 <= len(clusters) < kept.sum():
             scores["silhouette"] = float(
                 skm.silhouette_score(
-                    embedding[kept], labels[kept], sample_size=min(5000, int(kept.sum())),
+                    embedding[kept],
+                    labels[kept],
+                    sample_size=min(5000, int(kept.sum())),
                     random_state=random_state,
                 )
             )
@@ -289,8 +293,9 @@ def evaluate(
             scores["silhouette"] = float("nan")
         n_folds = int(min(5, np.bincount(np.unique(y_true, return_inverse=True)[1]).min()))
         if n_folds >= 2:
-            scores["knn_accuracy"] = knn_accuracy(embedding, y_true, cv=n_folds,
-                                                  random_state=random_state)
+            scores["knn_accuracy"] = knn_accuracy(
+                embedding, y_true, cv=n_folds, random_state=random_state
+            )
             scores["linear_probe_accuracy"] = linear_probe_accuracy(
                 embedding, y_true, cv=n_folds, random_state=random_state
             )

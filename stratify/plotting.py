@@ -53,8 +53,9 @@ def _finish(figure: Any, path: str | os.PathLike | None) -> Any:
     return figure
 
 
-def _matched_palettes(labels: np.ndarray, truth: np.ndarray | None
-                      ) -> tuple[dict[Any, Any], dict[Any, Any] | None]:
+def _matched_palettes(
+    labels: np.ndarray, truth: np.ndarray | None
+) -> tuple[dict[Any, Any], dict[Any, Any] | None]:
     """Colours of strata and reference groups: a stratum takes the colour of the group it is
     matched to (Hungarian matching, as cluster ACC scores it); the rest take the next ones."""
     from stratify.metrics import matching
@@ -67,7 +68,7 @@ def _matched_palettes(labels: np.ndarray, truth: np.ndarray | None
     groups = list(np.unique(truth))
     truth_palette = {g: colours[i % len(colours)] for i, g in enumerate(groups)}
     matched = matching(truth, labels)
-    spare = iter(colours[len(groups) % len(colours):] + colours)
+    spare = iter(colours[len(groups) % len(colours) :] + colours)
     palette = {k: truth_palette[matched[k]] if k in matched else next(spare) for k in strata}
     return {**palette, -1: (0.6, 0.6, 0.6)}, truth_palette
 
@@ -112,7 +113,8 @@ def plot_latent_space(
     coords = PCA(2, random_state=random_state).fit_transform(np.asarray(embedding, float))
     labels = np.asarray(labels)
     strata_palette, truth_palette = _matched_palettes(
-        labels, None if truth is None else np.asarray(truth))
+        labels, None if truth is None else np.asarray(truth)
+    )
     panels: list[tuple[str, np.ndarray, Any]] = [("stratum", labels, strata_palette)]
     if truth is not None:
         panels.append((truth_name, np.asarray(truth), truth_palette))
@@ -123,16 +125,24 @@ def plot_latent_space(
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
     for ax, (name, values, palette) in zip(axes[0], panels, strict=True):
         continuous = palette == "viridis"
-        frame = pd.DataFrame({"PC 1": coords[:, 0], "PC 2": coords[:, 1],
-                              name: values if continuous else pd.Categorical(values)})
-        sns.scatterplot(frame, x="PC 1", y="PC 2", hue=name, s=12, linewidth=0, ax=ax,
-                        palette=palette)
+        frame = pd.DataFrame(
+            {
+                "PC 1": coords[:, 0],
+                "PC 2": coords[:, 1],
+                name: values if continuous else pd.Categorical(values),
+            }
+        )
+        sns.scatterplot(
+            frame, x="PC 1", y="PC 2", hue=name, s=12, linewidth=0, ax=ax, palette=palette
+        )
         ax.set_title(f"{space_name} (PCA), coloured by {name}", fontsize=9)
     return _finish(figure, path)
 
 
 def plot_image_grid(
-    rows: dict[str, np.ndarray], *, value_range: tuple[float, float] | None = None,
+    rows: dict[str, np.ndarray],
+    *,
+    value_range: tuple[float, float] | None = None,
     path: str | os.PathLike | None = None,
 ) -> Any:
     """A grid of images: one row per key (e.g. real images and samples of each stratum).
@@ -153,12 +163,12 @@ def plot_image_grid(
         if all(a.dtype == np.uint8 for a in arrays):
             value_range = (0.0, 255.0)
         else:
-            value_range = (min(float(a.min()) for a in arrays),
-                           max(float(a.max()) for a in arrays))
+            value_range = (min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays))
     low, high = value_range
     n_cols = max(len(images) for images in rows.values())
-    figure, axes = plt.subplots(len(rows), n_cols, figsize=(1.3 * n_cols, 1.5 * len(rows)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(rows), n_cols, figsize=(1.3 * n_cols, 1.5 * len(rows)), squeeze=False
+    )
     for r, (name, images) in enumerate(rows.items()):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -177,7 +187,11 @@ def plot_image_grid(
 
 
 def plot_views(
-    images: Any, augmentation: Any = None, *, n_images: int = 8, random_state: int = 0,
+    images: Any,
+    augmentation: Any = None,
+    *,
+    n_images: int = 8,
+    random_state: int = 0,
     path: str | os.PathLike | None = None,
 ) -> Any:
     """The two contrastive views the augmentation makes of a few images, under the
@@ -211,20 +225,27 @@ def plot_views(
     rows = {"original": x, "view 1": v1, "view 2": v2}
     if x.ndim == 5:  # the middle depth slice of each volume
         rows = {name: views[:, :, views.shape[2] // 2] for name, views in rows.items()}
-    return plot_image_grid({name: views.numpy() for name, views in rows.items()},
-                           value_range=(0.0, 1.0), path=path)
+    return plot_image_grid(
+        {name: views.numpy() for name, views in rows.items()}, value_range=(0.0, 1.0), path=path
+    )
 
 
 def _loss_terms(history: Any) -> list[str]:
     """The loss columns of a history (terms and total), not the bookkeeping ones."""
     skip = {"epoch", "lr", "seconds", "stage", "active_units", "val_loss"}
-    return [c for c in history.columns
-            if c not in skip and not c.startswith("kl_dim_") and not c.endswith("_weight")
-            and np.issubdtype(np.asarray(history[c]).dtype, np.number)]
+    return [
+        c
+        for c in history.columns
+        if c not in skip
+        and not c.startswith("kl_dim_")
+        and not c.endswith("_weight")
+        and np.issubdtype(np.asarray(history[c]).dtype, np.number)
+    ]
 
 
-def plot_history(history: Any, weights: dict[str, float] | None = None, *,
-                 path: str | os.PathLike | None = None) -> Any:
+def plot_history(
+    history: Any, weights: dict[str, float] | None = None, *, path: str | os.PathLike | None = None
+) -> Any:
     """Training curves: each loss term and the total per epoch, one panel each.
 
     Each panel's title gives the term's weight in the total (when ``weights`` is given) and
@@ -247,8 +268,11 @@ def plot_history(history: Any, weights: dict[str, float] | None = None, *,
     for ax, term in zip(axes[0], terms, strict=True):
         values = np.asarray(history[term], dtype=float)
         sns.lineplot(history, x="epoch", y=term, marker="o", ax=ax)
-        title = term if term == "total" or not weights or term not in weights else (
-            f"{term} (weight {weights[term]:.3g})")
+        title = (
+            term
+            if term == "total" or not weights or term not in weights
+            else (f"{term} (weight {weights[term]:.3g})")
+        )
         rose = len(values) > 1 and values[-1] > values[0]
         if rose:
             title += f"\nROSE {values[0]:.3g} -> {values[-1]:.3g}"
@@ -259,7 +283,10 @@ def plot_history(history: Any, weights: dict[str, float] | None = None, *,
 
 
 def plot_scores(
-    results: Any, *, metric: str = "acc", per_row: int = 4,
+    results: Any,
+    *,
+    metric: str = "acc",
+    per_row: int = 4,
     path: str | os.PathLike | None = None,
 ) -> Any:
     """One bar per method and dataset: the mean of ``metric`` over seeds, with each seed's
@@ -285,24 +312,34 @@ def plot_scores(
     n_cols = min(per_row, len(datasets))
     n_rows = -(-len(datasets) // n_cols)
     width = max(2.5, 0.4 * frame.groupby("dataset")["method"].nunique().max() + 1.2)
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, 4.4 * n_rows),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        n_rows, n_cols, figsize=(width * n_cols, 4.4 * n_rows), squeeze=False
+    )
     flat = list(axes.ravel())
-    for ax in flat[len(datasets):]:
+    for ax in flat[len(datasets) :]:
         ax.axis("off")
     for i, (ax, dataset) in enumerate(zip(flat, datasets, strict=False)):
         part = frame[frame["dataset"] == dataset]
         order = list(dict.fromkeys(part["method"]))
-        sns.barplot(part, x="method", y=metric, order=order, errorbar=None, color="#9ecae1",
-                    ax=ax)
-        sns.stripplot(part, x="method", y=metric, order=order, color="#08306b", size=4,
-                      jitter=0.12, ax=ax)
-        if "majority_rate" in results and results.loc[results["dataset"] == dataset,
-                                                      "majority_rate"].notna().any():
+        sns.barplot(part, x="method", y=metric, order=order, errorbar=None, color="#9ecae1", ax=ax)
+        sns.stripplot(
+            part, x="method", y=metric, order=order, color="#08306b", size=4, jitter=0.12, ax=ax
+        )
+        if (
+            "majority_rate" in results
+            and results.loc[results["dataset"] == dataset, "majority_rate"].notna().any()
+        ):
             rate = results.loc[results["dataset"] == dataset, "majority_rate"].mean()
             ax.axhline(rate, color="grey", linestyle="--", linewidth=1)
-            ax.text(len(order) - 0.5, rate, "majority class", ha="right", va="bottom",
-                    color="grey", fontsize=8)
+            ax.text(
+                len(order) - 0.5,
+                rate,
+                "majority class",
+                ha="right",
+                va="bottom",
+                color="grey",
+                fontsize=8,
+            )
         ax.set_title(dataset)
         ax.set_xlabel("")
         ax.set_ylim(0, 1.0)
@@ -339,7 +376,8 @@ def plot_k_selection(selection: Any, *, path: str | os.PathLike | None = None) -
     """
     table = getattr(selection, "cluster_selection_", selection)
     if not hasattr(table, "columns") or not {"k", "criterion", "score", "selected"} <= set(
-            table.columns):
+        table.columns
+    ):
         raise ValueError(
             "Expected a cluster_selection_ table (a fit with n_clusters='auto'), got "
             f"{type(selection).__name__} without one."
@@ -348,10 +386,21 @@ def plot_k_selection(selection: Any, *, path: str | os.PathLike | None = None) -
     figure, ax = plt.subplots(figsize=(5.0, 3.4))
     ax.plot(table["k"], table["score"], marker="o", color="#08306b")
     chosen = table[table["selected"]].iloc[0]
-    ax.plot([chosen["k"]], [chosen["score"]], marker="o", markersize=12, fillstyle="none",
-            color="#cb181d")
-    ax.annotate(f"chosen k = {int(chosen['k'])}", (chosen["k"], chosen["score"]),
-                textcoords="offset points", xytext=(8, 8), color="#cb181d")
+    ax.plot(
+        [chosen["k"]],
+        [chosen["score"]],
+        marker="o",
+        markersize=12,
+        fillstyle="none",
+        color="#cb181d",
+    )
+    ax.annotate(
+        f"chosen k = {int(chosen['k'])}",
+        (chosen["k"], chosen["score"]),
+        textcoords="offset points",
+        xytext=(8, 8),
+        color="#cb181d",
+    )
     criterion = str(table["criterion"].iloc[0])
     ax.set_xlabel("number of strata k")
     ax.set_ylabel(_CRITERIA.get(criterion, criterion))
@@ -360,9 +409,7 @@ def plot_k_selection(selection: Any, *, path: str | os.PathLike | None = None) -
     return _finish(figure, path)
 
 
-def plot_contingency(
-    y_true: Any, labels: Any, *, path: str | os.PathLike | None = None
-) -> Any:
+def plot_contingency(y_true: Any, labels: Any, *, path: str | os.PathLike | None = None) -> Any:
     """Heatmap of strata against true labels: each cell the fraction of a label's samples
     that fall in a stratum (rows sum to 1), annotated with the counts.
 
@@ -376,11 +423,21 @@ def plot_contingency(
     import seaborn as sns
 
     plt = _pyplot()
-    counts = pd.crosstab(pd.Series(np.asarray(y_true), name="true label"),
-                         pd.Series(np.asarray(labels), name="stratum"))
+    counts = pd.crosstab(
+        pd.Series(np.asarray(y_true), name="true label"),
+        pd.Series(np.asarray(labels), name="stratum"),
+    )
     fractions = counts.div(counts.sum(axis=1), axis=0)
     figure, ax = plt.subplots(figsize=(1.0 + 0.6 * counts.shape[1], 0.8 + 0.5 * counts.shape[0]))
-    sns.heatmap(fractions, annot=counts.to_numpy(), fmt="d", cmap="Blues", vmin=0, vmax=1,
-                cbar_kws={"label": "fraction of the label's samples"}, ax=ax)
+    sns.heatmap(
+        fractions,
+        annot=counts.to_numpy(),
+        fmt="d",
+        cmap="Blues",
+        vmin=0,
+        vmax=1,
+        cbar_kws={"label": "fraction of the label's samples"},
+        ax=ax,
+    )
     ax.set_title("strata vs true labels")
     return _finish(figure, path)

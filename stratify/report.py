@@ -87,8 +87,9 @@ def _test_continuous(values: pd.Series, labels: np.ndarray) -> tuple[float, floa
     return float(statistic), float(p_value), n
 
 
-def _effect_size(statistic: float, n: int, values: pd.Series, labels: np.ndarray,
-                 categorical: bool) -> float:
+def _effect_size(
+    statistic: float, n: int, values: pd.Series, labels: np.ndarray, categorical: bool
+) -> float:
     """How strongly the strata explain a column, in [0, 1], beside the test's p-value.
 
     Categorical: Cramér's V = sqrt(chi2 / (n (min(r, c) - 1))) for an r x c table (chi2
@@ -193,8 +194,9 @@ def describe_strata(
                 "statistic": statistic,
                 "p_value": p_value,
                 "n": n,
-                "effect_size": _effect_size(statistic, n, values[clustered], labels[clustered],
-                                            is_categorical),
+                "effect_size": _effect_size(
+                    statistic, n, values[clustered], labels[clustered], is_categorical
+                ),
                 "effect_measure": "Cramér's V" if is_categorical else "epsilon squared",
             }
         )
@@ -202,7 +204,8 @@ def describe_strata(
     profile.index.name = "stratum"
     test_table = pd.DataFrame(tests).set_index("column")
     test_table.insert(
-        test_table.columns.get_loc("p_value") + 1, "p_adjusted",
+        test_table.columns.get_loc("p_value") + 1,
+        "p_adjusted",
         benjamini_hochberg(test_table["p_value"]),
     )
     return StrataProfile(profile, test_table)
@@ -261,7 +264,8 @@ def stability(
             return np.asarray(model.fit(X, **fit_params).labels_)
         params = {
             key: (value.iloc[indices] if hasattr(value, "iloc") else np.asarray(value)[indices])
-            if hasattr(value, "__len__") and len(value) == n else value
+            if hasattr(value, "__len__") and len(value) == n
+            else value
             for key, value in fit_params.items()
         }
         return np.asarray(model.fit(X[indices], **params).labels_)

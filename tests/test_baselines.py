@@ -34,7 +34,8 @@ def test_pixel_pca_kmeans_separates_and_assigns_test_images():
     train, y = _two_groups(30, (1, 8, 8))
     test, y_test = _two_groups(10, (1, 8, 8), seed=1)
     train_labels, test_labels, train_z, test_z = pixel_pca_kmeans(
-        train, 2, test, n_components=5, random_state=0)
+        train, 2, test, n_components=5, random_state=0
+    )
     assert train_labels.shape == (60,) and test_labels.shape == (20,)
     assert train_z.shape == (60, 5) and test_z.shape == (20, 5)
     # one cluster per group, and test images land in their group's cluster
@@ -65,8 +66,10 @@ def test_pixel_pca_kmeans_caps_components_and_checks_input():
 
 
 # --------------------------------------------------------------------------- ResNet trunk
-@pytest.mark.parametrize(("shape", "stride"), [((1, 28, 28), 1), ((3, 28, 28), 2),
-                                                ((1, 16, 16), 1), ((1, 16, 16, 16), 2)])
+@pytest.mark.parametrize(
+    ("shape", "stride"),
+    [((1, 28, 28), 1), ((3, 28, 28), 2), ((1, 16, 16), 1), ((1, 16, 16, 16), 2)],
+)
 def test_resnet18_trunk_maps_small_images_to_512_features(shape, stride):
     trunk, loaded = resnet18_trunk(shape, stem_stride=stride)
     assert loaded == []
@@ -84,8 +87,9 @@ def test_resnet18_trunk_loads_matching_tensors_from_a_local_file(tmp_path):
     assert "layer1.0.conv1.weight" in loaded and "layer4.1.bn2.running_var" in loaded
     assert not any(name.startswith(("conv1.", "fc.")) for name in loaded)
     own = trunk.state_dict()
-    torch.testing.assert_close(own["layer3.0.conv2.weight"],
-                               reference.state_dict()["layer3.0.conv2.weight"])
+    torch.testing.assert_close(
+        own["layer3.0.conv2.weight"], reference.state_dict()["layer3.0.conv2.weight"]
+    )
     assert own["conv1.0.weight"].shape == (64, 1, 3, 3)  # the small stem, not ImageNet's
 
 
@@ -107,9 +111,12 @@ def test_resnet18_trunk_weight_errors(tmp_path):
 def _stage_sizes(trunk, shape):
     """Spatial size of the input to each residual stage, read by forward hooks."""
     sizes = {}
-    hooks = [getattr(trunk, name).register_forward_pre_hook(
-        lambda module, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[2:])))
-        for name in ("layer1", "layer2", "layer3", "layer4")]
+    hooks = [
+        getattr(trunk, name).register_forward_pre_hook(
+            lambda module, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[2:]))
+        )
+        for name in ("layer1", "layer2", "layer3", "layer4")
+    ]
     with torch.no_grad():
         out = trunk.eval()(torch.rand(1, *shape))
     for hook in hooks:
@@ -117,9 +124,15 @@ def _stage_sizes(trunk, shape):
     return sizes, out
 
 
-@pytest.mark.parametrize(("shape", "arch", "features"), [
-    ((1, 28, 28), "resnet18", 512), ((3, 64, 64), "resnet18", 512),
-    ((1, 28, 28), "resnet50", 2048), ((1, 28, 28, 28), "resnet18", 512)])
+@pytest.mark.parametrize(
+    ("shape", "arch", "features"),
+    [
+        ((1, 28, 28), "resnet18", 512),
+        ((3, 64, 64), "resnet18", 512),
+        ((1, 28, 28), "resnet50", 2048),
+        ((1, 28, 28, 28), "resnet18", 512),
+    ],
+)
 def test_medmnist_stem_keeps_full_resolution_in_the_first_stage(shape, arch, features):
     trunk, loaded, skipped = resnet_trunk(shape, arch=arch, stem="medmnist")
     assert loaded == [] and skipped == {}
@@ -127,8 +140,12 @@ def test_medmnist_stem_keeps_full_resolution_in_the_first_stage(shape, arch, fea
     side = shape[-1]
     dims = len(shape) - 1
     # MedMNIST's ResNet (28): 3x3 stride-1 stem, no max-pool, then strides 1, 2, 2, 2
-    assert sizes == {"layer1": (side,) * dims, "layer2": (side,) * dims,
-                     "layer3": ((side + 1) // 2,) * dims, "layer4": ((side + 3) // 4,) * dims}
+    assert sizes == {
+        "layer1": (side,) * dims,
+        "layer2": (side,) * dims,
+        "layer3": ((side + 1) // 2,) * dims,
+        "layer4": ((side + 3) // 4,) * dims,
+    }
     assert out.shape == (1, features)
     small, _, _ = resnet_trunk(shape, arch=arch, stem="small")
     assert _stage_sizes(small, shape)[0]["layer1"] == (side // 2,) * dims
@@ -156,24 +173,29 @@ def test_weights_are_loaded_by_name_and_shape_and_mismatches_reported(tmp_path):
     path = tmp_path / "partial.pt"
     torch.save(state, path)
     trunk, loaded, skipped = resnet_trunk((1, 28, 28), stem="medmnist", weights=path)
-    assert skipped["layer2.0.conv1.weight"] == "shape (7, 7) in the file, (128, 64, 3, 3) in " \
+    assert (
+        skipped["layer2.0.conv1.weight"] == "shape (7, 7) in the file, (128, 64, 3, 3) in "
         "the network"
+    )
     assert skipped["extra.bias"] == "not in ResNet"
     assert skipped["conv1.weight"].startswith("replaced by the small-image stem")
     assert "fc.weight" in skipped and "layer2.0.conv1.weight" not in loaded
     assert set(loaded) | set(skipped) == set(state)
-    torch.testing.assert_close(trunk.state_dict()["layer2.0.conv2.weight"],
-                               state["layer2.0.conv2.weight"])
+    torch.testing.assert_close(
+        trunk.state_dict()["layer2.0.conv2.weight"], state["layer2.0.conv2.weight"]
+    )
     X, y = _two_groups(8, (1, 28, 28))
-    model = SupervisedBaseline(epochs=1, batch_size=8, weights=path, stem="medmnist",
-                               random_state=0).fit(X, y)
+    model = SupervisedBaseline(
+        epochs=1, batch_size=8, weights=path, stem="medmnist", random_state=0
+    ).fit(X, y)
     assert not model.from_scratch_ and model.skipped_weights_ == skipped
 
 
 def test_a_saved_trunk_loads_whole_into_the_same_stem_and_without_its_stem_elsewhere(tmp_path):
     X, y = _two_groups(8, (1, 28, 28))
-    source = SupervisedBaseline(epochs=1, batch_size=8, stem="medmnist", random_state=0,
-                                patience=None).fit(X, y)
+    source = SupervisedBaseline(
+        epochs=1, batch_size=8, stem="medmnist", random_state=0, patience=None
+    ).fit(X, y)
     path = source.save_trunk(tmp_path / "trunk.pt")
     saved = torch.load(path, weights_only=True)
     assert not any(name.startswith("fc.") for name in saved)  # no classifier head
@@ -204,16 +226,17 @@ def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
 
 
-def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(tmp_path,
-                                                                             monkeypatch,
-                                                                             interrupt_at):
+def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(
+    tmp_path, monkeypatch, interrupt_at
+):
     X, y = _two_groups(12, (1, 28, 28))
     X_val, y_val = _two_groups(6, (1, 28, 28), seed=1)
     settings = {"epochs": 4, "batch_size": 8, "random_state": 0}
 
     def fit(folder, **extra):
         return medmnist_protocol(**settings, checkpoint_dir=tmp_path / folder, **extra).fit(
-            X, y, X_val=X_val, y_val=y_val)
+            X, y, X_val=X_val, y_val=y_val
+        )
 
     reference = fit("a")
     with monkeypatch.context() as patch:
@@ -231,12 +254,16 @@ def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(tmp_pa
         torch.testing.assert_close(resumed.model_.state_dict()[name], value, rtol=0, atol=0)
     np.testing.assert_array_equal(resumed.history_["lr"], reference.history_["lr"])
     with pytest.raises(ValueError, match="written by a fit with other data or settings"):
-        medmnist_protocol(**{**settings, "lr": 0.5}, checkpoint_dir=tmp_path / "b",
-                          resume=True).fit(X, y, X_val=X_val, y_val=y_val)
+        medmnist_protocol(
+            **{**settings, "lr": 0.5}, checkpoint_dir=tmp_path / "b", resume=True
+        ).fit(X, y, X_val=X_val, y_val=y_val)
     with pytest.raises(ValueError, match="written by a fit with other data or settings"):
         fit("b", resume=True, weights=reference.save_trunk(tmp_path / "trunk.pt"))
-    with pytest.raises(ValueError, match=r"checkpoint_dir with resume=True.*got "
-                                         r"checkpoint_dir=None"):
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint_dir with resume=True.*got "
+        r"checkpoint_dir=None",
+    ):
         medmnist_protocol(resume=True).fit(X, y)
 
 
@@ -303,7 +330,12 @@ def test_medmnist_protocol_selects_the_epoch_with_the_best_validation_auc():
     X_val, y_val = _two_groups(8, (1, 16, 16), seed=1)
     model = medmnist_protocol(epochs=4, batch_size=16, random_state=0)
     assert (model.optimizer, model.scheduler, model.select, model.stem, model.patience) == (
-        "adam", "multistep", "val_auc", "medmnist", None)
+        "adam",
+        "multistep",
+        "val_auc",
+        "medmnist",
+        None,
+    )
     assert medmnist_protocol(volumes=True).batch_size == 32
     assert medmnist_protocol().epochs == 100 and medmnist_protocol().batch_size == 128
     model.fit(X, y, X_val=X_val, y_val=y_val)
@@ -331,18 +363,21 @@ def test_fine_tunes_a_given_encoder_module_and_refuses_multi_label():
     from stratify import Stratifier
 
     X, y = _two_groups(16, (1, 16, 16))
-    pretrained = Stratifier(2, epochs=1, batch_size=16, latent_dim=4, width=4,
-                            random_state=0).fit(X)
+    pretrained = Stratifier(2, epochs=1, batch_size=16, latent_dim=4, width=4, random_state=0).fit(
+        X
+    )
     before = {k: v.clone() for k, v in pretrained.model_.encoder.state_dict().items()}
-    model = SupervisedBaseline(arch=pretrained.model_.encoder, epochs=2, batch_size=16,
-                               random_state=0).fit(X, y)
+    model = SupervisedBaseline(
+        arch=pretrained.model_.encoder, epochs=2, batch_size=16, random_state=0
+    ).fit(X, y)
     assert not model.from_scratch_
     # the copy was fine-tuned, the Stratifier's own encoder is untouched
     after = pretrained.model_.encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     tuned = model.model_.encoder.state_dict()
-    assert any(not torch.equal(before[k], tuned[k]) for k in before
-               if before[k].is_floating_point())
+    assert any(
+        not torch.equal(before[k], tuned[k]) for k in before if before[k].is_floating_point()
+    )
     assert model.predict_proba(X).shape == (32, 2)
     with pytest.raises(ValueError, match=r"multi-label indicators of shape \(32, 3\)"):
         SupervisedBaseline(epochs=1).fit(X, np.zeros((32, 3), int))

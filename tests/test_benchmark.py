@@ -22,8 +22,12 @@ def _split(labels, groups=None, d=4, seed=0) -> Split:
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 255, size=(len(labels), 1, 4, 4)).astype(np.uint8)
-    return Split(images, labels, pd.DataFrame(index=range(len(labels))),
-                 None if groups is None else np.asarray(groups))
+    return Split(
+        images,
+        labels,
+        pd.DataFrame(index=range(len(labels))),
+        None if groups is None else np.asarray(groups),
+    )
 
 
 # --------------------------------------------------------------------------- scoring
@@ -77,8 +81,14 @@ def test_score_volume_level_probes_on_held_out_volumes():
 
 # ------------------------------------------------------------------------ results file
 def _row(method="m", seed=0, acc=0.5, status="ok"):
-    return {"dataset": "d", "method": method, "seed": seed, "profile": "p", "status": status,
-            "acc": acc}
+    return {
+        "dataset": "d",
+        "method": method,
+        "seed": seed,
+        "profile": "p",
+        "status": status,
+        "acc": acc,
+    }
 
 
 def test_record_appends_and_replaces_the_same_run(tmp_path):
@@ -110,28 +120,41 @@ def test_record_failure_leaves_the_file_intact(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ grid
 def test_expand_block_seeds_and_unknown_methods():
-    profile = {"seeds": [0, 1], "blocks": [
-        {"datasets": ["a"], "methods": ["pca-kmeans", "ae-kmeans"]},
-        {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
-    ]}
+    profile = {
+        "seeds": [0, 1],
+        "blocks": [
+            {"datasets": ["a"], "methods": ["pca-kmeans", "ae-kmeans"]},
+            {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
+        ],
+    }
     runs = runner.expand(profile)
     assert [(r.dataset, r.seed, r.method) for r in runs] == [
-        ("a", 0, "pca-kmeans"), ("a", 0, "ae-kmeans"), ("a", 1, "pca-kmeans"),
-        ("a", 1, "ae-kmeans"), ("b", 3, "pca-kmeans")]
+        ("a", 0, "pca-kmeans"),
+        ("a", 0, "ae-kmeans"),
+        ("a", 1, "pca-kmeans"),
+        ("a", 1, "ae-kmeans"),
+        ("b", 3, "pca-kmeans"),
+    ]
     assert [r.seed for r in runner.expand(profile, seeds=[7])] == [7, 7, 7]
     with pytest.raises(ValueError, match=r"methods among .*got unknown \['nope'\]"):
         runner.expand(profile, methods=["nope"])
 
 
 def test_expand_runs_a_named_method_on_a_named_dataset_no_block_pairs_it_with():
-    profile = {"seeds": [0, 1], "blocks": [
-        {"datasets": ["a"], "methods": ["pca-kmeans", "ae-kmeans"]},
-        {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
-    ]}
+    profile = {
+        "seeds": [0, 1],
+        "blocks": [
+            {"datasets": ["a"], "methods": ["pca-kmeans", "ae-kmeans"]},
+            {"datasets": ["b"], "methods": ["pca-kmeans"], "seeds": [3]},
+        ],
+    }
     # known dataset, method from another block: the profile's seeds, not b's block seeds
     runs = runner.expand(profile, datasets=["b", "b"], methods=["pca-kmeans", "ae-kmeans"])
     assert [(r.dataset, r.seed, r.method) for r in runs] == [
-        ("b", 3, "pca-kmeans"), ("b", 0, "ae-kmeans"), ("b", 1, "ae-kmeans")]
+        ("b", 3, "pca-kmeans"),
+        ("b", 0, "ae-kmeans"),
+        ("b", 1, "ae-kmeans"),
+    ]
     # a method in no block at all, on a known dataset, with explicit seeds
     runs = runner.expand(profile, datasets=["a"], methods=["vae-kmeans"], seeds=[5])
     assert [(r.dataset, r.seed, r.method) for r in runs] == [("a", 5, "vae-kmeans")]
@@ -141,9 +164,12 @@ def test_expand_runs_a_named_method_on_a_named_dataset_no_block_pairs_it_with():
     runs = runner.expand(profile, datasets=["c"])
     assert {r.method for r in runs} == set(profiles_module._UNSUPERVISED)
     assert len(runs) == 2 * len(profiles_module._UNSUPERVISED)
-    with pytest.raises(ValueError, match=r"Expected --datasets with methods that no block of "
-                                         r"the profile runs, got \['vae-kmeans'\] and no "
-                                         r"datasets\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected --datasets with methods that no block of "
+        r"the profile runs, got \['vae-kmeans'\] and no "
+        r"datasets\.",
+    ):
         runner.expand(profile, methods=["vae-kmeans", "pca-kmeans"])
 
 
@@ -164,8 +190,12 @@ def test_grid_records_failures_goes_on_and_skips_completed_runs(tmp_path, monkey
     registry["broken"] = Method("broken", "unsupervised", "always fails", broken)
     monkeypatch.setattr(runner, "METHODS", registry)
     monkeypatch.setattr(methods_module, "METHODS", registry)
-    profile = {"seeds": [0, 1], "epochs": {"default": 1}, "n_samples": {"cohort": 30},
-               "blocks": [{"datasets": ["cohort"], "methods": ["broken", "constant"]}]}
+    profile = {
+        "seeds": [0, 1],
+        "epochs": {"default": 1},
+        "n_samples": {"cohort": 30},
+        "blocks": [{"datasets": ["cohort"], "methods": ["broken", "constant"]}],
+    }
     results = runner.run_grid("toy", tmp_path, profile=profile, log=None)
     assert len(results) == 4
     failed = results[results["status"] == "failed"]
@@ -188,8 +218,11 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
     """The quick profile (CI smoke test) runs every method on the synthetic cohorts."""
     assert runner.main(["--profile", "quick", "--out", str(tmp_path)]) == 0
     results = runner.read_results(tmp_path / "results.csv")
-    expected = {(r.dataset, r.method) for r in runner.expand(runner.PROFILES["quick"])
-                if METHODS[r.method].applies(_applies_probe(r.dataset), Settings()) is None}
+    expected = {
+        (r.dataset, r.method)
+        for r in runner.expand(runner.PROFILES["quick"])
+        if METHODS[r.method].applies(_applies_probe(r.dataset), Settings()) is None
+    }
     assert set(zip(results["dataset"], results["method"], strict=True)) == expected
     assert (results["status"] == "ok").all(), results["error"].dropna().tolist()
     cohort = results[results["dataset"] == "cohort"]
@@ -201,8 +234,7 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
     assert results["git_commit"].notna().all() and results["peak_rss_mb"].gt(0).all()
     report = (tmp_path / "report.md").read_text()
     assert "Command: `" in report and "| ae-simclr+yaware |" in report
-    for name in ("latent_space", "heatmap", "reconstructions", "samples_per_stratum",
-                 "training"):
+    for name in ("latent_space", "heatmap", "reconstructions", "samples_per_stratum", "training"):
         assert (tmp_path / "figures" / "cohort" / f"ae-simclr-kmeans_{name}.png").is_file()
     assert (tmp_path / "acc_by_method.png").is_file()
     err = capsys.readouterr().err
@@ -215,8 +247,9 @@ def _applies_probe(dataset: str) -> BenchmarkData:
 
     split = _split([0, 1])
     regs = COHORT_REGULARIZERS if dataset == "cohort" else SLICE_REGULARIZERS
-    return dataclasses.replace(BenchmarkData(dataset, split, split, None, True, 2),
-                               regularizers=regs)
+    return dataclasses.replace(
+        BenchmarkData(dataset, split, split, None, True, 2), regularizers=regs
+    )
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -228,8 +261,9 @@ def test_stratify_benchmark_help_and_errors(capsys, tmp_path):
     assert "usage: stratify benchmark" in out and "--profile" in out and "--seed" in out
     assert cli.main(["benchmark", "--profile", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("stratify benchmark: error: Expected --profile among ['full', 'quick'], "
-                   "got 'nope'.")
+    assert err == (
+        "stratify benchmark: error: Expected --profile among ['full', 'quick'], got 'nope'."
+    )
     assert cli.main(["benchmark", "--config", str(tmp_path / "missing.json")]) == 2
     assert "config file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -248,29 +282,41 @@ def test_clusterer_variants_reuse_the_trained_network(tmp_path, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Stratifier, "fit", counting_fit)
-    profile = {"seeds": [0, 1], "epochs": {"default": 1}, "batch_size": 32,
-               "n_samples": {"cohort": 48},
-               "blocks": [{"datasets": ["cohort"],
-                           "methods": ["ae-simclr-kmeans", "ae-kmeans", "ae-simclr-gmm"]}]}
+    profile = {
+        "seeds": [0, 1],
+        "epochs": {"default": 1},
+        "batch_size": 32,
+        "n_samples": {"cohort": 48},
+        "blocks": [
+            {"datasets": ["cohort"], "methods": ["ae-simclr-kmeans", "ae-kmeans", "ae-simclr-gmm"]}
+        ],
+    }
     results = runner.run_grid("toy", tmp_path, profile=profile, log=None)
     assert (results["status"] == "ok").all()
     assert sorted(fits) == [0, 0, 1, 1]  # ae-simclr and ae per seed; gmm re-clusters
     gmm = results[results["method"] == "ae-simclr-gmm"]
     kmeans = results[results["method"] == "ae-simclr-kmeans"]
     # the same network: identical probes (they read the latents, not the strata)
-    np.testing.assert_allclose(gmm["linear_probe_acc"].to_numpy(),
-                               kmeans["linear_probe_acc"].to_numpy())
+    np.testing.assert_allclose(
+        gmm["linear_probe_acc"].to_numpy(), kmeans["linear_probe_acc"].to_numpy()
+    )
 
 
 def test_config_file_profile(tmp_path, capsys):
     import json
 
     config = tmp_path / "grid.json"
-    config.write_text(json.dumps({
-        "name": "mine", "seeds": [0, 1], "epochs": {"default": 1},
-        "n_samples": {"cohort": 60},
-        "blocks": [{"datasets": ["cohort"], "methods": ["pca-kmeans"]}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "mine",
+                "seeds": [0, 1],
+                "epochs": {"default": 1},
+                "n_samples": {"cohort": 60},
+                "blocks": [{"datasets": ["cohort"], "methods": ["pca-kmeans"]}],
+            }
+        )
+    )
     out = tmp_path / "out"
     assert runner.main(["--config", str(config), "--out", str(out), "--quiet"]) == 0
     results = runner.read_results(out / "results.csv")
@@ -287,18 +333,22 @@ def test_config_file_profile(tmp_path, capsys):
 def test_report_with_only_failed_runs(tmp_path):
     from stratify.benchmark import report
 
-    results = pd.DataFrame([{**_row(status="failed"), "error": "RuntimeError: boom"}],
-                           columns=runner.COLUMNS)
+    results = pd.DataFrame(
+        [{**_row(status="failed"), "error": "RuntimeError: boom"}], columns=runner.COLUMNS
+    )
     from stratify.benchmark.profiles import FULL_BARS
 
     path = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x"})
     text = path.read_text()
     assert "* FAILED m seed 0: RuntimeError: boom" in text
     assert "## The bar" not in text  # a profile without bars has none
-    path = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x",
-                                                        "bars": FULL_BARS[:1]})
-    assert ("| PneumoniaMNIST cluster ACC >= 0.80 (fewer than 3 seeds so far) | not run (needs "
-            "3 seeds) |") in path.read_text()
+    path = report.write_report(
+        results, tmp_path, "p", {"seeds": [0], "description": "x", "bars": FULL_BARS[:1]}
+    )
+    assert (
+        "| PneumoniaMNIST cluster ACC >= 0.80 (fewer than 3 seeds so far) | not run (needs "
+        "3 seeds) |"
+    ) in path.read_text()
     assert not (tmp_path / "acc_by_method.png").exists()  # nothing scored, nothing drawn
 
 
@@ -306,56 +356,121 @@ def test_report_sums_the_rows_fit_times(tmp_path):
     from stratify.benchmark import report
 
     # failed rows keep the report to its header, which is what is tested here
-    rows = [{**_row(seed=seed, status="failed"), "error": "RuntimeError: boom",
-             "fit_seconds": seconds} for seed, seconds in [(0, 90.0), (1, 150.0), (2, None)]]
+    rows = [
+        {**_row(seed=seed, status="failed"), "error": "RuntimeError: boom", "fit_seconds": seconds}
+        for seed, seconds in [(0, 90.0), (1, 150.0), (2, None)]
+    ]
     results = pd.DataFrame(rows, columns=runner.COLUMNS)
-    text = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x"}
-                               ).read_text()
+    text = report.write_report(
+        results, tmp_path, "p", {"seeds": [0], "description": "x"}
+    ).read_text()
     assert "The 2 timed rows' fits add up to 4 minutes (plus loading and scoring)." in text
     untimed = results.assign(fit_seconds=float("nan"))
-    text = report.write_report(untimed, tmp_path, "p", {"seeds": [0], "description": "x"}
-                               ).read_text()
+    text = report.write_report(
+        untimed, tmp_path, "p", {"seeds": [0], "description": "x"}
+    ).read_text()
     assert "timed rows" not in text
 
 
 def test_bars_are_data_checked_by_five_rules():
     from stratify.benchmark.report import check_bar
 
-    summary = pd.DataFrame({
-        "dataset": ["d"] * 5, "n_seeds": [3, 3, 3, 2, 3],
-        "method": ["pca-kmeans", "ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp",
-                   "ae-simclr-finetune"],  # the last is supervised: never a peer or "best"
-        "acc_mean": [0.70, 0.80, 0.83, 0.99, 0.95], "acc_sd": [0.01, 0.02, 0.01, 0.0, 0.01],
-    })
-    text, verdict = check_bar(summary, {"label": "ACC", "dataset": "d", "metric": "acc",
-                                        "method": "best unsupervised", "at_least": 0.85})
+    summary = pd.DataFrame(
+        {
+            "dataset": ["d"] * 5,
+            "n_seeds": [3, 3, 3, 2, 3],
+            "method": [
+                "pca-kmeans",
+                "ae-simclr-kmeans",
+                "ae-simclr+yaware",
+                "ae-simclr+wsp",
+                "ae-simclr-finetune",
+            ],  # the last is supervised: never a peer or "best"
+            "acc_mean": [0.70, 0.80, 0.83, 0.99, 0.95],
+            "acc_sd": [0.01, 0.02, 0.01, 0.0, 0.01],
+        }
+    )
+    text, verdict = check_bar(
+        summary,
+        {
+            "label": "ACC",
+            "dataset": "d",
+            "metric": "acc",
+            "method": "best unsupervised",
+            "at_least": 0.85,
+        },
+    )
     # the best unsupervised method with 3 seeds (the 2-seed row does not count)
     assert "ae-simclr+yaware 0.830" in text and verdict == "MISSED by 0.020"
-    _, verdict = check_bar(summary, {"label": "x", "dataset": "d", "metric": "acc",
-                                     "method": "pca-kmeans", "within_of_best":
-                                     {"prefix": "ae-", "margin": 0.2}})
+    _, verdict = check_bar(
+        summary,
+        {
+            "label": "x",
+            "dataset": "d",
+            "metric": "acc",
+            "method": "pca-kmeans",
+            "within_of_best": {"prefix": "ae-", "margin": 0.2},
+        },
+    )
     assert verdict == "met"  # 0.70 >= 0.83 - 0.2 (not 0.95 - 0.2: supervised)
-    text, verdict = check_bar(summary, {"label": "gain", "dataset": "d", "metric": "acc",
-                                        "method": "-", "beats_by_spread":
-                                        {"base": "ae-simclr-kmeans", "contains": "+"}})
+    text, verdict = check_bar(
+        summary,
+        {
+            "label": "gain",
+            "dataset": "d",
+            "metric": "acc",
+            "method": "-",
+            "beats_by_spread": {"base": "ae-simclr-kmeans", "contains": "+"},
+        },
+    )
     assert verdict == "met" and "gain 0.030, spread 0.020" in text
-    _, verdict = check_bar(summary, {"label": "none", "dataset": "other", "metric": "acc",
-                                     "method": "pca-kmeans", "at_least": 0.5})
+    _, verdict = check_bar(
+        summary,
+        {
+            "label": "none",
+            "dataset": "other",
+            "metric": "acc",
+            "method": "pca-kmeans",
+            "at_least": 0.5,
+        },
+    )
     assert verdict.startswith("not run")
     # within a published value, on either side
-    for published, expected in ((0.815, "met"), (0.785, "met"), (0.85, "MISSED by 0.030"),
-                                (0.75, "MISSED by 0.030")):
-        text, verdict = check_bar(summary, {"label": "near", "dataset": "d", "metric": "acc",
-                                            "method": "ae-simclr-kmeans",
-                                            "within": {"value": published, "tolerance": 0.02}})
+    for published, expected in (
+        (0.815, "met"),
+        (0.785, "met"),
+        (0.85, "MISSED by 0.030"),
+        (0.75, "MISSED by 0.030"),
+    ):
+        text, verdict = check_bar(
+            summary,
+            {
+                "label": "near",
+                "dataset": "d",
+                "metric": "acc",
+                "method": "ae-simclr-kmeans",
+                "within": {"value": published, "tolerance": 0.02},
+            },
+        )
         assert verdict == expected, (published, verdict)
     assert f"within 0.02 of {0.75:.3f} (ae-simclr-kmeans 0.800 ± 0.020)" in text
     # above a fixed value by more than the method's own sd (0.80 ± 0.02)
-    for value, expected in ((0.77, "met"), (0.785, "MISSED by 0.005"), (0.79, "MISSED by 0.010"),
-                            (0.85, "MISSED by 0.070")):
-        text, verdict = check_bar(summary, {"label": "above", "dataset": "d", "metric": "acc",
-                                            "method": "ae-simclr-kmeans",
-                                            "above_by_spread": value})
+    for value, expected in (
+        (0.77, "met"),
+        (0.785, "MISSED by 0.005"),
+        (0.79, "MISSED by 0.010"),
+        (0.85, "MISSED by 0.070"),
+    ):
+        text, verdict = check_bar(
+            summary,
+            {
+                "label": "above",
+                "dataset": "d",
+                "metric": "acc",
+                "method": "ae-simclr-kmeans",
+                "above_by_spread": value,
+            },
+        )
         assert verdict == expected, (value, verdict)
     assert f"above {0.85:.3f} by more than the seed sd (ae-simclr-kmeans 0.800 ± 0.020)" in text
 
@@ -371,7 +486,7 @@ def _fake_retina(folder, size, seed):
         images = rng.integers(0, 60, size=(n, size, size, 3)).astype(np.uint8)
         step = size // 5
         for i, c in enumerate(labels):
-            images[i, c * step:(c + 1) * step, : size // 2] = 220
+            images[i, c * step : (c + 1) * step, : size // 2] = 220
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
     name = "retinamnist.npz" if size == 28 else f"retinamnist_{size}.npz"
     np.savez_compressed(folder / name, **arrays)
@@ -391,20 +506,33 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     for size in (28, 64):
         path = _fake_retina(data, size, seed=size)
         table["retinamnist"]["MD5" if size == 28 else f"MD5_{size}"] = hashlib.md5(
-            path.read_bytes()).hexdigest()
+            path.read_bytes()
+        ).hexdigest()
     monkeypatch.setattr(methods_module, "SHORT_PROTOCOL_EPOCHS", 2)
-    profile = {"seeds": [0], "epochs": 1, "batch_size": 16, "supervised_epochs": 1,
-               "blocks": [{"datasets": ["retinamnist", "retinamnist_64"],
-                           "methods": ["pca-kmeans", "ae-simclr-gmm", "resnet18-supervised"]},
-                          {"datasets": ["retinamnist"],
-                           "methods": ["resnet18-medmnist-short", "resnet18-transfer"]}]}
-    results = runner.run_grid("any-flag", tmp_path / "out", profile=profile, root=data,
-                              log=None)
+    profile = {
+        "seeds": [0],
+        "epochs": 1,
+        "batch_size": 16,
+        "supervised_epochs": 1,
+        "blocks": [
+            {
+                "datasets": ["retinamnist", "retinamnist_64"],
+                "methods": ["pca-kmeans", "ae-simclr-gmm", "resnet18-supervised"],
+            },
+            {
+                "datasets": ["retinamnist"],
+                "methods": ["resnet18-medmnist-short", "resnet18-transfer"],
+            },
+        ],
+    }
+    results = runner.run_grid("any-flag", tmp_path / "out", profile=profile, root=data, log=None)
     assert (results["status"] == "ok").all(), results["error"].dropna().tolist()
     ran = set(zip(results["dataset"], results["method"], strict=True))
-    assert ran == {(d, m) for d in ("retinamnist", "retinamnist_64")
-                   for m in ("pca-kmeans", "ae-simclr-gmm", "resnet18-supervised")} | {
-        ("retinamnist", "resnet18-medmnist-short")}  # transfer: skipped, no --weights
+    assert ran == {
+        (d, m)
+        for d in ("retinamnist", "retinamnist_64")
+        for m in ("pca-kmeans", "ae-simclr-gmm", "resnet18-supervised")
+    } | {("retinamnist", "resnet18-medmnist-short")}  # transfer: skipped, no --weights
     assert (results["n_test"] == 20).all() and (results["n_classes"] == 5).all()
     protocol = results[results["method"] == "resnet18-medmnist-short"].iloc[0]
     assert 0 <= protocol["acc"] <= 1 and 0 <= protocol["auc"] <= 1
@@ -419,20 +547,23 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     trunk = baselines.resnet_trunk((3, 28, 28), stem="medmnist")[0]
     weights = tmp_path / "trunk.pt"
     torch.save(trunk.state_dict(), weights)
-    results = runner.run_grid("any-flag", tmp_path / "out", profile=profile, root=data,
-                              weights=str(weights), log=None)
+    results = runner.run_grid(
+        "any-flag", tmp_path / "out", profile=profile, root=data, weights=str(weights), log=None
+    )
     transfer = results[results["method"] == "resnet18-transfer"].iloc[0]
     assert transfer["status"] == "ok" and transfer["epochs"] == 2
     md5 = hashlib.md5(weights.read_bytes()).hexdigest()[:12]
-    assert transfer["weights"] == (f"trunk.pt (md5 {md5}; {len(trunk.state_dict())} tensors "
-                                   "loaded, 0 skipped)")
+    assert transfer["weights"] == (
+        f"trunk.pt (md5 {md5}; {len(trunk.state_dict())} tensors loaded, 0 skipped)"
+    )
     assert (results.loc[results["method"] != "resnet18-transfer", "weights"].isna()).all()
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"resnet18-transfer: trunk weights from {transfer['weights']}." in report
 
 
-def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monkeypatch,
-                                                                  interrupt_at):
+def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(
+    tmp_path, monkeypatch, interrupt_at
+):
     import copy
     import hashlib
     import itertools
@@ -446,13 +577,23 @@ def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monke
     path = _fake_retina(tmp_path, 28, seed=5)
     table["retinamnist"]["MD5"] = hashlib.md5(path.read_bytes()).hexdigest()
     monkeypatch.setattr(methods_module, "SHORT_PROTOCOL_EPOCHS", 3)
-    profile = {"seeds": [0], "epochs": 1, "batch_size": 16,
-               "blocks": [{"datasets": ["retinamnist"], "methods": ["resnet18-medmnist-short"]}]}
+    profile = {
+        "seeds": [0],
+        "epochs": 1,
+        "batch_size": 16,
+        "blocks": [{"datasets": ["retinamnist"], "methods": ["resnet18-medmnist-short"]}],
+    }
     checkpoints = tmp_path / "checkpoints"
 
     def grid(out):
-        return runner.run_grid("resume", tmp_path / out, profile=profile, root=tmp_path,
-                               checkpoints=checkpoints, log=None)
+        return runner.run_grid(
+            "resume",
+            tmp_path / out,
+            profile=profile,
+            root=tmp_path,
+            checkpoints=checkpoints,
+            log=None,
+        )
 
     straight = grid("straight").iloc[0]
     assert straight["status"] == "ok" and list(checkpoints.iterdir()) == []  # cleaned up
@@ -482,7 +623,8 @@ def test_an_interrupted_protocol_row_resumes_from_its_checkpoint(tmp_path, monke
 
 
 def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     import copy
     import hashlib
     import importlib.util
@@ -495,12 +637,28 @@ def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
     path = _fake_retina(tmp_path, 28, seed=3)
     table["retinamnist"]["MD5"] = hashlib.md5(path.read_bytes()).hexdigest()
     spec = importlib.util.spec_from_file_location(
-        "pretrain_weights", Path(__file__).parents[1] / "benchmarks" / "pretrain_weights.py")
+        "pretrain_weights", Path(__file__).parents[1] / "benchmarks" / "pretrain_weights.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     weights, out = tmp_path / "models" / "trunk.pt", tmp_path / "record.md"
-    assert script.main(["--source", "retinamnist", "--epochs", "1", "--root", str(tmp_path),
-                        "--weights", str(weights), "--out", str(out)]) == 0
+    assert (
+        script.main(
+            [
+                "--source",
+                "retinamnist",
+                "--epochs",
+                "1",
+                "--root",
+                str(tmp_path),
+                "--weights",
+                str(weights),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     trunk, loaded, skipped = resnet_trunk((3, 28, 28), stem="medmnist", weights=weights)
     assert skipped == {} and set(loaded) == set(trunk.state_dict())
     record = out.read_text()
@@ -514,15 +672,19 @@ def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
 def test_multi_label_flags_are_refused_before_loading():
     from stratify.benchmark.datasets import load_dataset
 
-    with pytest.raises(ValueError, match=r"single-label MedMNIST flag, got 'chestmnist', a "
-                                         r"multi-label, binary-class task \(14 binary"):
+    with pytest.raises(
+        ValueError,
+        match=r"single-label MedMNIST flag, got 'chestmnist', a "
+        r"multi-label, binary-class task \(14 binary",
+    ):
         load_dataset("chestmnist")
     with pytest.raises(ValueError, match=r"may end in _64, _128 or _224.*'dermamnist_x'"):
         load_dataset("dermamnist_x")
 
 
 def test_the_model_cache_reuses_a_saved_network_and_clusters_it_as_the_method_asks(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from stratify import Stratifier
     from stratify.benchmark.datasets import load_dataset
     from stratify.training import config

@@ -23,27 +23,52 @@ def files(tmp_path_factory):
     np.savez(folder / "images.npz", images=images)
     np.save(folder / "images.npy", images)
     metadata.to_csv(folder / "metadata.csv", index=False)
-    config = {"n_clusters": 3, "latent_dim": 8, "width": 4, "epochs": 2, "batch_size": 32,
-              "clusterer": "gmm"}
+    config = {
+        "n_clusters": 3,
+        "latent_dim": 8,
+        "width": 4,
+        "epochs": 2,
+        "batch_size": 32,
+        "clusterer": "gmm",
+    }
     (folder / "config.json").write_text(json.dumps(config))
-    code = main(["fit", str(folder / "images.npz"), "--metadata", str(folder / "metadata.csv"),
-                 "--config", str(folder / "config.json"), "--out", str(folder / "model.pt"),
-                 *FAST])
+    code = main(
+        [
+            "fit",
+            str(folder / "images.npz"),
+            "--metadata",
+            str(folder / "metadata.csv"),
+            "--config",
+            str(folder / "config.json"),
+            "--out",
+            str(folder / "model.pt"),
+            *FAST,
+        ]
+    )
     assert code == 0
     return folder, images, strata
 
 
 def test_demo_writes_a_report_and_recovers_the_strata(tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["demo", "--n-samples", "300", "--epochs", "10", "--seed", "1",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["demo", "--n-samples", "300", "--epochs", "10", "--seed", "1", "--out", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     ari = float(re.search(r"ARI to the true strata:  Stratifier (-?[\d.]+)", printed).group(1))
     assert ari > 0.8
     assert str(out.resolve()) in printed
     names = {p.name for p in out.iterdir()}
-    assert names == {"summary.md", "strata_profile.csv", "strata_tests.csv", "latent_space.png",
-                     "samples.png", "training.png", "model.pt"}
+    assert names == {
+        "summary.md",
+        "strata_profile.csv",
+        "strata_tests.csv",
+        "latent_space.png",
+        "samples.png",
+        "training.png",
+        "model.pt",
+    }
     tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
     assert tests.loc["true_stratum", "p_value"] < 1e-10
     assert f"| Stratifier | {ari:.3f} |" in (out / "summary.md").read_text()
@@ -61,8 +86,19 @@ def test_fit_writes_model_and_history(files):
 def test_predict_writes_strata_and_probabilities(files, tmp_path):
     folder, images, _ = files
     out = tmp_path / "strata.csv"
-    assert main(["predict", str(folder / "model.pt"), str(folder / "images.npy"),
-                 "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(folder / "model.pt"),
+                str(folder / "images.npy"),
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(out, index_col="sample")
     model = Stratifier.load(folder / "model.pt")
     np.testing.assert_array_equal(frame["stratum"], model.predict(images))
@@ -73,8 +109,20 @@ def test_predict_writes_strata_and_probabilities(files, tmp_path):
 def test_describe_writes_tables_and_figures(files, tmp_path):
     folder, _, _ = files
     out = tmp_path / "described"
-    assert main(["describe", str(folder / "model.pt"), "--metadata",
-                 str(folder / "metadata.csv"), "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "describe",
+                str(folder / "model.pt"),
+                "--metadata",
+                str(folder / "metadata.csv"),
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
     assert set(tests.index) == {"age", "site", "weak_label"}
     assert (out / "latent_space.png").stat().st_size > 1000
@@ -84,8 +132,22 @@ def test_describe_writes_tables_and_figures(files, tmp_path):
 def test_sample_writes_images(files, tmp_path, suffix):
     folder, _, _ = files
     out = tmp_path / f"samples{suffix}"
-    assert main(["sample", str(folder / "model.pt"), "--n", "4", "--cluster", "1",
-                 "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(folder / "model.pt"),
+                "--n",
+                "4",
+                "--cluster",
+                "1",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     if suffix == ".npz":
         with np.load(out) as archive:
             assert archive["images"].shape == (4, 1, 28, 28)
@@ -112,24 +174,47 @@ def _fails(argv, capsys, pattern):
 def test_error_paths_are_one_line_with_exit_code_2(files, tmp_path, capsys):
     folder, _, _ = files
     model = str(folder / "model.pt")
-    _fails(["fit", str(tmp_path / "none.npz"), "--out", str(tmp_path / "m.pt"), *FAST], capsys,
-           "image file not found")
+    _fails(
+        ["fit", str(tmp_path / "none.npz"), "--out", str(tmp_path / "m.pt"), *FAST],
+        capsys,
+        "image file not found",
+    )
     np.save(tmp_path / "flat.npy", np.zeros((4, 10), np.uint8))
-    _fails(["predict", model, str(tmp_path / "flat.npy"), "--out", str(tmp_path / "s.csv"),
-            *FAST], capsys, "X has 10 features, but Stratifier is expecting 784")
+    _fails(
+        ["predict", model, str(tmp_path / "flat.npy"), "--out", str(tmp_path / "s.csv"), *FAST],
+        capsys,
+        "X has 10 features, but Stratifier is expecting 784",
+    )
     short = tmp_path / "short.csv"
     pd.DataFrame({"age": [1.0, 2.0]}).to_csv(short, index=False)
-    _fails(["describe", model, "--metadata", str(short), "--out", str(tmp_path / "d"), *FAST],
-           capsys, r"one row per sample \(96 rows\), got 2 rows")
+    _fails(
+        ["describe", model, "--metadata", str(short), "--out", str(tmp_path / "d"), *FAST],
+        capsys,
+        r"one row per sample \(96 rows\), got 2 rows",
+    )
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a model")
-    _fails(["sample", str(garbage), "--out", str(tmp_path / "s.npz"), *FAST], capsys,
-           "is not a stratify model file: torch's safe loader rejected its content")
+    _fails(
+        ["sample", str(garbage), "--out", str(tmp_path / "s.npz"), *FAST],
+        capsys,
+        "is not a stratify model file: torch's safe loader rejected its content",
+    )
     _fails(["fit", "--out", str(tmp_path / "m.pt"), *FAST], capsys, "either IMAGES or --medmnist")
     bad_config = tmp_path / "bad.json"
     bad_config.write_text('{"n_clusterz": 3}')
-    _fails(["fit", str(folder / "images.npz"), "--config", str(bad_config),
-            "--out", str(tmp_path / "m.pt"), *FAST], capsys, "bad config: .*n_clusterz")
+    _fails(
+        [
+            "fit",
+            str(folder / "images.npz"),
+            "--config",
+            str(bad_config),
+            "--out",
+            str(tmp_path / "m.pt"),
+            *FAST,
+        ],
+        capsys,
+        "bad config: .*n_clusterz",
+    )
     _fails(["demo", "--n-samples", "0", *FAST], capsys, "'n_samples' parameter of make_cohort")
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "s.csv").exists()
 
@@ -148,8 +233,11 @@ def test_a_failed_write_keeps_the_previous_output(files, tmp_path, monkeypatch, 
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
-    _fails(["predict", str(folder / "model.pt"), str(folder / "images.npz"), "--out", str(out),
-            *FAST], capsys, "disk full")
+    _fails(
+        ["predict", str(folder / "model.pt"), str(folder / "images.npz"), "--out", str(out), *FAST],
+        capsys,
+        "disk full",
+    )
     assert out.read_text() == "previous results\n"
     assert [p.name for p in tmp_path.iterdir()] == ["strata.csv"]
 
@@ -182,12 +270,38 @@ def test_saving_a_model_to_a_directory_names_the_problem(files):
 def test_common_parameters_on_the_command_line_override_the_config(files, tmp_path):
     folder, _, _ = files
     out = tmp_path / "cli.pt"
-    assert main(["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
-                 "--epochs", "1", "--n-clusters", "2", "--clusterer", "kmeans",
-                 "--model", "vae", "--batch-size", "48", "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(folder / "images.npy"),
+                "--config",
+                str(folder / "config.json"),
+                "--epochs",
+                "1",
+                "--n-clusters",
+                "2",
+                "--clusterer",
+                "kmeans",
+                "--model",
+                "vae",
+                "--batch-size",
+                "48",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     params = Stratifier.load(out).get_params()
-    assert (params["epochs"], params["n_clusters"], params["clusterer"], params["model"],
-            params["batch_size"]) == (1, 2, "kmeans", "vae", 48)
+    assert (
+        params["epochs"],
+        params["n_clusters"],
+        params["clusterer"],
+        params["model"],
+        params["batch_size"],
+    ) == (1, 2, "kmeans", "vae", 48)
 
 
 def test_ctrl_c_ends_with_one_line(files, tmp_path, capsys, monkeypatch):
@@ -199,8 +313,7 @@ def test_ctrl_c_ends_with_one_line(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Stratifier, "fit", interrupt)
     code = main(["fit", str(folder / "images.npy"), "--out", str(tmp_path / "m.pt"), *FAST])
     assert code == 130
-    assert capsys.readouterr().err == ("stratify fit: interrupted; no partial output was "
-                                       "written\n")
+    assert capsys.readouterr().err == ("stratify fit: interrupted; no partial output was written\n")
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -232,25 +345,39 @@ def test_broken_files_give_one_line_before_training(files, tmp_path, capsys, mon
     (tmp_path / "empty.npy").write_bytes(b"")
     (tmp_path / "garbage.csv").write_bytes(bytes(range(256)) * 8)
     cases = [
-        (["fit", str(tmp_path / "truncated.npz")],
-         r"cannot read images from .*truncated\.npz \(a truncated or corrupted file\?\): "
-         r"BadZipFile"),
+        (
+            ["fit", str(tmp_path / "truncated.npz")],
+            r"cannot read images from .*truncated\.npz \(a truncated or corrupted file\?\): "
+            r"BadZipFile",
+        ),
         (["fit", str(tmp_path / "empty.npy")], r"cannot read images from .*empty\.npy .*EOFError"),
-        (["fit", str(folder / "images.npy"), "--metadata", str(tmp_path / "garbage.csv")],
-         r"cannot read metadata .*garbage\.csv as a CSV with a header row"),
+        (
+            ["fit", str(folder / "images.npy"), "--metadata", str(tmp_path / "garbage.csv")],
+            r"cannot read metadata .*garbage\.csv as a CSV with a header row",
+        ),
     ]
     for argv, pattern in cases:
         assert main([*argv, "--out", str(tmp_path / "m.pt"), *FAST]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and re.search(pattern, err), err
-    assert main(["predict", str(folder / "model.pt"), str(tmp_path / "truncated.npz"),
-                 "--out", str(tmp_path / "s.csv"), *FAST]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(folder / "model.pt"),
+                str(tmp_path / "truncated.npz"),
+                "--out",
+                str(tmp_path / "s.csv"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     assert "BadZipFile" in capsys.readouterr().err
     assert not trained
 
 
-def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, capsys,
-                                                             monkeypatch):
+def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, capsys, monkeypatch):
     folder, _, _ = files
     from stratify.training import trainer
 
@@ -262,39 +389,65 @@ def test_ctrl_c_names_the_checkpoint_and_fit_resume_continues(files, tmp_path, c
         return original(self, data, epoch, total_steps)
 
     checkpoints, out = tmp_path / "ckpt", tmp_path / "m.pt"
-    argv = ["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
-            "--checkpoint-dir", str(checkpoints), "--out", str(out), *FAST]
+    argv = [
+        "fit",
+        str(folder / "images.npy"),
+        "--config",
+        str(folder / "config.json"),
+        "--checkpoint-dir",
+        str(checkpoints),
+        "--out",
+        str(out),
+        *FAST,
+    ]
     with monkeypatch.context() as patch:
         patch.setattr(trainer.Trainer, "train_epoch", stop_at_two)
         assert main(argv) == 130
     err = capsys.readouterr().err
-    assert err == (f"stratify fit: interrupted; progress saved in {checkpoints / 'last.pt'} "
-                   f"(epoch 1); continue with: stratify {' '.join(argv)} --resume\n")
+    assert err == (
+        f"stratify fit: interrupted; progress saved in {checkpoints / 'last.pt'} "
+        f"(epoch 1); continue with: stratify {' '.join(argv)} --resume\n"
+    )
     assert not out.exists()
     assert main(argv) == 2  # a plain re-run must not destroy the saved progress
     assert "holds the checkpoint of an earlier fit (epoch 1 of 2)" in capsys.readouterr().err
     assert main([*argv, "--resume"]) == 0
     reference = tmp_path / "reference.pt"
-    assert main(["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
-                 "--out", str(reference), *FAST]) == 0
-    np.testing.assert_array_equal(Stratifier.load(out).embedding_,
-                                  Stratifier.load(reference).embedding_)
+    assert (
+        main(
+            [
+                "fit",
+                str(folder / "images.npy"),
+                "--config",
+                str(folder / "config.json"),
+                "--out",
+                str(reference),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(
+        Stratifier.load(out).embedding_, Stratifier.load(reference).embedding_
+    )
 
 
 # ------------------------------------------------------------------ start-up and --size/--root
 
 
-@pytest.mark.parametrize("statement", ["import stratify", "import stratify.cli",
-                                       "import stratify; stratify.__version__"])
+@pytest.mark.parametrize(
+    "statement", ["import stratify", "import stratify.cli", "import stratify; stratify.__version__"]
+)
 def test_the_command_starts_without_the_heavy_libraries(statement):
     import subprocess
     import sys
 
-    code = (f"{statement}; import sys; "
-            "print(sorted(m for m in ('torch', 'sklearn', 'pandas', 'seaborn', 'hdbscan', "
-            "'umap', 'matplotlib') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        f"{statement}; import sys; "
+        "print(sorted(m for m in ('torch', 'sklearn', 'pandas', 'seaborn', 'hdbscan', "
+        "'umap', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
 
@@ -319,14 +472,37 @@ def test_fit_reads_medmnist_at_a_size_from_root(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(medmnist, "_info_table", lambda: table)
     rng = np.random.default_rng(0)
     path = tmp_path / "breastmnist_64.npz"
-    np.savez_compressed(path, **{f"{s}_images": rng.integers(0, 256, (12, 64, 64), np.uint8)
-                                 for s in ("train", "val", "test")},
-                        **{f"{s}_labels": rng.integers(0, 2, (12, 1), np.uint8)
-                           for s in ("train", "val", "test")})
+    np.savez_compressed(
+        path,
+        **{
+            f"{s}_images": rng.integers(0, 256, (12, 64, 64), np.uint8)
+            for s in ("train", "val", "test")
+        },
+        **{f"{s}_labels": rng.integers(0, 2, (12, 1), np.uint8) for s in ("train", "val", "test")},
+    )
     table["breastmnist"]["MD5_64"] = hashlib.md5(path.read_bytes()).hexdigest()
     out = tmp_path / "m.pt"
-    assert main(["fit", "--medmnist", "breastmnist", "--size", "64", "--root", str(tmp_path),
-                 "--out", str(out), "--epochs", "1", "--n-clusters", "2", *FAST]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--medmnist",
+                "breastmnist",
+                "--size",
+                "64",
+                "--root",
+                str(tmp_path),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--n-clusters",
+                "2",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     from stratify import Stratifier
 
     assert Stratifier.load(out).image_shape_ == (1, 64, 64)
@@ -335,8 +511,25 @@ def test_fit_reads_medmnist_at_a_size_from_root(tmp_path, monkeypatch, capsys):
 def test_fit_with_auto_k_draws_the_criterion_and_says_what_it_chose(files, tmp_path, capsys):
     folder, _, _ = files
     out = tmp_path / "auto.pt"
-    assert main(["fit", str(folder / "images.npy"), "--config", str(folder / "config.json"),
-                 "--n-clusters", "auto", "--epochs", "1", "--out", str(out), "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(folder / "images.npy"),
+                "--config",
+                str(folder / "config.json"),
+                "--n-clusters",
+                "auto",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     model = Stratifier.load(out)
     figure = tmp_path / "auto.k_selection.png"
     assert figure.is_file() and figure.stat().st_size > 0
@@ -349,12 +542,26 @@ def test_views_draws_the_augmentation_of_the_configured_params(files, tmp_path, 
     config = tmp_path / "aug.json"
     config.write_text(json.dumps({"augmentation": {"rotation": 0.0, "hflip": 0.5}}))
     out = tmp_path / "views.png"
-    assert main(["views", str(folder / "images.npy"), "--config", str(config), "--n-images",
-                 "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "views",
+                str(folder / "images.npy"),
+                "--config",
+                str(config),
+                "--n-images",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and f"views: {out}" in capsys.readouterr().out
     config.write_text(json.dumps({"augmentation": {"rotate": 5}}))
-    assert main(["views", str(folder / "images.npy"), "--config", str(config),
-                 "--out", str(out)]) == 2
+    assert (
+        main(["views", str(folder / "images.npy"), "--config", str(config), "--out", str(out)]) == 2
+    )
     err = capsys.readouterr().err
     assert "bad augmentation" in err and "'rotate'" in err
 

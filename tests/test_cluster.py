@@ -35,8 +35,7 @@ def test_nearest_centroid_rule_matches_a_naive_loop(blobs):
     new = np.random.default_rng(0).normal(scale=6, size=(30, 5))
     expected = []
     for x in new:
-        distances = {k: np.sum((x - X[clusterer.labels_ == k].mean(axis=0)) ** 2)
-                     for k in range(4)}
+        distances = {k: np.sum((x - X[clusterer.labels_ == k].mean(axis=0)) ** 2) for k in range(4)}
         expected.append(min(distances, key=distances.get))
     np.testing.assert_array_equal(clusterer.predict(new), expected)
 
@@ -50,8 +49,10 @@ def test_auto_k_table_marks_the_best_score(blobs):
     assert table.loc[table["selected"], "k"].item() == 4 == silhouette.n_clusters_
     assert table.loc[table["selected"], "score"].item() == table["score"].max()
     bic = StrataClusterer("gmm", "auto", k_range=(2, 6), random_state=0).fit(X)
-    assert bic.cluster_selection_.loc[bic.cluster_selection_["selected"], "score"].item() == \
-        bic.cluster_selection_["score"].min()
+    assert (
+        bic.cluster_selection_.loc[bic.cluster_selection_["selected"], "score"].item()
+        == bic.cluster_selection_["score"].min()
+    )
 
 
 def test_fixed_k_has_no_selection_table_and_refit_forgets(blobs):
@@ -106,23 +107,28 @@ def test_a_k_hdbscan_cannot_cut_is_a_clear_error_and_no_auto_candidate(blobs, mo
 
     monkeypatch.setattr(hdbscan.flat, "HDBSCAN_flat", flat)
     X, _ = blobs
-    with pytest.raises(ValueError, match=r"cut into, got n_clusters=3: hdbscan found no cut "
-                                         r"\(Could not find epsilon\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"cut into, got n_clusters=3: hdbscan found no cut "
+        r"\(Could not find epsilon\)",
+    ):
         StrataClusterer("hdbscan", 3, random_state=0).fit(X)
     auto = StrataClusterer("hdbscan", "auto", k_range=(2, 5), random_state=0).fit(X)
     table = auto.cluster_selection_.set_index("k")
     assert np.isnan(table.loc[3, "score"]) and not table.loc[3, "selected"]
     assert table["score"].drop(index=3).notna().all() and auto.n_clusters_ != 3
-    monkeypatch.setattr(hdbscan.flat, "HDBSCAN_flat",
-                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no epsilon")))
+    monkeypatch.setattr(
+        hdbscan.flat,
+        "HDBSCAN_flat",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no epsilon")),
+    )
     with pytest.raises(ValueError, match=r"at least one candidate k in \(2, 3\).*none"):
         StrataClusterer("hdbscan", "auto", k_range=(2, 3), random_state=0).fit(X)
 
 
 def test_manifold_step_clusters_the_umap_coordinates(blobs):
     X, y = blobs
-    clusterer = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=3,
-                                random_state=0).fit(X)
+    clusterer = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=3, random_state=0).fit(X)
     assert clusterer.uses_manifold_
     assert clusterer.manifold_.embedding_.shape == (240, 3)
     assert clusterer.cluster_centers_.shape == (4, 3)  # centres live on the manifold
@@ -134,7 +140,8 @@ def test_manifold_step_clusters_the_umap_coordinates(blobs):
     np.testing.assert_array_equal(clusterer.predict(new), clusterer.labels_[:40])
     # stored coordinates give the same strata without running UMAP
     again = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=3, random_state=0).fit(
-        X, manifold_embedding=clusterer.manifold_.embedding_)
+        X, manifold_embedding=clusterer.manifold_.embedding_
+    )
     np.testing.assert_array_equal(again.labels_, clusterer.labels_)
 
 
@@ -160,11 +167,18 @@ def test_auto_manifold_keeps_the_more_stable_space_and_its_medoid_run():
     for row in table.itertuples():  # each space's runs by hand, and their mean pairwise ARI
         partitions = []
         for seed in seeds:
-            space = X if row.manifold == "none" else ManifoldEmbedding(
-                2, random_state=seed).fit(X).embedding_
+            space = (
+                X
+                if row.manifold == "none"
+                else ManifoldEmbedding(2, random_state=seed).fit(X).embedding_
+            )
             partitions.append(KMeans(2, n_init=10, random_state=seed).fit_predict(space))
-        pairs = [adjusted_rand_score(partitions[i], partitions[j])
-                 for i in range(len(seeds)) for j in range(len(seeds)) if i != j]
+        pairs = [
+            adjusted_rand_score(partitions[i], partitions[j])
+            for i in range(len(seeds))
+            for j in range(len(seeds))
+            if i != j
+        ]
         assert row.stability == pytest.approx(np.mean(pairs))
         sums = [sum(adjusted_rand_score(p, q) for q in partitions) for p in partitions]
         assert row.seed == seeds[int(np.argmax(sums))]
@@ -263,8 +277,9 @@ def test_fit_samples_defaults_per_backend(blobs):
     assert BACKENDS["spectral"].fit_samples < BACKENDS["gmm"].fit_samples
     # below the size, and with fit_samples=None, every sample is fitted
     assert StrataClusterer("spectral", 4, random_state=0).fit(blobs[0]).fit_rows_ is None
-    assert StrataClusterer("gmm", 4, fit_samples=None, random_state=0).fit(
-        blobs[0]).fit_rows_ is None
+    assert (
+        StrataClusterer("gmm", 4, fit_samples=None, random_state=0).fit(blobs[0]).fit_rows_ is None
+    )
 
 
 def test_nearest_rule_in_chunks_matches_the_direct_distances():
@@ -282,8 +297,9 @@ def test_nearest_rule_in_chunks_matches_the_direct_distances():
 def _correlated(n: int = 400, seed: int = 0) -> np.ndarray:
     """Rows (n, 4) with very different variances along correlated directions."""
     rng = np.random.default_rng(seed)
-    mixing = np.array([[3.0, 1.0, 0.0, 0.0], [0.0, 0.5, 0.2, 0.0],
-                       [0.0, 0.0, 0.05, 0.01], [1.0, 0.0, 0.0, 2.0]])
+    mixing = np.array(
+        [[3.0, 1.0, 0.0, 0.0], [0.0, 0.5, 0.2, 0.0], [0.0, 0.0, 0.05, 0.01], [1.0, 0.0, 0.0, 2.0]]
+    )
     return rng.normal(size=(n, 4)) @ mixing + np.array([1.0, -2.0, 0.5, 3.0])
 
 
@@ -327,8 +343,9 @@ def test_whitened_strata_predict_new_latents_through_the_same_map(blobs):
     assert StrataClusterer("gmm", 4, random_state=0).fit(scaled).whitening_ is None
 
 
-@pytest.mark.parametrize(("n", "k", "whitened"), [(200, 4, True), (199, 4, False),
-                                                   (100, 2, True), (99, 2, False)])
+@pytest.mark.parametrize(
+    ("n", "k", "whitened"), [(200, 4, True), (199, 4, False), (100, 2, True), (99, 2, False)]
+)
 def test_auto_whitening_needs_ten_samples_per_dimension_per_stratum(n, k, whitened):
     X = np.random.default_rng(0).normal(size=(n, 5))  # 10 x 5 x k samples is the threshold
     clusterer = StrataClusterer("gmm", k, whiten="auto", random_state=0).fit(X)
@@ -337,27 +354,30 @@ def test_auto_whitening_needs_ten_samples_per_dimension_per_stratum(n, k, whiten
 
 def test_auto_whitening_with_auto_k_counts_the_largest_candidate():
     X = np.random.default_rng(0).normal(size=(150, 5))
-    assert StrataClusterer("gmm", "auto", k_range=(2, 3), whiten="auto").fit(X).whitening_ \
-        is not None
-    assert StrataClusterer("gmm", "auto", k_range=(2, 4), whiten="auto").fit(X).whitening_ \
-        is None
+    assert (
+        StrataClusterer("gmm", "auto", k_range=(2, 3), whiten="auto").fit(X).whitening_ is not None
+    )
+    assert StrataClusterer("gmm", "auto", k_range=(2, 4), whiten="auto").fit(X).whitening_ is None
 
 
 def test_the_manifold_coordinates_are_not_whitened(blobs):
     X, _ = blobs
-    clusterer = StrataClusterer("gmm", 4, manifold="umap", manifold_dim=2, whiten=True,
-                                random_state=0).fit(X)
+    clusterer = StrataClusterer(
+        "gmm", 4, manifold="umap", manifold_dim=2, whiten=True, random_state=0
+    ).fit(X)
     assert clusterer.uses_manifold_ and clusterer.whitening_ is None
-    np.testing.assert_allclose(clusterer.transform_space(X[:5]), clusterer.manifold_.transform(
-        X[:5]))
+    np.testing.assert_allclose(
+        clusterer.transform_space(X[:5]), clusterer.manifold_.transform(X[:5])
+    )
 
 
 @pytest.mark.parametrize("manifold", ["umap", "auto"])
 def test_auto_k_with_a_manifold_is_chosen_on_the_latents(blobs, manifold):
     X, y = blobs
     on_latents = StrataClusterer("gmm", "auto", random_state=0).fit(X)
-    clusterer = StrataClusterer("gmm", "auto", manifold=manifold, manifold_dim=2,
-                                random_state=0).fit(X)
+    clusterer = StrataClusterer(
+        "gmm", "auto", manifold=manifold, manifold_dim=2, random_state=0
+    ).fit(X)
     pd.testing.assert_frame_equal(clusterer.cluster_selection_, on_latents.cluster_selection_)
     assert clusterer.n_clusters_ == on_latents.n_clusters_ == 4
     assert adjusted_rand_score(y, clusterer.labels_) > 0.95

@@ -53,8 +53,9 @@ def test_fitted_attributes(fitted, cohort):
     assert table["manifold"].tolist() == ["none", "umap"] and table["selected"].sum() == 1
     on_manifold = bool(table.loc[1, "selected"])
     assert fitted.clusterer_.uses_manifold_ == on_manifold
-    assert (None if fitted.manifold_embedding_ is None else fitted.manifold_embedding_.shape) \
-        == ((360, 10) if on_manifold else None)
+    assert (None if fitted.manifold_embedding_ is None else fitted.manifold_embedding_.shape) == (
+        (360, 10) if on_manifold else None
+    )
     latent = fitted.recluster(manifold=None)
     assert latent.manifold_embedding_ is None and not hasattr(latent, "manifold_selection_")
     assert fitted.recluster(manifold="umap").manifold_embedding_.shape == (360, 10)
@@ -114,9 +115,14 @@ def test_fit_does_not_modify_inputs_or_encoder(cohort):
     before_images, before_meta = images.copy(), metadata.copy()
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16))
     weights = copy.deepcopy(encoder.state_dict())
-    est = Stratifier(2, encoder=encoder, reconstruction=None, random_state=0,
-                     regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0}},
-                     **TINY).fit(images, metadata=metadata)
+    est = Stratifier(
+        2,
+        encoder=encoder,
+        reconstruction=None,
+        random_state=0,
+        regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0}},
+        **TINY,
+    ).fit(images, metadata=metadata)
     np.testing.assert_array_equal(images, before_images)
     pd.testing.assert_frame_equal(metadata, before_meta)
     for key, value in encoder.state_dict().items():
@@ -140,8 +146,7 @@ def test_regularizers_from_specs_reach_the_objective(cohort):
 
 def test_supcon_uses_y(cohort):
     images, strata, _ = cohort
-    est = Stratifier(3, contrastive="supcon", random_state=0, **TINY).fit(images[:64],
-                                                                           strata[:64])
+    est = Stratifier(3, contrastive="supcon", random_state=0, **TINY).fit(images[:64], strata[:64])
     assert "contrastive" in est.history_.columns
     with pytest.raises(ValueError, match="Expected y: the objective has a term on 'labels'"):
         Stratifier(3, contrastive="supcon", **TINY).fit(images[:64])
@@ -192,8 +197,7 @@ def test_describe_and_stability_delegate(fitted, cohort):
     assert profile["n"].sum() == 360
     assert tests.loc["age", "p_value"] < 1e-6  # age is correlated with the strata
     images = cohort[0][:60]
-    table = Stratifier(2, random_state=0, **TINY).stability(images, n_resamples=2,
-                                                             random_state=0)
+    table = Stratifier(2, random_state=0, **TINY).stability(images, n_resamples=2, random_state=0)
     assert len(table) == 2 and table["ari"].between(-1, 1).all()
 
 
@@ -206,39 +210,91 @@ def test_not_fitted():
     ("params", "X", "fit_kwargs", "error", "match"),
     [
         ({}, np.zeros(784, np.uint8), {}, ValueError, r"got a 1D array .*Reshape your data"),
-        ({"image_shape": (1, 28, 27)}, np.zeros((4, 784), np.uint8), {}, ValueError,
-         r"Expected 756 values per sample for image_shape=\(1, 28, 27\), got 784"),
+        (
+            {"image_shape": (1, 28, 27)},
+            np.zeros((4, 784), np.uint8),
+            {},
+            ValueError,
+            r"Expected 756 values per sample for image_shape=\(1, 28, 27\), got 784",
+        ),
         ({"model": "gan"}, None, {}, ValueError, r"'model' parameter of Stratifier .*'gan'"),
         ({"temperature": 0}, None, {}, ValueError, r"'temperature' .*\(0, inf\)\. Got 0"),
-        ({"batch_size": "big"}, None, {}, TypeError,
-         r"'batch_size' parameter of Stratifier must be an int in the range \[1, inf\) or "
-         r"'auto'\. Got 'big'"),
+        (
+            {"batch_size": "big"},
+            None,
+            {},
+            TypeError,
+            r"'batch_size' parameter of Stratifier must be an int in the range \[1, inf\) or "
+            r"'auto'\. Got 'big'",
+        ),
         ({"batch_size": 0}, None, {}, ValueError, r"'batch_size' parameter of Stratifier"),
-        ({"reconstruction": None, "contrastive": None}, None, {}, ValueError,
-         "at least one loss term"),
+        (
+            {"reconstruction": None, "contrastive": None},
+            None,
+            {},
+            ValueError,
+            "at least one loss term",
+        ),
         ({"encoder": "resnet"}, None, {}, TypeError, r"'encoder' .*Got str instead"),
-        ({"encoder": torch.nn.Flatten()}, None, {}, ValueError,
-         "reconstruction=None with a custom encoder"),
-        ({"regularizers": {"r": {"kind": "magic"}}}, None, {}, ValueError,
-         r"'kind' parameter of regularizer 'r' .*Got 'magic'"),
-        ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None,
-         {"metadata": pd.DataFrame({"sex": [0] * 8})}, ValueError,
-         r"metadata to hold the column\(s\) \['age'\] read by the regularizers, "
-         r"got columns \['sex'\]"),
-        ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None,
-         {"metadata": pd.DataFrame({"age": [1.0] * 3})}, ValueError,
-         r"\(8 rows\), got 3 rows"),
-        ({"regularizers": {"age": {"kind": "yaware", "columns": "age"}}}, None, {}, ValueError,
-         r"Expected metadata with the columns \['age'\]"),
-        ({"regularizers": {"s": {"kind": "yaware", "columns": "site"}}}, None,
-         {"metadata": pd.DataFrame({"site": pd.Categorical(["A", "B"] * 4)})}, TypeError,
-         r"numeric metadata column 'site' for a distance kernel .*got dtype category"),
+        (
+            {"encoder": torch.nn.Flatten()},
+            None,
+            {},
+            ValueError,
+            "reconstruction=None with a custom encoder",
+        ),
+        (
+            {"regularizers": {"r": {"kind": "magic"}}},
+            None,
+            {},
+            ValueError,
+            r"'kind' parameter of regularizer 'r' .*Got 'magic'",
+        ),
+        (
+            {"regularizers": {"age": {"kind": "yaware", "columns": "age"}}},
+            None,
+            {"metadata": pd.DataFrame({"sex": [0] * 8})},
+            ValueError,
+            r"metadata to hold the column\(s\) \['age'\] read by the regularizers, "
+            r"got columns \['sex'\]",
+        ),
+        (
+            {"regularizers": {"age": {"kind": "yaware", "columns": "age"}}},
+            None,
+            {"metadata": pd.DataFrame({"age": [1.0] * 3})},
+            ValueError,
+            r"\(8 rows\), got 3 rows",
+        ),
+        (
+            {"regularizers": {"age": {"kind": "yaware", "columns": "age"}}},
+            None,
+            {},
+            ValueError,
+            r"Expected metadata with the columns \['age'\]",
+        ),
+        (
+            {"regularizers": {"s": {"kind": "yaware", "columns": "site"}}},
+            None,
+            {"metadata": pd.DataFrame({"site": pd.Categorical(["A", "B"] * 4)})},
+            TypeError,
+            r"numeric metadata column 'site' for a distance kernel .*got dtype category",
+        ),
         ({}, np.zeros((8, 2, 2, 2, 2, 2), np.uint8), {}, ValueError, "2, 3, 4 or 5 dimensions"),
         # inputs that no term reads are still checked against the images
-        ({}, None, {"y": np.zeros(5)}, ValueError,
-         r"Expected y of shape \(8,\), one label per image, got shape \(5,\)"),
-        ({}, None, {"metadata": pd.DataFrame({"age": [1.0] * 3})}, ValueError,
-         r"\(8 rows\), got 3 rows"),
+        (
+            {},
+            None,
+            {"y": np.zeros(5)},
+            ValueError,
+            r"Expected y of shape \(8,\), one label per image, got shape \(5,\)",
+        ),
+        (
+            {},
+            None,
+            {"metadata": pd.DataFrame({"age": [1.0] * 3})},
+            ValueError,
+            r"\(8 rows\), got 3 rows",
+        ),
     ],
 )
 def test_bad_input(params, X, fit_kwargs, error, match):
@@ -260,8 +316,11 @@ def test_feature_vectors_get_an_mlp_and_recover_groups():
 
 
 def test_predict_checks_the_image_shape(fitted):
-    with pytest.raises(ValueError, match=r"shape \(1, 28, 28\) per sample, as in fit, got "
-                                         r"\(1, 32, 32\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"shape \(1, 28, 28\) per sample, as in fit, got "
+        r"\(1, 32, 32\)",
+    ):
         fitted.predict(np.zeros((2, 1, 32, 32), np.uint8))
 
 
@@ -270,24 +329,25 @@ def test_self_training_stage_continues_the_same_network(cohort):
     base = Stratifier(3, random_state=3, **TINY).fit(images)
     tuned = Stratifier(3, self_training_epochs=2, random_state=3, **TINY).fit(images)
     history = tuned.history_
-    assert history["stage"].tolist() == ["representation"] * TINY["epochs"] + \
-        ["self-training"] * 2
+    assert history["stage"].tolist() == ["representation"] * TINY["epochs"] + ["self-training"] * 2
     assert history["epoch"].tolist() == list(range(1, TINY["epochs"] + 3))
     assert history["self_training"].iloc[-2:].notna().all()
     # the representation stage is the plain fit; the stage then moves the latents
-    np.testing.assert_array_equal(
-        history.iloc[: TINY["epochs"]]["total"], base.history_["total"])
+    np.testing.assert_array_equal(history.iloc[: TINY["epochs"]]["total"], base.history_["total"])
     assert not np.allclose(tuned.embedding_, base.embedding_)
     np.testing.assert_array_equal(tuned.predict(images), tuned.labels_)
 
 
-@pytest.mark.parametrize(("params", "match"), [
-    ({"self_training_epochs": -1}, r"'self_training_epochs' parameter of Stratifier"),
-    ({"self_training_weight": 0.0}, r"'self_training_weight' parameter of Stratifier"),
-    ({"manifold": "pca"}, r"'manifold' parameter of Stratifier"),
-    ({"manifold_dim": 0}, r"'manifold_dim' parameter of Stratifier"),
-    ({"clusterer": "kmeanz"}, r"'clusterer' parameter of Stratifier"),
-])
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"self_training_epochs": -1}, r"'self_training_epochs' parameter of Stratifier"),
+        ({"self_training_weight": 0.0}, r"'self_training_weight' parameter of Stratifier"),
+        ({"manifold": "pca"}, r"'manifold' parameter of Stratifier"),
+        ({"manifold_dim": 0}, r"'manifold_dim' parameter of Stratifier"),
+        ({"clusterer": "kmeanz"}, r"'clusterer' parameter of Stratifier"),
+    ],
+)
 def test_clustering_parameters_fail_before_training(cohort, params, match):
     import time
 
@@ -301,19 +361,25 @@ def test_clustering_parameters_fail_before_training(cohort, params, match):
 def scale_models(cohort):
     images = cohort[0][:64]
     uint8 = Stratifier(2, random_state=0, **TINY).fit(images)
-    twelve_bit = (images.astype(np.uint16) * 16)  # 0-4080, stored as uint16
+    twelve_bit = images.astype(np.uint16) * 16  # 0-4080, stored as uint16
     deep = Stratifier(2, random_state=0, **TINY).fit(twelve_bit)
     return images, uint8, twelve_bit, deep
 
 
 def test_new_images_on_another_intensity_scale_are_refused(scale_models):
     images, uint8, twelve_bit, deep = scale_models
-    with pytest.raises(ValueError, match=r"fitted on intensities in \[0, 255\] \(uint8\); got "
-                                         r"float32 values in \[0, 1\], which looks like images "
-                                         r"rescaled to \[0, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"fitted on intensities in \[0, 255\] \(uint8\); got "
+        r"float32 values in \[0, 1\], which looks like images "
+        r"rescaled to \[0, 1\]",
+    ):
         uint8.predict(images.astype(np.float32) / 255.0)
-    with pytest.raises(ValueError, match=r"uint16 values in \[0, 4080\], which cannot be on "
-                                         r"the same scale"):
+    with pytest.raises(
+        ValueError,
+        match=r"uint16 values in \[0, 4080\], which cannot be on "
+        r"the same scale",
+    ):
         uint8.predict(twelve_bit)
     assert deep.data_range_ == (float(twelve_bit.min()), 4080.0)
     with pytest.raises(ValueError, match=r"got uint8 images, whose 0-255 scale cannot be"):
@@ -339,12 +405,14 @@ def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch, 
     with monkeypatch.context() as patch:
         interrupt_at(patch, 3)
         with pytest.raises(KeyboardInterrupt):
-            Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "b")},
-                       **settings).fit(images)
+            Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "b")}, **settings).fit(
+                images
+            )
     saved = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert saved["epoch"] == 2
-    resumed = Stratifier(2, train_config={"checkpoint_dir": str(tmp_path / "b")}, resume=True,
-                         **settings).fit(images)
+    resumed = Stratifier(
+        2, train_config={"checkpoint_dir": str(tmp_path / "b")}, resume=True, **settings
+    ).fit(images)
     np.testing.assert_array_equal(resumed.embedding_, reference.embedding_)
     np.testing.assert_array_equal(resumed.labels_, reference.labels_)
     assert resumed.history_["epoch"].tolist() == [1, 2, 3, 4]
@@ -354,8 +422,12 @@ def test_resumed_fit_equals_an_uninterrupted_fit(cohort, tmp_path, monkeypatch, 
 def test_a_new_fit_never_overwrites_a_checkpoint(cohort, tmp_path, monkeypatch, interrupt_at):
     images = cohort[0][:64]
     folder = tmp_path / "ckpt"
-    settings = {**TINY, "epochs": 3, "random_state": 0, "train_config": {"checkpoint_dir":
-                                                                          str(folder)}}
+    settings = {
+        **TINY,
+        "epochs": 3,
+        "random_state": 0,
+        "train_config": {"checkpoint_dir": str(folder)},
+    }
     with monkeypatch.context() as patch:
         interrupt_at(patch, 3)
         with pytest.raises(KeyboardInterrupt):
@@ -363,16 +435,23 @@ def test_a_new_fit_never_overwrites_a_checkpoint(cohort, tmp_path, monkeypatch, 
     before = (folder / "last.pt").read_bytes()
     trained = []
     monkeypatch.setattr("stratify.training.loop.run", lambda *a, **k: trained.append(1))
-    with pytest.raises(FileExistsError, match=r"holds the checkpoint of an earlier fit "
-                                              r"\(epoch 2 of 3\); resume it"):
+    with pytest.raises(
+        FileExistsError,
+        match=r"holds the checkpoint of an earlier fit "
+        r"\(epoch 2 of 3\); resume it",
+    ):
         Stratifier(2, **settings).fit(images)
     assert not trained and (folder / "last.pt").read_bytes() == before
 
 
 def test_resume_refuses_another_fits_checkpoint(cohort, tmp_path):
     images = cohort[0][:64]
-    settings = {**TINY, "epochs": 1, "random_state": 0,
-                "train_config": {"checkpoint_dir": str(tmp_path)}}
+    settings = {
+        **TINY,
+        "epochs": 1,
+        "random_state": 0,
+        "train_config": {"checkpoint_dir": str(tmp_path)},
+    }
     Stratifier(2, **settings).fit(images)
     with pytest.raises(ValueError, match="written by a fit with other data or settings"):
         Stratifier(2, resume=True, **settings).fit(images[::-1].copy())
@@ -392,28 +471,37 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
     assert "stratify: clustering into 2 strata (gmm, manifold auto) ..." in err
 
 
-@pytest.mark.parametrize(("params", "match"), [
-    ({"latent_dim": 0}, r"'latent_dim' parameter of Stratifier .*Got 0"),
-    ({"width": 0}, r"'width' parameter of Stratifier"),
-    ({"depth": 0}, r"'depth' parameter of Stratifier"),
-    ({"batch_size": 0}, r"'batch_size' parameter of Stratifier"),
-    ({"epochs": 0}, r"'epochs' parameter of Stratifier must be an int in the range \[1, inf\) "
-                    r"or 'auto'\. Got 0 instead"),
-    ({"epochs": "many"}, r"'epochs' parameter of Stratifier .*Got 'many' instead"),
-    ({"whiten": "yes"}, r"'whiten' parameter of Stratifier"),
-    ({"lr": 0.0}, r"'lr' parameter of Stratifier .*\(0, inf\)"),
-    ({"contrastive_weight": -1.0}, r"'contrastive_weight' parameter of Stratifier"),
-    ({"normalize": "yes"}, r"'normalize' parameter of Stratifier must be a bool"),
-    ({"verbose": "loud"}, r"'verbose' parameter of Stratifier must be a bool"),
-    ({"image_shape": (1, 2)}, r"'image_shape' parameter of Stratifier must be None or a tuple"),
-    ({"train_config": {"optimizr": "adam"}},
-     r"'train_config' parameter of Stratifier has unknown field\(s\) \['optimizr'\]"),
-    ({"train_config": {"optimizer": "rmsprop"}},
-     r"Invalid training settings of Stratifier .*'optimizer' parameter of TrainConfig"),
-    ({"device": "tpu"}, r"Invalid training settings of Stratifier .*'device'"),
-])
-def test_every_parameter_is_checked_before_training_and_named(cohort, params, match,
-                                                               monkeypatch):
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"latent_dim": 0}, r"'latent_dim' parameter of Stratifier .*Got 0"),
+        ({"width": 0}, r"'width' parameter of Stratifier"),
+        ({"depth": 0}, r"'depth' parameter of Stratifier"),
+        ({"batch_size": 0}, r"'batch_size' parameter of Stratifier"),
+        (
+            {"epochs": 0},
+            r"'epochs' parameter of Stratifier must be an int in the range \[1, inf\) "
+            r"or 'auto'\. Got 0 instead",
+        ),
+        ({"epochs": "many"}, r"'epochs' parameter of Stratifier .*Got 'many' instead"),
+        ({"whiten": "yes"}, r"'whiten' parameter of Stratifier"),
+        ({"lr": 0.0}, r"'lr' parameter of Stratifier .*\(0, inf\)"),
+        ({"contrastive_weight": -1.0}, r"'contrastive_weight' parameter of Stratifier"),
+        ({"normalize": "yes"}, r"'normalize' parameter of Stratifier must be a bool"),
+        ({"verbose": "loud"}, r"'verbose' parameter of Stratifier must be a bool"),
+        ({"image_shape": (1, 2)}, r"'image_shape' parameter of Stratifier must be None or a tuple"),
+        (
+            {"train_config": {"optimizr": "adam"}},
+            r"'train_config' parameter of Stratifier has unknown field\(s\) \['optimizr'\]",
+        ),
+        (
+            {"train_config": {"optimizer": "rmsprop"}},
+            r"Invalid training settings of Stratifier .*'optimizer' parameter of TrainConfig",
+        ),
+        ({"device": "tpu"}, r"Invalid training settings of Stratifier .*'device'"),
+    ],
+)
+def test_every_parameter_is_checked_before_training_and_named(cohort, params, match, monkeypatch):
     trained = []
     monkeypatch.setattr("stratify.estimator.train", lambda *a, **k: trained.append(1))
     with pytest.raises((ValueError, TypeError), match=match):
@@ -425,8 +513,9 @@ def test_auto_batch_is_recorded_and_saved(cohort, tmp_path):
     from stratify.training import memory
 
     images = cohort[0][:64]
-    model = Stratifier(2, epochs=1, latent_dim=4, width=4, random_state=0,
-                       train_config={"memory_budget": 1}).fit(images)
+    model = Stratifier(
+        2, epochs=1, latent_dim=4, width=4, random_state=0, train_config={"memory_budget": 1}
+    ).fit(images)
     assert model.batch_size == "auto" and model.batch_size_ == 1  # a 1-byte budget
     default = Stratifier(2, epochs=1, latent_dim=4, width=4, random_state=0).fit(images)
     assert default.batch_size_ == memory.BATCH_CAP  # 28 px images: the cap fits
@@ -436,14 +525,37 @@ def test_auto_batch_is_recorded_and_saved(cohort, tmp_path):
 
 
 BAD_PARAMS = {
-    "n_clusters": 0, "model": "gan", "latent_dim": 0, "width": 0, "depth": 0,
-    "encoder": "resnet", "reconstruction": "l1", "beta": -1.0, "kl_warmup": -1.0,
-    "free_bits": -1.0, "contrastive": "byol", "temperature": 0.0, "contrastive_weight": -1.0,
-    "regularizers": 5, "augmentation": 5, "clusterer": "kmeanz", "manifold": "tsne",
-    "manifold_dim": 0, "self_training_epochs": -1, "self_training_weight": 0.0,
-    "normalize": "yes", "whiten": "always", "epochs": 0, "batch_size": 0, "lr": 0.0,
-    "train_config": {"epochz": 1}, "resume": "yes", "image_shape": (1, 2),
-    "device": "tpu", "random_state": "seed", "verbose": "loud",
+    "n_clusters": 0,
+    "model": "gan",
+    "latent_dim": 0,
+    "width": 0,
+    "depth": 0,
+    "encoder": "resnet",
+    "reconstruction": "l1",
+    "beta": -1.0,
+    "kl_warmup": -1.0,
+    "free_bits": -1.0,
+    "contrastive": "byol",
+    "temperature": 0.0,
+    "contrastive_weight": -1.0,
+    "regularizers": 5,
+    "augmentation": 5,
+    "clusterer": "kmeanz",
+    "manifold": "tsne",
+    "manifold_dim": 0,
+    "self_training_epochs": -1,
+    "self_training_weight": 0.0,
+    "normalize": "yes",
+    "whiten": "always",
+    "epochs": 0,
+    "batch_size": 0,
+    "lr": 0.0,
+    "train_config": {"epochz": 1},
+    "resume": "yes",
+    "image_shape": (1, 2),
+    "device": "tpu",
+    "random_state": "seed",
+    "verbose": "loud",
 }
 
 
@@ -475,8 +587,7 @@ def test_auto_epochs_follow_the_sample_budget_rule(cohort, monkeypatch):
     with pytest.raises(ValueError, match="'n_samples' parameter of auto_epochs"):
         config.auto_epochs(0)
     monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 100)  # 3 epochs of 40 images
-    model = Stratifier(2, latent_dim=4, width=4, batch_size=20, random_state=0).fit(
-        cohort[0][:40])
+    model = Stratifier(2, latent_dim=4, width=4, batch_size=20, random_state=0).fit(cohort[0][:40])
     assert model.epochs == "auto" and model.epochs_ == 3
     assert model.history_["epoch"].tolist() == [1, 2, 3]
     fixed = Stratifier(2, latent_dim=4, width=4, epochs=2, batch_size=20, random_state=0)
@@ -485,8 +596,9 @@ def test_auto_epochs_follow_the_sample_budget_rule(cohort, monkeypatch):
 
 def test_whiten_auto_follows_the_sample_rule_and_recluster_can_switch_it(cohort):
     images = cohort[0][:96]  # 96 < 10 x latent_dim 4 x 3 strata: not whitened
-    model = Stratifier(3, latent_dim=4, width=4, epochs=1, batch_size=32, manifold=None,
-                       random_state=0).fit(images)
+    model = Stratifier(
+        3, latent_dim=4, width=4, epochs=1, batch_size=32, manifold=None, random_state=0
+    ).fit(images)
     assert model.whiten == "auto" and model.clusterer_.whitening_ is None
     white = model.recluster(whiten=True)
     assert white.whiten is True and white.clusterer_.whitening_ is not None
@@ -512,8 +624,9 @@ def test_a_whitened_gmm_stratum_is_sampled_from_its_component_in_latent_space(co
     from stratify import generate
 
     images = cohort[0][:96]
-    model = Stratifier(2, normalize=False, whiten=True, manifold=None, random_state=0,
-                       **TINY).fit(images)
+    model = Stratifier(2, normalize=False, whiten=True, manifold=None, random_state=0, **TINY).fit(
+        images
+    )
     w, gmm = model.clusterer_.whitening_, model.clusterer_.estimator_
     A = np.sqrt(w.variances)[:, None] * w.components  # by hand: z = white @ A + mean
     mean, cov = generate._stratum_gmm_component(model, 1)

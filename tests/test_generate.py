@@ -40,8 +40,7 @@ def test_stratum_samples_come_from_the_stratum_latents(fitted):
     expected = rng.multivariate_normal(mean, cov, size=4, method="eigh")
     from stratify.generate import decode
 
-    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=3),
-                                  decode(est, expected))
+    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=3), decode(est, expected))
 
 
 def test_vae_stratum_samples_come_from_the_stratum_aggregate_posterior(fitted):
@@ -57,8 +56,7 @@ def test_vae_stratum_samples_come_from_the_stratum_aggregate_posterior(fitted):
     rng = np.random.default_rng(3)
     picked = members[rng.integers(len(members), size=4)]
     expected = mu[picked].astype(np.float64) + sigma[picked] * rng.standard_normal((4, 8))
-    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=3),
-                                  decode(est, expected))
+    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=3), decode(est, expected))
 
 
 def test_augment_with_zero_scale_is_reconstruction(fitted):
@@ -126,8 +124,7 @@ def test_stratum_samples_come_from_the_gmm_component_on_raw_latents():
     expected = rng.multivariate_normal(gmm.means_[k], cov, size=4, method="eigh")
     from stratify.generate import decode
 
-    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=5),
-                                  decode(est, expected))
+    np.testing.assert_array_equal(est.sample(4, cluster=k, random_state=5), decode(est, expected))
 
 
 def test_generation_quality_table(fitted):
@@ -135,13 +132,21 @@ def test_generation_quality_table(fitted):
     table = est.generation_quality(images, n_per_stratum=20, random_state=0)
     strata = sorted(set(est.predict(images).tolist()))
     assert table["stratum"].tolist() == strata
-    assert list(table.columns) == ["stratum", "n_real", "fidelity", "reconstruction_fidelity",
-                                   "diversity_samples", "diversity_real", "diversity_ratio"]
+    assert list(table.columns) == [
+        "stratum",
+        "n_real",
+        "fidelity",
+        "reconstruction_fidelity",
+        "diversity_samples",
+        "diversity_real",
+        "diversity_ratio",
+    ]
     assert table["n_real"].tolist() == [int((est.predict(images) == k).sum()) for k in strata]
     assert table[["fidelity", "reconstruction_fidelity"]].stack().between(0, 1).all()
     assert 0 <= table.attrs["fidelity"] <= 1 and 0 <= table.attrs["reconstruction_fidelity"] <= 1
-    np.testing.assert_allclose(table["diversity_ratio"],
-                               table["diversity_samples"] / table["diversity_real"])
+    np.testing.assert_allclose(
+        table["diversity_ratio"], table["diversity_samples"] / table["diversity_real"]
+    )
     again = est.generation_quality(images, n_per_stratum=20, random_state=0)
     assert again.equals(table)
 

@@ -76,8 +76,9 @@ class _Payload:
 def test_loading_never_executes_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": io.FORMAT, "format_version": 1, "x": _Payload()}, path)
-    with pytest.raises(ValueError, match="is not a stratify model file: torch's safe loader "
-                                         "rejected its content") as caught:
+    with pytest.raises(
+        ValueError, match="is not a stratify model file: torch's safe loader rejected its content"
+    ) as caught:
         Stratifier.load(path)
     assert not hasattr(__import__(__name__), "EXECUTED")
     message = str(caught.value)
@@ -114,7 +115,8 @@ def test_a_failed_save_keeps_the_previous_file(images, tmp_path, monkeypatch):
 
 
 def test_auto_manifold_loads_its_chosen_run_without_recomputing_the_candidates(
-        images, tmp_path, monkeypatch):
+    images, tmp_path, monkeypatch
+):
     from stratify import cluster
 
     model = Stratifier(2, manifold="auto", random_state=0, **TINY).fit(images)
@@ -132,4 +134,5 @@ def test_auto_manifold_loads_its_chosen_run_without_recomputing_the_candidates(
     pd.testing.assert_frame_equal(loaded.manifold_selection_, table, check_dtype=False)
     with pytest.raises(ValueError, match="one selected row"):
         cluster.StrataClusterer("gmm", 2, manifold="auto").fit(
-            model.embedding_, manifold_selection=table.assign(selected=False))
+            model.embedding_, manifold_selection=table.assign(selected=False)
+        )

@@ -67,8 +67,9 @@ def test_umap_separates_blobs_and_is_reproducible(manifold):
     fitted, X, y = manifold
     assert fitted.embedding_.shape == (150, 2)
     centres = np.stack([fitted.embedding_[y == c].mean(axis=0) for c in range(3)])
-    spread = max(np.linalg.norm(fitted.embedding_[y == c] - centres[c], axis=1).max()
-                 for c in range(3))
+    spread = max(
+        np.linalg.norm(fitted.embedding_[y == c] - centres[c], axis=1).max() for c in range(3)
+    )
     gaps = [np.linalg.norm(centres[a] - centres[b]) for a in range(3) for b in range(a + 1, 3)]
     assert min(gaps) > spread  # every blob is its own clump
     again = ManifoldEmbedding(n_components=2, n_neighbors=10, random_state=0).fit(X)
@@ -80,17 +81,21 @@ def test_precomputed_embedding_is_used_as_given(manifold):
     stored = ManifoldEmbedding(n_components=2, n_neighbors=10).fit(X, embedding=fitted.embedding_)
     np.testing.assert_array_equal(stored.embedding_, fitted.embedding_)
     np.testing.assert_array_equal(stored.transform(X[:7]), fitted.transform(X[:7]))
-    with pytest.raises(ValueError,
-                       match=r"precomputed embedding of shape \(150, 2\), got \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"precomputed embedding of shape \(150, 2\), got \(3, 2\)"
+    ):
         ManifoldEmbedding(n_components=2).fit(X, embedding=np.zeros((3, 2)))
 
 
-@pytest.mark.parametrize(("params", "match"), [
-    ({"n_components": 0}, r"'n_components' parameter of ManifoldEmbedding .*Got 0 instead"),
-    ({"n_neighbors": 1}, r"'n_neighbors' parameter of ManifoldEmbedding .*Got 1 instead"),
-    ({"min_dist": -1.0}, r"'min_dist' parameter of ManifoldEmbedding .*Got -1.0 instead"),
-    ({"fit_samples": 2}, r"'fit_samples' parameter of ManifoldEmbedding .*Got 2 instead"),
-])
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n_components": 0}, r"'n_components' parameter of ManifoldEmbedding .*Got 0 instead"),
+        ({"n_neighbors": 1}, r"'n_neighbors' parameter of ManifoldEmbedding .*Got 1 instead"),
+        ({"min_dist": -1.0}, r"'min_dist' parameter of ManifoldEmbedding .*Got -1.0 instead"),
+        ({"fit_samples": 2}, r"'fit_samples' parameter of ManifoldEmbedding .*Got 2 instead"),
+    ],
+)
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
         ManifoldEmbedding(**params).fit(np.zeros((10, 3)))
@@ -98,8 +103,9 @@ def test_bad_parameters(params, match):
 
 def test_large_n_path_fits_umap_on_a_subsample_and_places_the_rest():
     X, y = make_blobs(150, centers=3, n_features=6, cluster_std=0.5, random_state=0)
-    fitted = ManifoldEmbedding(n_components=2, n_neighbors=10, fit_samples=60,
-                               random_state=0).fit(X)
+    fitted = ManifoldEmbedding(n_components=2, n_neighbors=10, fit_samples=60, random_state=0).fit(
+        X
+    )
     rows = fitted.fit_rows_
     assert len(rows) == 60 and len(np.unique(rows)) == 60
     rest = np.setdiff1d(np.arange(150), rows)
@@ -115,7 +121,8 @@ def test_large_n_path_fits_umap_on_a_subsample_and_places_the_rest():
     centres = np.stack([fitted.embedding_[y == c].mean(axis=0) for c in range(3)])
     assert min(np.linalg.norm(centres[a] - centres[b]) for a in range(3) for b in range(a)) > 1
     # a stored embedding with the same seed restores the same placement rule
-    stored = ManifoldEmbedding(n_components=2, n_neighbors=10, fit_samples=60,
-                               random_state=0).fit(X, embedding=fitted.embedding_)
+    stored = ManifoldEmbedding(n_components=2, n_neighbors=10, fit_samples=60, random_state=0).fit(
+        X, embedding=fitted.embedding_
+    )
     new = X[:4] + 0.3
     np.testing.assert_array_equal(stored.transform(new), fitted.transform(new))

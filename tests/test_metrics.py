@@ -49,8 +49,10 @@ def test_accuracy_and_purity_match_brute_force(seed):
         acc = metrics.cluster_accuracy(y_true, labels)
     assert acc == pytest.approx(_brute_force_accuracy(y_true, labels))
     majority = sum(
-        max(sum(1 for t, c in zip(y_true, labels, strict=True) if c == k and t == cls)
-            for cls in set(y_true))
+        max(
+            sum(1 for t, c in zip(y_true, labels, strict=True) if c == k and t == cls)
+            for cls in set(y_true)
+        )
         for k in set(labels) - {-1}
     )
     assert metrics.purity(y_true, labels) == pytest.approx(majority / 25)
@@ -171,8 +173,9 @@ def test_stratum_fidelity_errors():
 
 def test_mean_pairwise_distance_against_a_loop():
     images = np.random.default_rng(1).random((6, 1, 3, 3))
-    pairs = [np.sqrt(((images[i] - images[j]) ** 2).sum())
-             for i in range(6) for j in range(i + 1, 6)]
+    pairs = [
+        np.sqrt(((images[i] - images[j]) ** 2).sum()) for i in range(6) for j in range(i + 1, 6)
+    ]
     assert metrics.mean_pairwise_distance(images) == pytest.approx(np.mean(pairs))
     assert metrics.mean_pairwise_distance(np.ones((3, 4))) == 0.0
     with pytest.raises(ValueError, match="at least 2 images, got 1"):

@@ -17,13 +17,19 @@ def test_strata_take_the_colour_of_their_matched_group():
     extra = np.array([2, 2, 2, 0, 0, 3, 1, 1, 1, 1])  # a fourth stratum matched to no group
     strata, groups = plotting._matched_palettes(extra, truth)
     assert strata[3] not in groups.values()
-    figure = plotting.plot_latent_space(np.random.default_rng(0).normal(size=(10, 4)), labels,
-                                        truth, truth_name="true stratum",
-                                        color_by={"site": np.array(list("ABABABABAB"))})
+    figure = plotting.plot_latent_space(
+        np.random.default_rng(0).normal(size=(10, 4)),
+        labels,
+        truth,
+        truth_name="true stratum",
+        color_by={"site": np.array(list("ABABABABAB"))},
+    )
     titles = [ax.get_title() for ax in figure.axes]
-    assert titles == ["latent space (PCA), coloured by stratum",
-                      "latent space (PCA), coloured by true stratum",
-                      "latent space (PCA), coloured by site"]
+    assert titles == [
+        "latent space (PCA), coloured by stratum",
+        "latent space (PCA), coloured by true stratum",
+        "latent space (PCA), coloured by site",
+    ]
 
 
 def test_images_share_one_intensity_scale():
@@ -39,15 +45,23 @@ def test_images_share_one_intensity_scale():
 
 
 def test_training_curves_state_weights_and_flag_a_rising_term():
-    history = pd.DataFrame({"epoch": [1, 2, 3], "reconstruction": [0.6, 0.5, 0.4],
-                            "age": [4.86, 5.0, 5.15], "total": [7.0, 6.5, 6.4],
-                            "active_units": [3.0, 4.0, 4.0], "kl_dim_0": [0.1, 0.2, 0.3],
-                            "kl_weight": [0.1, 0.2, 0.2], "lr": [1e-3] * 3,
-                            "seconds": [1.0] * 3, "stage": ["representation"] * 3})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "reconstruction": [0.6, 0.5, 0.4],
+            "age": [4.86, 5.0, 5.15],
+            "total": [7.0, 6.5, 6.4],
+            "active_units": [3.0, 4.0, 4.0],
+            "kl_dim_0": [0.1, 0.2, 0.3],
+            "kl_weight": [0.1, 0.2, 0.2],
+            "lr": [1e-3] * 3,
+            "seconds": [1.0] * 3,
+            "stage": ["representation"] * 3,
+        }
+    )
     figure = plotting.plot_history(history, {"reconstruction": 1.0, "age": 0.5})
     titles = [ax.get_title() for ax in figure.axes]
-    assert titles == ["reconstruction (weight 1)", "age (weight 0.5)\nROSE 4.86 -> 5.15",
-                      "total"]
+    assert titles == ["reconstruction (weight 1)", "age (weight 0.5)\nROSE 4.86 -> 5.15", "total"]
     assert figure.axes[0].get_xlabel() == "epoch" and figure.axes[0].get_ylabel() == "term value"
 
 
@@ -87,5 +101,6 @@ def test_views_are_drawn_under_the_originals(shape):
     assert not np.allclose(view, original)  # the default augmentation changes the image
     same = plotting.plot_views(images, AugmentParams.disabled(), n_images=2)
     grid = np.array(same.axes).reshape(3, 2)
-    np.testing.assert_allclose(grid[1, 1].get_images()[0].get_array(),
-                               grid[0, 1].get_images()[0].get_array(), atol=1e-6)
+    np.testing.assert_allclose(
+        grid[1, 1].get_images()[0].get_array(), grid[0, 1].get_images()[0].get_array(), atol=1e-6
+    )

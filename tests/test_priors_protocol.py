@@ -54,8 +54,9 @@ def test_the_nuisance_control_keeps_images_and_marginals_but_not_the_link():
 def test_protocol_end_to_end_on_a_small_cohort():
     setting = load_setting("cohort-informative", 0, n_train=60, n_test=30)
     small = {"latent_dim": 4, "width": 4, "batch_size": 16}
-    rows = {m: run_one(setting, m, 0, epochs=1, fractions=(0.1,), **small)
-            for m in ("simclr", "yaware")}
+    rows = {
+        m: run_one(setting, m, 0, epochs=1, fractions=(0.1,), **small) for m in ("simclr", "yaware")
+    }
     for method, (row,) in rows.items():
         assert row["method"] == method and row["fraction"] == 0.1 and row["n_labels"] == 6
         assert 0.0 <= row["probe_acc"] <= 1.0 and -1.0 <= row["ari"] <= 1.0
@@ -70,7 +71,6 @@ def test_supervised_reference_on_the_same_subsets():
     assert 0.0 <= row["probe_acc"] <= 1.0 and np.isnan(row["ari"])
 
 
-
 def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeypatch):
     from stratify.baselines import SupervisedBaseline
 
@@ -79,9 +79,16 @@ def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeyp
     # the label of its slices
     train_groups, test_groups = np.repeat(np.arange(12), 5), np.repeat(np.arange(6), 5)
     volume_y = np.array([0, 1] * 6)
-    grouped = Setting("slices", setting.train_images, volume_y[train_groups],
-                      setting.train_metadata, setting.test_images, volume_y[test_groups],
-                      train_groups, test_groups)
+    grouped = Setting(
+        "slices",
+        setting.train_images,
+        volume_y[train_groups],
+        setting.train_metadata,
+        setting.test_images,
+        volume_y[test_groups],
+        train_groups,
+        test_groups,
+    )
     # fixed slice probabilities of class 1: per slice, the majority of a volume's slices can
     # disagree with the volume mean, so slice-level and volume-level scores differ
     slice_p1 = np.random.default_rng(0).uniform(size=30)
@@ -93,8 +100,11 @@ def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeyp
         return self
 
     monkeypatch.setattr(SupervisedBaseline, "fit", fit)
-    monkeypatch.setattr(SupervisedBaseline, "predict_proba",
-                        lambda self, X: np.column_stack([1 - slice_p1, slice_p1]))
+    monkeypatch.setattr(
+        SupervisedBaseline,
+        "predict_proba",
+        lambda self, X: np.column_stack([1 - slice_p1, slice_p1]),
+    )
     rows = run_supervised(grouped, 0, fractions=(0.5, 1.0), steps=2, batch_size=8)
     assert [r["n_labels"] for r in rows] == [6, 12]  # volumes, as the probes count them
     assert [n for n, _ in fitted_on] == [30, 60]  # every slice of the picked volumes

@@ -9,8 +9,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _block(marker: str) -> str:
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-              if marker in b]
+    blocks = [
+        b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if marker in b
+    ]
     assert len(blocks) == 1, f"expected one README block containing {marker!r}"
     return blocks[0]
 
@@ -35,8 +36,7 @@ def test_extension_examples_run_and_are_picked_up():
 
     namespace: dict = {}
     try:
-        for marker in ("class ExponentialAgeKernel", "TERMS[\"exp-age\"]",
-                       "BACKENDS[\"birch\"]"):
+        for marker in ("class ExponentialAgeKernel", 'TERMS["exp-age"]', 'BACKENDS["birch"]'):
             exec(compile(_block(marker), str(README), "exec"), namespace)
         # the kernel: a finite loss, NaN age handled by the base class, a distance column
         assert torch.isfinite(namespace["loss"])
@@ -46,10 +46,21 @@ def test_extension_examples_run_and_are_picked_up():
         import pandas as pd
 
         rng = np.random.default_rng(0)
-        fitted = namespace["with_age"].set_params(
-            epochs=1, latent_dim=4, width=4, batch_size=8, random_state=0, n_clusters=2,
-        ).fit(rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8),
-              metadata=pd.DataFrame({"age": rng.normal(60, 10, 16)}))
+        fitted = (
+            namespace["with_age"]
+            .set_params(
+                epochs=1,
+                latent_dim=4,
+                width=4,
+                batch_size=8,
+                random_state=0,
+                n_clusters=2,
+            )
+            .fit(
+                rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8),
+                metadata=pd.DataFrame({"age": rng.normal(60, 10, 16)}),
+            )
+        )
         objective = fitted.objective_
         assert type(objective.terms["age"]).__name__ == "AgeContrastive"
         assert objective.weights["age"] == 0.5

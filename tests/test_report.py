@@ -17,12 +17,12 @@ def test_benjamini_hochberg_hand_worked_and_against_scipy():
     p = [0.01, 0.04, 0.03, 0.20]
     # sorted 0.01, 0.03, 0.04, 0.20 -> x4/1, x4/2, x4/3, x4/4 = .04, .06, .0533, .20
     # then a running minimum from the right: .04, .0533, .0533, .20; back in input order:
-    np.testing.assert_allclose(benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, 0.20],
-                               rtol=1e-12)
+    np.testing.assert_allclose(benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, 0.20], rtol=1e-12)
     rng = np.random.default_rng(0)
     random_p = rng.uniform(size=30) ** 3
-    np.testing.assert_allclose(benjamini_hochberg(random_p),
-                               stats.false_discovery_control(random_p), rtol=1e-12)
+    np.testing.assert_allclose(
+        benjamini_hochberg(random_p), stats.false_discovery_control(random_p), rtol=1e-12
+    )
     with_nan = benjamini_hochberg([0.5, np.nan, 0.01])
     assert np.isnan(with_nan[1]) and with_nan[2] == pytest.approx(0.02)
 
@@ -101,8 +101,14 @@ def test_stability_subsamples_per_sample_fit_params():
             return super().fit(X, sample_weight=sample_weight)
 
     X, _ = make_blobs(50, centers=2, random_state=0)
-    stability(Recorder(2, n_init=1), X, n_resamples=2, fraction=0.5, random_state=0,
-              sample_weight=np.ones(50))
+    stability(
+        Recorder(2, n_init=1),
+        X,
+        n_resamples=2,
+        fraction=0.5,
+        random_state=0,
+        sample_weight=np.ones(50),
+    )
     assert seen == [(50, 50), (25, 25), (25, 25)]
 
 

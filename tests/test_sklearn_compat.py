@@ -22,8 +22,13 @@ TINY = {"latent_dim": 4, "width": 2, "epochs": 1, "batch_size": 16, "random_stat
 
 
 _ONE_STRATUM = "sets n_clusters=1, which the Stratifier refuses (a single stratum)"
-_SETS_ONE_CLUSTER = ("check_dont_overwrite_parameters", "check_methods_subset_invariance",
-                     "check_fit2d_1sample", "check_fit2d_1feature", "check_fit2d_predict1d")
+_SETS_ONE_CLUSTER = (
+    "check_dont_overwrite_parameters",
+    "check_methods_subset_invariance",
+    "check_fit2d_1sample",
+    "check_fit2d_1feature",
+    "check_fit2d_predict1d",
+)
 
 
 def _expected_failures(estimator):
@@ -32,8 +37,10 @@ def _expected_failures(estimator):
     return {}
 
 
-@parametrize_with_checks([Stratifier(2, **TINY), StrataClusterer(n_clusters=2, random_state=0)],
-                         expected_failed_checks=_expected_failures)
+@parametrize_with_checks(
+    [Stratifier(2, **TINY), StrataClusterer(n_clusters=2, random_state=0)],
+    expected_failed_checks=_expected_failures,
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. spectral graph connectivity
@@ -50,13 +57,19 @@ def test_clone_and_refit_on_images():
 
 @pytest.mark.parametrize("name", ["n_clusters", "regularizers", "train_config"])
 def test_parameters_are_stored_unchanged(name):
-    value = {"n_clusters": "auto", "regularizers": {"a": {"kind": "yaware", "columns": "a"}},
-             "train_config": {"weight_decay": 0.1}}[name]
+    value = {
+        "n_clusters": "auto",
+        "regularizers": {"a": {"kind": "yaware", "columns": "a"}},
+        "train_config": {"weight_decay": 0.1},
+    }[name]
     assert Stratifier(**{name: value}).get_params()[name] is value
 
 
 def test_one_stratum_is_refused_before_training():
     images = make_cohort(48, random_state=0).images
-    with pytest.raises(ValueError, match=r"'n_clusters' parameter of Stratifier .*\[2, inf\)\. "
-                                         r"Got 1 instead"):
+    with pytest.raises(
+        ValueError,
+        match=r"'n_clusters' parameter of Stratifier .*\[2, inf\)\. "
+        r"Got 1 instead",
+    ):
         Stratifier(1, **TINY).fit(images)

@@ -21,11 +21,13 @@ def test_default_vae_on_pneumoniamnist_is_informative_and_generates_its_strata(m
     test = load_medmnist("pneumoniamnist", "test", root=medmnist_root, download=False)
     y_train, y_test = train.labels.ravel(), test.labels.ravel()
     # the benchmark row's clustering: GMM on the unwhitened latents
-    vae = Stratifier(2, model="vae", epochs=12, manifold=None, whiten=False,
-                     random_state=0).fit(train.images)
+    vae = Stratifier(2, model="vae", epochs=12, manifold=None, whiten=False, random_state=0).fit(
+        train.images
+    )
     assert vae.active_units_ >= vae.latent_dim // 2
-    probe = metrics.linear_probe_accuracy(vae.embedding_, y_train, vae.transform(test.images),
-                                          y_test)
+    probe = metrics.linear_probe_accuracy(
+        vae.embedding_, y_train, vae.transform(test.images), y_test
+    )
     assert probe >= 0.82
     assert metrics.cluster_accuracy(y_test, vae.predict(test.images)) >= 0.72
     quality = vae.generation_quality(test.images, n_per_stratum=200, random_state=0)

@@ -22,8 +22,12 @@ def pneumonia(medmnist_root):
     rng = np.random.default_rng(0)
     pick = rng.choice(len(train.images), 400, replace=False)
     held = rng.choice(len(test.images), 300, replace=False)
-    return (train.images[pick], train.labels[pick].ravel(),
-            test.images[held], test.labels[held].ravel())
+    return (
+        train.images[pick],
+        train.labels[pick].ravel(),
+        test.images[held],
+        test.labels[held].ravel(),
+    )
 
 
 def _fit_default_vae(images, **params):
@@ -50,8 +54,9 @@ def test_the_old_kl_weighting_is_detected_as_collapse(pneumonia):
 @pytest.fixture(scope="module")
 def cohort_vae():
     images = make_cohort(96, random_state=0).images
-    vae = Stratifier(3, model="vae", latent_dim=6, width=4, epochs=3, batch_size=32,
-                     kl_warmup=2, random_state=0).fit(images)
+    vae = Stratifier(
+        3, model="vae", latent_dim=6, width=4, epochs=3, batch_size=32, kl_warmup=2, random_state=0
+    ).fit(images)
     return vae, images
 
 

@@ -88,9 +88,13 @@ def test_metadata_rows_must_match():
 
 def test_require_columns_names_the_missing_columns_their_reader_and_what_there_is():
     require_columns(["age"], {"age": 1, "site": 2}, name="metadata", reader="y-Aware")
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             "Expected metadata to hold the column(s) ['age', 'score'] read by y-Aware, got "
-            "columns ['site'].")):
+            "columns ['site']."
+        ),
+    ):
         require_columns(["age", "site", "score"], ["site"], name="metadata", reader="y-Aware")
     with pytest.raises(KeyError, match="'age'"):
         require_columns(["age"], [], name="metadata", reader="a kernel", error=KeyError)

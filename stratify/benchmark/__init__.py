@@ -8,5 +8,12 @@ from stratify.benchmark.datasets import BenchmarkData, dataset_names, load_datas
 from stratify.benchmark.methods import METHODS
 from stratify.benchmark.runner import PROFILES, main, run_grid
 
-__all__ = ["METHODS", "PROFILES", "BenchmarkData", "dataset_names", "load_dataset", "main",
-           "run_grid"]
+__all__ = [
+    "METHODS",
+    "PROFILES",
+    "BenchmarkData",
+    "dataset_names",
+    "load_dataset",
+    "main",
+    "run_grid",
+]

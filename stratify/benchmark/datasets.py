@@ -116,8 +116,9 @@ def _subsample(split: Split, n: int | None, seed: int) -> Split:
         share = max(1, round(n * len(members) / len(split)))
         keep.append(rng.choice(members, size=min(share, len(members)), replace=False))
     rows = np.sort(np.concatenate(keep))
-    return Split(split.images[rows], split.labels[rows],
-                 split.metadata.iloc[rows].reset_index(drop=True))
+    return Split(
+        split.images[rows], split.labels[rows], split.metadata.iloc[rows].reset_index(drop=True)
+    )
 
 
 def _single_label(labels: np.ndarray, name: str) -> np.ndarray:
@@ -149,35 +150,53 @@ def _slices(volumes: Split, *, label_column: str, margin: float, stride: int) ->
     """
     dropped = {"patient_id", "index", "split", "label", "label_name", label_column}
     parent = volumes.metadata.drop(columns=[c for c in volumes.metadata.columns if c in dropped])
-    slices = volumes_to_slices(volumes.images, axis=0, labels=volumes.labels, metadata=parent,
-                               margin=margin, stride=stride)
+    slices = volumes_to_slices(
+        volumes.images, axis=0, labels=volumes.labels, metadata=parent, margin=margin, stride=stride
+    )
     frame = slices.metadata.rename(columns={"label": label_column})
-    return Split(slices.slices, frame[label_column].to_numpy(np.int64), frame,
-                 groups=frame["volume_id"].to_numpy(np.int64))
+    return Split(
+        slices.slices,
+        frame[label_column].to_numpy(np.int64),
+        frame,
+        groups=frame["volume_id"].to_numpy(np.int64),
+    )
 
 
 SLICE_REGULARIZERS = {
     "yaware": {"kind": "yaware", "columns": "position", "sigma": 0.1, "weight": 1.0},
-    "wsp": {"kind": "wsp", "label_column": "weak_label", "position_column": "position",
-            "sigma": 0.1, "weight": 1.0},
+    "wsp": {
+        "kind": "wsp",
+        "label_column": "weak_label",
+        "position_column": "position",
+        "sigma": 0.1,
+        "weight": 1.0,
+    },
 }
 COHORT_REGULARIZERS = {
     "yaware": {"kind": "yaware", "columns": "age", "sigma": 5.0, "weight": 1.0},
-    "clinical": {"kind": "clinical", "columns": {"weak_label": 1.0, "site": 0.5},
-                 "weight": 1.0},
+    "clinical": {"kind": "clinical", "columns": {"weak_label": 1.0, "site": 0.5}, "weight": 1.0},
 }
 
 
 def dataset_names() -> list[str]:
     """Every dataset name :func:`load_dataset` accepts."""
     flags = list(medmnist_flags())
-    sliced = [f"{flag}-slices" for flag in flags if medmnist_info(flag)["n_channels"] == 1
-              and flag.endswith("3d")]
+    sliced = [
+        f"{flag}-slices"
+        for flag in flags
+        if medmnist_info(flag)["n_channels"] == 1 and flag.endswith("3d")
+    ]
     return ["cohort", "cohort3d-slices", "mnist", *flags, *sliced]
 
 
-def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None,
-                 slice_stride: int = 1, root: str | os.PathLike | None = None) -> BenchmarkData:
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    n_samples: int | None = None,
+    slice_stride: int = 1,
+    root: str | os.PathLike | None = None,
+) -> BenchmarkData:
     """Load a benchmark dataset by name.
 
     Parameters
@@ -204,17 +223,19 @@ def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None,
     if name in ("cohort", "cohort3d-slices"):
         mode = "3d" if name.startswith("cohort3d") else "2d"
         images, strata, metadata = make_cohort(
-            n_samples or (1000 if mode == "2d" else 200), mode=mode,
-            texture_contrast=COHORT_TEXTURE, random_state=seed,
+            n_samples or (1000 if mode == "2d" else 200),
+            mode=mode,
+            texture_contrast=COHORT_TEXTURE,
+            random_state=seed,
         )
         n_classes = len(np.unique(strata))
         if mode == "2d":
             cohort = Split(images, strata, metadata)
-            return BenchmarkData(name, cohort, cohort, None, True, n_classes,
-                                 COHORT_REGULARIZERS)
+            return BenchmarkData(name, cohort, cohort, None, True, n_classes, COHORT_REGULARIZERS)
         # the true stratum is the label scored; WSP reads the cohort's own noisy weak_label
-        cohort = _slices(Split(images, strata, metadata), label_column="stratum", margin=0.0,
-                         stride=slice_stride)
+        cohort = _slices(
+            Split(images, strata, metadata), label_column="stratum", margin=0.0, stride=slice_stride
+        )
         return BenchmarkData(name, cohort, cohort, None, True, n_classes, SLICE_REGULARIZERS)
     base, sliced = (name[: -len("-slices")], True) if name.endswith("-slices") else (name, False)
     flag, size = _flag_and_size(base)
@@ -230,15 +251,23 @@ def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None,
             f"({len(medmnist_info(flag)['label'])} binary labels per image): strata and the "
             "supervised baselines are scored against one class per image."
         )
-    splits = {split: _medmnist_split(flag, split, size, root)
-              for split in ("train", "val", "test")}
+    splits = {split: _medmnist_split(flag, split, size, root) for split in ("train", "val", "test")}
     n_classes = len(medmnist_info(flag)["label"])
     if sliced:
         if len(splits["train"].images.shape) != 5:
             raise ValueError(f"Expected a 3D MedMNIST flag for {name!r}, got the 2D flag {flag!r}.")
-        splits = {k: _slices(v, label_column="weak_label", margin=0.1, stride=slice_stride)
-                  for k, v in splits.items()}
-        return BenchmarkData(name, splits["train"], splits["test"], splits["val"], False,
-                             n_classes, SLICE_REGULARIZERS)
+        splits = {
+            k: _slices(v, label_column="weak_label", margin=0.1, stride=slice_stride)
+            for k, v in splits.items()
+        }
+        return BenchmarkData(
+            name,
+            splits["train"],
+            splits["test"],
+            splits["val"],
+            False,
+            n_classes,
+            SLICE_REGULARIZERS,
+        )
     train = _subsample(splits["train"], n_samples, seed)
     return BenchmarkData(name, train, splits["test"], splits["val"], False, n_classes)

@@ -152,8 +152,7 @@ def _pca_kmeans(data: BenchmarkData, seed: int, settings: Settings) -> MethodRes
     )
     if data.transductive:
         test_labels, test_z = train_labels, train_z
-    return MethodResult(train_labels, test_labels, train_z, test_z,
-                        len(np.unique(train_labels)))
+    return MethodResult(train_labels, test_labels, train_z, test_z, len(np.unique(train_labels)))
 
 
 # ------------------------------------------------------------------------ deep methods
@@ -176,32 +175,56 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
     from stratify import Stratifier
     from stratify.training.config import auto_epochs
 
-    key = json.dumps([data.name, len(data.train), seed, settings.epochs, settings.batch_size,
-                      params], sort_keys=True, default=str)
+    key = json.dumps(
+        [data.name, len(data.train), seed, settings.epochs, settings.batch_size, params],
+        sort_keys=True,
+        default=str,
+    )
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     options = {"epochs": settings.epochs, "batch_size": settings.batch_size, **params}
     model = Stratifier(
-        data.n_classes, device=settings.device, random_state=seed, verbose=settings.verbose,
+        data.n_classes,
+        device=settings.device,
+        random_state=seed,
+        verbose=settings.verbose,
         **options,
     )
     path = None
     if settings.model_cache is not None:
-        training = {k: v for k, v in model.get_params().items()
-                    if k not in (*_CLUSTERING_PARAMS, "device", "verbose")}
-        digest = hashlib.blake2b(json.dumps(
-            [data.name, len(data.train), int(np.asarray(data.train.images).sum() % 2**31),
-             seed, training, auto_epochs(len(data.train))], sort_keys=True, default=str
-        ).encode(), digest_size=8).hexdigest()
+        training = {
+            k: v
+            for k, v in model.get_params().items()
+            if k not in (*_CLUSTERING_PARAMS, "device", "verbose")
+        }
+        digest = hashlib.blake2b(
+            json.dumps(
+                [
+                    data.name,
+                    len(data.train),
+                    int(np.asarray(data.train.images).sum() % 2**31),
+                    seed,
+                    training,
+                    auto_epochs(len(data.train)),
+                ],
+                sort_keys=True,
+                default=str,
+            ).encode(),
+            digest_size=8,
+        ).hexdigest()
         path = Path(settings.model_cache) / f"{data.name}-{seed}-{digest}.pt"
     if path is not None and path.is_file():
         stored = Stratifier.load(path)
         wanted = {k: model.get_params()[k] for k in _CLUSTERING_PARAMS}
         stored.set_params(device=settings.device, verbose=settings.verbose)
         if any(stored.get_params()[k] != wanted[k] for k in _CLUSTERING_PARAMS):
-            stored = stored.recluster(wanted["clusterer"], wanted["n_clusters"],
-                                      manifold=wanted["manifold"], whiten=wanted["whiten"])
+            stored = stored.recluster(
+                wanted["clusterer"],
+                wanted["n_clusters"],
+                manifold=wanted["manifold"],
+                whiten=wanted["whiten"],
+            )
         model = stored
     else:
         model.fit(data.train.images, metadata=data.train.metadata)
@@ -214,13 +237,17 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
     return model
 
 
-def _deep(params: Mapping[str, Any], clusterer: str | None = None,
-          manifold: str | None = "keep", regularizer: str | None = None,
-          whiten: bool | str | None = None,
-          ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
+def _deep(
+    params: Mapping[str, Any],
+    clusterer: str | None = None,
+    manifold: str | None = "keep",
+    regularizer: str | None = None,
+    whiten: bool | str | None = None,
+) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """A method that fits a Stratifier with ``params`` (the network is shared by every method
     with the same ``params``; ``epochs`` / ``batch_size`` there override the profile's) and
     reclusters it with ``clusterer`` / ``manifold`` / ``whiten`` when given."""
+
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         options = dict(params)
         if regularizer is not None:
@@ -234,8 +261,15 @@ def _deep(params: Mapping[str, Any], clusterer: str | None = None,
             test_z = model.transform(data.test.images)
             test_labels = model.predict(data.test.images)
         extra = _generation_scores(model, data, seed) if model.model == "vae" else {}
-        return MethodResult(model.labels_, test_labels, model.embedding_, test_z,
-                            model.n_clusters_, model, extra=extra)
+        return MethodResult(
+            model.labels_,
+            test_labels,
+            model.embedding_,
+            test_z,
+            model.n_clusters_,
+            model,
+            extra=extra,
+        )
 
     return run
 
@@ -247,11 +281,14 @@ GENERATION_SAMPLES = 200
 def _generation_scores(model: Any, data: BenchmarkData, seed: int) -> dict[str, float]:
     """Stratum fidelity (of samples and of reconstructions) and diversity ratio of the model's
     samples against the scored images."""
-    quality = model.generation_quality(data.test.images, n_per_stratum=GENERATION_SAMPLES,
-                                       random_state=seed)
-    return {"fidelity": quality.attrs["fidelity"],
-            "reconstruction_fidelity": quality.attrs["reconstruction_fidelity"],
-            "diversity_ratio": quality.attrs["diversity_ratio"]}
+    quality = model.generation_quality(
+        data.test.images, n_per_stratum=GENERATION_SAMPLES, random_state=seed
+    )
+    return {
+        "fidelity": quality.attrs["fidelity"],
+        "reconstruction_fidelity": quality.attrs["reconstruction_fidelity"],
+        "diversity_ratio": quality.attrs["diversity_ratio"],
+    }
 
 
 def _needs(regularizer: str) -> Callable[[BenchmarkData, Settings], str | None]:
@@ -276,13 +313,20 @@ def _supervised(data: BenchmarkData, seed: int, settings: Settings) -> MethodRes
     from stratify.baselines import SupervisedBaseline
 
     model = SupervisedBaseline(
-        epochs=settings.supervised_epochs, weights=settings.supervised_weights,
-        stem_stride=SUPERVISED_STEM_STRIDE, device=settings.device, random_state=seed,
+        epochs=settings.supervised_epochs,
+        weights=settings.supervised_weights,
+        stem_stride=SUPERVISED_STEM_STRIDE,
+        device=settings.device,
+        random_state=seed,
         verbose=settings.verbose,
     )
     val = data.val
-    model.fit(data.train.images, data.train.labels,
-              X_val=None if val is None else val.images, y_val=None if val is None else val.labels)
+    model.fit(
+        data.train.images,
+        data.train.labels,
+        X_val=None if val is None else val.images,
+        y_val=None if val is None else val.labels,
+    )
     return _classified(model, data)
 
 
@@ -290,8 +334,12 @@ def _classified(model: Any, data: BenchmarkData) -> MethodResult:
     """A fitted classifier's predictions and test scores (plain accuracy, no matching)."""
     scores = model.evaluate(data.test.images, data.test.labels)
     return MethodResult(
-        model.predict(data.train.images), model.predict(data.test.images), None, None,
-        len(model.classes_), model,
+        model.predict(data.train.images),
+        model.predict(data.test.images),
+        None,
+        None,
+        len(model.classes_),
+        model,
         extra={**scores, "from_scratch": model.from_scratch_},
     )
 
@@ -301,28 +349,39 @@ def _classified(model: Any, data: BenchmarkData) -> MethodResult:
 SHORT_PROTOCOL_EPOCHS = 20
 
 
-def _protocol(arch: str, *, short: bool = False, trunk: str = "scratch"
-              ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
+def _protocol(
+    arch: str, *, short: bool = False, trunk: str = "scratch"
+) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """The MedMNIST v2 protocol (:func:`stratify.baselines.medmnist_protocol`) with a trunk
     from scratch, from the ``--weights`` file, or stratify's own encoder pretrained on the
     training images without labels (the default Stratifier's network) and fine-tuned."""
+
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         from stratify.baselines import MEDMNIST_PROTOCOL, medmnist_protocol
 
         network: Any = arch
         if trunk == "stratify":
             network = _fitted(data, seed, settings, _AE_SIMCLR).model_.encoder
-        folder = None if settings.checkpoints is None else Path(settings.checkpoints) / (
-            f"{data.name}-{arch}-{trunk}{'-short' if short else ''}-seed{seed}")
+        folder = (
+            None
+            if settings.checkpoints is None
+            else Path(settings.checkpoints)
+            / (f"{data.name}-{arch}-{trunk}{'-short' if short else ''}-seed{seed}")
+        )
         model = medmnist_protocol(
-            network, volumes=data.train.images.ndim == 5,
+            network,
+            volumes=data.train.images.ndim == 5,
             epochs=SHORT_PROTOCOL_EPOCHS if short else MEDMNIST_PROTOCOL["epochs"],
             weights=settings.supervised_weights if trunk == "file" else None,
-            device=settings.device, random_state=seed, verbose=settings.verbose,
-            checkpoint_dir=folder, resume=folder is not None,
+            device=settings.device,
+            random_state=seed,
+            verbose=settings.verbose,
+            checkpoint_dir=folder,
+            resume=folder is not None,
         )
-        model.fit(data.train.images, data.train.labels, X_val=data.val.images,
-                  y_val=data.val.labels)
+        model.fit(
+            data.train.images, data.train.labels, X_val=data.val.images, y_val=data.val.labels
+        )
         if folder is not None:
             shutil.rmtree(folder)  # the row is done; its progress is no longer needed
         result = _classified(model, data)
@@ -337,12 +396,15 @@ def _weights_source(model: Any) -> str:
     """Which file a transfer row started from and how much of it loaded (results column
     ``weights``): name, MD5 prefix, tensors loaded and skipped."""
     path = Path(model.weights)
-    return (f"{path.name} (md5 {md5sum(path)[:12]}; {len(model.loaded_weights_)} tensors "
-            f"loaded, {len(model.skipped_weights_)} skipped)")
+    return (
+        f"{path.name} (md5 {md5sum(path)[:12]}; {len(model.loaded_weights_)} tensors "
+        f"loaded, {len(model.skipped_weights_)} skipped)"
+    )
 
 
-def _protocol_applies(trunk: str = "scratch", arch: str = "resnet18"
-                      ) -> Callable[[BenchmarkData, Settings], str | None]:
+def _protocol_applies(
+    trunk: str = "scratch", arch: str = "resnet18"
+) -> Callable[[BenchmarkData, Settings], str | None]:
     def applies(data: BenchmarkData, settings: Settings) -> str | None:
         reason = _has_split(data, settings)
         if reason is None and data.val is None:
@@ -376,91 +438,188 @@ _AE_SIMCLR: dict[str, Any] = {"model": "ae", "whiten": False}
 #: (the profile's epochs do not apply). Its variants recluster the same fit.
 _DEFAULT: dict[str, Any] = {"epochs": "auto", "batch_size": "auto"}
 #: Self-training starts from the strata of the "auto" manifold choice + GMM (as measured).
-_SELF_TRAINING: dict[str, Any] = {**_AE_SIMCLR, "self_training_epochs": SELF_TRAINING_EPOCHS,
-                                  "manifold": "auto"}
+_SELF_TRAINING: dict[str, Any] = {
+    **_AE_SIMCLR,
+    "self_training_epochs": SELF_TRAINING_EPOCHS,
+    "manifold": "auto",
+}
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
         Method("pca-kmeans", "unsupervised", "pixel PCA(50) + k-means", _pca_kmeans),
-        Method("default", "unsupervised",
-               "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
-               "GMM on the latents or on the manifold, whichever gives the more stable strata "
-               "over 3 seeded runs (manifold='auto')", _deep(_DEFAULT)),
-        Method("default-latent-gmm", "unsupervised",
-               "the default recipe's network, GMM on the normalised latents (no manifold "
-               "step), whitened when N >= 10 x latent_dim x k (whiten='auto')",
-               _deep(_DEFAULT, manifold=None, whiten="auto")),
-        Method("default-raw-gmm", "unsupervised",
-               "the default recipe's network, GMM on the latents never whitened",
-               _deep(_DEFAULT, manifold=None, whiten=False)),
-        Method("default-white-gmm", "unsupervised",
-               "the default recipe's network, GMM on the latents always whitened",
-               _deep(_DEFAULT, manifold=None, whiten=True)),
-        Method("default-umap-gmm", "unsupervised",
-               "the default recipe's network, manifold step (UMAP) + GMM",
-               _deep(_DEFAULT, manifold="umap")),
-        Method("default-auto-gmm", "unsupervised",
-               "the default recipe's network, GMM on the latents or on the manifold, whichever "
-               "gives the more stable strata over 3 seeded runs", _deep(_DEFAULT, manifold="auto")),
-        Method("ae-kmeans", "unsupervised", "autoencoder + k-means",
-               _deep({"model": "ae", "contrastive": None, **_RAW})),
-        Method("vae-kmeans", "unsupervised", "VAE + k-means",
-               _deep({"model": "vae", "contrastive": None, **_RAW})),
-        Method("simclr-kmeans", "unsupervised", "contrastive (NT-Xent) encoder + k-means",
-               _deep({"model": "ae", "reconstruction": None, **_RAW})),
-        Method("ae-simclr-kmeans", "unsupervised", "AE + NT-Xent (Ferrante et al.) + k-means",
-               _deep(_AE_SIMCLR, clusterer="kmeans", manifold=None)),
-        Method("vae-simclr-kmeans", "unsupervised", "VAE + NT-Xent + k-means",
-               _deep({"model": "vae", **_RAW})),
-        Method("vae-simclr-gmm", "unsupervised", "the default VAE: VAE + NT-Xent + GMM",
-               _deep({"model": "vae", **_RAW}, clusterer="gmm", manifold=None)),
-        Method("ae-simclr-gmm", "unsupervised", "AE + NT-Xent + Gaussian mixture",
-               _deep(_AE_SIMCLR, clusterer="gmm", manifold=None)),
-        Method("ae-simclr-hdbscan", "unsupervised",
-               "AE + NT-Xent + HDBSCAN cut at k (noise = error)",
-               _deep(_AE_SIMCLR, clusterer="hdbscan", manifold=None)),
-        Method("ae-simclr-umap-kmeans", "unsupervised",
-               "AE + NT-Xent, manifold step (UMAP) + k-means",
-               _deep(_AE_SIMCLR, clusterer="kmeans", manifold="umap")),
-        Method("ae-simclr-umap-gmm", "unsupervised", "AE + NT-Xent, manifold step (UMAP) + GMM",
-               _deep(_AE_SIMCLR, clusterer="gmm", manifold="umap")),
-        Method("ae-simclr-umap-hdbscan", "unsupervised",
-               "AE + NT-Xent, manifold step (UMAP) + HDBSCAN cut at k (noise = error)",
-               _deep(_AE_SIMCLR, clusterer="hdbscan", manifold="umap")),
-        Method("ae-simclr-auto-gmm", "unsupervised",
-               "AE + NT-Xent, GMM with or without the manifold step, whichever has the higher "
-               "silhouette on the latents", _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto")),
-        Method("ae-simclr-selftrain-gmm", "unsupervised",
-               "AE + NT-Xent, then IDEC self-training, + GMM on the latents",
-               _deep(_SELF_TRAINING, clusterer="gmm", manifold=None)),
-        Method("ae-simclr-selftrain-umap-gmm", "unsupervised",
-               "AE + NT-Xent, then IDEC self-training, manifold step + GMM",
-               _deep(_SELF_TRAINING, clusterer="gmm", manifold="umap")),
-        *(
-            Method(f"ae-simclr+{name}", "unsupervised", f"AE + NT-Xent + {title} + k-means",
-                   _deep({"model": "ae", **_RAW}, regularizer=name), _needs(name))
-            for name, title in (("yaware", "y-Aware InfoNCE"),
-                                ("clinical", "clinical contrastive"),
-                                ("wsp", "WSP contrastive"))
+        Method(
+            "default",
+            "unsupervised",
+            "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
+            "GMM on the latents or on the manifold, whichever gives the more stable strata "
+            "over 3 seeded runs (manifold='auto')",
+            _deep(_DEFAULT),
         ),
-        Method("resnet18-supervised", "supervised",
-               "ResNet-18 trained with labels (3D variant for volumes)", _supervised,
-               _has_split),
+        Method(
+            "default-latent-gmm",
+            "unsupervised",
+            "the default recipe's network, GMM on the normalised latents (no manifold "
+            "step), whitened when N >= 10 x latent_dim x k (whiten='auto')",
+            _deep(_DEFAULT, manifold=None, whiten="auto"),
+        ),
+        Method(
+            "default-raw-gmm",
+            "unsupervised",
+            "the default recipe's network, GMM on the latents never whitened",
+            _deep(_DEFAULT, manifold=None, whiten=False),
+        ),
+        Method(
+            "default-white-gmm",
+            "unsupervised",
+            "the default recipe's network, GMM on the latents always whitened",
+            _deep(_DEFAULT, manifold=None, whiten=True),
+        ),
+        Method(
+            "default-umap-gmm",
+            "unsupervised",
+            "the default recipe's network, manifold step (UMAP) + GMM",
+            _deep(_DEFAULT, manifold="umap"),
+        ),
+        Method(
+            "default-auto-gmm",
+            "unsupervised",
+            "the default recipe's network, GMM on the latents or on the manifold, whichever "
+            "gives the more stable strata over 3 seeded runs",
+            _deep(_DEFAULT, manifold="auto"),
+        ),
+        Method(
+            "ae-kmeans",
+            "unsupervised",
+            "autoencoder + k-means",
+            _deep({"model": "ae", "contrastive": None, **_RAW}),
+        ),
+        Method(
+            "vae-kmeans",
+            "unsupervised",
+            "VAE + k-means",
+            _deep({"model": "vae", "contrastive": None, **_RAW}),
+        ),
+        Method(
+            "simclr-kmeans",
+            "unsupervised",
+            "contrastive (NT-Xent) encoder + k-means",
+            _deep({"model": "ae", "reconstruction": None, **_RAW}),
+        ),
+        Method(
+            "ae-simclr-kmeans",
+            "unsupervised",
+            "AE + NT-Xent (Ferrante et al.) + k-means",
+            _deep(_AE_SIMCLR, clusterer="kmeans", manifold=None),
+        ),
+        Method(
+            "vae-simclr-kmeans",
+            "unsupervised",
+            "VAE + NT-Xent + k-means",
+            _deep({"model": "vae", **_RAW}),
+        ),
+        Method(
+            "vae-simclr-gmm",
+            "unsupervised",
+            "the default VAE: VAE + NT-Xent + GMM",
+            _deep({"model": "vae", **_RAW}, clusterer="gmm", manifold=None),
+        ),
+        Method(
+            "ae-simclr-gmm",
+            "unsupervised",
+            "AE + NT-Xent + Gaussian mixture",
+            _deep(_AE_SIMCLR, clusterer="gmm", manifold=None),
+        ),
+        Method(
+            "ae-simclr-hdbscan",
+            "unsupervised",
+            "AE + NT-Xent + HDBSCAN cut at k (noise = error)",
+            _deep(_AE_SIMCLR, clusterer="hdbscan", manifold=None),
+        ),
+        Method(
+            "ae-simclr-umap-kmeans",
+            "unsupervised",
+            "AE + NT-Xent, manifold step (UMAP) + k-means",
+            _deep(_AE_SIMCLR, clusterer="kmeans", manifold="umap"),
+        ),
+        Method(
+            "ae-simclr-umap-gmm",
+            "unsupervised",
+            "AE + NT-Xent, manifold step (UMAP) + GMM",
+            _deep(_AE_SIMCLR, clusterer="gmm", manifold="umap"),
+        ),
+        Method(
+            "ae-simclr-umap-hdbscan",
+            "unsupervised",
+            "AE + NT-Xent, manifold step (UMAP) + HDBSCAN cut at k (noise = error)",
+            _deep(_AE_SIMCLR, clusterer="hdbscan", manifold="umap"),
+        ),
+        Method(
+            "ae-simclr-auto-gmm",
+            "unsupervised",
+            "AE + NT-Xent, GMM with or without the manifold step, whichever has the higher "
+            "silhouette on the latents",
+            _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto"),
+        ),
+        Method(
+            "ae-simclr-selftrain-gmm",
+            "unsupervised",
+            "AE + NT-Xent, then IDEC self-training, + GMM on the latents",
+            _deep(_SELF_TRAINING, clusterer="gmm", manifold=None),
+        ),
+        Method(
+            "ae-simclr-selftrain-umap-gmm",
+            "unsupervised",
+            "AE + NT-Xent, then IDEC self-training, manifold step + GMM",
+            _deep(_SELF_TRAINING, clusterer="gmm", manifold="umap"),
+        ),
         *(
-            Method(f"{arch}-medmnist{suffix}", "supervised",
-                   f"{title} from scratch, the MedMNIST v2 protocol"
-                   + (f" shortened to {SHORT_PROTOCOL_EPOCHS} epochs" if suffix else ""),
-                   _protocol(arch, short=bool(suffix)), _protocol_applies(arch=arch))
+            Method(
+                f"ae-simclr+{name}",
+                "unsupervised",
+                f"AE + NT-Xent + {title} + k-means",
+                _deep({"model": "ae", **_RAW}, regularizer=name),
+                _needs(name),
+            )
+            for name, title in (
+                ("yaware", "y-Aware InfoNCE"),
+                ("clinical", "clinical contrastive"),
+                ("wsp", "WSP contrastive"),
+            )
+        ),
+        Method(
+            "resnet18-supervised",
+            "supervised",
+            "ResNet-18 trained with labels (3D variant for volumes)",
+            _supervised,
+            _has_split,
+        ),
+        *(
+            Method(
+                f"{arch}-medmnist{suffix}",
+                "supervised",
+                f"{title} from scratch, the MedMNIST v2 protocol"
+                + (f" shortened to {SHORT_PROTOCOL_EPOCHS} epochs" if suffix else ""),
+                _protocol(arch, short=bool(suffix)),
+                _protocol_applies(arch=arch),
+            )
             for arch, title in (("resnet18", "ResNet-18 (28)"), ("resnet50", "ResNet-50 (28)"))
             for suffix in ("", "-short")
         ),
-        Method("resnet18-transfer", "supervised",
-               "ResNet-18 (28) initialised from the --weights file, fine-tuned with the "
-               "MedMNIST v2 protocol", _protocol("resnet18", trunk="file"),
-               _protocol_applies("file")),
-        Method("ae-simclr-finetune", "supervised",
-               "the default Stratifier's encoder, pretrained without labels, fine-tuned with "
-               "the MedMNIST v2 protocol", _protocol("resnet18", trunk="stratify"),
-               _protocol_applies("stratify")),
+        Method(
+            "resnet18-transfer",
+            "supervised",
+            "ResNet-18 (28) initialised from the --weights file, fine-tuned with the "
+            "MedMNIST v2 protocol",
+            _protocol("resnet18", trunk="file"),
+            _protocol_applies("file"),
+        ),
+        Method(
+            "ae-simclr-finetune",
+            "supervised",
+            "the default Stratifier's encoder, pretrained without labels, fine-tuned with "
+            "the MedMNIST v2 protocol",
+            _protocol("resnet18", trunk="stratify"),
+            _protocol_applies("stratify"),
+        ),
     )
 }

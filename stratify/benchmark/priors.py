@@ -37,9 +37,20 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["FAINT", "FLIP_RATE", "FRACTIONS", "PRIORS", "SUPERVISED_BATCH", "SUPERVISED_STEPS",
-           "Setting", "flip_weak_labels", "label_subset", "load_setting", "run_one",
-           "run_supervised"]
+__all__ = [
+    "FAINT",
+    "FLIP_RATE",
+    "FRACTIONS",
+    "PRIORS",
+    "SUPERVISED_BATCH",
+    "SUPERVISED_STEPS",
+    "Setting",
+    "flip_weak_labels",
+    "label_subset",
+    "load_setting",
+    "run_one",
+    "run_supervised",
+]
 
 #: Label fractions of the probe.
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -52,13 +63,20 @@ PRIORS: dict[str, dict[str, dict[str, Any] | None]] = {
     "cohort": {
         "simclr": None,
         "yaware": {"kind": "yaware", "columns": "age", "sigma": "auto"},
-        "clinical": {"kind": "clinical", "columns": {"weak_label": 1.0, "age": 1.0},
-                     "bins": {"age": 4}},
+        "clinical": {
+            "kind": "clinical",
+            "columns": {"weak_label": 1.0, "age": 1.0},
+            "bins": {"age": 4},
+        },
     },
     "adrenal": {
         "simclr": None,
-        "wsp": {"kind": "wsp", "label_column": "weak_label", "position_column": "position",
-                "sigma": "auto"},
+        "wsp": {
+            "kind": "wsp",
+            "label_column": "weak_label",
+            "position_column": "position",
+            "sigma": "auto",
+        },
     },
 }
 
@@ -102,19 +120,20 @@ def label_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
         return np.arange(len(y))
     n_classes = len(np.unique(y))
     size = max(n_classes, round(fraction * len(y)))
-    picked, _ = train_test_split(np.arange(len(y)), train_size=size, stratify=y,
-                                 random_state=seed)
+    picked, _ = train_test_split(np.arange(len(y)), train_size=size, stratify=y, random_state=seed)
     return np.sort(picked)
 
 
-def load_setting(name: str, seed: int, *, n_train: int = 1000, n_test: int = 500,
-                 slice_stride: int = 4) -> Setting:
+def load_setting(
+    name: str, seed: int, *, n_train: int = 1000, n_test: int = 500, slice_stride: int = 4
+) -> Setting:
     """Build a setting (see the module docstring); deterministic in ``seed``."""
     if name.startswith("cohort"):
         from stratify.data import make_cohort
 
-        images, strata, metadata = make_cohort(n_train + n_test, texture_contrast=FAINT,
-                                               random_state=seed)
+        images, strata, metadata = make_cohort(
+            n_train + n_test, texture_contrast=FAINT, random_state=seed
+        )
         train_meta = metadata.iloc[:n_train].reset_index(drop=True)
         if name == "cohort-nuisance":
             rng = np.random.default_rng(seed + 1)
@@ -122,8 +141,9 @@ def load_setting(name: str, seed: int, *, n_train: int = 1000, n_test: int = 500
                 train_meta[column] = rng.permutation(train_meta[column].to_numpy())
         elif name != "cohort-informative":
             raise ValueError(f"Expected a known setting, got {name!r}.")
-        return Setting(name, images[:n_train], strata[:n_train], train_meta, images[n_train:],
-                       strata[n_train:])
+        return Setting(
+            name, images[:n_train], strata[:n_train], train_meta, images[n_train:], strata[n_train:]
+        )
     if name != "adrenal-wsp":
         raise ValueError(f"Expected a known setting, got {name!r}.")
     from stratify.benchmark.datasets import load_dataset
@@ -132,16 +152,17 @@ def load_setting(name: str, seed: int, *, n_train: int = 1000, n_test: int = 500
     train, test = data.train, data.test
     volumes = np.unique(train.groups)
     true = pd.Series(train.labels, index=train.groups).groupby(level=0).first()
-    weak = pd.Series(flip_weak_labels(true.loc[volumes].to_numpy(), FLIP_RATE, seed),
-                     index=volumes)
+    weak = pd.Series(flip_weak_labels(true.loc[volumes].to_numpy(), FLIP_RATE, seed), index=volumes)
     meta = train.metadata[["position"]].copy()
     meta["weak_label"] = weak.loc[train.groups].to_numpy()
-    return Setting(name, train.images, train.labels, meta, test.images, test.labels,
-                   train.groups, test.groups)
+    return Setting(
+        name, train.images, train.labels, meta, test.images, test.labels, train.groups, test.groups
+    )
 
 
-def _by_group(latents: np.ndarray, y: np.ndarray, groups: np.ndarray | None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _by_group(
+    latents: np.ndarray, y: np.ndarray, groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     if groups is None:
         return latents, y
     frame = pd.DataFrame(latents).groupby(groups)
@@ -158,8 +179,15 @@ def _probe(train_z, train_y, test_z, test_y) -> dict[str, float]:
     return scores
 
 
-def run_one(setting: Setting, method: str, seed: int, *, epochs: int,
-            fractions: Sequence[float] = FRACTIONS, **params: Any) -> list[dict[str, Any]]:
+def run_one(
+    setting: Setting,
+    method: str,
+    seed: int,
+    *,
+    epochs: int,
+    fractions: Sequence[float] = FRACTIONS,
+    **params: Any,
+) -> list[dict[str, Any]]:
     """Pretrain ``method`` on ``setting`` (no target labels) and probe it at each fraction.
 
     Returns one row per fraction: ``probe_acc`` (and ``probe_auc`` for two classes) on the
@@ -172,8 +200,13 @@ def run_one(setting: Setting, method: str, seed: int, *, epochs: int,
     n_classes = len(np.unique(setting.train_y))
     # the strata as when the committed rows were measured: GMM on the latents, unwhitened
     params = {"manifold": None, "whiten": False, **params}
-    model = Stratifier(n_classes, epochs=epochs, random_state=seed,
-                       regularizers=None if spec is None else {method: spec}, **params)
+    model = Stratifier(
+        n_classes,
+        epochs=epochs,
+        random_state=seed,
+        regularizers=None if spec is None else {method: spec},
+        **params,
+    )
     model.fit(setting.train_images, metadata=setting.train_metadata if spec else None)
     train_z = model.transform(setting.train_images)
     test_z = model.transform(setting.test_images)
@@ -183,11 +216,19 @@ def run_one(setting: Setting, method: str, seed: int, *, epochs: int,
     rows = []
     for fraction in fractions:
         picked = label_subset(train_y, fraction, seed)
-        rows.append({"setting": setting.name, "method": method, "seed": seed,
-                     "fraction": fraction, "n_labels": len(picked), "ari": ari,
-                     "batch_size": model.batch_size_,
-                     "sigma": None if spec is None else str(_sigma(model, method)),
-                     **_probe(train_z[picked], train_y[picked], test_z, test_y)})
+        rows.append(
+            {
+                "setting": setting.name,
+                "method": method,
+                "seed": seed,
+                "fraction": fraction,
+                "n_labels": len(picked),
+                "ari": ari,
+                "batch_size": model.batch_size_,
+                "sigma": None if spec is None else str(_sigma(model, method)),
+                **_probe(train_z[picked], train_y[picked], test_z, test_y),
+            }
+        )
     return rows
 
 
@@ -196,9 +237,14 @@ def _sigma(model: Any, method: str) -> Any:
     return getattr(term, "sigma_", None)
 
 
-def run_supervised(setting: Setting, seed: int, *, fractions: Sequence[float] = FRACTIONS,
-                   steps: int = SUPERVISED_STEPS, batch_size: int = SUPERVISED_BATCH
-                   ) -> list[dict[str, Any]]:
+def run_supervised(
+    setting: Setting,
+    seed: int,
+    *,
+    fractions: Sequence[float] = FRACTIONS,
+    steps: int = SUPERVISED_STEPS,
+    batch_size: int = SUPERVISED_BATCH,
+) -> list[dict[str, Any]]:
     """The supervised model trained on the same label subsets (the probes' reference).
 
     ResNet-18 from scratch (stem stride 2, :class:`~stratify.baselines.SupervisedBaseline`),
@@ -214,23 +260,41 @@ def run_supervised(setting: Setting, seed: int, *, fractions: Sequence[float] = 
 
     groups = setting.train_groups
     volumes = None if groups is None else np.unique(groups)  # the order of _by_group's rows
-    volume_y = (setting.train_y if groups is None
-                else pd.Series(setting.train_y).groupby(groups).first().to_numpy())
+    volume_y = (
+        setting.train_y
+        if groups is None
+        else pd.Series(setting.train_y).groupby(groups).first().to_numpy()
+    )
     rows = []
     for fraction in fractions:
         picked = label_subset(volume_y, fraction, seed)
-        slices = picked if volumes is None else np.flatnonzero(
-            np.isin(setting.train_groups, volumes[picked]))
-        model = SupervisedBaseline(epochs=math.ceil(steps * batch_size / len(slices)),
-                                   batch_size=batch_size, stem_stride=2, random_state=seed)
+        slices = (
+            picked
+            if volumes is None
+            else np.flatnonzero(np.isin(setting.train_groups, volumes[picked]))
+        )
+        model = SupervisedBaseline(
+            epochs=math.ceil(steps * batch_size / len(slices)),
+            batch_size=batch_size,
+            stem_stride=2,
+            random_state=seed,
+        )
         model.fit(setting.train_images[slices], setting.train_y[slices])
-        proba, test_y = _by_group(model.predict_proba(setting.test_images), setting.test_y,
-                                  setting.test_groups)
+        proba, test_y = _by_group(
+            model.predict_proba(setting.test_images), setting.test_y, setting.test_groups
+        )
         codes = np.searchsorted(model.classes_, test_y)
-        row = {"setting": setting.name, "method": "supervised", "seed": seed,
-               "fraction": fraction, "n_labels": len(picked), "ari": float("nan"),
-               "batch_size": batch_size, "sigma": None,
-               "probe_acc": float(np.mean(np.argmax(proba, axis=1) == codes))}
+        row = {
+            "setting": setting.name,
+            "method": "supervised",
+            "seed": seed,
+            "fraction": fraction,
+            "n_labels": len(picked),
+            "ari": float("nan"),
+            "batch_size": batch_size,
+            "sigma": None,
+            "probe_acc": float(np.mean(np.argmax(proba, axis=1) == codes)),
+        }
         if len(np.unique(setting.test_y)) == 2:
             row["probe_auc"] = auc_score(codes, proba)
         rows.append(row)

@@ -8,28 +8,51 @@ from typing import Any
 
 from stratify.benchmark.methods import METHODS
 
-__all__ = ["FULL_BARS", "PROFILES", "PUBLISHED", "PUBLISHED_SOURCE", "Run", "expand",
-           "per_dataset"]
+__all__ = ["FULL_BARS", "PROFILES", "PUBLISHED", "PUBLISHED_SOURCE", "Run", "expand", "per_dataset"]
 
 _UNSUPERVISED = [
-    "pca-kmeans", "ae-kmeans", "vae-kmeans", "simclr-kmeans", "ae-simclr-kmeans",
-    "vae-simclr-kmeans", "vae-simclr-gmm", "ae-simclr-gmm", "ae-simclr-hdbscan",
+    "pca-kmeans",
+    "ae-kmeans",
+    "vae-kmeans",
+    "simclr-kmeans",
+    "ae-simclr-kmeans",
+    "vae-simclr-kmeans",
+    "vae-simclr-gmm",
+    "ae-simclr-gmm",
+    "ae-simclr-hdbscan",
 ]
 #: The strata rows of the clustering issue: what the manifold step and self-training add.
-_STRATA = ["ae-simclr-kmeans", "ae-simclr-gmm", "ae-simclr-hdbscan", "ae-simclr-umap-kmeans",
-           "ae-simclr-umap-gmm", "ae-simclr-umap-hdbscan", "ae-simclr-auto-gmm",
-           "ae-simclr-selftrain-gmm",
-           "ae-simclr-selftrain-umap-gmm"]
+_STRATA = [
+    "ae-simclr-kmeans",
+    "ae-simclr-gmm",
+    "ae-simclr-hdbscan",
+    "ae-simclr-umap-kmeans",
+    "ae-simclr-umap-gmm",
+    "ae-simclr-umap-hdbscan",
+    "ae-simclr-auto-gmm",
+    "ae-simclr-selftrain-gmm",
+    "ae-simclr-selftrain-umap-gmm",
+]
 #: The supervised anchors of the MedMNIST v2 protocol. ResNet-50 (28) runs on BreastMNIST
 #: only (about half an hour a seed on 2 CPU cores, hours on PneumoniaMNIST); the 3D variant
 #: is registered too, but takes hours per seed.
-_SUPERVISED = ["resnet18-medmnist", "resnet18-medmnist-short", "resnet18-transfer",
-               "ae-simclr-finetune"]
+_SUPERVISED = [
+    "resnet18-medmnist",
+    "resnet18-medmnist-short",
+    "resnet18-transfer",
+    "ae-simclr-finetune",
+]
 _ABLATION = ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+clinical", "ae-simclr+wsp"]
 #: The default recipe (every Stratifier default, epochs by its rule) and what each of its
 #: clustering choices contributes, on the same network.
-_DEFAULT_RECIPE = ["default", "default-latent-gmm", "default-raw-gmm", "default-white-gmm",
-                   "default-umap-gmm", "default-auto-gmm"]
+_DEFAULT_RECIPE = [
+    "default",
+    "default-latent-gmm",
+    "default-raw-gmm",
+    "default-white-gmm",
+    "default-umap-gmm",
+    "default-auto-gmm",
+]
 
 #: Published test scores of the rows that reproduce a paper's protocol: (dataset, method) ->
 #: {metric: value}. Shown in the report's ``published`` column and read by the protocol bars.
@@ -42,47 +65,105 @@ PUBLISHED: dict[tuple[str, str], dict[str, float]] = {
     ("breastmnist", "resnet50-medmnist"): {"acc": 0.812, "auc": 0.857},
     ("adrenalmnist3d", "resnet18-medmnist"): {"acc": 0.721, "auc": 0.827},
 }
-PUBLISHED_SOURCE = ("MedMNIST v2 (Yang et al. 2023, Sci. Data 10:41), benchmark table, test "
-                    "split, 28 px")
+PUBLISHED_SOURCE = (
+    "MedMNIST v2 (Yang et al. 2023, Sci. Data 10:41), benchmark table, test split, 28 px"
+)
 #: How close the protocol rows must come to the published scores.
 PROTOCOL_TOLERANCE = {"acc": 0.02, "auc": 0.03}
 
 #: The acceptance criteria of the benchmark issues, checked by the full profile's report
 #: (see :func:`stratify.benchmark.report.check_bar` for the rules).
 FULL_BARS: list[dict[str, Any]] = [
-    {"label": "PneumoniaMNIST cluster ACC", "dataset": "pneumoniamnist", "metric": "acc",
-     "method": "best unsupervised", "at_least": 0.80},
-    {"label": "PneumoniaMNIST linear probe", "dataset": "pneumoniamnist",
-     "metric": "linear_probe_acc", "method": "best unsupervised", "at_least": 0.85},
-    {"label": "MNIST test set cluster ACC", "dataset": "mnist", "metric": "acc",
-     "method": "best unsupervised", "at_least": 0.95},
-    {"label": "MNIST test set, the default recipe's cluster ACC", "dataset": "mnist",
-     "metric": "acc", "method": "default", "at_least": 0.95},
-    {"label": "PneumoniaMNIST, the default recipe's cluster ACC", "dataset": "pneumoniamnist",
-     "metric": "acc", "method": "default", "at_least": 0.85},
-    {"label": "BreastMNIST, the default recipe's NMI (the best before it: 0.075)",
-     "dataset": "breastmnist", "metric": "nmi", "method": "default",
-     "above_by_spread": 0.075},
-    {"label": "PneumoniaMNIST vae-kmeans linear probe", "dataset": "pneumoniamnist",
-     "metric": "linear_probe_acc", "method": "vae-kmeans", "at_least": 0.84},
-    {"label": "PneumoniaMNIST vae-simclr-kmeans ACC within 0.02 of the best AE variant",
-     "dataset": "pneumoniamnist", "metric": "acc", "method": "vae-simclr-kmeans",
-     "within_of_best": {"prefix": "ae-", "margin": 0.02}},
-    {"label": "PneumoniaMNIST default VAE (vae-simclr-gmm) stratum fidelity",
-     "dataset": "pneumoniamnist", "metric": "fidelity", "method": "vae-simclr-gmm",
-     "at_least": 0.90},
-    {"label": "MNIST default VAE (vae-simclr-gmm) stratum fidelity", "dataset": "mnist",
-     "metric": "fidelity", "method": "vae-simclr-gmm", "at_least": 0.90},
-    {"label": "Cohort: a metadata regularizer beats plain contrastive in ARI by more than "
-              "the seed spread", "dataset": "cohort", "metric": "ari", "method": "-",
-     "beats_by_spread": {"base": "ae-simclr-kmeans", "contains": "+"}},
+    {
+        "label": "PneumoniaMNIST cluster ACC",
+        "dataset": "pneumoniamnist",
+        "metric": "acc",
+        "method": "best unsupervised",
+        "at_least": 0.80,
+    },
+    {
+        "label": "PneumoniaMNIST linear probe",
+        "dataset": "pneumoniamnist",
+        "metric": "linear_probe_acc",
+        "method": "best unsupervised",
+        "at_least": 0.85,
+    },
+    {
+        "label": "MNIST test set cluster ACC",
+        "dataset": "mnist",
+        "metric": "acc",
+        "method": "best unsupervised",
+        "at_least": 0.95,
+    },
+    {
+        "label": "MNIST test set, the default recipe's cluster ACC",
+        "dataset": "mnist",
+        "metric": "acc",
+        "method": "default",
+        "at_least": 0.95,
+    },
+    {
+        "label": "PneumoniaMNIST, the default recipe's cluster ACC",
+        "dataset": "pneumoniamnist",
+        "metric": "acc",
+        "method": "default",
+        "at_least": 0.85,
+    },
+    {
+        "label": "BreastMNIST, the default recipe's NMI (the best before it: 0.075)",
+        "dataset": "breastmnist",
+        "metric": "nmi",
+        "method": "default",
+        "above_by_spread": 0.075,
+    },
+    {
+        "label": "PneumoniaMNIST vae-kmeans linear probe",
+        "dataset": "pneumoniamnist",
+        "metric": "linear_probe_acc",
+        "method": "vae-kmeans",
+        "at_least": 0.84,
+    },
+    {
+        "label": "PneumoniaMNIST vae-simclr-kmeans ACC within 0.02 of the best AE variant",
+        "dataset": "pneumoniamnist",
+        "metric": "acc",
+        "method": "vae-simclr-kmeans",
+        "within_of_best": {"prefix": "ae-", "margin": 0.02},
+    },
+    {
+        "label": "PneumoniaMNIST default VAE (vae-simclr-gmm) stratum fidelity",
+        "dataset": "pneumoniamnist",
+        "metric": "fidelity",
+        "method": "vae-simclr-gmm",
+        "at_least": 0.90,
+    },
+    {
+        "label": "MNIST default VAE (vae-simclr-gmm) stratum fidelity",
+        "dataset": "mnist",
+        "metric": "fidelity",
+        "method": "vae-simclr-gmm",
+        "at_least": 0.90,
+    },
+    {
+        "label": "Cohort: a metadata regularizer beats plain contrastive in ARI by more than "
+        "the seed spread",
+        "dataset": "cohort",
+        "metric": "ari",
+        "method": "-",
+        "beats_by_spread": {"base": "ae-simclr-kmeans", "contains": "+"},
+    },
     *(
-        {"label": f"{title} ResNet-18 (28), MedMNIST v2 protocol, {metric.upper()}",
-         "dataset": dataset, "metric": metric, "method": "resnet18-medmnist",
-         "within": {"value": PUBLISHED[(dataset, "resnet18-medmnist")][metric],
-                    "tolerance": tolerance}}
-        for dataset, title in (("pneumoniamnist", "PneumoniaMNIST"),
-                               ("breastmnist", "BreastMNIST"))
+        {
+            "label": f"{title} ResNet-18 (28), MedMNIST v2 protocol, {metric.upper()}",
+            "dataset": dataset,
+            "metric": metric,
+            "method": "resnet18-medmnist",
+            "within": {
+                "value": PUBLISHED[(dataset, "resnet18-medmnist")][metric],
+                "tolerance": tolerance,
+            },
+        }
+        for dataset, title in (("pneumoniamnist", "PneumoniaMNIST"), ("breastmnist", "BreastMNIST"))
         for metric, tolerance in PROTOCOL_TOLERANCE.items()
     ),
 ]
@@ -106,32 +187,49 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "description": "the committed results: MedMNIST, MNIST, cohort ablations, 3 seeds "
-                       "(run in parts on 2 CPU cores)",
+        "(run in parts on 2 CPU cores)",
         "seeds": [0, 1, 2],
         "blocks": [
-            {"datasets": ["mnist", "pneumoniamnist", "breastmnist", "cohort"],
-             "methods": _DEFAULT_RECIPE},
+            {
+                "datasets": ["mnist", "pneumoniamnist", "breastmnist", "cohort"],
+                "methods": _DEFAULT_RECIPE,
+            },
             {"datasets": ["cohort"], "methods": ["pca-kmeans", *_STRATA, *_ABLATION[1:]]},
-            {"datasets": ["pneumoniamnist", "breastmnist"],
-             "methods": [*_UNSUPERVISED, *_STRATA[3:], "resnet18-supervised",
-                         *_SUPERVISED]},
-            {"datasets": ["mnist"], "methods": ["pca-kmeans", "simclr-kmeans", *_STRATA,
-                                                "vae-simclr-gmm"]},
-            {"datasets": ["cohort3d-slices"], "methods": ["ae-simclr-kmeans", "ae-simclr+yaware",
-                                                          "ae-simclr+wsp"]},
-            {"datasets": ["adrenalmnist3d-slices"],
-             "methods": ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp"]},
+            {
+                "datasets": ["pneumoniamnist", "breastmnist"],
+                "methods": [*_UNSUPERVISED, *_STRATA[3:], "resnet18-supervised", *_SUPERVISED],
+            },
+            {
+                "datasets": ["mnist"],
+                "methods": ["pca-kmeans", "simclr-kmeans", *_STRATA, "vae-simclr-gmm"],
+            },
+            {
+                "datasets": ["cohort3d-slices"],
+                "methods": ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp"],
+            },
+            {
+                "datasets": ["adrenalmnist3d-slices"],
+                "methods": ["ae-simclr-kmeans", "ae-simclr+yaware", "ae-simclr+wsp"],
+            },
             {"datasets": ["adrenalmnist3d"], "methods": ["resnet18-supervised"], "seeds": [0]},
             {"datasets": ["breastmnist"], "methods": ["resnet50-medmnist"]},
         ],
-        "epochs": {"default": 15, "pneumoniamnist": 12, "breastmnist": 40, "mnist": 8,
-                   "adrenalmnist3d-slices": 6},
+        "epochs": {
+            "default": 15,
+            "pneumoniamnist": 12,
+            "breastmnist": 40,
+            "mnist": 8,
+            "adrenalmnist3d-slices": 6,
+        },
         "n_samples": {"cohort3d-slices": 120},
         "batch_size": 256,
         "supervised_epochs": {"default": 15, "adrenalmnist3d": 10},
         "slice_stride": {"default": 2, "adrenalmnist3d-slices": 4},
-        "figures": {"pneumoniamnist": ["ae-simclr-kmeans", "vae-simclr-gmm"],
-                    "cohort": "ae-simclr+yaware", "mnist": ["ae-simclr-kmeans", "vae-simclr-gmm"]},
+        "figures": {
+            "pneumoniamnist": ["ae-simclr-kmeans", "vae-simclr-gmm"],
+            "cohort": "ae-simclr+yaware",
+            "mnist": ["ae-simclr-kmeans", "vae-simclr-gmm"],
+        },
         "bars": FULL_BARS,
     },
 }
@@ -152,9 +250,12 @@ def per_dataset(value: Any, dataset: str) -> Any:
     return value
 
 
-def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
-           methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None
-           ) -> list[Run]:
+def expand(
+    profile: Mapping[str, Any],
+    datasets: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[Run]:
     """The runs of a profile, optionally restricted to some datasets, methods or seeds.
 
     A block may carry its own ``"seeds"`` (e.g. one seed for an expensive baseline). Runs are
@@ -196,6 +297,8 @@ def expand(profile: Mapping[str, Any], datasets: Sequence[str] | None = None,
         in_blocks = {m for block in profile["blocks"] for m in block["methods"]}
         orphans = [m for m in methods if m not in in_blocks]
         if orphans:
-            raise ValueError(f"Expected --datasets with methods that no block of the profile "
-                             f"runs, got {orphans} and no datasets.")
+            raise ValueError(
+                f"Expected --datasets with methods that no block of the profile "
+                f"runs, got {orphans} and no datasets."
+            )
     return runs

@@ -62,20 +62,37 @@ def git_commit() -> str:
     """HEAD's short hash, ``+dirty`` when tracked code differs from it (the results being
     written and markdown files do not count: they cannot change a measurement)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ":/", ":(exclude,top)benchmarks/results",
-                                ":(exclude,top,glob)**/*.md"],
-                               capture_output=True, text=True, check=True,
-                               cwd=Path(__file__).parent).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":/",
+                ":(exclude,top)benchmarks/results",
+                ":(exclude,top,glob)**/*.md",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def header(title: str, script: str, results: pd.DataFrame, seeds: Sequence[int] | None,
-           hardware: str) -> list[str]:
+def header(
+    title: str, script: str, results: pd.DataFrame, seeds: Sequence[int] | None, hardware: str
+) -> list[str]:
     """The first lines of a results file: title, exact command, versions, commits, seeds.
 
     Parameters
@@ -116,9 +133,11 @@ def mean_sd(values: pd.Series, digits: int) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
-def run_seeded(run: Callable[[list[int], Path], pd.DataFrame],
-               report: Callable[[pd.DataFrame, list[int], Path], None],
-               args: argparse.Namespace) -> int:
+def run_seeded(
+    run: Callable[[list[int], Path], pd.DataFrame],
+    report: Callable[[pd.DataFrame, list[int], Path], None],
+    args: argparse.Namespace,
+) -> int:
     """The end of a seeded benchmark script: run (resumable, into ``--out`` with ``.csv``),
     write the report of the requested seeds, say where."""
     results = run(args.seeds, args.out.with_suffix(".csv"))

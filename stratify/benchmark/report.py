@@ -73,10 +73,19 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         sources = group.get("weights", pd.Series(dtype=object)).dropna().astype(str)
         row["weights"] = "; ".join(sorted({w for w in sources if w}))
         rows.append(row)
-    columns = ["dataset", "method", "n_seeds",
-               *(f"{m}_{s}" for m in [*_METRICS, *_GENERATION] for s in ("mean", "sd")),
-               "majority_rate", "k", "fit_seconds", "peak_rss_mb", "scoring", "probe_level",
-               "weights"]
+    columns = [
+        "dataset",
+        "method",
+        "n_seeds",
+        *(f"{m}_{s}" for m in [*_METRICS, *_GENERATION] for s in ("mean", "sd")),
+        "majority_rate",
+        "k",
+        "fit_seconds",
+        "peak_rss_mb",
+        "scoring",
+        "probe_level",
+        "weights",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -98,10 +107,14 @@ def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
     for method in [m for m in METHODS if m in rows.index]:
         row = rows.loc[method]
         scores = PUBLISHED.get((dataset, method))
-        published = "–" if scores is None else ", ".join(
-            f"{metric.upper()} {value:.3f}" for metric, value in scores.items())
+        published = (
+            "–"
+            if scores is None
+            else ", ".join(f"{metric.upper()} {value:.3f}" for metric, value in scores.items())
+        )
         lines.append(
-            f"| {method} | " + " | ".join(_cell(row, m) for m in _METRICS)
+            f"| {method} | "
+            + " | ".join(_cell(row, m) for m in _METRICS)
             + f" | {published} | {row['k']:.3g} | {row['n_seeds']} | "
             f"{row['fit_seconds']:.0f} | {row['peak_rss_mb']:.0f} |"
         )
@@ -113,20 +126,24 @@ def _dataset_table(summary: pd.DataFrame, dataset: str) -> list[str]:
     generated = rows[rows["fidelity_mean"].notna()]
     if not generated.empty:
         lines += [
-            "", "Per-stratum samples of the VAE rows (200 per stratum, against the scored "
+            "",
+            "Per-stratum samples of the VAE rows (200 per stratum, against the scored "
             "images): stratum fidelity = share of samples that a logistic regression on the "
             "real images' clustered coordinates puts back in their stratum; reconstruction "
             "fidelity = the same for the reconstructions of the real images (the ceiling the "
             "decoder leaves); diversity ratio = mean pairwise distance of the samples / that "
-            "of real images of the stratum.", "",
+            "of real images of the stratum.",
+            "",
             "| method | stratum fidelity | reconstruction fidelity | diversity ratio | seeds |",
             "|---|---|---|---|---:|",
         ]
         for method in [m for m in METHODS if m in generated.index]:
             row = generated.loc[method]
-            lines.append(f"| {method} | {_cell(row, 'fidelity')} | "
-                         f"{_cell(row, 'reconstruction_fidelity')} | "
-                         f"{_cell(row, 'diversity_ratio')} | {row['n_seeds']} |")
+            lines.append(
+                f"| {method} | {_cell(row, 'fidelity')} | "
+                f"{_cell(row, 'reconstruction_fidelity')} | "
+                f"{_cell(row, 'diversity_ratio')} | {row['n_seeds']} |"
+            )
     return lines
 
 
@@ -147,8 +164,9 @@ def _pick(rows: pd.DataFrame, method: str, metric: str) -> pd.Series | None:
     if rows.empty or f"{metric}_mean" not in rows.columns:
         return None
     if method == "best unsupervised":
-        rows = rows[rows["method"].map(lambda m: m in METHODS and METHODS[m].kind
-                                       == "unsupervised")]
+        rows = rows[
+            rows["method"].map(lambda m: m in METHODS and METHODS[m].kind == "unsupervised")
+        ]
         rows = rows[rows[f"{metric}_mean"].notna()]
         return None if rows.empty else rows.loc[rows[f"{metric}_mean"].idxmax()]
     rows = rows[rows["method"] == method]
@@ -172,46 +190,63 @@ def check_bar(summary: pd.DataFrame, bar: Mapping[str, Any]) -> tuple[str, str]:
     if "beats_by_spread" in bar:
         rule = bar["beats_by_spread"]
         base = _pick(rows, rule["base"], metric)
-        others = rows if base is None else rows[rows["method"].str.contains(rule["contains"],
-                                                                           regex=False)]
+        others = (
+            rows
+            if base is None
+            else rows[rows["method"].str.contains(rule["contains"], regex=False)]
+        )
         if base is None or others.empty:
             return bar["label"], "not run (needs 3 seeds)"
         top = others.loc[others[f"{metric}_mean"].idxmax()]
         spread = max(base[f"{metric}_sd"], top[f"{metric}_sd"])
         gain = top[f"{metric}_mean"] - base[f"{metric}_mean"]
-        return (f"{bar['label']} (best: {top['method']} {top[f'{metric}_mean']:.3f} vs "
-                f"{base[f'{metric}_mean']:.3f}; gain {gain:.3f}, spread {spread:.3f})",
-                "met" if gain > spread else "MISSED")
+        return (
+            f"{bar['label']} (best: {top['method']} {top[f'{metric}_mean']:.3f} vs "
+            f"{base[f'{metric}_mean']:.3f}; gain {gain:.3f}, spread {spread:.3f})",
+            "met" if gain > spread else "MISSED",
+        )
     found = _pick(rows, bar["method"], metric)
     mean = float("nan") if found is None else found[f"{metric}_mean"]
     sd = float("nan") if found is None else found[f"{metric}_sd"]
-    shown = ("fewer than 3 seeds so far" if found is None
-             else f"{found['method']} {mean:.3f} ± {sd:.3f}")
+    shown = (
+        "fewer than 3 seeds so far" if found is None else f"{found['method']} {mean:.3f} ± {sd:.3f}"
+    )
     if "within_of_best" in bar:
         rule = bar["within_of_best"]
-        unsupervised = rows["method"].map(lambda m: m in METHODS
-                                          and METHODS[m].kind == "unsupervised")
-        peers = rows[rows["method"].str.startswith(rule["prefix"]) & unsupervised] \
-            if found is not None else rows.iloc[:0]
+        unsupervised = rows["method"].map(
+            lambda m: m in METHODS and METHODS[m].kind == "unsupervised"
+        )
+        peers = (
+            rows[rows["method"].str.startswith(rule["prefix"]) & unsupervised]
+            if found is not None
+            else rows.iloc[:0]
+        )
         best = None if peers.empty else peers.loc[peers[f"{metric}_mean"].idxmax()]
         target = float("nan") if best is None else best[f"{metric}_mean"] - rule["margin"]
         peer = "none" if best is None else f"{best['method']} {best[f'{metric}_mean']:.3f}"
-        return (f"{bar['label']} ({shown}; best: {peer})",
-                _verdict(mean, target))
+        return (f"{bar['label']} ({shown}; best: {peer})", _verdict(mean, target))
     if "above_by_spread" in bar:
         value, gap = bar["above_by_spread"], mean - bar["above_by_spread"]
-        verdict = ("not run (needs 3 seeds)" if np.isnan(mean) else "met" if gap > sd
-                   else f"MISSED by {sd - gap:.3f}")
-        return (f"{bar['label']} above {value:.3f} by more than the seed sd ({shown})",
-                verdict)
+        verdict = (
+            "not run (needs 3 seeds)"
+            if np.isnan(mean)
+            else "met"
+            if gap > sd
+            else f"MISSED by {sd - gap:.3f}"
+        )
+        return (f"{bar['label']} above {value:.3f} by more than the seed sd ({shown})", verdict)
     if "within" in bar:
         value, tolerance = bar["within"]["value"], bar["within"]["tolerance"]
         gap = abs(mean - value)
-        verdict = ("not run (needs 3 seeds)" if np.isnan(mean) else "met" if gap <= tolerance
-                   else f"MISSED by {gap - tolerance:.3f}")
+        verdict = (
+            "not run (needs 3 seeds)"
+            if np.isnan(mean)
+            else "met"
+            if gap <= tolerance
+            else f"MISSED by {gap - tolerance:.3f}"
+        )
         return f"{bar['label']} within {tolerance:.2f} of {value:.3f} ({shown})", verdict
-    return (f"{bar['label']} >= {bar['at_least']:.2f} ({shown})",
-            _verdict(mean, bar["at_least"]))
+    return (f"{bar['label']} >= {bar['at_least']:.2f} ({shown})", _verdict(mean, bar["at_least"]))
 
 
 def _environment(results: pd.DataFrame) -> str:
@@ -238,20 +273,27 @@ def _total_fit_time(results: pd.DataFrame) -> list[str]:
     seconds = pd.to_numeric(results["fit_seconds"], errors="coerce").dropna()
     if seconds.empty:
         return []
-    return [f"The {len(seconds)} timed rows' fits add up to {seconds.sum() / 60:.0f} minutes "
-            "(plus loading and scoring).", ""]
+    return [
+        f"The {len(seconds)} timed rows' fits add up to {seconds.sum() / 60:.0f} minutes "
+        "(plus loading and scoring).",
+        "",
+    ]
 
 
-def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: str,
-                 profile: Mapping[str, Any]) -> Path:
+def write_report(
+    results: pd.DataFrame, out: str | os.PathLike, profile_name: str, profile: Mapping[str, Any]
+) -> Path:
     """Write ``report.md`` and ``acc_by_method.png`` in ``out`` from the results.
 
     Only the rows of ``profile_name`` are reported. Returns the report's path.
     """
     out = Path(out)
     results = results[results["profile"].astype(str) == profile_name]
-    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]]) if sys.argv[1:] else (
-        f"python benchmarks/run.py --profile {profile_name} --out {out}")
+    command = (
+        " ".join(["python benchmarks/run.py", *sys.argv[1:]])
+        if sys.argv[1:]
+        else (f"python benchmarks/run.py --profile {profile_name} --out {out}")
+    )
     lines = [
         f"# stratify benchmark: profile `{profile_name}`",
         "",
@@ -280,10 +322,17 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
     ]
     summary = summarize(results)
     if profile.get("bars"):
-        lines += ["## The bar (the profile's acceptance criteria; test split, k = number of "
-                  "classes, mean over 3 seeds)", "", "| criterion | verdict |", "|---|---|"]
-        lines += [f"| {text} | {verdict} |"
-                  for text, verdict in (check_bar(summary, bar) for bar in profile["bars"])]
+        lines += [
+            "## The bar (the profile's acceptance criteria; test split, k = number of "
+            "classes, mean over 3 seeds)",
+            "",
+            "| criterion | verdict |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {text} | {verdict} |"
+            for text, verdict in (check_bar(summary, bar) for bar in profile["bars"])
+        ]
         lines.append("")
     for dataset in dict.fromkeys(results["dataset"]):
         frame = results[results["dataset"] == dataset]
@@ -295,7 +344,8 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
             lines.append(
                 f"Scored on: {first['scoring']} ({int(first['n_test'])} samples; trained on "
                 f"{int(first['n_train'])}); majority-class rate {float(first['majority_rate']):.3f}"
-                + (f"; probes at {level} level" if level else "") + "."
+                + (f"; probes at {level} level" if level else "")
+                + "."
             )
             supervised = ok[ok["kind"] == "supervised"]
             if not supervised.empty:
@@ -326,8 +376,9 @@ def write_report(results: pd.DataFrame, out: str | os.PathLike, profile_name: st
     return out / "report.md"
 
 
-def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.PathLike,
-                method: str) -> list[Path]:
+def run_figures(
+    data: BenchmarkData, result: MethodResult, folder: str | os.PathLike, method: str
+) -> list[Path]:
     """Figures of one fitted run: latent space, heatmap, reconstructions, samples, curves.
 
     The latent space and the heatmap show the scored samples (the test split, or every
@@ -340,19 +391,29 @@ def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.Path
         written.append(folder / f"{method}_latent_space.png")
         space, name = result.test_embedding, "latent space"
         if hasattr(model, "clustered_space"):
-            space = (model.clustered_space() if data.transductive
-                     else model.clustered_space(data.test.images))
+            space = (
+                model.clustered_space()
+                if data.transductive
+                else model.clustered_space(data.test.images)
+            )
             name = "clustered space"
-        plotting.plot_latent_space(space, result.test_labels, data.test.labels,
-                                   truth_name="true class", space_name=name, path=written[-1])
+        plotting.plot_latent_space(
+            space,
+            result.test_labels,
+            data.test.labels,
+            truth_name="true class",
+            space_name=name,
+            path=written[-1],
+        )
     written.append(folder / f"{method}_heatmap.png")
     plotting.plot_contingency(data.test.labels, result.test_labels, path=written[-1])
     if model is not None and getattr(getattr(model, "model_", None), "has_decoder", False):
         shown = data.test.images[:10]
         if shown.ndim == 4:
             written.append(folder / f"{method}_reconstructions.png")
-            plotting.plot_image_grid({"input": shown, "reconstruction": model.reconstruct(shown)},
-                                     path=written[-1])
+            plotting.plot_image_grid(
+                {"input": shown, "reconstruction": model.reconstruct(shown)}, path=written[-1]
+            )
             rows = {}
             for k in range(model.n_clusters_):
                 real = data.test.images[result.test_labels == k][:10]
@@ -364,6 +425,5 @@ def run_figures(data: BenchmarkData, result: MethodResult, folder: str | os.Path
     if model is not None and hasattr(model, "history_"):
         written.append(folder / f"{method}_training.png")
         weights = getattr(getattr(model, "objective_", None), "current_weights", None)
-        plotting.plot_history(model.history_, weights() if weights else None,
-                              path=written[-1])
+        plotting.plot_history(model.history_, weights() if weights else None, path=written[-1])
     return written

@@ -39,8 +39,20 @@ from stratify.benchmark.scoring import score
 from stratify.benchmark.store import COLUMNS, completed, read_results, record
 from stratify.training.environment import resolve_device
 
-__all__ = ["COLUMNS", "PROFILES", "Run", "expand", "git_commit", "main", "read_results",
-           "record", "run_grid", "run_one", "score"]
+__all__ = [
+    "COLUMNS",
+    "PROFILES",
+    "Run",
+    "expand",
+    "git_commit",
+    "main",
+    "read_results",
+    "record",
+    "run_grid",
+    "run_one",
+    "score",
+]
+
 
 # ------------------------------------------------------------------------------ grid
 @dataclass
@@ -49,14 +61,23 @@ class _Loaded:
     data: BenchmarkData | None = None
 
 
-def _settings(profile: Mapping[str, Any], dataset: str, device: str, verbose: bool,
-              weights: str | None, model_cache: str | None = None,
-              checkpoints: str | None = None) -> Settings:
+def _settings(
+    profile: Mapping[str, Any],
+    dataset: str,
+    device: str,
+    verbose: bool,
+    weights: str | None,
+    model_cache: str | None = None,
+    checkpoints: str | None = None,
+) -> Settings:
     return Settings(
         epochs=int(per_dataset(profile["epochs"], dataset)),
         batch_size=int(per_dataset(profile.get("batch_size", 256), dataset)),
         supervised_epochs=int(per_dataset(profile.get("supervised_epochs", 20), dataset)),
-        supervised_weights=weights, device=device, verbose=verbose, model_cache=model_cache,
+        supervised_weights=weights,
+        device=device,
+        verbose=verbose,
+        model_cache=model_cache,
         checkpoints=checkpoints,
     )
 
@@ -73,19 +94,27 @@ def _earlier_seconds(model: Any) -> float:
     return float(model.history_["seconds"].iloc[:resumed].sum()) if resumed else 0.0
 
 
-def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
-            ) -> tuple[dict[str, Any], MethodResult | None]:
+def run_one(
+    run: Run, data: BenchmarkData, settings: Settings, profile_name: str
+) -> tuple[dict[str, Any], MethodResult | None]:
     """Fit and score one run; failures become a row with ``status="failed"``."""
     import torch
 
     method = METHODS[run.method]
     row: dict[str, Any] = {
-        "dataset": run.dataset, "method": run.method, "seed": run.seed,
-        "profile": profile_name, "kind": method.kind, "scoring": data.scoring,
-        "n_train": len(data.train), "n_test": len(data.test),
+        "dataset": run.dataset,
+        "method": run.method,
+        "seed": run.seed,
+        "profile": profile_name,
+        "kind": method.kind,
+        "scoring": data.scoring,
+        "n_train": len(data.train),
+        "n_test": len(data.test),
         "epochs": settings.supervised_epochs if method.kind == "supervised" else settings.epochs,
-        "torch_version": torch.__version__, "stratify_version": __version__,
-        "git_commit": git_commit(), "device": str(resolve_device(settings.device)),
+        "torch_version": torch.__version__,
+        "stratify_version": __version__,
+        "git_commit": git_commit(),
+        "device": str(resolve_device(settings.device)),
     }
     result = None
     try:
@@ -96,7 +125,8 @@ def run_one(run: Run, data: BenchmarkData, settings: Settings, profile_name: str
         if getattr(result.model, "epochs_", None):  # what epochs="auto" chose
             row["epochs"] = int(result.model.epochs_)
         elif method.kind == "supervised" and isinstance(
-                getattr(result.model, "epochs", None), int):  # a protocol's own schedule
+            getattr(result.model, "epochs", None), int
+        ):  # a protocol's own schedule
             row["epochs"] = result.model.epochs
         row["weights"] = result.extra.get("weights", "")
         row["peak_rss_mb"] = memory.peak
@@ -167,6 +197,7 @@ def run_grid(
         if profile_name not in PROFILES:
             raise ValueError(f"Expected a profile among {sorted(PROFILES)}, got {profile_name!r}.")
         profile = PROFILES[profile_name]
+
     def say(message: str) -> None:
         if log is not None:
             print(message, file=log, flush=True)
@@ -176,23 +207,36 @@ def run_grid(
     runs = expand(profile, datasets, methods, seeds)
     done = completed(path, profile_name)
     todo = [r for r in runs if (r.dataset, r.method, r.seed) not in done]
-    say(f"benchmark {profile_name}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
-        f"{len(todo)} to go -> {path}")
+    say(
+        f"benchmark {profile_name}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
+        f"{len(todo)} to go -> {path}"
+    )
     start = time.perf_counter()
     loaded = _Loaded()
     figures = profile.get("figures", {})
     for i, run in enumerate(todo, start=1):
-        settings = _settings(profile, run.dataset, device, verbose, weights,
-                             None if model_cache is None else str(model_cache),
-                             None if checkpoints is None else str(checkpoints))
+        settings = _settings(
+            profile,
+            run.dataset,
+            device,
+            verbose,
+            weights,
+            None if model_cache is None else str(model_cache),
+            None if checkpoints is None else str(checkpoints),
+        )
         prefix = f"[{i}/{len(todo)}] {run.dataset} · {run.method} · seed {run.seed}"
         try:
             data = _load(loaded, run, profile, root)
         except Exception as error:
-            row = {"dataset": run.dataset, "method": run.method, "seed": run.seed,
-                   "profile": profile_name, "status": "failed",
-                   "error": f"{type(error).__name__}: {error}"[:500],
-                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            row = {
+                "dataset": run.dataset,
+                "method": run.method,
+                "seed": run.seed,
+                "profile": profile_name,
+                "status": "failed",
+                "error": f"{type(error).__name__}: {error}"[:500],
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             record(row, path)
             say(f"{prefix}: dataset failed: {row['error']}")
             continue
@@ -206,9 +250,12 @@ def run_grid(
         elapsed = time.perf_counter() - start
         left = len(todo) - i
         eta = f", about {_format_seconds(elapsed / i * left)} left" if left else ""
-        outcome = (f"ACC {row['acc']:.3f} NMI {row['nmi']:.3f} ARI {row['ari']:.3f} in "
-                   f"{row['fit_seconds']:.0f} s" if row["status"] == "ok"
-                   else f"FAILED: {row['error']}")
+        outcome = (
+            f"ACC {row['acc']:.3f} NMI {row['nmi']:.3f} ARI {row['ari']:.3f} in "
+            f"{row['fit_seconds']:.0f} s"
+            if row["status"] == "ok"
+            else f"FAILED: {row['error']}"
+        )
         say(f"{prefix}: {outcome} (elapsed {_format_seconds(elapsed)}{eta})")
         wanted = figures.get(run.dataset, ())
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
@@ -220,15 +267,17 @@ def run_grid(
     return results
 
 
-def _load(loaded: _Loaded, run: Run, profile: Mapping[str, Any],
-          root: str | os.PathLike | None = None) -> BenchmarkData:
+def _load(
+    loaded: _Loaded, run: Run, profile: Mapping[str, Any], root: str | os.PathLike | None = None
+) -> BenchmarkData:
     """The run's dataset, reloaded only when the dataset or (for cohorts) the seed changes."""
     key = (run.dataset, run.seed)
     if loaded.key != key:
         loaded.data = None  # free the previous one first
         clear_cache()
         loaded.data = load_dataset(
-            run.dataset, seed=run.seed,
+            run.dataset,
+            seed=run.seed,
             n_samples=per_dataset(profile.get("n_samples", {}), run.dataset),
             slice_stride=int(per_dataset(profile.get("slice_stride", 1), run.dataset)),
             root=root,
@@ -241,7 +290,8 @@ def _load(loaded: _Loaded, run: Run, profile: Mapping[str, Any],
 # ------------------------------------------------------------------------------- CLI
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Run the stratify benchmark grid (datasets x methods x seeds) "
+        prog=prog,
+        description="Run the stratify benchmark grid (datasets x methods x seeds) "
         "and write results.csv, report.md and figures.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
@@ -255,29 +305,49 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "test set from $STRATIFY_MNIST.",
     )
     parser.add_argument("--profile", default="quick", help="quick or full (default quick)")
-    parser.add_argument("--config", help="JSON file with a custom profile (same keys as the "
-                        "built-in ones: seeds, blocks, epochs, n_samples, ...)")
+    parser.add_argument(
+        "--config",
+        help="JSON file with a custom profile (same keys as the "
+        "built-in ones: seeds, blocks, epochs, n_samples, ...)",
+    )
     parser.add_argument("--out", default="benchmark_results", help="results folder")
-    parser.add_argument("--datasets", nargs="+",
-                        help="restrict to these datasets (one in no block of the profile runs "
-                             "the methods asked, or the unsupervised ones)")
-    parser.add_argument("--methods", nargs="+",
-                        help="restrict to these methods (with --datasets, they also run where "
-                             "no block of the profile pairs them)")
-    parser.add_argument("--seeds", "--seed", nargs="+", type=int,
-                        help="restrict to these seeds")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        help="restrict to these datasets (one in no block of the profile runs "
+        "the methods asked, or the unsupervised ones)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="restrict to these methods (with --datasets, they also run where "
+        "no block of the profile pairs them)",
+    )
+    parser.add_argument("--seeds", "--seed", nargs="+", type=int, help="restrict to these seeds")
     parser.add_argument("--weights", help="local weights file for the supervised baseline")
-    parser.add_argument("--model-cache", help="folder to save the fitted networks in and reuse "
-                                              "them from (rows that only recluster then do not "
-                                              "train again)")
-    parser.add_argument("--checkpoints", help="folder for the supervised protocol rows' "
-                        "per-epoch checkpoints: an interrupted row resumes where it stopped")
-    parser.add_argument("--root", help="folder of the MedMNIST .npz files (before "
-                        "$STRATIFY_DATA; any flag present there runs by name, e.g. "
-                        "--datasets dermamnist dermamnist_64)")
+    parser.add_argument(
+        "--model-cache",
+        help="folder to save the fitted networks in and reuse "
+        "them from (rows that only recluster then do not "
+        "train again)",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        help="folder for the supervised protocol rows' "
+        "per-epoch checkpoints: an interrupted row resumes where it stopped",
+    )
+    parser.add_argument(
+        "--root",
+        help="folder of the MedMNIST .npz files (before "
+        "$STRATIFY_DATA; any flag present there runs by name, e.g. "
+        "--datasets dermamnist dermamnist_64)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite report.md and the summary figures from results.csv")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite report.md and the summary figures from results.csv",
+    )
     parser.add_argument("--verbose", action="store_true", help="training progress bars")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -316,16 +386,32 @@ def _main(args: argparse.Namespace) -> int:
     elif name not in PROFILES:
         raise ValueError(f"Expected --profile among {sorted(PROFILES)}, got {name!r}.")
     if args.report_only:
-        report.write_report(read_results(Path(args.out) / "results.csv"), Path(args.out), name,
-                            profile or PROFILES[name])
+        report.write_report(
+            read_results(Path(args.out) / "results.csv"),
+            Path(args.out),
+            name,
+            profile or PROFILES[name],
+        )
         return 0
-    results = run_grid(name, args.out, datasets=args.datasets, methods=args.methods,
-                       seeds=args.seeds, profile=profile, device=args.device,
-                       weights=args.weights, root=args.root, verbose=args.verbose,
-                       model_cache=args.model_cache, checkpoints=args.checkpoints,
-                       log=None if args.quiet else sys.stderr)
+    results = run_grid(
+        name,
+        args.out,
+        datasets=args.datasets,
+        methods=args.methods,
+        seeds=args.seeds,
+        profile=profile,
+        device=args.device,
+        weights=args.weights,
+        root=args.root,
+        verbose=args.verbose,
+        model_cache=args.model_cache,
+        checkpoints=args.checkpoints,
+        log=None if args.quiet else sys.stderr,
+    )
     failed = results[(results["profile"] == name) & (results["status"] == "failed")]
     if not args.quiet:
-        print(f"report: {Path(args.out).resolve() / 'report.md'}"
-              + (f" ({len(failed)} failed runs, see results.csv)" if len(failed) else ""))
+        print(
+            f"report: {Path(args.out).resolve() / 'report.md'}"
+            + (f" ({len(failed)} failed runs, see results.csv)" if len(failed) else "")
+        )
     return 0

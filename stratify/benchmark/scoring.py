@@ -38,10 +38,14 @@ def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any
     y_test = data.test.labels
     # a classifier's own scores (plain accuracy: its classes need no matching)
     scores: dict[str, Any] = {
-        "acc": (result.extra["acc"] if "acc" in result.extra
-                else _accuracy(y_test, result.test_labels)),
-        "bacc": (result.extra["bacc"] if "bacc" in result.extra
-                 else metrics.balanced_cluster_accuracy(y_test, result.test_labels)),
+        "acc": (
+            result.extra["acc"] if "acc" in result.extra else _accuracy(y_test, result.test_labels)
+        ),
+        "bacc": (
+            result.extra["bacc"]
+            if "bacc" in result.extra
+            else metrics.balanced_cluster_accuracy(y_test, result.test_labels)
+        ),
         "nmi": float(normalized_mutual_info_score(y_test, result.test_labels)),
         "ari": float(adjusted_rand_score(y_test, result.test_labels)),
         "majority_rate": metrics.majority_rate(y_test),
@@ -67,14 +71,13 @@ def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any
     if data.transductive:
         folds = int(min(5, np.bincount(train_y).min()))
         if folds >= 2:
-            scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, cv=folds,
-                                                     random_state=seed)
+            scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, cv=folds, random_state=seed)
             scores["linear_probe_acc"] = metrics.linear_probe_accuracy(
-                train_z, train_y, cv=folds, random_state=seed)
+                train_z, train_y, cv=folds, random_state=seed
+            )
         level += ", 5-fold CV" if folds == 5 else f", {folds}-fold CV"
     else:
         scores["knn_acc"] = metrics.knn_accuracy(train_z, train_y, test_z, y_test)
-        scores["linear_probe_acc"] = metrics.linear_probe_accuracy(train_z, train_y, test_z,
-                                                                   y_test)
+        scores["linear_probe_acc"] = metrics.linear_probe_accuracy(train_z, train_y, test_z, y_test)
     scores["probe_level"] = level
     return scores

@@ -15,12 +15,39 @@ __all__ = ["COLUMNS", "completed", "read_results", "record"]
 
 #: Columns of results.csv, in order.
 COLUMNS = [
-    "dataset", "method", "seed", "profile", "status", "kind", "scoring", "acc", "bacc", "nmi",
-    "ari", "knn_acc", "linear_probe_acc", "probe_level", "auc", "fidelity",
-    "reconstruction_fidelity", "diversity_ratio",
-    "majority_rate", "n_classes", "k",
-    "n_train", "n_test", "epochs", "weights", "fit_seconds", "peak_rss_mb", "error",
-    "torch_version", "stratify_version", "git_commit", "device", "finished",
+    "dataset",
+    "method",
+    "seed",
+    "profile",
+    "status",
+    "kind",
+    "scoring",
+    "acc",
+    "bacc",
+    "nmi",
+    "ari",
+    "knn_acc",
+    "linear_probe_acc",
+    "probe_level",
+    "auc",
+    "fidelity",
+    "reconstruction_fidelity",
+    "diversity_ratio",
+    "majority_rate",
+    "n_classes",
+    "k",
+    "n_train",
+    "n_test",
+    "epochs",
+    "weights",
+    "fit_seconds",
+    "peak_rss_mb",
+    "error",
+    "torch_version",
+    "stratify_version",
+    "git_commit",
+    "device",
+    "finished",
 ]
 
 
@@ -50,5 +77,7 @@ def record(row: Mapping[str, Any], path: Path) -> None:
 def completed(path: Path, profile: str) -> set[tuple[str, str, int]]:
     frame = read_results(path)
     done = frame[(frame["status"] == "ok") & (frame["profile"] == profile)]
-    return {(d, m, int(s)) for d, m, s in zip(done["dataset"], done["method"], done["seed"],
-                                              strict=True)}
+    return {
+        (d, m, int(s))
+        for d, m, s in zip(done["dataset"], done["method"], done["seed"], strict=True)
+    }

@@ -80,6 +80,7 @@ def fetch(url: str, destination: Path, md5: str, *, timeout: float = 60.0) -> No
         Any network or file-system failure (``urllib.error.URLError`` is an OSError); the
         callers turn it into a message that says how to provide the file by hand.
     """
+
     def download(tmp: Path) -> None:
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):

@@ -241,8 +241,7 @@ def make_cohort(
     size = check_in_range(size, "size", owner, kind=int, low=16, high=256)
     n_sites = check_in_range(n_sites, "n_sites", owner, kind=int, low=1, high=26)
     label_noise = check_in_range(label_noise, "label_noise", owner, low=0, high=0.5)
-    missing_rate = check_in_range(missing_rate, "missing_rate", owner, low=0, high=1,
-                                  closed="left")
+    missing_rate = check_in_range(missing_rate, "missing_rate", owner, low=0, high=1, closed="left")
     texture_contrast = check_in_range(texture_contrast, "texture_contrast", owner, low=0, high=1)
     rng = _as_generator(random_state)
 

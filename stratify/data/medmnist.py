@@ -78,8 +78,14 @@ def _locate(
     names = [f"{flag}.npz", f"{flag}_28.npz"] if size == 28 else [f"{flag}_{size}.npz"]
     looked = [folder / name for folder in _search_roots(root) for name in names]
     suffix = "" if size == 28 else f"_{size}"
-    return locate(f"MedMNIST file {names[0]}", looked, info[f"url{suffix}"],
-                  info[f"MD5{suffix}"], ENV_VAR, download=download)
+    return locate(
+        f"MedMNIST file {names[0]}",
+        looked,
+        info[f"url{suffix}"],
+        info[f"MD5{suffix}"],
+        ENV_VAR,
+        download=download,
+    )
 
 
 def _channel_first(images: np.ndarray, three_d: bool) -> np.ndarray:

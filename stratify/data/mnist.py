@@ -91,11 +91,12 @@ def load_mnist_test(root: str | os.PathLike | None = None, *, download: bool = T
         arrays[kind] = _read_idx(path, kind)
     images = arrays["images"][:, None].copy()
     labels = arrays["labels"].astype(np.int64)
-    metadata = pd.DataFrame(
-        {"split": "test", "index": np.arange(len(labels)), "label": labels}
-    )
+    metadata = pd.DataFrame({"split": "test", "index": np.arange(len(labels)), "label": labels})
     metadata.attrs.update(
-        flag="mnist", task="multi-class", classes={i: str(i) for i in range(10)},
-        n_channels=1, size=28,
+        flag="mnist",
+        task="multi-class",
+        classes={i: str(i) for i in range(10)},
+        n_channels=1,
+        size=28,
     )
     return ImageSet(images, labels, metadata)

@@ -38,7 +38,8 @@ class VectorAugment:
         keep = torch.rand(x.shape, generator=generator, device="cpu").to(x) >= self.drop
         return ((x + self.noise * noise) * keep).clamp(0.0, 1.0)
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Return two views ``(v1, v2)``, each of the shape of ``x``."""
         return self._view(x, generator), self._view(x, generator)

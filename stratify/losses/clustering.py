@@ -50,8 +50,9 @@ class SelfTraining(LossTerm):
 
     requires = frozenset({"mu"})
 
-    def __init__(self, centroids: Any, alpha: float = 1.0, balance: float = 1.0,
-                 normalize: bool = True) -> None:
+    def __init__(
+        self, centroids: Any, alpha: float = 1.0, balance: float = 1.0, normalize: bool = True
+    ) -> None:
         super().__init__()
         owner = type(self).__name__
         centroids = torch.as_tensor(centroids, dtype=torch.float32)
@@ -88,5 +89,7 @@ class SelfTraining(LossTerm):
         return q.argmax(dim=1)
 
     def extra_repr(self) -> str:
-        return (f"k={self.centroids.shape[0]}, alpha={self.alpha}, balance={self.balance}, "
-                f"normalize={self.normalize}")
+        return (
+            f"k={self.centroids.shape[0]}, alpha={self.alpha}, balance={self.balance}, "
+            f"normalize={self.normalize}"
+        )

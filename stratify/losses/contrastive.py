@@ -135,7 +135,9 @@ class KernelContrastive(LossTerm):
                     "batches (their own view held more than 95 % of the positive weight), so "
                     "the metadata prior acts like NT-Xent. Widen the kernel (a larger sigma, "
                     "or sigma='auto'), use fewer bins, or a larger batch.",
-                    UserWarning, stacklevel=3)
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     @property
     def sigma_(self) -> tuple[float, ...] | None:
@@ -333,8 +335,9 @@ class YAwareInfoNCE(KernelContrastive):
     ) -> None:
         owner = type(self).__name__
         cols = check_columns(columns, "columns", owner)
-        bandwidth = sigma if _is_auto(sigma) else check_floats_per_column(
-            sigma, "sigma", owner, len(cols))
+        bandwidth = (
+            sigma if _is_auto(sigma) else check_floats_per_column(sigma, "sigma", owner, len(cols))
+        )
         check_choice(kernel, "kernel", owner, KERNELS)
         super().__init__(kernel=make_kernel(kernel, cols, bandwidth), temperature=temperature)
         self.sigma = sigma

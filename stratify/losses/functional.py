@@ -371,13 +371,13 @@ def sharpened_target(q: Tensor, balance: float = 1.0) -> Tensor:
         Rows sum to 1; computed without gradient (a fixed target).
     """
     q = q.detach()
-    weight = q.pow(2) / q.sum(dim=0, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny).pow(
-        balance)
+    weight = q.pow(2) / q.sum(dim=0, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny).pow(balance)
     return weight / weight.sum(dim=1, keepdim=True)
 
 
-def self_training_loss(z: Tensor, centroids: Tensor, alpha: float = 1.0, balance: float = 1.0
-                       ) -> Tensor:
+def self_training_loss(
+    z: Tensor, centroids: Tensor, alpha: float = 1.0, balance: float = 1.0
+) -> Tensor:
     """``KL(P || Q)`` averaged over the batch, ``Q`` Student-t assignments, ``P`` their target.
 
     Parameters

@@ -106,8 +106,9 @@ class Kernel:
 
     def gather(self, metadata: Mapping[str, Any]) -> Tensor:
         """Stack this kernel's columns into a float64 tensor of shape (N, d)."""
-        require_columns(self.columns, metadata, name="metadata", reader=type(self).__name__,
-                        error=KeyError)
+        require_columns(
+            self.columns, metadata, name="metadata", reader=type(self).__name__, error=KeyError
+        )
         cols = [_as_column(metadata[c], c) for c in self.columns]
         n = cols[0].shape[0]
         for c, col in zip(self.columns, cols, strict=True):
@@ -212,8 +213,9 @@ class _BandwidthKernel(Kernel):
                     f"Expected the training metadata to hold {missing} to choose the "
                     f"bandwidth of {type(self).__name__}, got columns {sorted(metadata)}."
                 )
-            self.bandwidth_ = tuple(silverman_bandwidth(np.asarray(metadata[c], dtype=float))
-                                    for c in self.columns)
+            self.bandwidth_ = tuple(
+                silverman_bandwidth(np.asarray(metadata[c], dtype=float)) for c in self.columns
+            )
         return self
 
     def _scaled_differences(self, values: Tensor) -> Tensor:

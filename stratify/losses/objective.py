@@ -112,7 +112,8 @@ class Objective(nn.Module):
         """Each term's weight at the current ``progress`` (see the class notes)."""
         return {
             name: weight * min(1.0, self.progress / self.warmup[name])
-            if self.warmup.get(name, 0.0) > 0 else weight
+            if self.warmup.get(name, 0.0) > 0
+            else weight
             for name, weight in self.weights.items()
         }
 
@@ -280,8 +281,9 @@ def build_objective(
                     "number of values of one sample when beta > 0 and the reconstruction is "
                     "a per-element mean (so that beta=1 is the ELBO). Got None instead."
                 )
-            pixels = check_in_range(elements_per_sample, "elements_per_sample", owner,
-                                    kind=int, low=1)
+            pixels = check_in_range(
+                elements_per_sample, "elements_per_sample", owner, kind=int, low=1
+            )
             kl_weight = beta / pixels
         terms["kl"] = (KLDivergence(free_bits=free_bits), kl_weight)
     if contrastive is not None:

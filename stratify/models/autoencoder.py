@@ -161,15 +161,17 @@ class Autoencoder(nn.Module):
             eps = eps.to(device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
-    def decode_draw(self, mu: Tensor, logvar: Tensor | None,
-                    generator: torch.Generator | None = None) -> Tensor:
+    def decode_draw(
+        self, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Decode one draw ``z ~ N(mu, exp(logvar))`` (``mu`` itself when ``logvar`` is None):
         logits ``(N, C, *S)`` from ``mu``, ``logvar`` ``(N, D)``. The training step and
         :meth:`forward` both decode through here."""
         return self.decode(self.reparameterize(mu, logvar, generator))
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None
-                ) -> dict[str, Tensor | None]:
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor | None]:
         """Encode (and decode when possible) a batch ``(N, C, *S)``; see the class notes for
         the keys. In training mode a VAE decodes a draw from ``generator`` (the global RNG
         when None), in eval mode the mean."""

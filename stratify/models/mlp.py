@@ -29,8 +29,11 @@ class MLPEncoder(nn.Module):
         check_in_range(n_features, "n_features", "MLPEncoder", kind=int, low=1)
         check_in_range(hidden, "hidden", "MLPEncoder", kind=int, low=1)
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(n_features, hidden), nn.GELU(),
-            nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Flatten(),
+            nn.Linear(n_features, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -45,7 +48,9 @@ class MLPDecoder(nn.Module):
         check_in_range(latent_dim, "latent_dim", "MLPDecoder", kind=int, low=1)
         check_in_range(n_features, "n_features", "MLPDecoder", kind=int, low=1)
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.GELU(), nn.Linear(hidden, n_features),
+            nn.Linear(latent_dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, n_features),
             nn.Unflatten(1, (n_features, 1, 1)),
         )
 

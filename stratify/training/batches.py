@@ -15,8 +15,15 @@ from stratify._validation import check_array_images, require_columns
 from stratify.distributed import World
 from stratify.training.config import TrainConfig
 
-__all__ = ["Data", "as_image_tensor", "global_batches", "iterate", "make_data",
-           "split_validation", "to_device"]
+__all__ = [
+    "Data",
+    "as_image_tensor",
+    "global_batches",
+    "iterate",
+    "make_data",
+    "split_validation",
+    "to_device",
+]
 
 
 @dataclass
@@ -116,8 +123,9 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     }
 
 
-def global_batches(order: Tensor, batch_size: int, drop_last: bool, world: World | None
-             ) -> list[Tensor]:
+def global_batches(
+    order: Tensor, batch_size: int, drop_last: bool, world: World | None
+) -> list[Tensor]:
     """Global batches of ``batch_size`` per rank (``batch_size * W`` rows) in ``order``.
 
     A last incomplete batch is dropped with ``drop_last``, and under a world when it has

@@ -13,8 +13,13 @@ import torch
 
 from stratify._atomic import atomic_write
 
-__all__ = ["CHECKPOINT_NAME", "check_resumable", "fingerprint", "load_checkpoint",
-           "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "check_resumable",
+    "fingerprint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 CHECKPOINT_NAME = "last.pt"
 FORMAT_VERSION = 1
@@ -40,6 +45,7 @@ def save_checkpoint(state: dict[str, Any], folder: str | os.PathLike) -> Path:
     path : pathlib.Path
         The checkpoint's path.
     """
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             torch.save({"format": FORMAT_VERSION, **state}, handle)
@@ -73,8 +79,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def check_resumable(config: Any, checkpoint: dict[str, Any] | None,
-                    fingerprint: str | None) -> None:
+def check_resumable(
+    config: Any, checkpoint: dict[str, Any] | None, fingerprint: str | None
+) -> None:
     """Refuse to overwrite an earlier fit's checkpoint, or to resume another fit's.
 
     Parameters
@@ -114,8 +121,9 @@ def check_resumable(config: Any, checkpoint: dict[str, Any] | None,
         )
 
 
-def fingerprint(params: Mapping[str, Any], images: np.ndarray,
-                arrays: Iterable[tuple[str, np.ndarray]] = ()) -> str:
+def fingerprint(
+    params: Mapping[str, Any], images: np.ndarray, arrays: Iterable[tuple[str, np.ndarray]] = ()
+) -> str:
     """The digest a checkpoint carries so that only the same fit resumes it.
 
     Parameters
@@ -137,7 +145,7 @@ def fingerprint(params: Mapping[str, Any], images: np.ndarray,
     digest.update(repr(sorted(params.items(), key=lambda item: item[0])).encode())
     digest.update(f"{images.shape} {images.dtype}".encode())
     for start in range(0, len(images), 1024):
-        digest.update(np.ascontiguousarray(images[start:start + 1024]).tobytes())
+        digest.update(np.ascontiguousarray(images[start : start + 1024]).tobytes())
     for name, array in arrays:
         digest.update(name.encode() + np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()

@@ -144,10 +144,14 @@ class TrainConfig:
         check_option(self.optimizer, "optimizer", _OWNER, {"adam", "adamw", "sgd"})
         check_in_range(self.momentum, "momentum", _OWNER, low=0, high=1)
         check_option(self.scheduler, "scheduler", _OWNER, {"cosine", "multistep", "none"})
-        if (not isinstance(self.milestones, (tuple, list))
-                or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
-                           and 0 < m < 1 for m in self.milestones)
-                or list(self.milestones) != sorted(self.milestones)):
+        if (
+            not isinstance(self.milestones, (tuple, list))
+            or not all(
+                isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1
+                for m in self.milestones
+            )
+            or list(self.milestones) != sorted(self.milestones)
+        ):
             raise ValueError(
                 f"The 'milestones' parameter of {_OWNER} must be an increasing sequence of "
                 f"fractions of the epochs in (0, 1). Got {self.milestones!r} instead."

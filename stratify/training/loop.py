@@ -211,7 +211,8 @@ def train(
         raise TypeError(f"Expected config to be a TrainConfig, got {type(config).__name__}.")
     world, rank_device = parallel.join(config.device)
     checkpoint = parallel.on_main(
-        lambda: load_checkpoint(resume_from) if resume_from is not None else None, world)
+        lambda: load_checkpoint(resume_from) if resume_from is not None else None, world
+    )
     parallel.on_main(lambda: check_resumable(config, checkpoint, fingerprint), world)
     if checkpoint is not None:
         seed = checkpoint["seed"]
@@ -260,8 +261,9 @@ def train(
         config = dataclasses.replace(config, batch_size=checkpoint["config"]["batch_size"])
     image_shape = tuple(train_data.images.shape[1:])
     batch_size = parallel.on_main(
-        lambda: memory.fit_batch_size(model, objective, plan, augment, config, device,
-                                      image_shape), world)
+        lambda: memory.fit_batch_size(model, objective, plan, augment, config, device, image_shape),
+        world,
+    )
     config = dataclasses.replace(config, batch_size=batch_size)
     threads = config.num_threads or max(1, physical_cores() // parallel.local_world_size())
     with torch_threads(threads), parallel.sync_batchnorm(model, world, device):
@@ -346,8 +348,13 @@ def embed(
     world = parallel.process_world() if shard else None
     if world is not None:
         rows = parallel.shard(torch.arange(tensor.shape[0]), world)
-        part = embed(model, tensor[rows[0]:rows[-1] + 1] if rows.numel() else tensor[:0],
-                     batch_size, device, logvar=True)
+        part = embed(
+            model,
+            tensor[rows[0] : rows[-1] + 1] if rows.numel() else tensor[:0],
+            batch_size,
+            device,
+            logvar=True,
+        )
         parts = distributed.gather_objects(part, world)
         mu_all = np.concatenate([p[0] for p in parts])
         if not logvar:

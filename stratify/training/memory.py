@@ -142,8 +142,9 @@ def step_bytes_per_sample(
     fixed = [*probe_model.parameters(), *probe_model.buffers()]
     if isinstance(probe_objective, nn.Module):
         fixed += [*probe_objective.parameters(), *probe_objective.buffers()]
-    seen: set[tuple[int, int]] = {(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-                                  for t in fixed}
+    seen: set[tuple[int, int]] = {
+        (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in fixed
+    }
     total = 0
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -199,9 +200,15 @@ def embed_batch_size(model: nn.Module, image_shape: Sequence[int], budget: int) 
     return int(max(1, min(EMBED_CAP, budget // max(1.0, per_sample))))
 
 
-def fit_batch_size(model: nn.Module, objective: Any, plan: Plan, augment: Augment | None,
-                   config: TrainConfig, device: torch.device, image_shape: tuple[int, ...]
-                   ) -> int:
+def fit_batch_size(
+    model: nn.Module,
+    objective: Any,
+    plan: Plan,
+    augment: Augment | None,
+    config: TrainConfig,
+    device: torch.device,
+    image_shape: tuple[int, ...],
+) -> int:
     """Resolve ``batch_size="auto"``, or check that an explicit one fits, before any batch.
 
     The activation bytes of one step are measured on a probe batch
@@ -212,12 +219,14 @@ def fit_batch_size(model: nn.Module, objective: Any, plan: Plan, augment: Augmen
         n = x.shape[0]
         batch = {
             "x": x,
-            "metadata": {c: torch.zeros(n, device=x.device)
-                         for c in probe_objective.metadata_columns},
+            "metadata": {
+                c: torch.zeros(n, device=x.device) for c in probe_objective.metadata_columns
+            },
             "labels": torch.zeros(n, device=x.device),
         }
-        total, _ = step_loss(probe_model, probe_objective, batch, plan, augment,
-                            torch.Generator().manual_seed(0))
+        total, _ = step_loss(
+            probe_model, probe_objective, batch, plan, augment, torch.Generator().manual_seed(0)
+        )
         return total
 
     per_sample = step_bytes_per_sample(step, model, objective, image_shape)

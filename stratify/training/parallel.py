@@ -182,8 +182,9 @@ class GroupBatchNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` of shape (N, C, *S) per channel."""
         if not (self.training or self.running_mean is None):
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
-                                self.bias, False, 0.0, self.eps)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
         dims = [0, *range(2, x.ndim)]
         shape = (1, -1) + (1,) * (x.ndim - 2)
         count = all_reduce_sum(x.new_tensor(float(x.numel() // x.shape[1])), self.world)
@@ -200,8 +201,7 @@ class GroupBatchNorm(nn.Module):
     @torch.no_grad()
     def _update_running(self, mean: Tensor, var: Tensor, count: float) -> None:
         self.num_batches_tracked += 1
-        factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                  else self.momentum)
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         unbiased = var * count / max(count - 1.0, 1.0)
         self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
         self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
@@ -217,8 +217,7 @@ def _swap(module: nn.Module, make: Callable[[nn.Module], nn.Module | None]) -> N
 
 
 @contextlib.contextmanager
-def sync_batchnorm(model: nn.Module, world: World | None, device: torch.device
-                   ) -> Iterator[None]:
+def sync_batchnorm(model: nn.Module, world: World | None, device: torch.device) -> Iterator[None]:
     """Synchronise the BatchNorm layers of ``model`` over the ranks inside the block.
 
     On CUDA the layers become ``torch.nn.SyncBatchNorm``, elsewhere :class:`GroupBatchNorm`;

@@ -20,8 +20,18 @@ from stratify.distributed import World
 from stratify.losses.functional import kl_per_dimension
 from stratify.training.config import TrainConfig
 
-__all__ = ["ACTIVE_UNIT_THRESHOLD", "Augment", "LatentStats", "NonFiniteLossError", "Plan",
-           "Step", "check_finite", "lr_at", "make_optimizer", "step_loss"]
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "Augment",
+    "LatentStats",
+    "NonFiniteLossError",
+    "Plan",
+    "Step",
+    "check_finite",
+    "lr_at",
+    "make_optimizer",
+    "step_loss",
+]
 
 Augment = Callable[[Tensor, torch.Generator], tuple[Tensor, Tensor]]
 
@@ -90,17 +100,20 @@ class Step(nn.Module):
     self-training centroids, are averaged too, and its hooks see the whole step).
     """
 
-    def __init__(self, model: nn.Module, objective: Callable, plan: Plan,
-                 augment: Augment | None) -> None:
+    def __init__(
+        self, model: nn.Module, objective: Callable, plan: Plan, augment: Augment | None
+    ) -> None:
         super().__init__()
         self.model = model
         self.objective = objective
         self.plan, self.augment = plan, augment
 
-    def forward(self, batch: dict[str, Any], generator: torch.Generator,
-                stats: LatentStats | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        return step_loss(self.model, self.objective, batch, self.plan, self.augment, generator,
-                        stats)
+    def forward(
+        self, batch: dict[str, Any], generator: torch.Generator, stats: LatentStats | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        return step_loss(
+            self.model, self.objective, batch, self.plan, self.augment, generator, stats
+        )
 
 
 #: Burda et al. (2016): a latent dimension is active when Cov_x(E[z_j | x]) exceeds this.
@@ -139,11 +152,10 @@ class LatentStats:
         """Sum the statistics of every rank (each rank saw its share of the batches)."""
         if world is None or self.kl is None or self.mu_sum is None or self.mu_sq is None:
             return
-        packed = torch.cat([self.kl, self.mu_sum, self.mu_sq,
-                            self.kl.new_tensor([float(self.n)])])
+        packed = torch.cat([self.kl, self.mu_sum, self.mu_sq, self.kl.new_tensor([float(self.n)])])
         packed = distributed.all_reduce_sum(packed, world)
         d = self.kl.shape[0]
-        self.kl, self.mu_sum, self.mu_sq = packed[:d], packed[d:2 * d], packed[2 * d:3 * d]
+        self.kl, self.mu_sum, self.mu_sq = packed[:d], packed[d : 2 * d], packed[2 * d : 3 * d]
         self.n = int(packed[-1])
 
     def row(self) -> dict[str, float]:
@@ -156,8 +168,14 @@ class LatentStats:
         return row
 
 
-def check_finite(total: Tensor, terms: dict[str, Tensor], epoch: int, batch: int, n: int,
-                  world: World | None = None) -> None:
+def check_finite(
+    total: Tensor,
+    terms: dict[str, Tensor],
+    epoch: int,
+    batch: int,
+    n: int,
+    world: World | None = None,
+) -> None:
     finite = bool(torch.isfinite(total))
     if world is not None:  # every rank must take the same decision
         flags = total.detach().new_tensor([0.0 if finite else 1.0])

@@ -54,8 +54,9 @@ class State:
 class Trainer:
     """One fit: holds the pieces so that helpers need few arguments."""
 
-    def __init__(self, model, objective, config, augment, device, seed,
-                 world: World | None = None) -> None:
+    def __init__(
+        self, model, objective, config, augment, device, seed, world: World | None = None
+    ) -> None:
         self.model, self.objective, self.config = model, objective, config
         self.augment, self.device, self.seed = augment, device, seed
         self.world = world
@@ -286,9 +287,7 @@ class Trainer:
 
 def _progress_postfix(row: dict[str, float]) -> dict[str, str]:
     skip = {"epoch", "lr", "seconds"}
-    return {
-        k: f"{v:.4g}" for k, v in row.items() if k not in skip and not k.startswith("kl_dim_")
-    }
+    return {k: f"{v:.4g}" for k, v in row.items() if k not in skip and not k.startswith("kl_dim_")}
 
 
 def run(
@@ -300,7 +299,8 @@ def run(
     config, state = trainer.config, trainer.state
     world = trainer.world
     steps_per_epoch = len(
-        global_batches(torch.arange(len(train_data)), config.batch_size, config.drop_last, world))
+        global_batches(torch.arange(len(train_data)), config.batch_size, config.drop_last, world)
+    )
     total_steps = steps_per_epoch * config.epochs
     checkpoint_path = None
     bar = tqdm(

@@ -130,8 +130,12 @@ def test_3d_texture_lives_in_the_central_slices():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"n_samples": 0}, ValueError, r"'n_samples' parameter of make_cohort must be an int "
-                                       r"in the range \[1, inf\)\. Got 0 instead\."),
+        (
+            {"n_samples": 0},
+            ValueError,
+            r"'n_samples' parameter of make_cohort must be an int "
+            r"in the range \[1, inf\)\. Got 0 instead\.",
+        ),
         ({"n_samples": 10.0}, TypeError, r"'n_samples' .*Got 10\.0 instead"),
         ({"n_strata": 7}, ValueError, r"'n_strata' .*\[2, 6\]\. Got 7"),
         ({"mode": "4d"}, ValueError, r"'mode' .*among \{'2d', '3d'\}\. Got '4d'"),

@@ -157,8 +157,9 @@ def test_missing_file_lists_every_place_searched(tmp_path, isolated_data_env, mo
     assert isinstance(excinfo.value, FileNotFoundError)
 
 
-def test_failed_download_gives_clean_error_and_leaves_nothing(tmp_path, isolated_data_env,
-                                                             monkeypatch):
+def test_failed_download_gives_clean_error_and_leaves_nothing(
+    tmp_path, isolated_data_env, monkeypatch
+):
     def offline(url, timeout):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
@@ -172,8 +173,10 @@ def test_failed_download_gives_clean_error_and_leaves_nothing(tmp_path, isolated
 
 def test_download_writes_verified_file(tmp_path, isolated_data_env, fake_info, monkeypatch):
     source = tmp_path / "source.npz"
-    images = {s: np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28) for s in
-              ("train", "val", "test")}
+    images = {
+        s: np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+        for s in ("train", "val", "test")
+    }
     _write_npz(source, images, {s: np.ones((2, 1), np.uint8) for s in images})
     fake_info("breastmnist", source)
     requested = []
@@ -201,8 +204,9 @@ def test_download_with_wrong_checksum_is_not_kept(tmp_path, isolated_data_env, m
 # ---------------------------------------------------------------- every layout of labels
 def _fake_dataset(tmp_path, fake_info, flag, shape, label_width, n_classes, size=28):
     rng = np.random.default_rng(0)
-    images = {s: rng.integers(0, 256, (3, *shape), dtype=np.uint8) for s in ("train", "val",
-                                                                               "test")}
+    images = {
+        s: rng.integers(0, 256, (3, *shape), dtype=np.uint8) for s in ("train", "val", "test")
+    }
     labels = {s: rng.integers(0, n_classes, (3, label_width), dtype=np.uint8) for s in images}
     name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
     fake_info(flag, _write_npz(tmp_path / name, images, labels), size)

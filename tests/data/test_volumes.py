@@ -64,8 +64,11 @@ def test_single_slice_volume_has_central_position():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"volumes": np.zeros((2, 3, 3), np.uint8)}, ValueError,
-         r"Expected volumes with 4 or 5 dimensions .*got an array of shape \(2, 3, 3\)"),
+        (
+            {"volumes": np.zeros((2, 3, 3), np.uint8)},
+            ValueError,
+            r"Expected volumes with 4 or 5 dimensions .*got an array of shape \(2, 3, 3\)",
+        ),
         ({"axis": 3}, ValueError, r"'axis' parameter of volumes_to_slices .*Got 3 instead"),
         ({"stride": 0}, ValueError, r"'stride' parameter .*\[1, inf\)\. Got 0"),
         ({"margin": 0.5}, ValueError, r"'margin' parameter .*\[0, 0\.5\)\. Got 0\.5"),

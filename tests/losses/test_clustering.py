@@ -14,14 +14,22 @@ from stratify.losses import functional as LF
 
 def _naive(z, c, alpha, balance):
     n, k = len(z), len(c)
-    q = [[(1 + sum((z[i][d] - c[j][d]) ** 2 for d in range(len(z[i]))) / alpha)
-          ** (-(alpha + 1) / 2) for j in range(k)] for i in range(n)]
+    q = [
+        [
+            (1 + sum((z[i][d] - c[j][d]) ** 2 for d in range(len(z[i]))) / alpha)
+            ** (-(alpha + 1) / 2)
+            for j in range(k)
+        ]
+        for i in range(n)
+    ]
     q = [[v / sum(row) for v in row] for row in q]
     f = [sum(q[i][j] for i in range(n)) for j in range(k)]
     p = [[q[i][j] ** 2 / f[j] ** balance for j in range(k)] for i in range(n)]
     p = [[v / sum(row) for v in row] for row in p]
-    loss = sum(p[i][j] * (math.log(p[i][j]) - math.log(q[i][j]))
-               for i in range(n) for j in range(k)) / n
+    loss = (
+        sum(p[i][j] * (math.log(p[i][j]) - math.log(q[i][j])) for i in range(n) for j in range(k))
+        / n
+    )
     return q, p, loss
 
 
@@ -36,8 +44,7 @@ def test_against_naive_loops(dtype, alpha, balance):
     q = LF.student_t_assignments(zt, ct, alpha)
     np.testing.assert_allclose(q.numpy(), q_ref, **tol)
     np.testing.assert_allclose(LF.sharpened_target(q, balance).numpy(), p_ref, **tol)
-    assert float(LF.self_training_loss(zt, ct, alpha, balance)) == pytest.approx(loss_ref,
-                                                                                 rel=1e-5)
+    assert float(LF.self_training_loss(zt, ct, alpha, balance)) == pytest.approx(loss_ref, rel=1e-5)
 
 
 def test_target_is_sharper_than_q_and_carries_no_gradient():
@@ -64,11 +71,18 @@ def test_term_trains_its_centroids_and_assigns():
     assert unit.assign(torch.tensor([[10.0, 1.0], [0.1, 3.0]])).tolist() == [0, 1]
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"centroids": [[1.0, 2.0]]}, ValueError, r"shape \(K, D\) with K >= 2\. Got shape \(1, 2\)"),
-    ({"centroids": [[0.0], [1.0]], "alpha": 0}, ValueError, r"'alpha' parameter .*Got 0"),
-    ({"centroids": [[0.0], [1.0]], "balance": 1.5}, ValueError, r"'balance' .*\[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"centroids": [[1.0, 2.0]]},
+            ValueError,
+            r"shape \(K, D\) with K >= 2\. Got shape \(1, 2\)",
+        ),
+        ({"centroids": [[0.0], [1.0]], "alpha": 0}, ValueError, r"'alpha' parameter .*Got 0"),
+        ({"centroids": [[0.0], [1.0]], "balance": 1.5}, ValueError, r"'balance' .*\[0, 1\]"),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         SelfTraining(**kwargs)

@@ -126,8 +126,12 @@ def test_build_objective_matches_hand_built():
     )
     assert list(objective.terms) == ["reconstruction", "kl", "contrastive", "age"]
     # per-pixel mean reconstruction: the KL weight is beta / P so that the pair is ELBO / P
-    assert objective.weights == {"reconstruction": 1.0, "kl": 0.5 / 25, "contrastive": 2.0,
-                                 "age": 0.1}
+    assert objective.weights == {
+        "reconstruction": 1.0,
+        "kl": 0.5 / 25,
+        "contrastive": 2.0,
+        "age": 0.1,
+    }
     hand = Objective(
         {
             "reconstruction": MSEReconstruction(),
@@ -152,8 +156,9 @@ def test_build_objective_named_contrastive_terms():
 
 def test_docs_example_runs():
     text = DOCS.read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
-              if "class WindowKernel" in b]
+    blocks = [
+        b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "class WindowKernel" in b
+    ]
     assert len(blocks) == 1
     namespace: dict = {}
     exec(compile(blocks[0], str(DOCS), "exec"), namespace)
@@ -189,7 +194,8 @@ def test_vae_objective_is_the_elbo_per_pixel(spatial, beta):
         "logvar": torch.randn(n, 3, generator=gen, dtype=torch.float64),
     }
     per_sample = _naive_negative_elbo_per_sample(
-        inputs["x"], inputs["recon"], inputs["mu"], inputs["logvar"])
+        inputs["x"], inputs["recon"], inputs["mu"], inputs["logvar"]
+    )
     objective = build_objective("bce", beta=beta, elements_per_sample=pixels)
     total, values = objective(inputs)
     expected = sum(rec + beta * kl for rec, kl in per_sample) / n / pixels
@@ -200,8 +206,11 @@ def test_vae_objective_is_the_elbo_per_pixel(spatial, beta):
 
 
 def test_vae_objective_needs_the_number_of_pixels():
-    with pytest.raises(ValueError, match=r"'elements_per_sample' parameter of build_objective"
-                                         r" .*Got None"):
+    with pytest.raises(
+        ValueError,
+        match=r"'elements_per_sample' parameter of build_objective"
+        r" .*Got None",
+    ):
         build_objective("bce", beta=1.0)
     assert "kl" not in build_objective("bce", beta=0.0).terms  # an AE needs none
 
@@ -217,8 +226,9 @@ def test_kl_warmup_rises_linearly_then_stays():
     inputs = _inputs()
     objective.set_progress(1.0)
     total, values = objective(inputs)
-    assert total.item() == pytest.approx(values["reconstruction"].item()
-                                         + 0.05 * values["kl"].item(), rel=1e-6)
+    assert total.item() == pytest.approx(
+        values["reconstruction"].item() + 0.05 * values["kl"].item(), rel=1e-6
+    )
     with pytest.raises(ValueError, match=r"'warmup' parameter of Objective .*Got 'kll'"):
         Objective({"kl": KLDivergence()}, warmup={"kll": 2.0})
 

@@ -32,7 +32,7 @@ def _silverman_by_hand(values):
         return xs[low] + frac * (xs[min(low + 1, n - 1)] - xs[low])
 
     iqr = (quantile(0.75) - quantile(0.25)) / 1.349
-    return 0.9 * min(sd, iqr) * n ** -0.2
+    return 0.9 * min(sd, iqr) * n**-0.2
 
 
 def test_silverman_rule_matches_the_formula_and_ignores_nan():
@@ -41,8 +41,7 @@ def test_silverman_rule_matches_the_formula_and_ignores_nan():
     assert silverman_bandwidth([3.0, 3.0, 3.0]) == 1.0  # a constant column
     # more than half equal: the IQR is 0, the sd takes its place
     tied = [1.0, 1.0, 1.0, 1.0, 1.0, 5.0]
-    assert silverman_bandwidth(tied) == pytest.approx(
-        0.9 * statistics.stdev(tied) * 6 ** -0.2)
+    assert silverman_bandwidth(tied) == pytest.approx(0.9 * statistics.stdev(tied) * 6**-0.2)
 
 
 def test_auto_sigma_is_chosen_on_the_training_metadata_and_recorded():
@@ -50,13 +49,17 @@ def test_auto_sigma_is_chosen_on_the_training_metadata_and_recorded():
     age, bmi = rng.normal(60, 10, 200), rng.normal(25, 4, 200)
     term = YAwareInfoNCE(["age", "bmi"], sigma="auto")
     with pytest.raises(RuntimeError, match=r"bandwidth='auto'\) has no bandwidth yet"):
-        term(torch.randn(4, 3), torch.randn(4, 3),
-             metadata={"age": torch.zeros(4), "bmi": torch.zeros(4)})
+        term(
+            torch.randn(4, 3),
+            torch.randn(4, 3),
+            metadata={"age": torch.zeros(4), "bmi": torch.zeros(4)},
+        )
     term.fit({"age": age, "bmi": bmi})
     assert term.sigma_ == pytest.approx((_silverman_by_hand(age), _silverman_by_hand(bmi)))
     assert YAwareInfoNCE("age", sigma=3.0).sigma_ == (3.0,)
-    wsp = WSPContrastive(sigma="auto").fit({"position": np.linspace(0, 1, 50),
-                                            "labels": np.zeros(50)})
+    wsp = WSPContrastive(sigma="auto").fit(
+        {"position": np.linspace(0, 1, 50), "labels": np.zeros(50)}
+    )
     assert wsp.sigma_ == pytest.approx((_silverman_by_hand(np.linspace(0, 1, 50)),))
 
 
@@ -67,26 +70,38 @@ def test_auto_sigma_from_a_stratifier_spec():
 
     rng = np.random.default_rng(0)
     age = rng.normal(60, 10, 16)
-    model = Stratifier(2, latent_dim=4, width=4, epochs=1, batch_size=8, random_state=0,
-                       regularizers={"age": {"kind": "yaware", "columns": "age",
-                                             "sigma": "auto"}}).fit(
-        rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8),
-        metadata=pd.DataFrame({"age": age}))
+    model = Stratifier(
+        2,
+        latent_dim=4,
+        width=4,
+        epochs=1,
+        batch_size=8,
+        random_state=0,
+        regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": "auto"}},
+    ).fit(
+        rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8), metadata=pd.DataFrame({"age": age})
+    )
     assert model.objective_.terms["age"].sigma_ == pytest.approx((_silverman_by_hand(age),))
 
 
 def _batches(term, n_batches, ages):
     for _ in range(n_batches):
-        term(torch.randn(len(ages), 3), torch.randn(len(ages), 3),
-             metadata={"age": torch.tensor(ages)})
+        term(
+            torch.randn(len(ages), 3),
+            torch.randn(len(ages), 3),
+            metadata={"age": torch.tensor(ages)},
+        )
 
 
 def test_a_kernel_too_narrow_for_its_metadata_warns_once_with_the_share():
     ages = [40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
     term = YAwareInfoNCE("age", sigma=0.5).train()  # 10 years apart: weights ~exp(-200)
-    with pytest.warns(UserWarning, match=r"YAwareInfoNCE: 100% of the anchors had no "
-                                         r"positive beyond their own other view over the "
-                                         rf"first {POSITIVE_CHECK_BATCHES} training batches"):
+    with pytest.warns(
+        UserWarning,
+        match=r"YAwareInfoNCE: 100% of the anchors had no "
+        r"positive beyond their own other view over the "
+        rf"first {POSITIVE_CHECK_BATCHES} training batches",
+    ):
         _batches(term, POSITIVE_CHECK_BATCHES, ages)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -96,12 +96,20 @@ def test_edge_cases(logits, labels, expected):
 @pytest.mark.parametrize(
     ("mu", "labels", "error", "match"),
     [
-        (torch.zeros(4, 3), torch.tensor([0.0, 1.0, 3.0, NAN]), ValueError,
-         r"Expected label codes in \{0, ..., 2\}.*got \[3.0\]"),
+        (
+            torch.zeros(4, 3),
+            torch.tensor([0.0, 1.0, 3.0, NAN]),
+            ValueError,
+            r"Expected label codes in \{0, ..., 2\}.*got \[3.0\]",
+        ),
         (torch.zeros(2, 3), torch.tensor([-1.0, 0.0]), ValueError, r"got \[-1.0\]"),
         (torch.zeros(2, 3), torch.tensor([0.5, 0.0]), ValueError, r"got \[0.5\]"),
-        (torch.zeros(2, 3), torch.tensor([0.0, 1.0, 2.0]), ValueError,
-         r"Expected labels of shape \(2,\).*got shape \(3,\)"),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0.0, 1.0, 2.0]),
+            ValueError,
+            r"Expected labels of shape \(2,\).*got shape \(3,\)",
+        ),
         (torch.zeros(2, 3), torch.zeros(2, 3), ValueError, "Multi-label targets are not supported"),
         (torch.zeros(6), torch.zeros(6), ValueError, r"Expected mu .* shape \(N, K\).*got shape"),
         (torch.zeros(2, 3, dtype=torch.long), torch.zeros(2), ValueError, "floating-point"),
@@ -138,8 +146,14 @@ def test_the_training_loop_fits_a_linear_classifier():
     encoder = torch.nn.Flatten()
     model = build_model("ae", (1, 4, 4), latent_dim=2, encoder=encoder)
     config = TrainConfig(epochs=30, batch_size=16, lr=0.05, progress=False, num_threads=1)
-    result = train(model, Objective({"cross_entropy": CrossEntropy()}), images.numpy(),
-                   labels=labels.numpy(), config=config, random_state=0)
+    result = train(
+        model,
+        Objective({"cross_entropy": CrossEntropy()}),
+        images.numpy(),
+        labels=labels.numpy(),
+        config=config,
+        random_state=0,
+    )
     assert result.history["cross_entropy"].iloc[-1] < result.history["cross_entropy"].iloc[0]
     predicted = embed(model, images.numpy()).argmax(axis=1)
     assert (predicted == labels.numpy()).mean() == 1.0

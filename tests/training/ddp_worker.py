@@ -37,8 +37,9 @@ def loss_terms() -> dict:
         "supcon": SupCon(temperature=0.2),
         "yaware": YAwareInfoNCE(["age", "score"], sigma=[5.0, 0.5], temperature=0.2),
         "wsp": WSPContrastive(sigma=0.2, temperature=0.2),
-        "clinical": ClinicalContrastive({"score": 1.0, "site": 0.5}, bins={"score": 2},
-                                        temperature=0.2),
+        "clinical": ClinicalContrastive(
+            {"score": 1.0, "site": 0.5}, bins={"score": 2}, temperature=0.2
+        ),
     }
     meta = loss_inputs()["metadata"]
     fit = {c: v.numpy() for c, v in meta.items()}
@@ -59,7 +60,9 @@ def loss_inputs() -> dict:
     position = torch.tensor([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 0.5], dtype=torch.float64)
     labels = torch.tensor([0.0, 1.0, 0.0, float("nan"), 1.0, 1.0, 0.0], dtype=torch.float64)
     return {
-        "z1": z1, "z2": z2, "labels": labels,
+        "z1": z1,
+        "z2": z2,
+        "labels": labels,
         "metadata": {"age": age, "score": score, "site": site, "position": position},
     }
 
@@ -82,20 +85,31 @@ def flip_views(x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tenso
 def train_setup(**config) -> tuple:
     """Model, objective (reconstruction + y-Aware with NaN ages), config of the training test."""
     torch.manual_seed(3)
-    model = build_model("ae", (1, 8, 8), latent_dim=4, width=4, norm="batch",
-                        projection_dim=6)
-    objective = build_objective(
-        "bce", contrastive=YAwareInfoNCE("age", sigma=5.0, temperature=0.5))
-    options = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "progress": False,
-               "num_threads": 1, "device": "cpu"}
+    model = build_model("ae", (1, 8, 8), latent_dim=4, width=4, norm="batch", projection_dim=6)
+    objective = build_objective("bce", contrastive=YAwareInfoNCE("age", sigma=5.0, temperature=0.5))
+    options = {
+        "epochs": 2,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "progress": False,
+        "num_threads": 1,
+        "device": "cpu",
+    }
     options.update(config)
     return model, objective, TrainConfig(**options)
 
 
 def run_train(**config) -> tuple[torch.nn.Module, object]:
     model, objective, cfg = train_setup(**config)
-    result = train(model, objective, train_images(), config=cfg, metadata=train_metadata(),
-                   augment=flip_views, random_state=5)
+    result = train(
+        model,
+        objective,
+        train_images(),
+        config=cfg,
+        metadata=train_metadata(),
+        augment=flip_views,
+        random_state=5,
+    )
     return model, result
 
 
@@ -117,10 +131,16 @@ def part_losses(world, out: Path) -> None:
 
 def part_train(world, out: Path) -> None:
     model, result = run_train()
-    torch.save({"state": model.state_dict(), "history": result.history.to_dict("list"),
-                "world_size": result.world_size, "bn_type": type(model.encoder).__name__,
-                "norm_types": sorted({type(m).__name__ for m in model.modules()})},
-               out / f"train_rank{world.rank}.pt")
+    torch.save(
+        {
+            "state": model.state_dict(),
+            "history": result.history.to_dict("list"),
+            "world_size": result.world_size,
+            "bn_type": type(model.encoder).__name__,
+            "norm_types": sorted({type(m).__name__ for m in model.modules()}),
+        },
+        out / f"train_rank{world.rank}.pt",
+    )
 
 
 class _Stop(Exception):
@@ -144,18 +164,39 @@ def part_resume(world, out: Path) -> None:
 
     model, objective, cfg = train_setup(epochs=3, checkpoint_dir=str(folder))
     try:
-        train(model, objective, train_images(), config=cfg, metadata=train_metadata(),
-              augment=flip_views, random_state=5, callbacks=[stop_after_two])
+        train(
+            model,
+            objective,
+            train_images(),
+            config=cfg,
+            metadata=train_metadata(),
+            augment=flip_views,
+            random_state=5,
+            callbacks=[stop_after_two],
+        )
     except _Stop:
         pass
     model, objective, cfg = train_setup(epochs=3, checkpoint_dir=str(folder))
-    resumed = train(model, objective, train_images(), config=cfg, metadata=train_metadata(),
-                    augment=flip_views, resume_from=folder)
+    resumed = train(
+        model,
+        objective,
+        train_images(),
+        config=cfg,
+        metadata=train_metadata(),
+        augment=flip_views,
+        resume_from=folder,
+    )
     trainer_module.save_checkpoint = original
     straight, _ = run_train(epochs=3)
-    torch.save({"resumed": model.state_dict(), "straight": straight.state_dict(),
-                "epochs": list(resumed.history["epoch"]), "writes": writes},
-               out / f"resume_rank{world.rank}.pt")
+    torch.save(
+        {
+            "resumed": model.state_dict(),
+            "straight": straight.state_dict(),
+            "epochs": list(resumed.history["epoch"]),
+            "writes": writes,
+        },
+        out / f"resume_rank{world.rank}.pt",
+    )
 
 
 def part_stratifier(world, out: Path) -> None:
@@ -163,28 +204,60 @@ def part_stratifier(world, out: Path) -> None:
 
     images = train_images()
     model = Stratifier(
-        n_clusters=2, latent_dim=4, width=4, epochs=2, batch_size=8, random_state=0,
-        device="cpu", train_config={"num_threads": 1},
+        n_clusters=2,
+        latent_dim=4,
+        width=4,
+        epochs=2,
+        batch_size=8,
+        random_state=0,
+        device="cpu",
+        train_config={"num_threads": 1},
     ).fit(images)
     if distributed.is_main_process():
         model.save(out / "stratifier.joblib")
     params = torch.cat([p.detach().flatten() for p in model.model_.parameters()])
-    torch.save({"labels": model.labels_, "params": params,
-                "embedding": model.embedding_, "predict": model.predict(images[:5])},
-               out / f"stratifier_rank{world.rank}.pt")
+    torch.save(
+        {
+            "labels": model.labels_,
+            "params": params,
+            "embedding": model.embedding_,
+            "predict": model.predict(images[:5]),
+        },
+        out / f"stratifier_rank{world.rank}.pt",
+    )
 
 
 def part_cli(world, out: Path) -> None:
     from stratify.cli import main as cli
 
-    code = cli(["fit", str(out / "images.npy"), "--out", str(out / "cli_model.pt"),
-                "--epochs", "1", "--batch-size", "8", "--n-clusters", "2", "--seed", "0",
-                "--device", "cpu"])
+    code = cli(
+        [
+            "fit",
+            str(out / "images.npy"),
+            "--out",
+            str(out / "cli_model.pt"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--n-clusters",
+            "2",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
     torch.save({"code": code}, out / f"cli_rank{world.rank}.pt")
 
 
-PARTS = {"losses": part_losses, "train": part_train, "resume": part_resume,
-         "stratifier": part_stratifier, "cli": part_cli}
+PARTS = {
+    "losses": part_losses,
+    "train": part_train,
+    "resume": part_resume,
+    "stratifier": part_stratifier,
+    "cli": part_cli,
+}
 
 
 def main() -> None:

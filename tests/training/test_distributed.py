@@ -41,9 +41,20 @@ def ranks(tmp_path_factory) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone",
-         f"--nproc_per_node={WORLD}", str(WORKER), str(out)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={WORLD}",
+            str(WORKER),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (out / "log.txt").write_text(done.stdout + done.stderr)
@@ -94,12 +105,12 @@ def test_two_processes_train_like_one_on_the_global_batch(ranks):
         assert r["world_size"] == WORLD
         assert set(r["state"]) == set(reference)
         for key, value in reference.items():
-            torch.testing.assert_close(r["state"][key].double(), value.double(), rtol=0,
-                                       atol=1e-5, msg=key)
+            torch.testing.assert_close(
+                r["state"][key].double(), value.double(), rtol=0, atol=1e-5, msg=key
+            )
         # the logged terms are those of the global batches, averaged over the ranks
         for column in ("total", "reconstruction", "contrastive"):
-            np.testing.assert_allclose(r["history"][column], result.history[column],
-                                       rtol=1e-5)
+            np.testing.assert_allclose(r["history"][column], result.history[column], rtol=1e-5)
         # BatchNorm was synchronised during the fit and is plain BatchNorm afterwards
         assert "BatchNorm2d" in r["norm_types"]
         assert "GroupBatchNorm" not in r["norm_types"]
@@ -137,8 +148,15 @@ def test_resume_with_another_number_of_processes_is_refused(ranks, tmp_path):
     model, objective, config = worker.train_setup(epochs=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"written by a fit on 2 process.*runs on 1"):
-        train(model, objective, worker.train_images(), config=config,
-              metadata=worker.train_metadata(), augment=worker.flip_views, resume_from=folder)
+        train(
+            model,
+            objective,
+            worker.train_images(),
+            config=config,
+            metadata=worker.train_metadata(),
+            augment=worker.flip_views,
+            resume_from=folder,
+        )
     for key, value in before.items():
         assert torch.equal(model.state_dict()[key], value)
 
@@ -154,8 +172,9 @@ def test_stratifier_fit_under_torchrun(ranks):
     loaded = Stratifier.load(ranks / "stratifier.joblib")
     # the model written by rank 0 gives, in one process, what the ranks computed
     np.testing.assert_array_equal(loaded.predict(worker.train_images()[:5]), a["predict"])
-    np.testing.assert_allclose(loaded.transform(worker.train_images()), a["embedding"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.transform(worker.train_images()), a["embedding"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_cli_fit_under_torchrun_writes_once(ranks):

@@ -24,7 +24,11 @@ def test_vae_with_contrastive_and_metadata_kernel_on_the_cohort():
     cohort = make_cohort(96, size=16, random_state=0)
     age = cohort.metadata["age"].to_numpy(dtype=float)
     objective = build_objective(
-        reconstruction="bce", beta=0.1, contrastive="yaware", columns="age", sigma=5.0,
+        reconstruction="bce",
+        beta=0.1,
+        contrastive="yaware",
+        columns="age",
+        sigma=5.0,
         elements_per_sample=16 * 16,
     )
     model = _model("vae", (1, 16, 16))

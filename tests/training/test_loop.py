@@ -240,8 +240,13 @@ def test_multistep_schedule_matches_torchs_multisteplr_at_the_milestone_epochs()
 
 
 def test_multistep_lr_in_the_history(tiny_model, tiny_images):
-    result = _fit(tiny_model, tiny_images, epochs=8, random_state=0,
-                  config={"scheduler": "multistep", "milestones": (0.5, 0.75), "gamma": 0.5})
+    result = _fit(
+        tiny_model,
+        tiny_images,
+        epochs=8,
+        random_state=0,
+        config={"scheduler": "multistep", "milestones": (0.5, 0.75), "gamma": 0.5},
+    )
     np.testing.assert_allclose(result.history["lr"], [1e-3] * 4 + [5e-4] * 2 + [2.5e-4] * 2)
 
 
@@ -262,8 +267,15 @@ def test_restore_best_selects_on_the_val_score_without_stopping(tiny_model, tiny
     def keep(epoch, row):
         seen[epoch] = _weights(tiny_model)
 
-    result = _fit(tiny_model, tiny_images, epochs=4, random_state=0, val_score=val_score,
-                  callbacks=[keep], config={"restore_best": True})
+    result = _fit(
+        tiny_model,
+        tiny_images,
+        epochs=4,
+        random_state=0,
+        val_score=val_score,
+        callbacks=[keep],
+        config={"restore_best": True},
+    )
     assert result.best_epoch == 2 and not result.stopped_early and len(result.history) == 4
     np.testing.assert_allclose(result.history["val_score"], [0.2, 0.9, 0.5, 0.1])
     assert _same_weights(_weights(tiny_model), seen[2])

@@ -37,11 +37,14 @@ def test_inference_probe_is_the_largest_layer_output():
     assert memory.inference_bytes_per_sample(model, (1, 28, 28)) == 4 * 4 * 28 * 28
 
 
-@pytest.mark.parametrize(("per_sample", "budget", "cap", "expected"), [
-    (10.0, 1000, 256, 50),  # 1000 // (2 * 10)
-    (10.0, 10**9, 256, 256),  # capped
-    (10**9, 1000, 256, 1),  # at least one sample
-])
+@pytest.mark.parametrize(
+    ("per_sample", "budget", "cap", "expected"),
+    [
+        (10.0, 1000, 256, 50),  # 1000 // (2 * 10)
+        (10.0, 10**9, 256, 256),  # capped
+        (10**9, 1000, 256, 1),  # at least one sample
+    ],
+)
 def test_train_batch_size_rule(per_sample, budget, cap, expected):
     assert memory.train_batch_size(per_sample, budget, cap) == expected
 
@@ -74,11 +77,20 @@ def test_auto_batch_follows_the_memory_budget():
     objective = build_objective("bce", contrastive="simclr")
     per_sample = memory.step_bytes_per_sample(
         lambda m, o, x: step_loss(
-            m, o, {"x": x, "metadata": {}, "labels": None}, Plan.of(o),
-            TwoViewAugment(), torch.Generator().manual_seed(0))[0],
-        model, objective, (1, 16, 16))
-    _, ten = _fit(images, batch_size="auto",
-                  memory_budget=int(10 * memory.HEADROOM * per_sample) + 1)
+            m,
+            o,
+            {"x": x, "metadata": {}, "labels": None},
+            Plan.of(o),
+            TwoViewAugment(),
+            torch.Generator().manual_seed(0),
+        )[0],
+        model,
+        objective,
+        (1, 16, 16),
+    )
+    _, ten = _fit(
+        images, batch_size="auto", memory_budget=int(10 * memory.HEADROOM * per_sample) + 1
+    )
     assert ten.batch_size == 10
     assert len(ten.history) == 1
 
@@ -89,18 +101,28 @@ def test_an_explicit_batch_that_cannot_fit_is_refused_before_training(monkeypatc
     model = build_model("ae", (1, 16, 16), latent_dim=4, width=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     objective = build_objective("bce", contrastive="simclr")
-    with pytest.raises(ValueError, match=r"batch_size=4096: its training step needs about "
-                                         r".* but cpu has 10\.0 MiB available\. "
-                                         r"batch_size=\d+ fits"):
-        train(model, objective, images, config=TrainConfig(batch_size=4096, progress=False,
-                                                           device="cpu"))
+    with pytest.raises(
+        ValueError,
+        match=r"batch_size=4096: its training step needs about "
+        r".* but cpu has 10\.0 MiB available\. "
+        r"batch_size=\d+ fits",
+    ):
+        train(
+            model,
+            objective,
+            images,
+            config=TrainConfig(batch_size=4096, progress=False, device="cpu"),
+        )
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
 
 
 def test_batch_size_setting_is_validated():
-    with pytest.raises(TypeError, match=r"'batch_size' parameter of TrainConfig must be an int "
-                                        r"in the range \[1, inf\) or 'auto'\. Got 'big'"):
+    with pytest.raises(
+        TypeError,
+        match=r"'batch_size' parameter of TrainConfig must be an int "
+        r"in the range \[1, inf\) or 'auto'\. Got 'big'",
+    ):
         TrainConfig(batch_size="big")
     with pytest.raises(ValueError, match=r"'memory_budget' parameter of TrainConfig"):
         TrainConfig(memory_budget=0)
