@@ -97,7 +97,7 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
                     if vae is None:
                         vae = Stratifier(2, model="vae", epochs=VAE_EPOCHS, random_state=seed)
                         vae.fit(train_x)
-                    extra, source = vae.augment(
+                    extra, source = vae.perturb(
                         images, n_per_sample=N_PER_SAMPLE, random_state=seed
                     )
                     images = np.concatenate([images, extra])

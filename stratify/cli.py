@@ -461,7 +461,12 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="model file to write")
     fit.add_argument("--n-clusters", type=_int_or_auto, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
-    fit.add_argument("--clusterer", help="kmeans, gmm (default), hdbscan, agglomerative, spectral")
+    from stratify.cluster.backends import BACKENDS  # the table only: no scikit-learn import
+
+    fit.add_argument(
+        "--clusterer",
+        help=", ".join(f"{name} (default)" if name == "gmm" else name for name in BACKENDS),
+    )
     fit.add_argument(
         "--epochs",
         type=_int_or_auto,

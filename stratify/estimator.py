@@ -1,8 +1,9 @@
 """The Stratifier: learn a separable latent space from images, then cluster it into strata.
 
-``fit`` reads as a story: validate the images and metadata -> build the model and the
-objective -> train (the one loop in :mod:`stratify.training`) -> embed -> cluster -> set the
-fitted attributes.
+``fit`` reads as a story: validate the parameters, images and metadata -> build the model and
+the objective -> train (the one loop in :mod:`stratify.training`) -> embed -> cluster (the
+clustering space and its owner, :mod:`stratify.cluster`) -> set the fitted attributes.
+Persistence lives in :mod:`stratify.io`, input layouts and intensities in :mod:`stratify.data`.
 """
 
 from __future__ import annotations
@@ -19,32 +20,30 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.metrics import silhouette_score
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_is_fitted, check_random_state
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from stratify import distributed, generate, io, report
+from stratify._constraints import (
+    BOOL,
+    NONE,
+    Interval,
+    Keys,
+    Options,
+    Satisfies,
+    is_integer,
+    is_mapping,
+    module_instance,
+    validate_params,
+)
 from stratify._random import draw_seeds
-from stratify._validation import (
-    check_array_images,
-    check_batch_size,
-    check_count_or_auto,
-    check_in_range,
-    check_metadata,
-    check_option,
-    require_columns,
-)
-from stratify.cluster import BACKENDS as CLUSTER_BACKENDS
-from stratify.cluster import StrataClusterer
+from stratify.cluster import BACKENDS, StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
+from stratify.data.layout import from_channel_first, to_channel_first
+from stratify.data.metadata import training_columns
+from stratify.data.scaling import IntensityScaler
 from stratify.data.vector_augment import VectorAugment
-from stratify.losses import (
-    LABELS,
-    Objective,
-    SelfTraining,
-    SupCon,
-    build_objective,
-)
+from stratify.losses import LABELS, Objective, SelfTraining, SupCon, build_objective
 from stratify.losses.functional import kl_per_dimension
 from stratify.losses.registry import distance_columns, regularizer_from_spec
 from stratify.models import build_model
@@ -56,14 +55,29 @@ from stratify.training.config import auto_epochs
 __all__ = ["Stratifier"]
 
 
-def _encode_column(series: pd.Series) -> np.ndarray:
-    """Metadata column -> float64 (N,): numbers as they are, categories as codes, NaN missing."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype(float).to_numpy()
-    if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    codes, _ = pd.factorize(series, sort=True)
-    return np.where(codes < 0, np.nan, codes).astype(np.float64)
+def _is_random_state(value: Any) -> bool:
+    try:
+        check_random_state(value)
+    except ValueError:
+        return False
+    return not isinstance(value, bool)
+
+
+def _is_shape(value: Any) -> bool:
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) in (3, 4)
+        and all(is_integer(v) and v >= 1 for v in value)
+    )
+
+
+def _is_augmentation(value: Any) -> bool:
+    return isinstance(value, AugmentParams) or callable(value)
+
+
+_POSITIVE_INT = [Interval(int, 1, closed="left")]
+_NON_NEGATIVE = [Interval(float, 0, closed="left")]
+_POSITIVE = [Interval(float, 0, closed="neither")]
 
 
 class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -85,8 +99,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         Number of halvings of the default encoder; None chooses it from the image size.
     encoder : torch.nn.Module or None, default=None
         Your own encoder mapping images (N, C, *S) to features (N, F); deep-copied in ``fit``
-        (yours is never modified). A custom encoder has no decoder, so use
-        ``reconstruction=None`` with it and no generation is possible.
+        (yours is never modified). Without ``decoder`` it has no decoder: use
+        ``reconstruction=None`` with it, and no generation is possible.
+    decoder : torch.nn.Module or None, default=None
+        Your own decoder mapping latents (N, latent_dim) to image logits (N, C, *S), with
+        ``encoder``; deep-copied in ``fit``. With both, reconstruction and generation work
+        as with the default networks.
     reconstruction : {"bce", "mse"} or None, default="bce"
     beta : float, default=1.0
         Weight of the KL in the VAE's negative beta-ELBO (ignored for ``model="ae"``):
@@ -122,12 +140,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     manifold : {"auto", "umap"} or None, default="auto"
         The manifold step between latents and clusterer (N2D: UMAP with ``min_dist=0`` to
         ``manifold_dim`` dimensions, then the clusterer). New patients are placed on the
-        manifold by UMAP's fuzzy-neighbour rule (:mod:`stratify.manifold`). "auto" (the
-        default) clusters the latents and the manifold three times each with different seeds
-        and keeps the space whose strata agree best across the runs (its medoid run; see
-        :class:`~stratify.cluster.StrataClusterer`): the manifold step wins on the MNIST test
-        set and loses badly on small cohorts, and the choice is made without labels (README,
-        "The default recipe"). "umap" always uses it; None clusters the latents directly.
+        manifold by UMAP's fuzzy-neighbour rule (:mod:`stratify.cluster.manifold`). "auto"
+        (the default) clusters the latents and the manifold three times each with different
+        seeds and keeps the space whose strata agree best across the runs, its medoid run
+        (:mod:`stratify.cluster.selection`; README, "The default recipe"). "umap" always
+        uses it; None clusters the latents directly.
     manifold_dim : int, default=10
         Dimension of the manifold.
     self_training_epochs : int, default=0
@@ -145,8 +162,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         manifold coordinates are never whitened. For the default GMM this changes only where
         its k-means initialisation starts. ``"auto"``: whiten when there are at least 10
         training images per latent dimension per stratum (N >= 10 x latent_dim x
-        n_clusters), below which whitening let chance structure steer the strata; chosen by
-        measurement (README, "The default recipe").
+        n_clusters; :mod:`stratify.cluster.whitening`).
     epochs : int or "auto", default="auto"
         Training epochs. ``"auto"``: ``ceil(256,000 / N)`` for N training images, i.e. about
         256,000 samples seen (1,000 steps of 256) whatever the dataset size
@@ -226,7 +242,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         (uint16 / 12-bit, floats). New images are mapped the same way, and refused when they
         cannot be on that scale (images rescaled to [0, 1] for a model fitted on a larger
         scale; a larger bit depth than in training); values slightly outside it are clipped
-        with a warning.
+        with a warning (``scaler_``, :class:`~stratify.data.scaling.IntensityScaler`).
     """
 
     def __init__(
@@ -238,6 +254,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         width: int = 16,
         depth: int | None = None,
         encoder: torch.nn.Module | None = None,
+        decoder: torch.nn.Module | None = None,
         reconstruction: str | None = "bce",
         beta: float = 1.0,
         kl_warmup: float = 5.0,
@@ -270,6 +287,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.width = width
         self.depth = depth
         self.encoder = encoder
+        self.decoder = decoder
         self.reconstruction = reconstruction
         self.beta = beta
         self.kl_warmup = kl_warmup
@@ -296,128 +314,162 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ input handling
-    def _images(self, X: Any, *, reset: bool) -> np.ndarray:
-        """Any accepted input -> (N, C, *S) array, uint8 or float32 scaled to [0, 1].
+    #: One constraint list per parameter, checked by :func:`stratify._constraints.
+    #: validate_params` in ``fit`` before any work (the cross-parameter rules follow it).
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "n_clusters": [Interval(int, 2, closed="left"), Options({"auto"})],
+        "model": [Options({"ae", "vae"})],
+        "latent_dim": _POSITIVE_INT,
+        "width": _POSITIVE_INT,
+        "depth": [*_POSITIVE_INT, NONE],
+        "encoder": [module_instance("torch.nn.Module"), NONE],
+        "decoder": [module_instance("torch.nn.Module"), NONE],
+        "reconstruction": [Options({"bce", "mse"}), NONE],
+        "beta": _NON_NEGATIVE,
+        "kl_warmup": _NON_NEGATIVE,
+        "free_bits": _NON_NEGATIVE,
+        "contrastive": [Options({"simclr", "supcon"}), NONE],
+        "temperature": _POSITIVE,
+        "contrastive_weight": _NON_NEGATIVE,
+        "regularizers": [Satisfies(is_mapping, "a mapping of names to terms", bad=([1],)), NONE],
+        "augmentation": [
+            Satisfies(_is_augmentation, "an AugmentParams or a callable", bad=(1,)),
+            NONE,
+        ],
+        "clusterer": [
+            Keys(BACKENDS),
+            Satisfies(
+                lambda v: not isinstance(v, str) and hasattr(v, "fit"),
+                "a clusterer with a fit method",
+                bad=(object(),),
+            ),
+        ],
+        "manifold": [Options({"umap", "auto"}), NONE],
+        "manifold_dim": _POSITIVE_INT,
+        "self_training_epochs": [Interval(int, 0, closed="left")],
+        "self_training_weight": _POSITIVE,
+        "normalize": [BOOL],
+        "whiten": [Options({True, False, "auto"})],
+        "epochs": [*_POSITIVE_INT, Options({"auto"})],
+        "batch_size": [*_POSITIVE_INT, Options({"auto"})],
+        "lr": _POSITIVE,
+        "train_config": [
+            Satisfies(is_mapping, "a mapping of TrainConfig fields", bad=([1],)),
+            NONE,
+        ],
+        "resume": [BOOL],
+        "image_shape": [
+            Satisfies(
+                _is_shape,
+                "a tuple (C, H, W) or (C, D, H, W) of positive ints",
+                bad=((1, 28), (1, 0, 28)),
+            ),
+            NONE,
+        ],
+        "device": [Satisfies(lambda v: isinstance(v, str), "a str", bad=(0,))],
+        "random_state": [
+            Satisfies(_is_random_state, "an int, a numpy RandomState", bad=("seed", 1.5)),
+            NONE,
+        ],
+        "verbose": [BOOL],
+    }
 
-        Flattened input without ``image_shape`` is a set of feature vectors: it becomes
-        (N, F, 1, 1) and gets an MLP encoder (see :mod:`stratify.models.mlp`).
-        """
-        if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
-            items = [X[i] for i in range(len(X))]  # type: ignore[arg-type]
-            items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
-            X = torch.stack([torch.as_tensor(np.asarray(item)) for item in items])
-        elif not isinstance(X, (np.ndarray, torch.Tensor)):
-            # lists, sparse matrices, array-likes: scikit-learn's checks and messages
-            X = check_array(X, allow_nd=True, dtype=None, ensure_all_finite=False)
-        if getattr(X, "ndim", None) == 2 and self.image_shape is None:
-            X = check_array(
-                np.asarray(X) if isinstance(X, torch.Tensor) else X,
-                dtype=[np.float64, np.float32, np.uint8],
-                ensure_min_samples=2 if reset else 1,
-            )
-        if getattr(X, "ndim", None) == 1:
+    def _validate_params(self) -> None:
+        """The constraint table, then the rules that tie parameters together."""
+        validate_params(self, self._parameter_constraints)
+        self._validate_train_config()
+        if self.resume and not (self.train_config or {}).get("checkpoint_dir"):
             raise ValueError(
-                f"Expected a 2D or higher array, got a 1D array of shape {X.shape}. Reshape your "
-                "data with X.reshape(1, -1) for one sample of features."
+                "Expected train_config={'checkpoint_dir': ...} naming the checkpoint folder "
+                "with resume=True, got no checkpoint_dir."
             )
-        X = check_array_images(
-            X, ndims=(2, 3, 4, 5), layout="(N, F), (N, H, W), (N, C, H, W) or (N, C, D, H, W)"
-        )
-        input_ndim = X.ndim
-        if X.ndim == 2 and not reset and X.shape[1] != self.n_features_in_:
+        if self.decoder is not None and self.encoder is None:
             raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                "Expected decoder only together with a custom encoder, got decoder without encoder."
             )
-        if X.ndim == 2:
-            shape = self.image_shape if reset else self.image_shape_
-            shape = (X.shape[1], 1, 1) if shape is None else tuple(int(s) for s in shape)
-            if int(np.prod(shape)) != X.shape[1]:
-                raise ValueError(
-                    f"Expected {int(np.prod(shape))} values per sample for image_shape="
-                    f"{shape}, got {X.shape[1]}."
-                )
-            X = X.reshape(len(X), *shape)
-        elif X.ndim == 3:
-            X = X[:, None]
+        if self.encoder is not None and self.decoder is None and self.reconstruction is not None:
+            raise ValueError(
+                "Expected reconstruction=None with a custom encoder and no decoder, got "
+                f"reconstruction={self.reconstruction!r}. Pass decoder= to reconstruct."
+            )
+        if self.reconstruction is None and self.contrastive is None and not self.regularizers:
+            raise ValueError(
+                "Expected at least one loss term, got reconstruction=None, contrastive=None "
+                "and no regularizers."
+            )
+
+    def _validate_train_config(self) -> None:
+        """``train_config`` and the training parameters make a valid TrainConfig."""
+        owner = type(self).__name__
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(self.train_config or {}) - fields)
+        if unknown:
+            raise ValueError(
+                f"The 'train_config' parameter of {owner} has unknown field(s) {unknown}; "
+                f"TrainConfig fields are {sorted(fields)}."
+            )
+        try:
+            self._train_config()
+        except (TypeError, ValueError) as error:
+            raise type(error)(
+                f"Invalid training settings of {owner} (train_config, device, ...): {error}"
+            ) from None
+
+    # ------------------------------------------------------------------ input handling
+    @property
+    def _vectors(self) -> bool:
+        """Whether flattened input is feature vectors (no ``image_shape``)."""
+        return self.image_shape is None
+
+    def _images(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Any accepted input -> (N, C, *S), uint8 or float32 scaled to [0, 1]
+        (:mod:`stratify.data.layout`, :class:`~stratify.data.scaling.IntensityScaler`)."""
         if reset:
+            X, input_ndim = to_channel_first(
+                X, self.image_shape, vectors=self._vectors, min_samples=2
+            )
             if len(X) < 2:
                 raise ValueError(f"Expected at least 2 samples to fit strata, got {len(X)} sample.")
             self.image_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.image_shape_))
             self._input_ndim = input_ndim
-            if X.dtype == np.uint8:
-                self.data_range_ = (0.0, 255.0)
-            else:
-                low, high = float(X.min()), float(X.max())
-                self.data_range_ = (low, high if high > low else low + 1.0)
-        elif X.shape[1:] != self.image_shape_:
+            self.scaler_ = IntensityScaler().fit(X)
+            return self.scaler_.transform(X)
+        X, _ = to_channel_first(
+            X, self.image_shape_, vectors=self._vectors, n_features=self.n_features_in_
+        )
+        if X.shape[1:] != self.image_shape_:
             raise ValueError(
                 f"Expected images of shape {self.image_shape_} per sample, as in fit, got "
                 f"{tuple(X.shape[1:])}."
             )
-        else:
-            self._check_scale(X)
-        if X.dtype == np.uint8:
-            return X
-        low, high = self.data_range_
-        return np.clip((X.astype(np.float32) - low) / (high - low), 0.0, 1.0)
-
-    def _check_scale(self, X: np.ndarray) -> None:
-        """Refuse new images that cannot be on the training intensity scale (``data_range_``).
-
-        Two mistakes would otherwise give wrong strata without a word: images rescaled to
-        [0, 1] handed to a model fitted on a larger scale (uint8 0-255, 12-bit, ...), and
-        images on a larger scale (12-bit in uint16) handed to a model fitted on a smaller
-        one. Values a little outside the training range (a brighter scan) are clipped with a
-        warning that gives the numbers.
-        """
-        if (X.dtype == np.uint8 and self.data_range_ == (0.0, 255.0)) or X.size == 0:
-            return
-        low, high = self.data_range_
-        span = high - low
-        new_low, new_high = float(X.min()), float(X.max())
-        trained = f"[{low:g}, {high:g}]" + (" (uint8)" if (low, high) == (0.0, 255.0) else "")
-        got = f"{X.dtype} values in [{new_low:g}, {new_high:g}]"
-        if high >= 2.0 and 0.0 < new_high <= 1.0 and new_low >= 0.0:
-            raise ValueError(
-                f"This model was fitted on intensities in {trained}; got {got}, which looks "
-                f"like images rescaled to [0, 1]. Pass them on the training scale (e.g. "
-                f"multiplied by {high:g}, or the original uint8 / integer images)."
-            )
-        if X.dtype == np.uint8 and high > 1.5 * 255:
-            raise ValueError(
-                f"This model was fitted on intensities in {trained}; got uint8 images, whose "
-                "0-255 scale cannot be the training scale. Pass images with the training "
-                "bit depth."
-            )
-        if new_high > high + span or new_low < low - span:
-            raise ValueError(
-                f"This model was fitted on intensities in {trained}; got {got}, which cannot "
-                "be on the same scale (more than one training range outside it). Map them as "
-                "the training images were mapped (same dtype and bit depth)."
-            )
-        if new_high > high + 0.05 * span or new_low < low - 0.05 * span:
-            warnings.warn(
-                f"New images have {got}, outside the training intensities {trained}; values "
-                "outside are clipped to it. Check that they were mapped as the training "
-                "images were.",
-                UserWarning,
-                stacklevel=3,
-            )
+        return self.scaler_.transform(X)
 
     @property
-    def _vectors(self) -> bool:
-        """Whether the fitted input is feature vectors (flattened, no image_shape)."""
-        return self._input_ndim == 2 and self.image_shape is None
+    def data_range_(self) -> tuple[float, float]:
+        """Intensities mapped to [0, 1] (see the class docstring)."""
+        check_is_fitted(self)
+        return self.scaler_.data_range_
 
+    def check_images(self, X: Any) -> np.ndarray:
+        """New images as the network takes them: (M, C, *S), checked against the fitted
+        image shape and intensity scale (uint8 kept, floats rescaled to [0, 1])."""
+        check_is_fitted(self)
+        return self._images(X, reset=False)
+
+    def to_input_layout(self, images: np.ndarray) -> np.ndarray:
+        """Decoded images (M, C, *S) in [0, 1] -> the dtype range and layout of the fitted
+        inputs (uint8 0-255 or the float range seen in ``fit``; (M, H, W) or (M, F) if the
+        inputs had that layout)."""
+        return from_channel_first(self.scaler_.inverse_transform(images), self._input_ndim)
+
+    # ------------------------------------------------------------------------- building
     def _build_network(self, seed: int) -> torch.nn.Module:
         """The untrained network for ``image_shape_``, initialised from ``seed``."""
         with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
             torch.manual_seed(seed)
-            encoder, decoder = copy.deepcopy(self.encoder), None
-            if encoder is None and self._vectors:
+            encoder, decoder = copy.deepcopy(self.encoder), copy.deepcopy(self.decoder)
+            if encoder is None and self._input_ndim == 2 and self._vectors:
                 hidden = max(32, 4 * self.width)
                 encoder = MLPEncoder(self.n_features_in_, hidden)
                 decoder = MLPDecoder(self.latent_dim, self.n_features_in_, hidden)
@@ -431,160 +483,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
                 decoder=decoder,
             )
 
-    def _metadata_columns(self, metadata: Any, n: int, y: Any) -> tuple[dict, np.ndarray | None]:
-        """Check ``y`` and ``metadata`` against the N images (always, even when no term reads
-        them) and return the metadata columns and label codes the objective reads."""
-        needed = [c for c in self.objective_.metadata_columns if c != LABELS]
-        labels = None
-        if y is not None:
-            y = np.asarray(y)
-            if y.ndim == 2 and y.shape[1] == 1:  # MedMNIST's (N, 1) label column
-                y = y[:, 0]
-            if y.shape != (n,):
-                raise ValueError(
-                    f"Expected y of shape ({n},), one label per image, got shape {y.shape}."
-                )
-        if metadata is not None:
-            check_metadata(metadata, n)
-        if self.objective_.uses_labels:
-            if y is None:
-                raise ValueError(
-                    "Expected y: the objective has a term on 'labels' (supcon), got y=None."
-                )
-            labels = _encode_column(pd.Series(y))
-        if not needed:
-            return {}, labels
-        if metadata is None:
-            raise ValueError(
-                f"Expected metadata with the columns {needed} that the regularizers use, got "
-                "metadata=None."
-            )
-        require_columns(needed, metadata.columns, name="metadata", reader="the regularizers")
-        for column in sorted(distance_columns(self.objective_)):
-            series = metadata[column]
-            if not pd.api.types.is_numeric_dtype(series) or isinstance(
-                series.dtype, pd.CategoricalDtype
-            ):
-                raise TypeError(
-                    f"Expected a numeric metadata column {column!r} for a distance kernel "
-                    f"(y-Aware, WSP position), got dtype {series.dtype}. Use kind 'supcon' or "
-                    "'clinical' (equality of values) for a categorical column."
-                )
-        return {c: _encode_column(metadata[c].reset_index(drop=True)) for c in needed}, labels
-
-    # ------------------------------------------------------------------------- building
-    #: Declarative constraints of the scalar parameters, all checked in ``fit`` before any
-    #: work, with messages that name the Stratifier parameter: name -> (type, low, closed).
-    _RANGES: ClassVar[dict[str, tuple[type, float, str]]] = {
-        "latent_dim": (int, 1, "left"),
-        "width": (int, 1, "left"),
-        "temperature": (float, 0, "neither"),
-        "beta": (float, 0, "left"),
-        "kl_warmup": (float, 0, "left"),
-        "free_bits": (float, 0, "left"),
-        "contrastive_weight": (float, 0, "left"),
-        "self_training_epochs": (int, 0, "left"),
-        "self_training_weight": (float, 0, "neither"),
-        "manifold_dim": (int, 1, "left"),
-        "lr": (float, 0, "neither"),
-    }
-    #: Parameters with a fixed set of values.
-    _OPTIONS: ClassVar[dict[str, set]] = {
-        "model": {"ae", "vae"},
-        "reconstruction": {"bce", "mse", None},
-        "contrastive": {"simclr", "supcon", None},
-        "manifold": {"umap", "auto", None},
-        "resume": {True, False},
-        "normalize": {True, False},
-        "whiten": {True, False, "auto"},
-        "verbose": {True, False},
-    }
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        for name, options in self._OPTIONS.items():
-            check_option(getattr(self, name), name, owner, options)
-        for name, (kind, low, closed) in self._RANGES.items():
-            check_in_range(getattr(self, name), name, owner, kind=kind, low=low, closed=closed)
-        if self.depth is not None:
-            check_in_range(self.depth, "depth", owner, kind=int, low=1)
-        check_batch_size(self.batch_size, owner)
-        check_count_or_auto(self.epochs, "epochs", owner)
-        try:
-            check_random_state(self.random_state)
-        except ValueError:
-            raise ValueError(
-                f"The 'random_state' parameter of {owner} must be None, an int or a numpy "
-                f"RandomState. Got {self.random_state!r} instead."
-            ) from None
-        if self.image_shape is not None and not (
-            isinstance(self.image_shape, (tuple, list))
-            and len(self.image_shape) in (3, 4)
-            and all(isinstance(v, (int, np.integer)) and v >= 1 for v in self.image_shape)
-        ):
-            raise ValueError(
-                f"The 'image_shape' parameter of {owner} must be None or a tuple (C, H, W) or "
-                f"(C, D, H, W) of positive ints. Got {self.image_shape!r} instead."
-            )
-        self._validate_train_config(owner)
-        if self.resume and not (self.train_config or {}).get("checkpoint_dir"):
-            raise ValueError(
-                "Expected train_config={'checkpoint_dir': ...} naming the checkpoint folder "
-                "with resume=True, got no checkpoint_dir."
-            )
-        if self.n_clusters != "auto":
-            check_in_range(self.n_clusters, "n_clusters", owner, kind=int, low=2)
-        if isinstance(self.clusterer, str):
-            check_option(self.clusterer, "clusterer", owner, set(CLUSTER_BACKENDS))
-        if self.encoder is not None and not isinstance(self.encoder, torch.nn.Module):
-            raise TypeError(
-                f"The 'encoder' parameter of {owner} must be a torch.nn.Module or None. Got "
-                f"{type(self.encoder).__name__} instead."
-            )
-        if self.encoder is not None and self.reconstruction is not None:
-            raise ValueError(
-                "Expected reconstruction=None with a custom encoder (it has no decoder), got "
-                f"reconstruction={self.reconstruction!r}."
-            )
-        if self.reconstruction is None and self.contrastive is None and not self.regularizers:
-            raise ValueError(
-                "Expected at least one loss term, got reconstruction=None, contrastive=None "
-                "and no regularizers."
-            )
-        if self.regularizers is not None and not isinstance(self.regularizers, Mapping):
-            raise TypeError(
-                f"The 'regularizers' parameter of {owner} must be a mapping of names to terms "
-                f"or None. Got {type(self.regularizers).__name__} instead."
-            )
-
-    def _validate_train_config(self, owner: str) -> None:
-        """``train_config`` and the training parameters make a valid TrainConfig."""
-        config = self.train_config
-        if config is not None and not isinstance(config, Mapping):
-            raise TypeError(
-                f"The 'train_config' parameter of {owner} must be a mapping of "
-                f"TrainConfig fields or None. Got {type(config).__name__} instead."
-            )
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(config or {}) - fields)
-        if unknown:
-            raise ValueError(
-                f"The 'train_config' parameter of {owner} has unknown field(s) {unknown}; "
-                f"TrainConfig fields are {sorted(fields)}."
-            )
-        try:
-            self._train_config()
-        except (TypeError, ValueError) as error:
-            raise type(error)(
-                f"Invalid training settings of {owner} (train_config, device, ...): {error}"
-            ) from None
-
-    def _build_objective(self) -> Any:
+    def _build_objective(self) -> Objective:
         regularizers = {
             name: regularizer_from_spec(name, spec, self.temperature)
             for name, spec in (self.regularizers or {}).items()
         }
-        contrastive = self.contrastive
+        contrastive: Any = self.contrastive
         if contrastive == "supcon":
             contrastive = SupCon(LABELS, temperature=self.temperature)
         return build_objective(
@@ -600,16 +504,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         )
 
     def _build_augment(self) -> Any:
-        if self.augmentation is None:
-            return VectorAugment() if self._vectors else TwoViewAugment()
         if isinstance(self.augmentation, AugmentParams):
             return TwoViewAugment(self.augmentation)
-        if callable(self.augmentation):
+        if self.augmentation is not None:
             return self.augmentation
-        raise TypeError(
-            "The 'augmentation' parameter of Stratifier must be None, an AugmentParams or a "
-            f"callable. Got {type(self.augmentation).__name__} instead."
-        )
+        return VectorAugment() if self._input_ndim == 2 and self._vectors else TwoViewAugment()
 
     def _train_config(self, n_samples: int = 1) -> TrainConfig:
         """The representation stage's settings for ``n_samples`` training images (which
@@ -624,12 +523,17 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         options.update(dict(self.train_config or {}))
         return TrainConfig(**options)
 
-    def _latents_for_clustering(self, latents: np.ndarray) -> np.ndarray:
-        latents = latents.astype(np.float64)
-        if self.normalize:
-            norms = np.linalg.norm(latents, axis=1, keepdims=True)
-            latents = latents / np.maximum(norms, 1e-12)
-        return latents
+    def _new_clusterer(self, seed: int) -> StrataClusterer:
+        """The clusterer of the strata: the clustering space's one owner."""
+        return StrataClusterer(
+            self.clusterer,
+            self.n_clusters,
+            normalize=self.normalize,
+            manifold=self.manifold,
+            manifold_dim=self.manifold_dim,
+            whiten=self.whiten,
+            random_state=seed,
+        )
 
     # ---------------------------------------------------------------------- public API
     def fit(self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None) -> Stratifier:
@@ -652,7 +556,14 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         images = self._images(X, reset=True)
         self.objective_ = self._build_objective()
-        columns, labels = self._metadata_columns(metadata, len(images), y)
+        columns, labels = training_columns(
+            metadata,
+            y,
+            len(images),
+            needed=[c for c in self.objective_.metadata_columns if c != LABELS],
+            distance=distance_columns(self.objective_),
+            uses_labels=self.objective_.uses_labels,
+        )
         model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
 
         self._model_seed = model_seed
@@ -825,21 +736,14 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         manifold_embedding: np.ndarray | None = None,
         manifold_selection: pd.DataFrame | None = None,
     ) -> None:
-        """Cluster ``embedding_`` (the one place fit, recluster and load do it).
+        """Cluster ``embedding_`` (the one place fit and recluster do it).
 
         ``manifold_embedding``: manifold coordinates of ``embedding_`` from an earlier fit, so
         that UMAP does not run again; ``manifold_selection``: that fit's choice of
-        ``manifold="auto"`` (load fits only the chosen run again).
+        ``manifold="auto"``.
         """
-        self.clusterer_ = StrataClusterer(
-            self.clusterer,
-            self.n_clusters,
-            manifold=self.manifold,
-            manifold_dim=self.manifold_dim,
-            whiten=self.whiten,
-            random_state=self._cluster_seed,
-        ).fit(
-            self._latents_for_clustering(self.embedding_),
+        self.clusterer_ = self._new_clusterer(self._cluster_seed).fit(
+            self.embedding_,
             manifold_embedding=manifold_embedding,
             manifold_selection=manifold_selection,
         )
@@ -853,6 +757,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return None if manifold is None else manifold.embedding_
 
     def _set_cluster_attributes(self) -> None:
+        """Mirror the clusterer's fitted strata as the estimator's own attributes."""
         self.labels_ = self.clusterer_.labels_
         self.n_clusters_ = self.clusterer_.n_clusters_
         for name in (
@@ -876,30 +781,6 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             self.model_, self.image_shape_, budget or memory.default_budget(device)
         )
 
-    def check_images(self, X: Any) -> np.ndarray:
-        """New images as the network takes them: (M, C, *S), checked against the fitted
-        image shape and intensity scale (uint8 kept, floats rescaled to [0, 1])."""
-        check_is_fitted(self)
-        return self._images(X, reset=False)
-
-    def to_input_layout(self, images: np.ndarray) -> np.ndarray:
-        """Decoded images (M, C, *S) in [0, 1] -> the dtype range and layout of the fitted
-        inputs (uint8 0-255 or the float range seen in ``fit``; (M, H, W) or (M, F) if the
-        inputs had that layout)."""
-        low, high = self.data_range_
-        if (low, high) == (0.0, 255.0):
-            out = np.rint(images * 255).astype(np.uint8)
-        else:
-            out = (low + images * (high - low)).astype(np.float32)
-        if self._input_ndim == 2:
-            return out.reshape(len(out), -1)
-        if self._input_ndim == 3:
-            return out[:, 0]
-        return out
-
-    def _embed(self, images: np.ndarray) -> np.ndarray:
-        return embed(self.model_, images, batch_size=self.embed_batch_size_)
-
     def _embed_training(self, images: np.ndarray) -> None:
         """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
         ``active_units_``."""
@@ -913,14 +794,15 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             return
         self.embedding_std_ = np.exp(0.5 * logvar).astype(np.float32)
         kl = kl_per_dimension(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double())
-        self._set_posterior_summary(kl.numpy())
+        self.set_posterior_summary(kl.numpy())
 
-    def _set_posterior_summary(self, kl_per_dim: np.ndarray) -> None:
-        """``kl_per_dim_`` as given; ``active_units_`` from the variance of ``embedding_``."""
+    def set_posterior_summary(self, kl_per_dim: np.ndarray) -> None:
+        """Set ``kl_per_dim_`` as given and ``active_units_`` from ``embedding_`` (VAE)."""
         self.kl_per_dim_ = np.asarray(kl_per_dim, dtype=np.float64)
         variance = self.embedding_.astype(np.float64).var(axis=0)
         self.active_units_ = int((variance > ACTIVE_UNIT_THRESHOLD).sum())
 
+    # ---------------------------------------------------- the clustering space, through it
     def transform(self, X: Any) -> np.ndarray:
         """Latent means of new images.
 
@@ -929,7 +811,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         numpy.ndarray of float32, shape (M, latent_dim)
         """
         check_is_fitted(self)
-        return self._embed(self._images(X, reset=False))
+        return embed(self.model_, self._images(X, reset=False), batch_size=self.embed_batch_size_)
 
     def predict(self, X: Any) -> np.ndarray:
         """Assign new patients to the fitted strata (``-1`` = HDBSCAN noise).
@@ -938,12 +820,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         numpy.ndarray of int, shape (M,)
         """
-        check_is_fitted(self)
-        return self.clusterer_.predict(self._latents_for_clustering(self.transform(X)))
+        return self.clusterer_.predict(self.transform(X))
 
     def clustered_space(self, X: Any = None) -> np.ndarray:
-        """Coordinates in which the strata are defined: the (normalised) latents, or their
-        manifold coordinates when the manifold step is used.
+        """Coordinates in which the strata are defined (``clusterer_.transform_space``): the
+        normalised (whitened) latents, or their manifold coordinates.
 
         Parameters
         ----------
@@ -955,8 +836,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         numpy.ndarray, shape (M, latent_dim) or (M, manifold_dim)
         """
         check_is_fitted(self)
-        latents = self.embedding_ if X is None else self.transform(X)
-        return self.clusterer_.transform_space(self._latents_for_clustering(latents))
+        return self.clusterer_.transform_space(self.embedding_ if X is None else self.transform(X))
 
     def _clusterer_has_proba(self) -> bool:
         check_is_fitted(self)
@@ -965,7 +845,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     @available_if(_clusterer_has_proba)
     def predict_proba(self, X: Any) -> np.ndarray:
         """Soft memberships (M, n_clusters_) for the GMM and HDBSCAN backends."""
-        return self.clusterer_.predict_proba(self._latents_for_clustering(self.transform(X)))
+        return self.clusterer_.predict_proba(self.transform(X))
 
     def fit_predict(
         self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None
@@ -974,17 +854,13 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return self.fit(X, y, metadata=metadata).labels_
 
     def score(self, X: Any, y: Any = None) -> float:
-        """Mean silhouette of the strata assigned to ``X`` in the clustering space.
+        """Mean silhouette of the strata ``predict(X)`` assigns, in ``clustered_space(X)``.
 
         Higher is better (in [-1, 1]); NaN when fewer than two strata are assigned or every
         sample is in its own stratum. ``y`` is ignored.
         """
-        latents = self._latents_for_clustering(self.transform(X))
-        labels = self.clusterer_.predict(latents)
-        kept = labels != -1
-        if not 2 <= len(np.unique(labels[kept])) < kept.sum():
-            return float("nan")
-        return float(silhouette_score(latents[kept], labels[kept]))
+        check_is_fitted(self)
+        return self.clusterer_.score(self.transform(X))
 
     # ------------------------------------------------------------- generation, reports, io
     def sample(self, n: int, cluster: int | None = None, random_state: Any = None) -> np.ndarray:
@@ -994,14 +870,24 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         return generate.sample(self, n, cluster=cluster, random_state=random_state)
 
-    def augment(
+    def perturb(
         self, X: Any, n_per_sample: int = 1, scale: float = 0.5, random_state: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decoded perturbations of each image and the index of its source.
 
-        See :func:`stratify.generate.augment`.
+        See :func:`stratify.generate.perturb`.
         """
-        return generate.augment(self, X, n_per_sample, scale, random_state)
+        return generate.perturb(self, X, n_per_sample, scale, random_state)
+
+    def augment(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Deprecated alias of :meth:`perturb` (the name clashed with ``augmentation``)."""
+        warnings.warn(
+            "Stratifier.augment was renamed perturb (it clashed with the augmentation "
+            "parameter); augment will be removed in a later release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.perturb(*args, **kwargs)
 
     def generation_quality(
         self, X: Any, n_per_stratum: int = 100, random_state: Any = None
@@ -1067,43 +953,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             terms, augmentation callable): use ``joblib.dump`` for such an estimator.
         """
         check_is_fitted(self)
-        params = self.get_params(deep=False)
-        if dataclasses.is_dataclass(params.get("augmentation")):
-            params["augmentation"] = {"AugmentParams": dataclasses.asdict(params["augmentation"])}
-        return io.write(path, params, self.model_.state_dict(), self._fitted_state())
-
-    def _fitted_state(self) -> dict[str, Any]:
-        """The fitted attributes as tensors and plain values (what :meth:`load` restores)."""
-
-        def tensor(array: Any) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(array))
-
-        manifold = self.manifold_embedding_
-        return {
-            "image_shape_": list(self.image_shape_),
-            "input_ndim": int(self._input_ndim),
-            "data_range_": [float(v) for v in self.data_range_],
-            "embedding_": tensor(self.embedding_),
-            "labels_": tensor(np.asarray(self.labels_, dtype=np.int64)),
-            "cluster_seed": int(self._cluster_seed),
-            "manifold_embedding_": None if manifold is None else tensor(manifold),
-            "manifold_selection_": None
-            if not hasattr(self, "manifold_selection_")
-            else {
-                "manifold": [str(v) for v in self.manifold_selection_["manifold"]],
-                "stability": [float(v) for v in self.manifold_selection_["stability"]],
-                "seed": [int(v) for v in self.manifold_selection_["seed"]],
-                "selected": [bool(v) for v in self.manifold_selection_["selected"]],
-            },
-            "model_seed": int(self._model_seed),
-            "kl_per_dim_": tensor(self.kl_per_dim_) if hasattr(self, "kl_per_dim_") else None,
-            "embedding_std_": tensor(self.embedding_std_)
-            if hasattr(self, "embedding_std_")
-            else None,
-            "history_": {c: self.history_[c].tolist() for c in self.history_.columns},
-            "batch_size_": int(getattr(self, "batch_size_", 0)),
-            "epochs_": int(getattr(self, "epochs_", 0)),
-        }
+        return io.save_stratifier(self, path)
 
     @classmethod
     def load(cls, path: Any) -> Stratifier:
@@ -1120,48 +970,4 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             If the file is truncated, corrupted, not a stratify file, from a newer format,
             or its clustering cannot be restored exactly.
         """
-        params, model_state, fitted = io.read(path)
-        # files from before the whiten parameter clustered the latents unwhitened
-        params.setdefault("whiten", False)
-        spec = params.get("augmentation")
-        if isinstance(spec, dict) and "AugmentParams" in spec:
-            fields = {
-                k: tuple(v) if isinstance(v, list) else v for k, v in spec["AugmentParams"].items()
-            }
-            params["augmentation"] = AugmentParams(**fields)
-        estimator = cls(**params)
-        estimator._restore(model_state, fitted)
-        if not np.array_equal(estimator.labels_, fitted["labels_"].numpy()):
-            raise ValueError(
-                f"Could not restore the clustering of {path} exactly: refitting on the stored "
-                "latents gave other labels (different scikit-learn or hdbscan version?)."
-            )
-        return estimator
-
-    def _restore(self, model_state: dict[str, Any], fitted: dict[str, Any]) -> None:
-        """Set the fitted attributes from :meth:`_fitted_state`'s output and the weights."""
-        self.image_shape_ = tuple(fitted["image_shape_"])
-        self.n_features_in_ = int(np.prod(self.image_shape_))
-        self._input_ndim = fitted["input_ndim"]
-        self.data_range_ = tuple(fitted["data_range_"])
-        self.objective_ = self._build_objective()
-        self._model_seed = fitted["model_seed"]
-        model = self._build_network(self._model_seed)
-        model.load_state_dict(model_state)
-        self.model_ = model.eval()
-        self.embedding_ = fitted["embedding_"].numpy()
-        self.history_ = pd.DataFrame(fitted["history_"])
-        self._cluster_seed = fitted["cluster_seed"]
-        if fitted.get("batch_size_"):
-            self.batch_size_ = int(fitted["batch_size_"])
-        if fitted.get("epochs_"):
-            self.epochs_ = int(fitted["epochs_"])
-        if fitted.get("kl_per_dim_") is not None:
-            self.embedding_std_ = fitted["embedding_std_"].numpy()
-            self._set_posterior_summary(fitted["kl_per_dim_"].numpy())
-        manifold = fitted.get("manifold_embedding_")
-        selection = fitted.get("manifold_selection_")
-        self._fit_clusterer(
-            None if manifold is None else manifold.numpy(),
-            None if selection is None else pd.DataFrame(selection),
-        )
+        return io.load_stratifier(cls, path)

@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
 from stratify import metrics
 from stratify._validation import check_in_range
 from stratify.training import embed
 
-__all__ = ["augment", "decode", "generation_quality", "interpolate", "reconstruct", "sample"]
+__all__ = ["decode", "generation_quality", "interpolate", "perturb", "reconstruct", "sample"]
 
 
 def _require_decoder(estimator: Any) -> torch.nn.Module:
@@ -78,24 +77,14 @@ def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return mu, (None if logvar is None else np.exp(0.5 * logvar))
 
 
-def _stratum_gmm_component(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Mean (D,) and covariance (D, D) of the GMM component of ``cluster``, if it lives in the
-    latent space (no manifold step, ``normalize=False``; a component fitted on whitened latents
-    is mapped back to them); None otherwise."""
+def _stratum_gaussian(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean (D,) and covariance (D, D) of the stratum's Gaussian in the latent space, when the
+    clusterer fitted one there (:meth:`~stratify.cluster.StrataClusterer.stratum_gaussian`);
+    None otherwise."""
     clusterer = estimator.clusterer_
-    gmm = getattr(clusterer, "estimator_", None)
-    if not isinstance(gmm, GaussianMixture) or clusterer.uses_manifold_ or estimator.normalize:
+    if not hasattr(clusterer, "stratum_gaussian"):
         return None
-    mean, cov, dim = gmm.means_[cluster], gmm.covariances_, gmm.means_.shape[1]
-    full = {
-        "full": lambda: cov[cluster],
-        "tied": lambda: cov,
-        "diag": lambda: np.diag(cov[cluster]),
-        "spherical": lambda: cov[cluster] * np.eye(dim),
-    }[gmm.covariance_type]()
-    if clusterer.whitening_ is not None:
-        return clusterer.whitening_.inverse_gaussian(mean, full)
-    return mean, full
+    return clusterer.stratum_gaussian(cluster)
 
 
 def _strata(estimator: Any) -> list[int]:
@@ -139,7 +128,7 @@ def sample(
         strata = _strata(estimator)
         if cluster not in strata:
             raise ValueError(f"Expected cluster among the fitted strata {strata}, got {cluster!r}.")
-        component = _stratum_gmm_component(estimator, cluster)
+        component = _stratum_gaussian(estimator, cluster)
         members = np.flatnonzero(estimator.labels_ == cluster)
         if component is None and model.variational:
             picked = members[rng.integers(len(members), size=n)]
@@ -154,7 +143,7 @@ def sample(
     return decode(estimator, rng.multivariate_normal(mean, cov, size=n, method="eigh"))
 
 
-def augment(
+def perturb(
     estimator: Any,
     X: Any,
     n_per_sample: int = 1,

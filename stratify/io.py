@@ -1,7 +1,9 @@
 """The model file format: written and read without executing code from the file.
 
-Format only: :meth:`Stratifier.save` and :meth:`Stratifier.load` turn the estimator into the
-three parts below and back; this module writes and reads them.
+:func:`save_stratifier` and :func:`load_stratifier` (behind :meth:`Stratifier.save` and
+:meth:`Stratifier.load`) turn the estimator into the three parts below and back;
+:func:`write` and :func:`read` write and read them, and :func:`migrate` brings a file of an
+older format version to the current one.
 
 The file is written by ``torch.save`` and read by ``torch.load(..., weights_only=True)``, which
 only rebuilds tensors and plain containers (dicts, lists, strings, numbers): no pickle of
@@ -10,30 +12,47 @@ arbitrary objects. It holds
 * ``format``, ``format_version`` and the writing ``stratify_version``;
 * the estimator's parameters (JSON-like values only);
 * the network's ``state_dict``;
-* the fitted arrays (training latents, labels, shapes, data range) and the clustering seed.
+* the fitted arrays (training latents, shapes, data range, history) and the clusterer's
+  own state (:meth:`~stratify.cluster.StrataClusterer.state`: its parameters with the seed,
+  the labels, the manifold coordinates and choice).
 
 The clustering is not stored as an object: it is refitted on the stored latents with the
 stored seed (every backend is deterministic given both) and checked against the stored
-labels, so a loaded estimator predicts exactly what the saved one did. Estimators with a custom
+labels, so a loaded estimator predicts exactly what the saved one did.
+
+Format versions: 1 kept the clustering's labels, seed and manifold arrays beside the other
+fitted arrays (and, before the ``whiten`` parameter, no ``whiten``); 2 keeps them in
+``fitted["clusterer"]``. Estimators with a custom
 encoder, clusterer instance, loss-term objects or augmentation callable cannot be written in
 this format (their code would have to be pickled); use ``joblib.dump`` for those.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from stratify._atomic import atomic_write
 from stratify._version import __version__
 
-__all__ = ["FORMAT_VERSION", "check_plain", "read", "write"]
+__all__ = [
+    "FORMAT_VERSION",
+    "check_plain",
+    "load_stratifier",
+    "migrate",
+    "read",
+    "save_stratifier",
+    "write",
+]
 
 FORMAT = "stratify.Stratifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -139,5 +158,118 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[
     ValueError
         If the file is truncated, corrupted, not a stratify file, or from a newer format.
     """
-    payload = _read(Path(path))
+    payload = migrate(_read(Path(path)))
     return dict(payload["params"]), payload["model_state"], payload["fitted"]
+
+
+def migrate(payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring a payload of an older format version to :data:`FORMAT_VERSION` (in place).
+
+    Version 1 -> 2: the clustering's ``labels_``, ``cluster_seed``, ``manifold_embedding_``
+    and ``manifold_selection_`` move into ``fitted["clusterer"]`` (its ``params`` are then
+    None: the estimator's parameters give them); a file from before the ``whiten``
+    parameter clustered the latents unwhitened.
+    """
+    if payload["format_version"] < 2:
+        payload["params"].setdefault("whiten", False)
+        fitted = payload["fitted"]
+        fitted["clusterer"] = {
+            "params": None,
+            "seed": fitted.pop("cluster_seed"),
+            "labels": fitted.pop("labels_"),
+            "manifold_embedding": fitted.pop("manifold_embedding_", None),
+            "manifold_selection": fitted.pop("manifold_selection_", None),
+        }
+    payload["format_version"] = FORMAT_VERSION
+    return payload
+
+
+# --------------------------------------------------------------------- the Stratifier
+def _tensors(value: Any) -> Any:
+    """numpy arrays (also inside dicts) -> tensors, the only arrays the safe loader reads."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, dict):
+        return {k: _tensors(v) for k, v in value.items()}
+    return value
+
+
+def _arrays(value: Any) -> Any:
+    """The inverse of :func:`_tensors`."""
+    if isinstance(value, torch.Tensor):
+        return value.numpy()
+    if isinstance(value, dict):
+        return {k: _arrays(v) for k, v in value.items()}
+    return value
+
+
+def save_stratifier(estimator: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted :class:`~stratify.Stratifier` atomically (see the module docstring)."""
+    params = estimator.get_params(deep=False)
+    if dataclasses.is_dataclass(params.get("augmentation")):
+        params["augmentation"] = {"AugmentParams": dataclasses.asdict(params["augmentation"])}
+    check_plain(params)
+    optional = {name: getattr(estimator, name, None) for name in ("kl_per_dim_", "embedding_std_")}
+    fitted = {
+        "image_shape_": list(estimator.image_shape_),
+        "input_ndim": int(estimator._input_ndim),
+        "data_range_": [float(v) for v in estimator.data_range_],
+        "embedding_": estimator.embedding_,
+        "model_seed": int(estimator._model_seed),
+        **optional,
+        "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
+        "batch_size_": int(getattr(estimator, "batch_size_", 0)),
+        "epochs_": int(getattr(estimator, "epochs_", 0)),
+        "clusterer": estimator.clusterer_.state(),
+    }
+    return write(path, params, estimator.model_.state_dict(), _tensors(fitted))
+
+
+def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
+    """Read an estimator of class ``cls`` written by :func:`save_stratifier`.
+
+    The network is rebuilt from the parameters and the stored seed and given the stored
+    weights; the clustering is refitted on the stored latents from the clusterer's state
+    and must give the stored labels.
+    """
+    from stratify.cluster import StrataClusterer
+    from stratify.data.augment import AugmentParams
+    from stratify.data.scaling import IntensityScaler
+
+    params, model_state, fitted = read(path)
+    fitted = _arrays(fitted)
+    spec = params.get("augmentation")
+    if isinstance(spec, dict) and "AugmentParams" in spec:
+        fields = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in spec["AugmentParams"].items()
+        }
+        params["augmentation"] = AugmentParams(**fields)
+    estimator = cls(**params)
+    estimator.image_shape_ = tuple(fitted["image_shape_"])
+    estimator.n_features_in_ = int(np.prod(estimator.image_shape_))
+    estimator._input_ndim = fitted["input_ndim"]
+    estimator.scaler_ = IntensityScaler()
+    estimator.scaler_.data_range_ = tuple(fitted["data_range_"])
+    estimator.objective_ = estimator._build_objective()
+    estimator._model_seed = fitted["model_seed"]
+    model = estimator._build_network(estimator._model_seed)
+    model.load_state_dict(model_state)
+    estimator.model_ = model.eval()
+    estimator.embedding_ = fitted["embedding_"]
+    estimator.history_ = pd.DataFrame(fitted["history_"])
+    for name in ("batch_size_", "epochs_"):
+        if fitted.get(name):
+            setattr(estimator, name, int(fitted[name]))
+    if fitted.get("kl_per_dim_") is not None:
+        estimator.embedding_std_ = fitted["embedding_std_"]
+        estimator.set_posterior_summary(fitted["kl_per_dim_"])
+    state = fitted["clusterer"]
+    if state["params"] is None:  # a version-1 file: the estimator's parameters give them
+        state["params"] = estimator._new_clusterer(state.pop("seed")).get_params(deep=False)
+    try:
+        estimator.clusterer_ = StrataClusterer.from_state(estimator.embedding_, state)
+    except ValueError as error:
+        raise ValueError(f"Could not restore the clustering of {path} exactly: {error}") from None
+    estimator._cluster_seed = estimator.clusterer_.random_state
+    estimator._set_cluster_attributes()
+    return estimator

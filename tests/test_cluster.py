@@ -9,6 +9,7 @@ from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
+from stratify._constraints import invalid_values
 from stratify.cluster import METHODS, StrataClusterer, Whitening
 
 
@@ -153,7 +154,7 @@ def test_auto_manifold_keeps_the_more_stable_space_and_its_medoid_run():
 
     from stratify._random import draw_seeds
     from stratify.cluster import STABILITY_RUNS
-    from stratify.manifold import ManifoldEmbedding
+    from stratify.cluster.manifold import ManifoldEmbedding
 
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [0.6, 0], [0.3, 0.5], [6, 6], [6.6, 6], [6.3, 6.5]])
@@ -214,12 +215,16 @@ def test_same_seed_same_labels(blobs):
     [
         ({"method": "dbscan"}, ValueError, r"'method' parameter of StrataClusterer .*'dbscan'"),
         ({"method": 3}, TypeError, r"a clusterer with a fit method\. Got 3 instead"),
-        ({"n_clusters": 0}, ValueError, r"'n_clusters' .*\[1, inf\)\. Got 0 instead"),
+        ({"n_clusters": 0}, ValueError, r"'n_clusters' .*\[1, inf\) or 'auto'\. Got 0 instead"),
         ({"manifold": "tsne"}, ValueError, r"'manifold' parameter of StrataClusterer .*'tsne'"),
         ({"n_clusters": "many"}, TypeError, r"'n_clusters' .*Got 'many' instead"),
         ({"k_range": (1, 5)}, ValueError, r"'k_range\[0\]' .*Got 1 instead"),
         ({"n_clusters": 500}, ValueError, r"at least n_clusters=500 samples, got 240"),
-        ({"fit_samples": 1}, ValueError, r"'fit_samples' .*\[2, inf\)\. Got 1 instead"),
+        (
+            {"fit_samples": 1},
+            ValueError,
+            r"'fit_samples' .*\[2, inf\), 'auto' or None\. Got 1 ",
+        ),
         ({"fit_samples": "half"}, TypeError, r"'fit_samples' .*Got 'half' instead"),
         ({"whiten": "yes"}, ValueError, r"'whiten' parameter of StrataClusterer .*'yes'"),
     ],
@@ -283,7 +288,7 @@ def test_fit_samples_defaults_per_backend(blobs):
 
 
 def test_nearest_rule_in_chunks_matches_the_direct_distances():
-    from stratify.cluster import _nearest
+    from stratify.cluster.backends import nearest as _nearest
 
     rng = np.random.default_rng(1)
     X, centers = rng.normal(size=(1000, 6)), rng.normal(size=(7, 6))
@@ -381,3 +386,22 @@ def test_auto_k_with_a_manifold_is_chosen_on_the_latents(blobs, manifold):
     pd.testing.assert_frame_equal(clusterer.cluster_selection_, on_latents.cluster_selection_)
     assert clusterer.n_clusters_ == on_latents.n_clusters_ == 4
     assert adjusted_rand_score(y, clusterer.labels_) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    invalid_values(StrataClusterer._parameter_constraints),
+    ids=lambda v: repr(v)[:30],
+)
+def test_values_the_constraint_table_refuses_fail_with_its_template(blobs, name, value):
+    with pytest.raises((TypeError, ValueError)) as excinfo:
+        StrataClusterer(**{name: value}).fit(blobs[0])
+    message = str(excinfo.value)
+    assert message.startswith(f"The '{name}' parameter of StrataClusterer must be ")
+    assert message.endswith(f"Got {value!r} instead.")
+
+
+def test_every_clusterer_parameter_has_a_constraint():
+    assert set(StrataClusterer._parameter_constraints) | {"random_state"} == set(
+        StrataClusterer().get_params()
+    )

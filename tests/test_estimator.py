@@ -11,6 +11,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
+from stratify._constraints import invalid_values
 from stratify.data import make_cohort, volumes_to_slices
 from stratify.estimator import Stratifier
 
@@ -235,7 +236,13 @@ def test_not_fitted():
             ValueError,
             "at least one loss term",
         ),
-        ({"encoder": "resnet"}, None, {}, TypeError, r"'encoder' .*Got str instead"),
+        (
+            {"encoder": "resnet"},
+            None,
+            {},
+            TypeError,
+            r"'encoder' .*torch\.nn\.Module or None\. Got 'resnet'",
+        ),
         (
             {"encoder": torch.nn.Flatten()},
             None,
@@ -489,7 +496,10 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
         ({"contrastive_weight": -1.0}, r"'contrastive_weight' parameter of Stratifier"),
         ({"normalize": "yes"}, r"'normalize' parameter of Stratifier must be a bool"),
         ({"verbose": "loud"}, r"'verbose' parameter of Stratifier must be a bool"),
-        ({"image_shape": (1, 2)}, r"'image_shape' parameter of Stratifier must be None or a tuple"),
+        (
+            {"image_shape": (1, 2)},
+            r"'image_shape' parameter of Stratifier must be a tuple \(",
+        ),
         (
             {"train_config": {"optimizr": "adam"}},
             r"'train_config' parameter of Stratifier has unknown field\(s\) \['optimizr'\]",
@@ -531,6 +541,7 @@ BAD_PARAMS = {
     "width": 0,
     "depth": 0,
     "encoder": "resnet",
+    "decoder": "resnet",
     "reconstruction": "l1",
     "beta": -1.0,
     "kl_warmup": -1.0,
@@ -563,8 +574,11 @@ def test_every_parameter_has_a_bad_value_case():
     assert set(BAD_PARAMS) == set(Stratifier().get_params())
 
 
-@pytest.mark.parametrize("name", sorted(BAD_PARAMS))
-def test_a_bad_parameter_fails_before_any_training(name, monkeypatch):
+def test_every_parameter_has_a_constraint():
+    assert set(Stratifier._parameter_constraints) == set(Stratifier().get_params())
+
+
+def _fails_before_training(params, monkeypatch):
     import time
 
     def no_training(*args, **kwargs):
@@ -573,9 +587,30 @@ def test_a_bad_parameter_fails_before_any_training(name, monkeypatch):
     monkeypatch.setattr("stratify.estimator.train", no_training)
     start = time.perf_counter()
     with pytest.raises((TypeError, ValueError)) as excinfo:
-        Stratifier(**{name: BAD_PARAMS[name]}).fit(np.zeros((8, 1, 28, 28), np.uint8))
-    assert f"'{name}'" in str(excinfo.value) and "Stratifier" in str(excinfo.value)
+        Stratifier(**params).fit(np.zeros((8, 1, 28, 28), np.uint8))
     assert time.perf_counter() - start < 1.0
+    return str(excinfo.value)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PARAMS))
+def test_a_bad_parameter_fails_before_any_training(name, monkeypatch):
+    message = _fails_before_training({name: BAD_PARAMS[name]}, monkeypatch)
+    assert f"'{name}'" in message and "Stratifier" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    invalid_values(Stratifier._parameter_constraints),
+    ids=lambda v: repr(v)[:30],
+)
+def test_values_the_constraint_table_refuses_fail_with_its_template(name, value, monkeypatch):
+    from stratify._constraints import InvalidParameterError
+
+    message = _fails_before_training({name: value}, monkeypatch)
+    assert message.startswith(f"The '{name}' parameter of Stratifier must be ")
+    assert message.endswith(f"Got {value!r} instead.")
+    with pytest.raises(InvalidParameterError):
+        Stratifier(**{name: value})._validate_params()
 
 
 def test_auto_epochs_follow_the_sample_budget_rule(cohort, monkeypatch):
@@ -613,10 +648,16 @@ def test_models_saved_before_whitening_load_unwhitened(cohort, tmp_path):
     model = Stratifier(2, whiten=False, random_state=0, **TINY).fit(images)
     path = model.save(tmp_path / "m.pt")
     payload = torch.load(path, weights_only=False)
-    del payload["params"]["whiten"]  # as an older stratify wrote it
+    # as stratify wrote it in format version 1, before the whiten parameter
+    del payload["params"]["whiten"]
+    payload["format_version"] = 1
+    fitted, state = payload["fitted"], payload["fitted"].pop("clusterer")
+    fitted["labels_"], fitted["cluster_seed"] = state["labels"], state["params"]["random_state"]
+    fitted["manifold_embedding_"] = state["manifold_embedding"]
+    fitted["manifold_selection_"] = state["manifold_selection"]
     torch.save(payload, path)
     loaded = Stratifier.load(path)
-    assert loaded.whiten is False
+    assert loaded.whiten is False and loaded.clusterer_.whiten is False
     np.testing.assert_array_equal(loaded.labels_, model.labels_)
 
 
@@ -629,7 +670,8 @@ def test_a_whitened_gmm_stratum_is_sampled_from_its_component_in_latent_space(co
     )
     w, gmm = model.clusterer_.whitening_, model.clusterer_.estimator_
     A = np.sqrt(w.variances)[:, None] * w.components  # by hand: z = white @ A + mean
-    mean, cov = generate._stratum_gmm_component(model, 1)
+    mean, cov = model.clusterer_.stratum_gaussian(1)
+    np.testing.assert_array_equal(generate._stratum_gaussian(model, 1)[0], mean)
     np.testing.assert_allclose(mean, gmm.means_[1] @ A + w.mean)
     np.testing.assert_allclose(cov, A.T @ gmm.covariances_[1] @ A)
     assert mean.shape == (TINY["latent_dim"],)

@@ -61,11 +61,11 @@ def test_vae_stratum_samples_come_from_the_stratum_aggregate_posterior(fitted):
 
 def test_augment_with_zero_scale_is_reconstruction(fitted):
     est, images = fitted
-    generated, source = est.augment(images[:3], n_per_sample=2, scale=0.0, random_state=0)
+    generated, source = est.perturb(images[:3], n_per_sample=2, scale=0.0, random_state=0)
     assert generated.shape == (6, 1, 28, 28)
     np.testing.assert_array_equal(source, [0, 0, 1, 1, 2, 2])
     np.testing.assert_array_equal(generated, est.reconstruct(images[:3])[source])
-    noisy, _ = est.augment(images[:3], n_per_sample=2, scale=1.0, random_state=0)
+    noisy, _ = est.perturb(images[:3], n_per_sample=2, scale=1.0, random_state=0)
     assert not np.array_equal(noisy, generated)
 
 
@@ -115,7 +115,9 @@ def test_errors():
 
 def test_stratum_samples_come_from_the_gmm_component_on_raw_latents():
     images, _, _ = make_cohort(96, random_state=0)
-    est = Stratifier(3, model="vae", clusterer="gmm", normalize=False, random_state=0, **TINY)
+    est = Stratifier(
+        3, model="vae", clusterer="gmm", normalize=False, manifold=None, random_state=0, **TINY
+    )
     est.fit(images)
     gmm = est.clusterer_.estimator_
     k = 1

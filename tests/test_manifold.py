@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from stratify.manifold import ManifoldEmbedding, fuzzy_weights
+from stratify.cluster.manifold import ManifoldEmbedding, fuzzy_weights
 
 
 def _naive_sigma(row, target):

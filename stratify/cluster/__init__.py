@@ -1,0 +1,73 @@
+"""The clustering space, one owner: normalise -> whiten -> manifold -> backend.
+
+* :mod:`~stratify.cluster.backends`: the :data:`BACKENDS` table, one :class:`Backend` entry a
+  backend (how it fits, predicts, scores candidates, what else it gives);
+* :mod:`~stratify.cluster.whitening`: PCA whitening and the rule of ``whiten="auto"``;
+* :mod:`~stratify.cluster.manifold`: the manifold step (N2D's UMAP) with an array-only rule
+  for new samples;
+* :mod:`~stratify.cluster.selection`: the number of strata and the space, chosen without
+  labels;
+* :mod:`~stratify.cluster.clusterer`: :class:`StrataClusterer`, which chains them.
+
+The backend table is imported eagerly (it is light: scikit-learn and hdbscan load when a
+backend is fitted); the clusterer and the manifold step on first use (PEP 562), so reading
+``BACKENDS`` does not import scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from stratify.cluster.backends import (
+    BACKENDS,
+    BIC,
+    DBCV,
+    METHODS,
+    SILHOUETTE,
+    Backend,
+    Criterion,
+    UnreachableK,
+)
+from stratify.cluster.whitening import WHITEN_SAMPLES_PER_DIMENSION, Whitening
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from stratify.cluster.clusterer import MANIFOLDS, StrataClusterer
+    from stratify.cluster.manifold import ManifoldEmbedding
+    from stratify.cluster.selection import STABILITY_RUNS
+
+_LAZY = {
+    "MANIFOLDS": "stratify.cluster.clusterer",
+    "StrataClusterer": "stratify.cluster.clusterer",
+    "ManifoldEmbedding": "stratify.cluster.manifold",
+    "STABILITY_RUNS": "stratify.cluster.selection",
+}
+
+__all__ = [
+    "BACKENDS",
+    "BIC",
+    "DBCV",
+    "MANIFOLDS",
+    "METHODS",
+    "SILHOUETTE",
+    "STABILITY_RUNS",
+    "WHITEN_SAMPLES_PER_DIMENSION",
+    "Backend",
+    "Criterion",
+    "ManifoldEmbedding",
+    "StrataClusterer",
+    "UnreachableK",
+    "Whitening",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,333 @@
+"""The named clustering backends: one :class:`Backend` entry each in :data:`BACKENDS`.
+
+A backend says how it is fitted, how a candidate number of strata is scored and in which
+direction (:class:`Criterion`), how new samples are assigned, and what else it gives
+(probabilities, outlier scores, a Gaussian per stratum, a warning when it calls too much of
+the data noise). :class:`~stratify.cluster.StrataClusterer` reads nothing else about a
+backend, so adding one is one entry (README, "Extending stratify").
+
+scikit-learn and hdbscan are imported when a backend is fitted, so that reading the table
+(the command line's help) stays fast.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BACKENDS",
+    "BIC",
+    "DBCV",
+    "METHODS",
+    "SILHOUETTE",
+    "Backend",
+    "Criterion",
+    "UnreachableK",
+    "instance_backend",
+    "nearest",
+]
+
+
+class UnreachableK(ValueError):
+    """A backend cannot give the requested number of clusters on these data."""
+
+
+# ----------------------------------------------------------------------------- criteria
+@dataclass(frozen=True)
+class Criterion:
+    """How the candidates of ``n_clusters="auto"`` are scored and which score wins.
+
+    Attributes
+    ----------
+    name : str
+        Its name in ``cluster_selection_["criterion"]``.
+    score : callable
+        ``score(X, labels, estimator, seed) -> float`` for one candidate fitted on ``X``
+        (N, D) with ``labels`` (N,) (-1: noise).
+    higher_is_better : bool
+        Whether the highest score wins (else the lowest).
+    """
+
+    name: str
+    score: Callable[[np.ndarray, np.ndarray, Any, int], float]
+    higher_is_better: bool = True
+
+    def best(self, scores: pd.Series) -> Any:
+        """Index of the winning score (NaN scores never win)."""
+        return scores.idxmax() if self.higher_is_better else scores.idxmin()
+
+
+def _two_strata(labels: np.ndarray) -> bool:
+    kept = labels >= 0
+    return len(np.unique(labels[kept])) >= 2
+
+
+def _silhouette(X: np.ndarray, labels: np.ndarray, estimator: Any, seed: int) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if not _two_strata(labels):
+        return float("-inf")
+    kept = labels >= 0
+    sample_size = min(int(kept.sum()), 5000)
+    return float(
+        silhouette_score(X[kept], labels[kept], sample_size=sample_size, random_state=seed)
+    )
+
+
+def _dbcv(X: np.ndarray, labels: np.ndarray, estimator: Any, seed: int) -> float:
+    return float(estimator.relative_validity_) if _two_strata(labels) else float("-inf")
+
+
+#: Mean silhouette on a subsample of at most 5,000 (higher is better).
+SILHOUETTE = Criterion("silhouette", _silhouette)
+#: The mixture's Bayesian information criterion (lower is better).
+BIC = Criterion("bic", lambda X, labels, estimator, seed: float(estimator.bic(X)), False)
+#: HDBSCAN's density-based cluster validity (higher is better).
+DBCV = Criterion("dbcv", _dbcv)
+
+
+# ----------------------------------------------------------------------------- backends
+@dataclass(frozen=True)
+class Backend:
+    """How one named clustering backend is fitted, scored and used for new samples.
+
+    Attributes
+    ----------
+    fit : callable
+        ``fit(X, k, seed, options) -> (estimator, labels)`` with ``X`` (N, D) float64, ``k``
+        an int or None (the backend picks), ``options`` the clusterer's settings
+        (``min_cluster_size``); ``labels`` (N,) int with ``-1`` for noise.
+    criterion : Criterion
+        How candidates of ``n_clusters="auto"`` are compared.
+    predict : callable or None
+        ``predict(estimator, X) -> labels`` for new samples; None uses the nearest centroid of
+        the fitted strata.
+    predict_proba : callable or None
+        ``predict_proba(estimator, X) -> (M, n_clusters_)``; None: no probabilities.
+    probabilities : callable or None
+        ``probabilities(estimator, X) -> (N,)`` membership strength of the training samples.
+    strength : callable or None
+        ``strength(estimator, X) -> (M,)`` membership strength of samples assigned by
+        ``predict`` (the large-N path); None: ``probabilities`` is used for them too.
+    outlier_scores : callable or None
+        ``outlier_scores(estimator) -> (n,)`` of the samples the backend was fitted on
+        (``outlier_scores_``; NaN for the samples the large-N path assigned).
+    gaussian : callable or None
+        ``gaussian(estimator, cluster) -> (mean (D,), covariance (D, D))``: the stratum's
+        Gaussian in the coordinates the backend was fitted on (a mixture's component).
+    noise_warning : float or None
+        Share of noise labels on the latents above which fitting warns that the backend
+        finds little structure there and advises the manifold step.
+    fit_samples : int or None
+        Above this many samples the backend is fitted on a seeded subsample of this size and
+        the other samples are assigned by ``predict`` (the large-N path; see
+        :class:`~stratify.cluster.StrataClusterer`'s ``fit_samples``); None: always on every
+        sample.
+    """
+
+    fit: Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple[Any, np.ndarray]]
+    criterion: Criterion = SILHOUETTE
+    predict: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    predict_proba: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    probabilities: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    strength: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    outlier_scores: Callable[[Any], np.ndarray] | None = None
+    gaussian: Callable[[Any, int], tuple[np.ndarray, np.ndarray]] | None = None
+    noise_warning: float | None = None
+    fit_samples: int | None = None
+
+
+def _fit_predict(estimator: Any, X: np.ndarray) -> tuple[Any, np.ndarray]:
+    return estimator, np.asarray(estimator.fit_predict(X), dtype=np.int64)
+
+
+def _own_predict(estimator: Any, X: np.ndarray) -> np.ndarray:
+    return np.asarray(estimator.predict(X), dtype=np.int64)
+
+
+def _own_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
+    return np.asarray(estimator.predict_proba(X))
+
+
+def nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Id of the nearest centre of each row of ``X`` (M, D); -1 without centres.
+
+    Computed in chunks of rows, so memory stays at ``chunk x K`` distances for any M.
+    """
+    if len(centers) == 0:
+        return np.full(len(X), -1, dtype=np.int64)
+    out = np.empty(len(X), dtype=np.int64)
+    squared = (centers**2).sum(axis=1)
+    for start in range(0, len(X), chunk):
+        part = X[start : start + chunk]
+        distances = squared[None, :] - 2.0 * part @ centers.T  # + |x|^2, same for every centre
+        out[start : start + chunk] = ids[distances.argmin(axis=1)]
+    return out
+
+
+# --------------------------------------------------------------------- k-means, mixtures
+def _fit_kmeans(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+    from sklearn.cluster import KMeans
+
+    return _fit_predict(KMeans(k, n_init=10, random_state=seed), X)
+
+
+def _fit_gmm(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+    from sklearn.mixture import GaussianMixture
+
+    return _fit_predict(GaussianMixture(k, n_init=2, random_state=seed), X)
+
+
+def _gmm_gaussian(gmm: Any, cluster: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and full covariance of one component, whatever the covariance type."""
+    cov, dim = gmm.covariances_, gmm.means_.shape[1]
+    full = {
+        "full": lambda: cov[cluster],
+        "tied": lambda: cov,
+        "diag": lambda: np.diag(cov[cluster]),
+        "spherical": lambda: cov[cluster] * np.eye(dim),
+    }[gmm.covariance_type]()
+    return gmm.means_[cluster], full
+
+
+def _fit_agglomerative(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+    from sklearn.cluster import AgglomerativeClustering
+
+    return _fit_predict(AgglomerativeClustering(k, linkage="ward"), X)
+
+
+def _fit_spectral(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+    from sklearn.cluster import SpectralClustering
+
+    spectral = SpectralClustering(
+        k,
+        affinity="nearest_neighbors",
+        n_neighbors=max(2, min(10, len(X) - 1)),
+        assign_labels="cluster_qr",
+        random_state=seed,
+    )
+    return _fit_predict(spectral, X)
+
+
+# ------------------------------------------------------------------------------ hdbscan
+#: HDBSCAN's ``min_samples`` (the density estimate's neighbourhood), at most
+#: min_cluster_size. hdbscan's own default (``min_samples = min_cluster_size``) declares most
+#: contrastive latents noise.
+HDBSCAN_MIN_SAMPLES = 10
+
+
+def _hdbscan_size(n_samples: int, options: dict[str, Any]) -> int:
+    return options.get("min_cluster_size") or max(5, n_samples // 100)
+
+
+def _fit_hdbscan(
+    X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]
+) -> tuple[Any, np.ndarray]:
+    import hdbscan  # imported lazily: slow to import
+
+    size = min(_hdbscan_size(len(X), options), max(2, len(X) // 2))
+    settings = {
+        "min_cluster_size": size,
+        "min_samples": min(size, HDBSCAN_MIN_SAMPLES),
+        "prediction_data": True,
+        "gen_min_span_tree": True,
+    }
+    model = hdbscan.HDBSCAN(**settings).fit(X)
+    if k is not None and (model.labels_ >= 0).any():
+        from hdbscan.flat import HDBSCAN_flat
+
+        with warnings.catch_warnings():  # "cannot reach n_clusters": n_clusters_ tells
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                model = HDBSCAN_flat(X, n_clusters=k, clusterer=model, **settings)
+            except RuntimeError as error:  # hdbscan: "Could not find epsilon"
+                raise UnreachableK(
+                    f"Expected a number of strata that HDBSCAN's cluster tree can be cut "
+                    f"into, got n_clusters={k}: hdbscan found no cut ({error}). Choose "
+                    "another n_clusters, n_clusters='auto', or another clusterer."
+                ) from None
+    return model, np.asarray(model.labels_, dtype=np.int64)
+
+
+def _hdbscan_predict(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from hdbscan.flat import approximate_predict_flat
+
+    labels, _ = approximate_predict_flat(estimator, X)
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _hdbscan_strength(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from hdbscan.flat import approximate_predict_flat
+
+    _, strength = approximate_predict_flat(estimator, X)
+    return np.asarray(strength, dtype=np.float64)
+
+
+def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from hdbscan.flat import membership_vector_flat
+
+    if len(np.unique(estimator.labels_[estimator.labels_ >= 0])) == 0:
+        return np.zeros((len(X), 0))
+    return np.atleast_2d(membership_vector_flat(estimator, X))
+
+
+# -------------------------------------------------------------------------------- table
+#: The large-N path's sizes: samples each backend is fitted on at most (the rest are
+#: assigned by its out-of-sample rule); each fit takes well under a minute on 32-d latents
+#: on 2 cores (``benchmarks/scale.py``). Ward agglomerative keeps a condensed distance
+#: matrix, quadratic in memory, hence its smaller size.
+GMM_FIT_SAMPLES = 20_000
+HDBSCAN_FIT_SAMPLES = 20_000
+AGGLOMERATIVE_FIT_SAMPLES = 10_000
+SPECTRAL_FIT_SAMPLES = 5_000
+#: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
+HDBSCAN_NOISE_WARNING = 0.5
+
+#: The named backends. A new one is one entry here.
+BACKENDS: dict[str, Backend] = {
+    "kmeans": Backend(fit=_fit_kmeans, predict=_own_predict),
+    "gmm": Backend(
+        fit=_fit_gmm,
+        criterion=BIC,
+        predict=_own_predict,
+        predict_proba=_own_proba,
+        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+        gaussian=_gmm_gaussian,
+        fit_samples=GMM_FIT_SAMPLES,
+    ),
+    "hdbscan": Backend(
+        fit=_fit_hdbscan,
+        criterion=DBCV,
+        predict=_hdbscan_predict,
+        predict_proba=_hdbscan_proba,
+        probabilities=lambda estimator, X: np.asarray(estimator.probabilities_),
+        strength=_hdbscan_strength,
+        outlier_scores=lambda estimator: np.asarray(estimator.outlier_scores_, dtype=np.float64),
+        noise_warning=HDBSCAN_NOISE_WARNING,
+        fit_samples=HDBSCAN_FIT_SAMPLES,
+    ),
+    "agglomerative": Backend(fit=_fit_agglomerative, fit_samples=AGGLOMERATIVE_FIT_SAMPLES),
+    "spectral": Backend(fit=_fit_spectral, fit_samples=SPECTRAL_FIT_SAMPLES),
+}
+#: The names of the built-in backends.
+METHODS = tuple(BACKENDS)
+
+
+def instance_backend(instance: Any) -> Backend:
+    """The spec of a scikit-learn clusterer instance (cloned, used with its own settings)."""
+    from sklearn.base import clone
+
+    def fit(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+        return _fit_predict(clone(instance), X)
+
+    return Backend(
+        fit=fit,
+        predict=_own_predict if hasattr(instance, "predict") else None,
+        predict_proba=_own_proba if hasattr(instance, "predict_proba") else None,
+    )
