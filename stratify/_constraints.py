@@ -232,7 +232,8 @@ def validate_params(
 
 def invalid_values(constraints: Mapping[str, list[Constraint]]) -> list[tuple[str, Any]]:
     """``(parameter, value)`` pairs that the table refuses: each constraint's out-of-range
-    and wrong-type values that no other constraint of the parameter accepts."""
+    and wrong-type values that no other constraint of the parameter accepts.
+    """
     pairs = []
     for parameter, allowed in constraints.items():
         for constraint in allowed:

@@ -210,7 +210,8 @@ def check_metadata(metadata: Any, n_samples: int, *, name: str = "metadata") -> 
 
 def check_count_or_auto(value: Any, name: str, owner: str) -> int | str:
     """``"auto"`` or an int >= 1 (a batch size, a number of epochs), with the scikit-learn
-    error template."""
+    error template.
+    """
     if value == "auto" and isinstance(value, str):
         return value
     is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -261,7 +261,8 @@ def resnet18_trunk(
 
 def _read_state(path: str | os.PathLike) -> dict[str, Any]:
     """The state dict (name -> tensor) saved at ``path``; a ``{"state_dict": ...}`` wrapper
-    (checkpoint files) is unwrapped."""
+    (checkpoint files) is unwrapped.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Expected a local weights file (nothing is downloaded), got a missing path: {path}"
@@ -289,7 +290,8 @@ def _load_state(
 ) -> tuple[list[str], dict[str, str]]:
     """Copy the tensors of ``state`` that match ``net`` by name and shape (and that
     ``keep_out`` does not exclude with a reason); return their names and the others with the
-    reason."""
+    reason.
+    """
     own = net.state_dict()
     matched, skipped = {}, {}
     for name, value in state.items():
@@ -315,7 +317,8 @@ def _load_state(
 
 def _load_weights(net: nn.Module, path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
     """Copy the tensors of the state dict at ``path`` that match ``net`` by name and shape;
-    return their names and the others with the reason."""
+    return their names and the others with the reason.
+    """
     return _load_state(net, _read_state(path), path)
 
 
@@ -334,7 +337,8 @@ def _label_column(y: Any) -> np.ndarray:
 def auc_score(codes: np.ndarray, proba: np.ndarray) -> float:
     """ROC AUC of class probabilities (N, K) for class codes 0..K-1 (N,): binary, the
     positive column; otherwise the mean one-vs-rest AUC over classes (MedMNIST's rule). NaN
-    when ``codes`` holds a single class."""
+    when ``codes`` holds a single class.
+    """
     present = np.unique(codes)
     if len(present) < 2:
         return float("nan")
@@ -594,7 +598,8 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
 
     def _fingerprint(self, X: np.ndarray, codes: np.ndarray, val: Mapping[str, Any]) -> str:
         """Digest of the data, the parameters and the starting trunk (its initial weights:
-        a module ``arch`` or a ``weights`` file count by content, not by name)."""
+        a module ``arch`` or a ``weights`` file count by content, not by name).
+        """
         params = {
             k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED
         }

@@ -26,7 +26,8 @@ __all__ = ["main"]
 # ------------------------------------------------------------------------------ inputs
 def _channel_first(images: np.ndarray) -> np.ndarray:
     """MedMNIST's storage layout -> channel-first: (N,H,W,3) -> (N,3,H,W); (N,D,H,W) volumes
-    -> (N,1,D,H,W); (N,H,W) stays (the estimator adds the channel)."""
+    -> (N,1,D,H,W); (N,H,W) stays (the estimator adds the channel).
+    """
     if images.ndim == 4 and images.shape[-1] == 3:
         return np.ascontiguousarray(np.moveaxis(images, -1, 1))
     if images.ndim == 4:

@@ -423,7 +423,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _images(self, X: Any, *, reset: bool) -> np.ndarray:
         """Any accepted input -> (N, C, *S), uint8 or float32 scaled to [0, 1]
-        (:mod:`stratify.data.layout`, :class:`~stratify.data.scaling.IntensityScaler`)."""
+        (:mod:`stratify.data.layout`, :class:`~stratify.data.scaling.IntensityScaler`).
+        """
         if reset:
             X, input_ndim = to_channel_first(
                 X, self.image_shape, vectors=self._vectors, min_samples=2
@@ -453,14 +454,16 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def check_images(self, X: Any) -> np.ndarray:
         """New images as the network takes them: (M, C, *S), checked against the fitted
-        image shape and intensity scale (uint8 kept, floats rescaled to [0, 1])."""
+        image shape and intensity scale (uint8 kept, floats rescaled to [0, 1]).
+        """
         check_is_fitted(self)
         return self._images(X, reset=False)
 
     def to_input_layout(self, images: np.ndarray) -> np.ndarray:
         """Decoded images (M, C, *S) in [0, 1] -> the dtype range and layout of the fitted
         inputs (uint8 0-255 or the float range seen in ``fit``; (M, H, W) or (M, F) if the
-        inputs had that layout)."""
+        inputs had that layout).
+        """
         return from_channel_first(self.scaler_.inverse_transform(images), self._input_ndim)
 
     # ------------------------------------------------------------------------- building
@@ -512,7 +515,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _train_config(self, n_samples: int = 1) -> TrainConfig:
         """The representation stage's settings for ``n_samples`` training images (which
-        ``epochs="auto"`` reads)."""
+        ``epochs="auto"`` reads).
+        """
         options = {
             "epochs": auto_epochs(n_samples) if self.epochs == "auto" else self.epochs,
             "batch_size": self.batch_size,
@@ -783,7 +787,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _embed_training(self, images: np.ndarray) -> None:
         """Set ``embedding_`` and, for a VAE, ``embedding_std_``, ``kl_per_dim_`` and
-        ``active_units_``."""
+        ``active_units_``.
+        """
         mu, logvar = embed(
             self.model_, images, batch_size=self.embed_batch_size_, logvar=True, shard=True
         )
@@ -820,7 +825,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         numpy.ndarray of int, shape (M,)
         """
-        return self.clusterer_.predict(self.transform(X))
+        latents = self.transform(X)
+        return self.clusterer_.predict(latents)
 
     def clustered_space(self, X: Any = None) -> np.ndarray:
         """Coordinates in which the strata are defined (``clusterer_.transform_space``): the
@@ -845,7 +851,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     @available_if(_clusterer_has_proba)
     def predict_proba(self, X: Any) -> np.ndarray:
         """Soft memberships (M, n_clusters_) for the GMM and HDBSCAN backends."""
-        return self.clusterer_.predict_proba(self.transform(X))
+        latents = self.transform(X)
+        return self.clusterer_.predict_proba(latents)
 
     def fit_predict(
         self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None
@@ -859,8 +866,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         Higher is better (in [-1, 1]); NaN when fewer than two strata are assigned or every
         sample is in its own stratum. ``y`` is ignored.
         """
-        check_is_fitted(self)
-        return self.clusterer_.score(self.transform(X))
+        latents = self.transform(X)
+        return self.clusterer_.score(latents)
 
     # ------------------------------------------------------------- generation, reports, io
     def sample(self, n: int, cluster: int | None = None, random_state: Any = None) -> np.ndarray:

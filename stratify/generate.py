@@ -80,7 +80,8 @@ def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
 def _stratum_gaussian(estimator: Any, cluster: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean (D,) and covariance (D, D) of the stratum's Gaussian in the latent space, when the
     clusterer fitted one there (:meth:`~stratify.cluster.StrataClusterer.stratum_gaussian`);
-    None otherwise."""
+    None otherwise.
+    """
     clusterer = estimator.clusterer_
     if not hasattr(clusterer, "stratum_gaussian"):
         return None

@@ -186,7 +186,7 @@ def migrate(payload: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- the Stratifier
 def _tensors(value: Any) -> Any:
-    """numpy arrays (also inside dicts) -> tensors, the only arrays the safe loader reads."""
+    """Numpy arrays (also inside dicts) -> tensors, the only arrays the safe loader reads."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, dict):

@@ -57,7 +57,8 @@ def _matched_palettes(
     labels: np.ndarray, truth: np.ndarray | None
 ) -> tuple[dict[Any, Any], dict[Any, Any] | None]:
     """Colours of strata and reference groups: a stratum takes the colour of the group it is
-    matched to (Hungarian matching, as cluster ACC scores it); the rest take the next ones."""
+    matched to (Hungarian matching, as cluster ACC scores it); the rest take the next ones.
+    """
     from stratify.metrics import matching
 
     colours = _pyplot().get_cmap("tab20").colors

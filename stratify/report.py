@@ -220,7 +220,7 @@ def stability(
     random_state: Any = None,
     **fit_params: Any,
 ) -> pd.DataFrame:
-    """Subsampling stability of a clustering: are the strata reproducible?
+    """Subsampling stability of a clustering: are the strata reproducible.
 
     The estimator is cloned and fitted on all of ``X``, then on ``n_resamples`` random
     subsamples (``fraction`` of the samples, without replacement). Each subsample's labels

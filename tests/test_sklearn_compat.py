@@ -69,7 +69,7 @@ def test_one_stratum_is_refused_before_training():
     images = make_cohort(48, random_state=0).images
     with pytest.raises(
         ValueError,
-        match=r"'n_clusters' parameter of Stratifier .*\[2, inf\)\. "
+        match=r"'n_clusters' parameter of Stratifier .*\[2, inf\) or 'auto'\. "
         r"Got 1 instead",
     ):
         Stratifier(1, **TINY).fit(images)

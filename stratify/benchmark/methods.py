@@ -171,7 +171,8 @@ _CLUSTERING_PARAMS = ("n_clusters", "clusterer", "manifold", "whiten")
 
 def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str, Any]) -> Any:
     """A Stratifier fitted on ``data.train`` with ``params``, shared across clusterers (in
-    memory, and on disk with ``settings.model_cache``)."""
+    memory, and on disk with ``settings.model_cache``).
+    """
     from stratify import Stratifier
     from stratify.training.config import auto_epochs
 
@@ -246,7 +247,8 @@ def _deep(
 ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """A method that fits a Stratifier with ``params`` (the network is shared by every method
     with the same ``params``; ``epochs`` / ``batch_size`` there override the profile's) and
-    reclusters it with ``clusterer`` / ``manifold`` / ``whiten`` when given."""
+    reclusters it with ``clusterer`` / ``manifold`` / ``whiten`` when given.
+    """
 
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         options = dict(params)
@@ -280,7 +282,8 @@ GENERATION_SAMPLES = 200
 
 def _generation_scores(model: Any, data: BenchmarkData, seed: int) -> dict[str, float]:
     """Stratum fidelity (of samples and of reconstructions) and diversity ratio of the model's
-    samples against the scored images."""
+    samples against the scored images.
+    """
     quality = model.generation_quality(
         data.test.images, n_per_stratum=GENERATION_SAMPLES, random_state=seed
     )
@@ -354,7 +357,8 @@ def _protocol(
 ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """The MedMNIST v2 protocol (:func:`stratify.baselines.medmnist_protocol`) with a trunk
     from scratch, from the ``--weights`` file, or stratify's own encoder pretrained on the
-    training images without labels (the default Stratifier's network) and fine-tuned."""
+    training images without labels (the default Stratifier's network) and fine-tuned.
+    """
 
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         from stratify.baselines import MEDMNIST_PROTOCOL, medmnist_protocol
@@ -394,7 +398,8 @@ def _protocol(
 
 def _weights_source(model: Any) -> str:
     """Which file a transfer row started from and how much of it loaded (results column
-    ``weights``): name, MD5 prefix, tensors loaded and skipped."""
+    ``weights``): name, MD5 prefix, tensors loaded and skipped.
+    """
     path = Path(model.weights)
     return (
         f"{path.name} (md5 {md5sum(path)[:12]}; {len(model.loaded_weights_)} tensors "

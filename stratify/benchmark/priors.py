@@ -101,6 +101,7 @@ class Setting:
 
     @property
     def family(self) -> str:
+        """The prior's family name (its kind, or 'simclr' without one)."""
         return self.name.split("-")[0]
 
 

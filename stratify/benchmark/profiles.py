@@ -245,6 +245,7 @@ class Run:
 
 
 def per_dataset(value: Any, dataset: str) -> Any:
+    """``value`` itself, or its entry for ``dataset`` when it is a per-dataset mapping."""
     if isinstance(value, Mapping):
         return value.get(dataset, value.get("default"))
     return value

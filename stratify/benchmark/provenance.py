@@ -1,5 +1,6 @@
 """Provenance and measurement helpers shared by the benchmark runner and the scripts in
-``benchmarks/``: the commit a result came from, the header of a results file, peak memory."""
+``benchmarks/``: the commit a result came from, the header of a results file, peak memory.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ class PeakMemory:
 
 def git_commit() -> str:
     """HEAD's short hash, ``+dirty`` when tracked code differs from it (the results being
-    written and markdown files do not count: they cannot change a measurement)."""
+    written and markdown files do not count: they cannot change a measurement).
+    """
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -139,7 +141,8 @@ def run_seeded(
     args: argparse.Namespace,
 ) -> int:
     """The end of a seeded benchmark script: run (resumable, into ``--out`` with ``.csv``),
-    write the report of the requested seeds, say where."""
+    write the report of the requested seeds, say where.
+    """
     results = run(args.seeds, args.out.with_suffix(".csv"))
     report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
     print(f"wrote {args.out}")

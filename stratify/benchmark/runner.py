@@ -89,7 +89,8 @@ def _format_seconds(seconds: float) -> str:
 
 def _earlier_seconds(model: Any) -> float:
     """Training time that earlier, interrupted processes spent on a resumed fit: the
-    ``seconds`` of the epochs restored from its checkpoint (0 for a fresh fit)."""
+    ``seconds`` of the epochs restored from its checkpoint (0 for a fresh fit).
+    """
     resumed = getattr(model, "resumed_epochs_", 0)  # only models that can resume have it
     return float(model.history_["seconds"].iloc[:resumed].sum()) if resumed else 0.0
 

@@ -61,7 +61,8 @@ def read_results(path: Path) -> pd.DataFrame:
 
 def record(row: Mapping[str, Any], path: Path) -> None:
     """Append ``row`` to the CSV at ``path`` atomically, replacing an earlier row of the same
-    (dataset, method, seed, profile) (a failed run tried again)."""
+    (dataset, method, seed, profile) (a failed run tried again).
+    """
     frame = read_results(path).reindex(columns=COLUMNS)
     key = ["dataset", "method", "seed", "profile"]
     if len(frame):
@@ -75,6 +76,7 @@ def record(row: Mapping[str, Any], path: Path) -> None:
 
 
 def completed(path: Path, profile: str) -> set[tuple[str, str, int]]:
+    """The (dataset, method, seed) rows of ``profile`` already recorded in ``path``."""
     frame = read_results(path)
     done = frame[(frame["status"] == "ok") & (frame["profile"] == profile)]
     return {

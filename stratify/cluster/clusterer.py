@@ -302,7 +302,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     def _k_on_latents(self, X: np.ndarray, seed: int) -> tuple[int | None, pd.DataFrame | None]:
         """With a manifold step and ``n_clusters="auto"``: k chosen on the latents (as the
         backend is fitted there, whitened by the same rule), used for every space; None
-        otherwise; with the candidates' table."""
+        otherwise; with the candidates' table.
+        """
         if self.n_clusters != "auto" or self.manifold is None or not isinstance(self.method, str):
             return None, None
         rows = self._fit_rows(len(X), seed)
@@ -332,7 +333,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self, X: np.ndarray, seed: int, k: int | None, embedding: np.ndarray | None = None
     ) -> dict[str, Any]:
         """UMAP of ``X`` seeded with ``seed`` (or its given ``embedding``), then the backend
-        on it; the fitted attributes, ``manifold_`` included."""
+        on it; the fitted attributes, ``manifold_`` included.
+        """
         manifold = ManifoldEmbedding(self.manifold_dim, self.n_neighbors, random_state=seed).fit(
             X, embedding=embedding
         )
@@ -361,7 +363,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self, space: np.ndarray, seed: int, on_manifold: bool, k: int | None = None
     ) -> dict[str, Any]:
         """Fit the backend on ``space`` (latents or manifold) with ``k`` strata (None: the
-        ``n_clusters`` parameter); the fitted attributes."""
+        ``n_clusters`` parameter); the fitted attributes.
+        """
         backend = self.backend
         rows = self._fit_rows(len(space), seed)
         n_fitted = len(space) if rows is None else len(rows)

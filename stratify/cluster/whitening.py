@@ -29,7 +29,8 @@ WHITEN_SAMPLES_PER_DIMENSION = 10
 
 def whitens(whiten: bool | str, n_samples: int, n_dims: int, n_clusters: int) -> bool:
     """Whether ``n_samples`` latents of dimension ``n_dims`` in up to ``n_clusters`` strata
-    are whitened under the setting ``whiten`` (True, False or "auto")."""
+    are whitened under the setting ``whiten`` (True, False or "auto").
+    """
     if whiten != "auto":
         return bool(whiten)
     return n_samples >= WHITEN_SAMPLES_PER_DIMENSION * n_dims * n_clusters
@@ -73,6 +74,7 @@ class Whitening:
     ) -> tuple[np.ndarray, np.ndarray]:
         """A Gaussian N(mean (R,), covariance (R, R)) in whitened coordinates, mapped back to
         the latents: mean (D,) and covariance (D, D) of ``w @ A + self.mean`` with
-        ``A = diag(sqrt(variances)) @ components``."""
+        ``A = diag(sqrt(variances)) @ components``.
+        """
         A = np.sqrt(self.variances)[:, None] * self.components
         return mean @ A + self.mean, A.T @ covariance @ A

@@ -133,6 +133,7 @@ class AugmentParams:
 
     @property
     def has_geometry(self) -> bool:
+        """Whether any geometric transform (flip, rotation, crop, shift) is on."""
         crop = self.crop_scale is not None and self.crop_scale != (1.0, 1.0)
         flips = self.hflip > 0 or self.vflip > 0 or self.dflip > 0
         return crop or flips or self.rotation > 0 or self.translation > 0

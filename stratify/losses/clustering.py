@@ -75,6 +75,7 @@ class SelfTraining(LossTerm):
         return nn.functional.normalize(mu, dim=1) if self.normalize else mu
 
     def forward(self, mu: Tensor) -> Tensor:
+        """The self-training loss of latent means ``mu`` (N, D); a scalar."""
         if mu.ndim != 2 or mu.shape[1] != self.centroids.shape[1]:
             raise ValueError(
                 f"Expected mu of shape (N, {self.centroids.shape[1]}), got {tuple(mu.shape)}."
@@ -89,6 +90,7 @@ class SelfTraining(LossTerm):
         return q.argmax(dim=1)
 
     def extra_repr(self) -> str:
+        """The settings shown in the module's repr."""
         return (
             f"k={self.centroids.shape[0]}, alpha={self.alpha}, balance={self.balance}, "
             f"normalize={self.normalize}"

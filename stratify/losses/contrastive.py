@@ -142,7 +142,8 @@ class KernelContrastive(LossTerm):
     @property
     def sigma_(self) -> tuple[float, ...] | None:
         """The bandwidth(s) in use (per column of the distance kernel; with ``sigma="auto"``
-        the values Silverman's rule chose on the training metadata), or None."""
+        the values Silverman's rule chose on the training metadata), or None.
+        """
         found = [k for k in _leaves(self.kernel) if hasattr(k, "bandwidth_")]
         return tuple(v for k in found for v in k.bandwidth_) if found else None
 

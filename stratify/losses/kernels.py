@@ -249,6 +249,7 @@ class GaussianKernel(_BandwidthKernel):
     """
 
     def profile(self, u: Tensor) -> Tensor:
+        """``exp(-||u||^2 / 2)`` over the last axis of scaled differences ``u`` (..., C)."""
         return torch.exp(-0.5 * u.pow(2).sum(dim=-1))
 
 
@@ -260,6 +261,7 @@ class LaplacianKernel(_BandwidthKernel):
     """
 
     def profile(self, u: Tensor) -> Tensor:
+        """``exp(-||u||_1)`` over the last axis of scaled differences ``u`` (..., C)."""
         return torch.exp(-u.abs().sum(dim=-1))
 
 
@@ -272,6 +274,7 @@ class EpanechnikovKernel(_BandwidthKernel):
     """
 
     def profile(self, u: Tensor) -> Tensor:
+        """``max(0, 1 - ||u||^2)`` over the last axis of scaled differences ``u`` (..., C)."""
         return (1.0 - u.pow(2).sum(dim=-1)).clamp_min(0.0)
 
 
@@ -372,6 +375,7 @@ class EqualityKernel(Kernel):
         return torch.where(torch.isnan(values), values, codes)
 
     def compute(self, values: Tensor) -> Tensor:
+        """Pairwise equality (N, N) of the binned codes of ``values`` (N, C)."""
         codes = self.codes(values)
         return (codes[:, None, :] == codes[None, :, :]).all(dim=-1).to(values.dtype)
 
@@ -418,6 +422,7 @@ class ProductKernel(_CompositeKernel):
     _combine = staticmethod(operator.mul)
 
     def __call__(self, metadata: Mapping[str, Any]) -> Tensor:
+        """Elementwise product (N, N) of the parts' kernels."""
         return self._fold(metadata)
 
 
@@ -435,6 +440,7 @@ class SumKernel(_CompositeKernel):
     _combine = staticmethod(operator.add)
 
     def __call__(self, metadata: Mapping[str, Any]) -> Tensor:
+        """Mean (N, N) of the parts' kernels."""
         return self._fold(metadata) / len(self.kernels)
 
 

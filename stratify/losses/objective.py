@@ -193,6 +193,7 @@ class Objective(nn.Module):
         return total, values
 
     def extra_repr(self) -> str:
+        """The terms and weights shown in the module's repr."""
         return f"weights={self.weights}" + (f", warmup={self.warmup}" if self.warmup else "")
 
 

@@ -166,7 +166,8 @@ class Autoencoder(nn.Module):
     ) -> Tensor:
         """Decode one draw ``z ~ N(mu, exp(logvar))`` (``mu`` itself when ``logvar`` is None):
         logits ``(N, C, *S)`` from ``mu``, ``logvar`` ``(N, D)``. The training step and
-        :meth:`forward` both decode through here."""
+        :meth:`forward` both decode through here.
+        """
         return self.decode(self.reparameterize(mu, logvar, generator))
 
     def forward(
@@ -174,7 +175,8 @@ class Autoencoder(nn.Module):
     ) -> dict[str, Tensor | None]:
         """Encode (and decode when possible) a batch ``(N, C, *S)``; see the class notes for
         the keys. In training mode a VAE decodes a draw from ``generator`` (the global RNG
-        when None), in eval mode the mean."""
+        when None), in eval mode the mean.
+        """
         mu, logvar = self.encode(x)
         out: dict[str, Tensor | None] = {"mu": mu, "logvar": logvar}
         if self.decoder is not None:

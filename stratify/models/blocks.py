@@ -35,6 +35,7 @@ class ResidualBlock(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the block to ``x`` (N, C, *S); same shape out."""
         return self.act(x + self.body(x))
 
 

@@ -37,6 +37,7 @@ class MLPEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Features (N, hidden) of vectors ``x`` (N, F, 1, 1) or (N, F)."""
         return self.net(x)
 
 
@@ -55,4 +56,5 @@ class MLPDecoder(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Logits (N, F, 1, 1) of latents ``z`` (N, D)."""
         return self.net(z)

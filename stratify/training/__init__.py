@@ -1,5 +1,6 @@
 """The training engine: one loop (one process or torchrun), a frozen config, atomic checkpoints,
-batched embedding."""
+batched embedding.
+"""
 
 from stratify.training.checkpoint import load_checkpoint, save_checkpoint
 from stratify.training.config import TrainConfig

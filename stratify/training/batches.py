@@ -29,7 +29,8 @@ __all__ = [
 @dataclass
 class Data:
     """Images kept as given (uint8 stays uint8) plus per-sample float columns, and the rows
-    of this split; batches are gathered and converted one at a time."""
+    of this split; batches are gathered and converted one at a time.
+    """
 
     images: Tensor  # (N_all, C, *S) uint8 or float, CPU
     metadata: dict[str, Tensor]  # column -> (N_all,) float32
@@ -50,6 +51,7 @@ class Data:
 
 
 def as_image_tensor(images: Any, name: str) -> Tensor:
+    """Images as a CPU tensor (N, C, *S) without a copy, checked; ``name`` for messages."""
     array = check_array_images(images, name=name)
     if any(s < 0 for s in array.strides):
         array = np.ascontiguousarray(array)
@@ -88,6 +90,7 @@ def _labels(labels: Any, n: int, name: str) -> Tensor | None:
 
 
 def make_data(images, metadata, labels, columns, name: str) -> Data:
+    """Images, metadata columns and labels checked against each other as one :class:`Data`."""
     tensor = as_image_tensor(images, name)
     n = tensor.shape[0]
     meta = _columns(metadata, columns, n, f"{name.replace('images', 'metadata')}")

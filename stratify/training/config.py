@@ -24,7 +24,8 @@ AUTO_EPOCH_SAMPLES = 256_000
 
 def auto_epochs(n_samples: int) -> int:
     """Epochs of the ``"auto"`` rule for ``n_samples`` training samples:
-    ``ceil(AUTO_EPOCH_SAMPLES / n_samples)``, at least 1."""
+    ``ceil(AUTO_EPOCH_SAMPLES / n_samples)``, at least 1.
+    """
     check_in_range(n_samples, "n_samples", "auto_epochs", kind=int, low=1)
     return max(1, -(-AUTO_EPOCH_SAMPLES // int(n_samples)))
 

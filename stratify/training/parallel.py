@@ -134,7 +134,7 @@ def on_main(fn: Callable[[], T], world: World | None) -> T:
 
 
 def shard(rows: Tensor, world: World | None) -> Tensor:
-    """This rank's part of a global batch: ``rows`` cut in ``W`` near-equal contiguous parts.
+    """The part of a global batch this rank takes: ``rows`` cut in W near-equal runs.
 
     Parameters
     ----------

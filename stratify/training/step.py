@@ -50,6 +50,7 @@ class Plan:
 
     @classmethod
     def of(cls, objective: Any) -> Plan:
+        """The tensors ``objective`` needs (its ``requires``)."""
         req = frozenset(objective.requires)
         recon = "recon" in req
         return cls(
@@ -111,6 +112,7 @@ class Step(nn.Module):
     def forward(
         self, batch: dict[str, Any], generator: torch.Generator, stats: LatentStats | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The total loss and each term's value on ``batch`` (see :func:`step_loss`)."""
         return step_loss(
             self.model, self.objective, batch, self.plan, self.augment, generator, stats
         )
@@ -137,6 +139,7 @@ class LatentStats:
 
     @torch.no_grad()
     def add(self, mu: Tensor, logvar: Tensor) -> None:
+        """Accumulate one batch of posterior means and log-variances (B, D)."""
         mu, logvar = mu.detach().double(), logvar.detach().double()
         kl = kl_per_dimension(mu, logvar) * mu.shape[0]
         parts = (kl, mu.sum(dim=0), mu.pow(2).sum(dim=0))
@@ -159,6 +162,7 @@ class LatentStats:
         self.n = int(packed[-1])
 
     def row(self) -> dict[str, float]:
+        """The epoch's ``active_units`` and ``kl_dim_<j>`` history columns ({} before any batch)."""
         if self.kl is None or self.mu_sum is None or self.mu_sq is None:
             return {}
         mean = self.mu_sum / self.n
@@ -176,6 +180,7 @@ def check_finite(
     n: int,
     world: World | None = None,
 ) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first non-finite term (all ranks agree)."""
     finite = bool(torch.isfinite(total))
     if world is not None:  # every rank must take the same decision
         flags = total.detach().new_tensor([0.0 if finite else 1.0])
@@ -198,6 +203,7 @@ def check_finite(
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine, multistep or constant."""
     if config.scheduler == "none":
         return config.lr
     if step < warmup_steps:
@@ -211,6 +217,7 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -
 
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names (Adam, AdamW or SGD) over ``params``."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay

@@ -93,6 +93,7 @@ class Trainer:
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """All a checkpoint needs to resume exactly: weights, optimizer, generators, history."""
         s = self.state
         cfg = dataclasses.asdict(self.config)
         cfg["checkpoint_dir"] = (
@@ -124,6 +125,7 @@ class Trainer:
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        """Restore a checkpoint written by :meth:`state_dict` (same world size)."""
         size = 1 if self.world is None else self.world.size
         stored = int(ckpt.get("world_size", 1))
         if stored != size:
@@ -178,7 +180,7 @@ class Trainer:
         self.scaler.update()
 
     def _local(self, chunks: list[Tensor]) -> list[tuple[Tensor, float]]:
-        """This rank's rows of every global batch, and the factor of its loss share.
+        """The rows of every global batch that this rank takes, and the factor of its loss share.
 
         Rank ``r`` holding ``n_r`` of the ``B`` rows of a global batch back-propagates its
         local mean loss times ``W n_r / B``: the shares average (over ranks) to the loss of
@@ -274,7 +276,8 @@ class Trainer:
 
     def early_stop(self, val_loss: float, epoch: int) -> bool:
         """Track the best epoch by ``val_loss`` (lower is better; minus ``val_score`` when
-        there is one); keep its weights when selecting; True when patience ran out."""
+        there is one); keep its weights when selecting; True when patience ran out.
+        """
         s, patience = self.state, self.config.patience
         if val_loss < s.best_loss - self.config.min_delta:
             s.best_loss, s.best_epoch, s.bad_epochs = val_loss, epoch, 0
@@ -296,6 +299,7 @@ def run(
     val_data: Data | None,
     callbacks: Sequence[Callback],
 ) -> Path | None:
+    """Train the configured epochs (batches, callbacks, checkpoints); the last checkpoint."""
     config, state = trainer.config, trainer.state
     world = trainer.world
     steps_per_epoch = len(
