@@ -66,10 +66,11 @@ class Interval:
             return False
         if self.kind is int and not isinstance(value, numbers.Integral):
             return False
-        if math.isnan(value):
+        number = float(value)
+        if math.isnan(number):
             return False
-        left = value >= self.low if self.closed in ("both", "left") else value > self.low
-        right = value <= self.high if self.closed in ("both", "right") else value < self.high
+        left = number >= self.low if self.closed in ("both", "left") else number > self.low
+        right = number <= self.high if self.closed in ("both", "right") else number < self.high
         return bool(left and right)
 
     def describe(self) -> str:

@@ -11,6 +11,7 @@ got:
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -87,9 +88,10 @@ def check_in_range(
         raise TypeError(message)
     if kind is int and not isinstance(value, numbers.Integral):
         raise TypeError(message)
-    too_low = value < low if left_closed else value <= low
-    too_high = value > high if right_closed else value >= high
-    if np.isnan(value) or too_low or too_high:
+    number = float(value)
+    too_low = number < low if left_closed else number <= low
+    too_high = number > high if right_closed else number >= high
+    if math.isnan(number) or too_low or too_high:
         raise ValueError(message)
     return kind(value)
 

@@ -35,9 +35,9 @@ from stratify._atomic import atomic_write
 from stratify._random import seed_from
 from stratify._validation import check_array_images, check_in_range, check_option
 from stratify.losses import CrossEntropy, Objective
-from stratify.models import build_model
+from stratify.models import Autoencoder, build_model
 from stratify.training import TrainConfig, embed, train
-from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint
+from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint, fingerprinted
 
 __all__ = [
     "ARCHS",
@@ -600,9 +600,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         """Digest of the data, the parameters and the starting trunk (its initial weights:
         a module ``arch`` or a ``weights`` file count by content, not by name).
         """
-        params = {
-            k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED
-        }
+        params = fingerprinted(self.get_params(deep=False), self._NOT_FINGERPRINTED)
         params["arch"] = self.arch if isinstance(self.arch, str) else type(self.arch).__name__
         arrays = [("labels", codes)]
         if val:
@@ -667,7 +665,7 @@ class SupervisedBaseline(ClassifierMixin, BaseEstimator):
         }
 
 
-def _probabilities(model: nn.Module, X: np.ndarray) -> np.ndarray:
+def _probabilities(model: Autoencoder, X: np.ndarray) -> np.ndarray:
     logits = torch.from_numpy(embed(model, X, batch_size=256))
     return torch.softmax(logits.double(), dim=1).numpy()
 

@@ -110,13 +110,13 @@ class _Gather(torch.autograd.Function):
     """:func:`_gather_rows`, differentiable."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, world: World) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, world: World) -> Tensor:
         out, start = _gather_rows(x.detach(), world)
         ctx.world, ctx.start, ctx.n = world, start, x.shape[0]
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         # every rank's loss depends on every rank's rows: sum the gradients of all ranks,
         # then keep this rank's slice (not the local gradient alone, not an average)
         return _summed(grad, ctx.world)[ctx.start : ctx.start + ctx.n], None
@@ -146,17 +146,17 @@ def gather(x: Tensor, world: World | None = None) -> tuple[Tensor, int]:
     if not (torch.is_grad_enabled() and x.requires_grad):
         return _gather_rows(x, world)
     out = _Gather.apply(x, world)
-    return out, int(out.grad_fn.start)  # type: ignore[union-attr]
+    return out, int(out.grad_fn.start)
 
 
 class _AllReduceSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, world: World) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, world: World) -> Tensor:
         ctx.world = world
         return _summed(x, world)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         # y = sum_r x_r on every rank: d(sum_r' f_r') / d x_r = sum_r' d f_r' / d y
         return _summed(grad, ctx.world), None
 

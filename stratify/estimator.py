@@ -9,9 +9,7 @@ Persistence lives in :mod:`stratify.io`, input layouts and intensities in :mod:`
 from __future__ import annotations
 
 import copy
-import dataclasses
 import sys
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,66 +19,34 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import check_is_fitted
 
-from stratify import distributed, generate, io, report
-from stratify._constraints import (
-    BOOL,
-    NONE,
-    Interval,
-    Keys,
-    Options,
-    Satisfies,
-    is_integer,
-    is_mapping,
-    module_instance,
-    validate_params,
-)
+from stratify import distributed, io
+from stratify._constraints import validate_params
+from stratify._params import STRATIFIER_CONSTRAINTS, check_parameter_rules
 from stratify._random import draw_seeds
-from stratify.cluster import BACKENDS, StrataClusterer
+from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
 from stratify.data.layout import from_channel_first, to_channel_first
 from stratify.data.metadata import training_columns
 from stratify.data.scaling import IntensityScaler
 from stratify.data.vector_augment import VectorAugment
-from stratify.losses import LABELS, Objective, SelfTraining, SupCon, build_objective
+from stratify.generate import GenerativeMixin
+from stratify.losses import LABELS, Objective, SupCon, build_objective
 from stratify.losses.functional import kl_per_dimension
 from stratify.losses.registry import distance_columns, regularizer_from_spec
-from stratify.models import build_model
+from stratify.models import Autoencoder, build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
+from stratify.report import StrataReportMixin
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
-from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint
-from stratify.training.config import auto_epochs
+from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint, fingerprinted
+from stratify.training.config import auto_epochs, config_from
+from stratify.training.self_training import self_train
 
 __all__ = ["Stratifier"]
 
 
-def _is_random_state(value: Any) -> bool:
-    try:
-        check_random_state(value)
-    except ValueError:
-        return False
-    return not isinstance(value, bool)
-
-
-def _is_shape(value: Any) -> bool:
-    return (
-        isinstance(value, (tuple, list))
-        and len(value) in (3, 4)
-        and all(is_integer(v) and v >= 1 for v in value)
-    )
-
-
-def _is_augmentation(value: Any) -> bool:
-    return isinstance(value, AugmentParams) or callable(value)
-
-
-_POSITIVE_INT = [Interval(int, 1, closed="left")]
-_NON_NEGATIVE = [Interval(float, 0, closed="left")]
-_POSITIVE = [Interval(float, 0, closed="neither")]
-
-
-class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
+class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """Patient stratification: a contrastive (V)AE on images, clustered into strata.
 
     Parameters
@@ -107,10 +73,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         as with the default networks.
     reconstruction : {"bce", "mse"} or None, default="bce"
     beta : float, default=1.0
-        Weight of the KL in the VAE's negative beta-ELBO (ignored for ``model="ae"``):
-        ``beta=1`` is the ELBO. The reconstruction is a per-pixel (per-voxel) mean and the
-        KL gets the weight ``beta / P`` for P values per sample, so the pair is the ELBO per
-        pixel: the same optimum, and on the scale of the contrastive term in 2D and 3D.
+        Weight of the KL in the VAE's negative beta-ELBO (``beta=1`` is the ELBO), taken per
+        pixel or voxel like the reconstruction (:func:`stratify.losses.build_objective`).
     kl_warmup : float, default=5.0
         Epochs over which the KL weight rises linearly from 0 to ``beta`` (KL annealing;
         the history's ``kl_weight`` column); 0 for none. VAE only.
@@ -138,54 +102,37 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         "kmeans", "gmm", "hdbscan", "agglomerative", "spectral" or a scikit-learn clusterer
         (see :class:`~stratify.cluster.StrataClusterer` for how each predicts).
     manifold : {"auto", "umap"} or None, default="auto"
-        The manifold step between latents and clusterer (N2D: UMAP with ``min_dist=0`` to
-        ``manifold_dim`` dimensions, then the clusterer). New patients are placed on the
-        manifold by UMAP's fuzzy-neighbour rule (:mod:`stratify.cluster.manifold`). "auto"
-        (the default) clusters the latents and the manifold three times each with different
-        seeds and keeps the space whose strata agree best across the runs, its medoid run
-        (:mod:`stratify.cluster.selection`; README, "The default recipe"). "umap" always
-        uses it; None clusters the latents directly.
+        The manifold step between latents and clusterer (N2D's UMAP,
+        :mod:`stratify.cluster.manifold`): "umap" always, None never; "auto" keeps the
+        space whose strata agree best across seeded reruns (:mod:`stratify.cluster.selection`).
     manifold_dim : int, default=10
         Dimension of the manifold.
     self_training_epochs : int, default=0
-        Epochs of the clustering-aware stage after representation learning: IDEC
-        self-training (Student-t soft assignments to learnable centroids started from the
-        first strata, pulled towards a sharpened target; Guo et al. 2017) trained with the
-        other terms, then the strata are found again. 0 skips it.
+        Epochs of IDEC self-training after representation learning, then the strata are
+        found again (:mod:`stratify.training.self_training`); 0 skips it.
     self_training_weight : float, default=1.0
         Weight of the self-training term in that stage.
     normalize : bool, default=True
         Cluster the L2-normalised latents (the geometry contrastive training shapes).
     whiten : bool or "auto", default="auto"
-        PCA-whiten the (normalised) latents before clustering them
-        (:class:`~stratify.cluster.Whitening`; new patients are whitened the same way). The
-        manifold coordinates are never whitened. For the default GMM this changes only where
-        its k-means initialisation starts. ``"auto"``: whiten when there are at least 10
-        training images per latent dimension per stratum (N >= 10 x latent_dim x
-        n_clusters; :mod:`stratify.cluster.whitening`).
+        PCA-whiten the (normalised) latents before clustering them (never the manifold
+        coordinates); "auto" by the rule of :mod:`stratify.cluster.whitening`.
     epochs : int or "auto", default="auto"
-        Training epochs. ``"auto"``: ``ceil(256,000 / N)`` for N training images, i.e. about
-        256,000 samples seen (1,000 steps of 256) whatever the dataset size
-        (:func:`stratify.training.config.auto_epochs`); the number used is ``epochs_``.
+        Training epochs; "auto": about 256,000 samples seen whatever the dataset size
+        (:func:`stratify.training.config.auto_epochs`). The number used is ``epochs_``.
     batch_size : int or "auto", default="auto"
-        Samples per training step. ``"auto"``: as many as the memory budget holds, at most
-        256 (256 for 28 px images; a handful of 64^3 volumes), measured on the network
-        before the first batch (:mod:`stratify.training.memory`; set
-        ``train_config={"memory_budget": bytes}`` to change the budget). The batch used is
-        ``batch_size_``. Embedding (``transform``, ``predict``) batches by the same budget.
+        Samples per training step; "auto": as many as the memory budget holds, at most 256
+        (:mod:`stratify.training.memory`; ``train_config={"memory_budget": bytes}``). The
+        batch used is ``batch_size_``; embedding batches by the same budget.
     lr : float, default=1e-3
     train_config : mapping or None, default=None
         Further :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
-        early stopping, checkpoints, threads, ...). With ``"checkpoint_dir"`` the
-        representation stage writes ``last.pt`` there after every epoch (atomically); a fit
-        refuses to start over an existing checkpoint (it would destroy that progress).
+        early stopping, threads, ...). With ``"checkpoint_dir"`` the representation stage
+        writes ``last.pt`` there after every epoch; a fit refuses to start over one.
     resume : bool, default=False
         Continue the interrupted fit whose checkpoint is in ``train_config["checkpoint_dir"]``
-        (start from scratch when there is none yet). The checkpoint must come from the same
-        images, metadata and parameters (checked by a fingerprint; ``resume``, ``verbose``,
-        ``device`` and the checkpoint / progress / thread settings may differ); the result
-        equals an uninterrupted fit with the same seed. The self-training stage, when there
-        is one, is short and always runs again.
+        (from scratch when there is none). The images, metadata and parameters must match
+        (a fingerprint); the result equals an uninterrupted fit with the same seed.
     image_shape : tuple of int or None, default=None
         ``(C, H, W)`` or ``(C, D, H, W)`` of one sample, for flattened images (N, F). Without
         it, flattened input is read as feature vectors (radiomics, embeddings) and gets an
@@ -216,11 +163,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         With ``n_clusters="auto"``.
     history_ : pandas.DataFrame
         One row per epoch: each loss term, the total, learning rate, seconds, ``stage``; for
-        a VAE also ``kl_weight``, ``active_units`` and ``kl_dim_<j>`` (running estimates over
-        the epoch's batches; see :func:`stratify.training.train`).
+        a VAE also ``kl_weight``, ``active_units`` and ``kl_dim_<j>``.
     embedding_std_ : numpy.ndarray of float32, shape (N, latent_dim)
-        VAE only: posterior standard deviations of the training images (with ``embedding_``
-        they give each stratum's aggregate posterior, which ``sample(cluster=k)`` draws from).
+        VAE only: posterior standard deviations of the training images.
     kl_per_dim_ : numpy.ndarray of float64, shape (latent_dim,)
         VAE only: KL(q(z_j | x) || N(0, 1)) of each latent dimension in nats, averaged over
         the training images with the final weights.
@@ -228,21 +173,17 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         VAE only: latent dimensions whose posterior mean varies across the training images,
         Var_x(E[z_j | x]) > 0.01 (Burda et al. 2016); the rest have collapsed to the prior.
     batch_size_ : int
-        The training batch used (``batch_size``, or what ``"auto"`` chose for this network
-        and memory budget).
+        The training batch used (what ``"auto"`` chose, or ``batch_size``).
     epochs_ : int
-        The representation stage's epochs (``epochs``, or what ``"auto"`` chose for the
-        number of training images; early stopping may end it sooner, see ``history_``).
+        The representation stage's epochs (early stopping may end it sooner).
     image_shape_ : tuple of int
         ``(C, *S)`` of one sample.
     n_features_in_ : int
         Number of values per sample (``prod(image_shape_)``).
     data_range_ : tuple of float
-        Intensities mapped to [0, 1]: (0, 255) for uint8 input, else the training min and max
-        (uint16 / 12-bit, floats). New images are mapped the same way, and refused when they
-        cannot be on that scale (images rescaled to [0, 1] for a model fitted on a larger
-        scale; a larger bit depth than in training); values slightly outside it are clipped
-        with a warning (``scaler_``, :class:`~stratify.data.scaling.IntensityScaler`).
+        Intensities mapped to [0, 1]: (0, 255) for uint8 input, else the training min and
+        max; new images are mapped the same way (``scaler_``,
+        :class:`~stratify.data.scaling.IntensityScaler`).
     """
 
     def __init__(
@@ -314,106 +255,15 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    #: One constraint list per parameter, checked by :func:`stratify._constraints.
-    #: validate_params` in ``fit`` before any work (the cross-parameter rules follow it).
-    _parameter_constraints: ClassVar[dict[str, list]] = {
-        "n_clusters": [Interval(int, 2, closed="left"), Options({"auto"})],
-        "model": [Options({"ae", "vae"})],
-        "latent_dim": _POSITIVE_INT,
-        "width": _POSITIVE_INT,
-        "depth": [*_POSITIVE_INT, NONE],
-        "encoder": [module_instance("torch.nn.Module"), NONE],
-        "decoder": [module_instance("torch.nn.Module"), NONE],
-        "reconstruction": [Options({"bce", "mse"}), NONE],
-        "beta": _NON_NEGATIVE,
-        "kl_warmup": _NON_NEGATIVE,
-        "free_bits": _NON_NEGATIVE,
-        "contrastive": [Options({"simclr", "supcon"}), NONE],
-        "temperature": _POSITIVE,
-        "contrastive_weight": _NON_NEGATIVE,
-        "regularizers": [Satisfies(is_mapping, "a mapping of names to terms", bad=([1],)), NONE],
-        "augmentation": [
-            Satisfies(_is_augmentation, "an AugmentParams or a callable", bad=(1,)),
-            NONE,
-        ],
-        "clusterer": [
-            Keys(BACKENDS),
-            Satisfies(
-                lambda v: not isinstance(v, str) and hasattr(v, "fit"),
-                "a clusterer with a fit method",
-                bad=(object(),),
-            ),
-        ],
-        "manifold": [Options({"umap", "auto"}), NONE],
-        "manifold_dim": _POSITIVE_INT,
-        "self_training_epochs": [Interval(int, 0, closed="left")],
-        "self_training_weight": _POSITIVE,
-        "normalize": [BOOL],
-        "whiten": [Options({True, False, "auto"})],
-        "epochs": [*_POSITIVE_INT, Options({"auto"})],
-        "batch_size": [*_POSITIVE_INT, Options({"auto"})],
-        "lr": _POSITIVE,
-        "train_config": [
-            Satisfies(is_mapping, "a mapping of TrainConfig fields", bad=([1],)),
-            NONE,
-        ],
-        "resume": [BOOL],
-        "image_shape": [
-            Satisfies(
-                _is_shape,
-                "a tuple (C, H, W) or (C, D, H, W) of positive ints",
-                bad=((1, 28), (1, 0, 28)),
-            ),
-            NONE,
-        ],
-        "device": [Satisfies(lambda v: isinstance(v, str), "a str", bad=(0,))],
-        "random_state": [
-            Satisfies(_is_random_state, "an int, a numpy RandomState", bad=("seed", 1.5)),
-            NONE,
-        ],
-        "verbose": [BOOL],
-    }
+    #: One constraint list per parameter (:mod:`stratify._params`), checked in ``fit``
+    #: before any work by :func:`stratify._constraints.validate_params`.
+    _parameter_constraints: ClassVar[dict[str, list]] = STRATIFIER_CONSTRAINTS
 
     def _validate_params(self) -> None:
         """The constraint table, then the rules that tie parameters together."""
         validate_params(self, self._parameter_constraints)
-        self._validate_train_config()
-        if self.resume and not (self.train_config or {}).get("checkpoint_dir"):
-            raise ValueError(
-                "Expected train_config={'checkpoint_dir': ...} naming the checkpoint folder "
-                "with resume=True, got no checkpoint_dir."
-            )
-        if self.decoder is not None and self.encoder is None:
-            raise ValueError(
-                "Expected decoder only together with a custom encoder, got decoder without encoder."
-            )
-        if self.encoder is not None and self.decoder is None and self.reconstruction is not None:
-            raise ValueError(
-                "Expected reconstruction=None with a custom encoder and no decoder, got "
-                f"reconstruction={self.reconstruction!r}. Pass decoder= to reconstruct."
-            )
-        if self.reconstruction is None and self.contrastive is None and not self.regularizers:
-            raise ValueError(
-                "Expected at least one loss term, got reconstruction=None, contrastive=None "
-                "and no regularizers."
-            )
-
-    def _validate_train_config(self) -> None:
-        """``train_config`` and the training parameters make a valid TrainConfig."""
-        owner = type(self).__name__
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(self.train_config or {}) - fields)
-        if unknown:
-            raise ValueError(
-                f"The 'train_config' parameter of {owner} has unknown field(s) {unknown}; "
-                f"TrainConfig fields are {sorted(fields)}."
-            )
-        try:
-            self._train_config()
-        except (TypeError, ValueError) as error:
-            raise type(error)(
-                f"Invalid training settings of {owner} (train_config, device, ...): {error}"
-            ) from None
+        self._train_config()
+        check_parameter_rules(self)
 
     # ------------------------------------------------------------------ input handling
     @property
@@ -467,7 +317,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         return from_channel_first(self.scaler_.inverse_transform(images), self._input_ndim)
 
     # ------------------------------------------------------------------------- building
-    def _build_network(self, seed: int) -> torch.nn.Module:
+    def _build_network(self, seed: int) -> Autoencoder:
         """The untrained network for ``image_shape_``, initialised from ``seed``."""
         with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
             torch.manual_seed(seed)
@@ -524,8 +374,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             "device": self.device,
             "progress": bool(self.verbose),
         }
-        options.update(dict(self.train_config or {}))
-        return TrainConfig(**options)
+        return config_from(options, self.train_config, type(self).__name__)
 
     def _new_clusterer(self, seed: int) -> StrataClusterer:
         """The clusterer of the strata: the clustering space's one owner."""
@@ -578,7 +427,11 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         self.epochs_ = config.epochs
         checkpoint = config.checkpoint_dir
         resume_from = (
-            checkpoint if self.resume and (Path(checkpoint) / CHECKPOINT_NAME).is_file() else None
+            checkpoint
+            if checkpoint is not None
+            and self.resume
+            and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
+            else None
         )
         result = train(
             model,
@@ -603,29 +456,9 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
             self._self_train(images, columns, labels, augment, train_seed + 1)
         return self
 
-    #: Parameters (and train_config fields) that may differ between a fit and its resumption.
-    _NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset({"resume", "verbose", "device"})
-    _CONFIG_NOT_FINGERPRINTED: ClassVar[frozenset] = frozenset(
-        {
-            "checkpoint_dir",
-            "checkpoint_every",
-            "progress",
-            "num_workers",
-            "num_threads",
-            "device",
-        }
-    )
-
     def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None) -> str:
         """A digest of the images, metadata columns, labels and the training parameters."""
-        params = {
-            k: v for k, v in self.get_params(deep=False).items() if k not in self._NOT_FINGERPRINTED
-        }
-        params["train_config"] = {
-            k: v
-            for k, v in sorted(dict(self.train_config or {}).items())
-            if k not in self._CONFIG_NOT_FINGERPRINTED
-        }
+        params = fingerprinted(self.get_params(deep=False), ("resume", "verbose", "device"))
         arrays = [(name, columns[name]) for name in sorted(columns)]
         if labels is not None:
             arrays.append(("labels", labels))
@@ -645,46 +478,21 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
     def _self_train(
         self, images: np.ndarray, columns: dict, labels: np.ndarray | None, augment: Any, seed: int
     ) -> None:
-        """The clustering-aware stage: IDEC self-training from the first strata, then recluster.
-
-        The centroids start at the mean latent of each first stratum; the objective's terms
-        stay on (IDEC keeps the reconstruction), plus :class:`~stratify.losses.SelfTraining`
-        with weight ``self_training_weight``; the same training loop runs for
-        ``self_training_epochs`` at a tenth of ``lr``, constant.
-        """
-        kept = self.labels_ >= 0
-        strata = np.unique(self.labels_[kept])
-        if len(strata) < 2:
-            raise ValueError(
-                f"Expected at least 2 first strata to start self-training from, got "
-                f"{len(strata)}. Set self_training_epochs=0 or choose another clusterer."
-            )
-        centroids = np.stack([self.embedding_[self.labels_ == c].mean(axis=0) for c in strata])
-        term = SelfTraining(centroids, normalize=False)
-        terms = {
-            name: (t, self.objective_.weights[name]) for name, t in self.objective_.terms.items()
-        }
-        terms["self_training"] = (term, self.self_training_weight)
-        config = dataclasses.replace(
-            self._train_config(),
-            epochs=self.self_training_epochs,
-            lr=self.lr / 10,
-            scheduler="none",
-            warmup_epochs=0.0,
-            checkpoint_dir=None,
-            patience=None,
-            val_fraction=0.0,
-        )
+        """The clustering-aware stage (:mod:`stratify.training.self_training`), then recluster."""
         self._say(f"self-training for {self.self_training_epochs} epochs")
-        result = train(
+        result = self_train(
             self.model_,
-            Objective(terms),
+            self.objective_,
             images,
-            config=config,
+            self.embedding_,
+            self.labels_,
+            epochs=self.self_training_epochs,
+            weight=self.self_training_weight,
+            config=self._train_config(),
+            random_state=seed,
             metadata=columns or None,
             labels=labels,
             augment=augment,
-            random_state=seed,
         )
         self.model_.eval()
         stage = result.history.assign(stage="self-training")
@@ -735,21 +543,12 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         other._fit_clusterer(self.manifold_embedding_ if other.manifold == self.manifold else None)
         return other
 
-    def _fit_clusterer(
-        self,
-        manifold_embedding: np.ndarray | None = None,
-        manifold_selection: pd.DataFrame | None = None,
-    ) -> None:
-        """Cluster ``embedding_`` (the one place fit and recluster do it).
-
-        ``manifold_embedding``: manifold coordinates of ``embedding_`` from an earlier fit, so
-        that UMAP does not run again; ``manifold_selection``: that fit's choice of
-        ``manifold="auto"``.
+    def _fit_clusterer(self, manifold_embedding: np.ndarray | None = None) -> None:
+        """Cluster ``embedding_`` (the one place fit and recluster do it); given manifold
+        coordinates of ``embedding_`` from an earlier fit are reused (UMAP does not rerun).
         """
         self.clusterer_ = self._new_clusterer(self._cluster_seed).fit(
-            self.embedding_,
-            manifold_embedding=manifold_embedding,
-            manifold_selection=manifold_selection,
+            self.embedding_, manifold_embedding=manifold_embedding
         )
         self._set_cluster_attributes()
 
@@ -764,12 +563,8 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         """Mirror the clusterer's fitted strata as the estimator's own attributes."""
         self.labels_ = self.clusterer_.labels_
         self.n_clusters_ = self.clusterer_.n_clusters_
-        for name in (
-            "probabilities_",
-            "outlier_scores_",
-            "cluster_selection_",
-            "manifold_selection_",
-        ):
+        optional = ("probabilities_", "outlier_scores_", "cluster_selection_")
+        for name in (*optional, "manifold_selection_"):
             if hasattr(self.clusterer_, name):
                 setattr(self, name, getattr(self.clusterer_, name))
             else:
@@ -869,82 +664,7 @@ class Stratifier(ClusterMixin, TransformerMixin, BaseEstimator):
         latents = self.transform(X)
         return self.clusterer_.score(latents)
 
-    # ------------------------------------------------------------- generation, reports, io
-    def sample(self, n: int, cluster: int | None = None, random_state: Any = None) -> np.ndarray:
-        """Draw ``n`` synthetic images, from the prior or from stratum ``cluster``.
-
-        See :func:`stratify.generate.sample`.
-        """
-        return generate.sample(self, n, cluster=cluster, random_state=random_state)
-
-    def perturb(
-        self, X: Any, n_per_sample: int = 1, scale: float = 0.5, random_state: Any = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded perturbations of each image and the index of its source.
-
-        See :func:`stratify.generate.perturb`.
-        """
-        return generate.perturb(self, X, n_per_sample, scale, random_state)
-
-    def augment(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Deprecated alias of :meth:`perturb` (the name clashed with ``augmentation``)."""
-        warnings.warn(
-            "Stratifier.augment was renamed perturb (it clashed with the augmentation "
-            "parameter); augment will be removed in a later release.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return self.perturb(*args, **kwargs)
-
-    def generation_quality(
-        self, X: Any, n_per_stratum: int = 100, random_state: Any = None
-    ) -> pd.DataFrame:
-        """Stratum fidelity and diversity of per-stratum samples against real images ``X``.
-
-        See :func:`stratify.generate.generation_quality`.
-        """
-        return generate.generation_quality(self, X, n_per_stratum, random_state)
-
-    def reconstruct(self, X: Any) -> np.ndarray:
-        """Decoded latent means of ``X``; see :func:`stratify.generate.reconstruct`."""
-        return generate.reconstruct(self, X)
-
-    def interpolate(self, a: Any, b: Any, steps: int = 8) -> np.ndarray:
-        """Images along the latent path from ``a`` to ``b``.
-
-        See :func:`stratify.generate.interpolate`.
-        """
-        return generate.interpolate(self, a, b, steps)
-
-    def describe(self, metadata: pd.DataFrame, **kwargs: Any) -> report.StrataProfile:
-        """Per-stratum profile of the training metadata with tests across strata.
-
-        See :func:`stratify.report.describe_strata`.
-        """
-        check_is_fitted(self)
-        return report.describe_strata(self.labels_, metadata, **kwargs)
-
-    def stability(
-        self,
-        X: Any,
-        n_resamples: int = 10,
-        fraction: float = 0.8,
-        random_state: Any = None,
-        **fit_params: Any,
-    ) -> pd.DataFrame:
-        """Refit on subsamples and compare the strata (adjusted Rand index per resample).
-
-        See :func:`stratify.report.stability`.
-        """
-        return report.stability(
-            self,
-            X,
-            n_resamples=n_resamples,
-            fraction=fraction,
-            random_state=random_state,
-            **fit_params,
-        )
-
+    # --------------------------------------------------------------------- persistence
     def save(self, path: Any) -> Path:
         """Write the fitted estimator atomically in the safe format (:mod:`stratify.io`).
 

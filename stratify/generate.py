@@ -11,7 +11,8 @@ flattened (M, F) when the input was flattened, (M, H, W) when it had no channel 
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,21 @@ from stratify import metrics
 from stratify._validation import check_in_range
 from stratify.training import embed
 
-__all__ = ["decode", "generation_quality", "interpolate", "perturb", "reconstruct", "sample"]
+if TYPE_CHECKING:
+    from stratify.models.autoencoder import Autoencoder
+
+__all__ = [
+    "GenerativeMixin",
+    "decode",
+    "generation_quality",
+    "interpolate",
+    "perturb",
+    "reconstruct",
+    "sample",
+]
 
 
-def _require_decoder(estimator: Any) -> torch.nn.Module:
+def _require_decoder(estimator: Any) -> Autoencoder:
     check_is_fitted(estimator)
     model = estimator.model_
     if not model.has_decoder:
@@ -296,3 +308,55 @@ def generation_quality(
     table.attrs["reconstruction_fidelity"] = rec_overall
     table.attrs["diversity_ratio"] = float(table["diversity_ratio"].mean())
     return table
+
+
+class GenerativeMixin:
+    """The generation methods of a fitted :class:`~stratify.Stratifier` (this module's
+    functions, as methods).
+    """
+
+    def sample(self, n: int, cluster: int | None = None, random_state: Any = None) -> np.ndarray:
+        """Draw ``n`` synthetic images, from the prior or from stratum ``cluster``.
+
+        See :func:`stratify.generate.sample`.
+        """
+        return sample(self, n, cluster=cluster, random_state=random_state)
+
+    def perturb(
+        self, X: Any, n_per_sample: int = 1, scale: float = 0.5, random_state: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded perturbations of each image and the index of its source.
+
+        See :func:`stratify.generate.perturb`.
+        """
+        return perturb(self, X, n_per_sample, scale, random_state)
+
+    def augment(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Deprecated alias of :meth:`perturb` (the name clashed with ``augmentation``)."""
+        warnings.warn(
+            "Stratifier.augment was renamed perturb (it clashed with the augmentation "
+            "parameter); augment will be removed in a later release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.perturb(*args, **kwargs)
+
+    def generation_quality(
+        self, X: Any, n_per_stratum: int = 100, random_state: Any = None
+    ) -> pd.DataFrame:
+        """Stratum fidelity and diversity of per-stratum samples against real images ``X``.
+
+        See :func:`stratify.generate.generation_quality`.
+        """
+        return generation_quality(self, X, n_per_stratum, random_state)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """Decoded latent means of ``X``; see :func:`stratify.generate.reconstruct`."""
+        return reconstruct(self, X)
+
+    def interpolate(self, a: Any, b: Any, steps: int = 8) -> np.ndarray:
+        """Images along the latent path from ``a`` to ``b``.
+
+        See :func:`stratify.generate.interpolate`.
+        """
+        return interpolate(self, a, b, steps)

@@ -240,7 +240,7 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     fitted = _arrays(fitted)
     spec = params.get("augmentation")
     if isinstance(spec, dict) and "AugmentParams" in spec:
-        fields = {
+        fields: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in spec["AugmentParams"].items()
         }
         params["augmentation"] = AugmentParams(**fields)

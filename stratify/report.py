@@ -17,11 +17,17 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
-from sklearn.utils.validation import check_random_state
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from stratify._validation import check_in_range, check_metadata
 
-__all__ = ["StrataProfile", "benjamini_hochberg", "describe_strata", "stability"]
+__all__ = [
+    "StrataProfile",
+    "StrataReportMixin",
+    "benjamini_hochberg",
+    "describe_strata",
+    "stability",
+]
 
 
 class StrataProfile(NamedTuple):
@@ -159,8 +165,8 @@ def describe_strata(
     if columns is None:
         columns = [c for c in metadata.columns if not _is_identifier(metadata[c])]
     columns = list(columns)
-    categorical = set(categorical or [])
-    missing = [c for c in [*columns, *categorical] if c not in metadata.columns]
+    categorical_columns = set(categorical or [])
+    missing = [c for c in [*columns, *categorical_columns] if c not in metadata.columns]
     if missing:
         raise ValueError(
             f"Expected columns of metadata, got unknown {missing}; available columns: "
@@ -173,7 +179,7 @@ def describe_strata(
     clustered = labels != -1
     for column in columns:
         values = metadata[column].reset_index(drop=True)
-        is_categorical = column in categorical or _is_categorical(values)
+        is_categorical = column in categorical_columns or _is_categorical(values)
         for k in strata:
             part = values[labels == k]
             if is_categorical:
@@ -284,3 +290,36 @@ def stability(
             }
         )
     return pd.DataFrame(rows)
+
+
+class StrataReportMixin:
+    """The reporting methods of a fitted :class:`~stratify.Stratifier`."""
+
+    def describe(self, metadata: pd.DataFrame, **kwargs: Any) -> StrataProfile:
+        """Per-stratum profile of the training metadata with tests across strata.
+
+        See :func:`stratify.report.describe_strata`.
+        """
+        check_is_fitted(self)
+        return describe_strata(self.labels_, metadata, **kwargs)  # type: ignore[attr-defined]
+
+    def stability(
+        self,
+        X: Any,
+        n_resamples: int = 10,
+        fraction: float = 0.8,
+        random_state: Any = None,
+        **fit_params: Any,
+    ) -> pd.DataFrame:
+        """Refit on subsamples and compare the strata (adjusted Rand index per resample).
+
+        See :func:`stratify.report.stability`.
+        """
+        return stability(
+            self,
+            X,
+            n_resamples=n_resamples,
+            fraction=fraction,
+            random_state=random_state,
+            **fit_params,
+        )

@@ -150,7 +150,7 @@ def _pca_kmeans(data: BenchmarkData, seed: int, settings: Settings) -> MethodRes
     train_labels, test_labels, train_z, test_z = pixel_pca_kmeans(
         data.train.images, data.n_classes, test, random_state=seed
     )
-    if data.transductive:
+    if data.transductive or test_labels is None:
         test_labels, test_z = train_labels, train_z
     return MethodResult(train_labels, test_labels, train_z, test_z, len(np.unique(train_labels)))
 
@@ -383,6 +383,8 @@ def _protocol(
             checkpoint_dir=folder,
             resume=folder is not None,
         )
+        if data.val is None:
+            raise ValueError(f"Expected a validation split for {data.name!r}, got none.")
         model.fit(
             data.train.images, data.train.labels, X_val=data.val.images, y_val=data.val.labels
         )

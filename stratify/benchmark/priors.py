@@ -151,6 +151,8 @@ def load_setting(
 
     data = load_dataset("adrenalmnist3d-slices", slice_stride=slice_stride)
     train, test = data.train, data.test
+    if train.groups is None:
+        raise ValueError("Expected the volume of each slice (groups), got none.")
     volumes = np.unique(train.groups)
     true = pd.Series(train.labels, index=train.groups).groupby(level=0).first()
     weak = pd.Series(flip_weak_labels(true.loc[volumes].to_numpy(), FLIP_RATE, seed), index=volumes)
@@ -271,8 +273,8 @@ def run_supervised(
         picked = label_subset(volume_y, fraction, seed)
         slices = (
             picked
-            if volumes is None
-            else np.flatnonzero(np.isin(setting.train_groups, volumes[picked]))
+            if groups is None or volumes is None
+            else np.flatnonzero(np.isin(groups, volumes[picked]))
         )
         model = SupervisedBaseline(
             epochs=math.ceil(steps * batch_size / len(slices)),

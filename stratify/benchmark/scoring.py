@@ -17,6 +17,8 @@ __all__ = ["score"]
 
 def _group_means(embedding: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
     """Average the slice latents of each volume: (n_volumes, D) and the volume labels."""
+    if split.groups is None:
+        raise ValueError("Expected the volume of each slice (groups), got none.")
     groups, inverse = np.unique(split.groups, return_inverse=True)
     sums = np.zeros((len(groups), embedding.shape[1]))
     np.add.at(sums, inverse, embedding)
@@ -63,6 +65,8 @@ def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any
         return scores
     train_z, train_y = result.train_embedding, data.train.labels
     test_z = result.test_embedding
+    if test_z is None:
+        raise ValueError("Expected test latents beside the training latents, got none.")
     level = "sample"
     if data.train.groups is not None:
         train_z, train_y = _group_means(train_z, data.train)

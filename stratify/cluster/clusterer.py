@@ -265,7 +265,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         seed = draw_seeds(self.random_state)
         for attribute in self._OPTIONAL:
             self.__dict__.pop(attribute, None)  # refitting forgets the previous fit
-        if self.n_clusters != "auto" and self.n_clusters > len(X):
+        if isinstance(self.n_clusters, int) and self.n_clusters > len(X):
             raise ValueError(
                 f"Expected at least n_clusters={self.n_clusters} samples, got {len(X)} samples."
             )
@@ -355,9 +355,9 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     def _fit_rows(self, n: int, seed: int) -> np.ndarray | None:
         """The seeded subsample the backend is fitted on (None: every sample)."""
         cap = self.backend.fit_samples if self.fit_samples == "auto" else self.fit_samples
-        if cap is None or n <= cap:
+        if cap is None or n <= int(cap):
             return None
-        return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
+        return np.sort(np.random.default_rng(seed).choice(n, size=int(cap), replace=False))
 
     def _fit_space(
         self, space: np.ndarray, seed: int, on_manifold: bool, k: int | None = None
@@ -378,14 +378,15 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             "fit_rows_": rows,
             "whitening_": whitening,
         }
-        k = self.n_clusters if k is None else k
-        if k == "auto" and isinstance(self.method, str):
-            k, fitted["cluster_selection_"] = selection.select_k(
+        setting: int | str = self.n_clusters if k is None else k
+        chosen: int | None = None  # None: a clusterer object with its own settings
+        if setting == "auto" and isinstance(self.method, str):
+            chosen, fitted["cluster_selection_"] = selection.select_k(
                 sample, backend, self.k_range, seed, self._options()
             )
-        elif k == "auto":
-            k = None
-        estimator, sample_labels = backend.fit(sample, k, seed, self._options())
+        elif setting != "auto":
+            chosen = int(setting)
+        estimator, sample_labels = backend.fit(sample, chosen, seed, self._options())
         clusters = np.unique(sample_labels[sample_labels != -1])
         centers = (
             np.stack([sample[sample_labels == c].mean(axis=0) for c in clusters])

@@ -65,9 +65,16 @@ class Whitening:
         self.components, self.variances = vectors[:, kept].T, values[kept]
         return self
 
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, components, variances)``, or a RuntimeError before :meth:`fit`."""
+        if self.mean is None or self.components is None or self.variances is None:
+            raise RuntimeError("This Whitening is not fitted yet: call fit(X) first.")
+        return self.mean, self.components, self.variances
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Whitened coordinates (M, R) of ``X`` (M, D)."""
-        return (X - self.mean) @ self.components.T / np.sqrt(self.variances)
+        mean, components, variances = self._fitted()
+        return (X - mean) @ components.T / np.sqrt(variances)
 
     def inverse_gaussian(
         self, mean: np.ndarray, covariance: np.ndarray
@@ -76,5 +83,6 @@ class Whitening:
         the latents: mean (D,) and covariance (D, D) of ``w @ A + self.mean`` with
         ``A = diag(sqrt(variances)) @ components``.
         """
-        A = np.sqrt(self.variances)[:, None] * self.components
-        return mean @ A + self.mean, A.T @ covariance @ A
+        center, components, variances = self._fitted()
+        A = np.sqrt(variances)[:, None] * components
+        return mean @ A + center, A.T @ covariance @ A

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -128,7 +129,7 @@ class AugmentParams:
     @classmethod
     def disabled(cls) -> AugmentParams:
         """Parameters with every step switched off (the augmentation is the identity)."""
-        off = {f.name: 0.0 for f in fields(cls) if isinstance(f.default, float)}
+        off: dict[str, Any] = {f.name: 0.0 for f in fields(cls) if isinstance(f.default, float)}
         return cls(**off, crop_scale=None, gamma=None)
 
     @property

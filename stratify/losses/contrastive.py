@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -439,16 +439,15 @@ class ClinicalContrastive(LossTerm):
             )
         self.temperature = check_float(temperature, "temperature", owner)
         self.alphas = alphas
-        self.terms = nn.ModuleList(
-            SupCon(c, temperature=temperature, bins=bins.get(c)) for c in names
-        )
+        terms = [SupCon(c, temperature=temperature, bins=bins.get(c)) for c in names]
+        self.terms = nn.ModuleList(terms)
         self.columns = tuple(c for c in names if c != LABELS)
-        self.requires = frozenset().union(*(t.requires for t in self.terms))
+        self.requires = frozenset().union(*(t.requires for t in terms))
 
     def fit(self, metadata: Mapping[str, Any]) -> ClinicalContrastive:
         """Compute quantile bin edges (for int ``bins``) from the full training metadata."""
         for t in self.terms:
-            t.fit(metadata)
+            cast(SupCon, t).fit(metadata)
         return self
 
     def forward(

@@ -391,8 +391,10 @@ class _CompositeKernel(Kernel):
             )
         flat: list[Kernel] = []
         for k in kernels:  # (k1 * k2) * k3 -> one product of three
-            flat.extend(k.kernels if type(k) is type(self) else [k])  # type: ignore[attr-defined]
-        self.kernels = flat
+            flat.extend(
+                k.kernels if isinstance(k, _CompositeKernel) and type(k) is type(self) else [k]
+            )
+        self.kernels: list[Kernel] = flat
         self.columns = tuple(dict.fromkeys(c for k in flat for c in k.columns))
 
     def distance_columns(self) -> set[str]:

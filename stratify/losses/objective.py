@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -118,14 +118,19 @@ class Objective(nn.Module):
         }
 
     @property
+    def _terms(self) -> dict[str, LossTerm]:
+        """``terms`` as the loss terms they are (a ModuleDict types them as modules)."""
+        return cast(dict[str, LossTerm], dict(self.terms.items()))
+
+    @property
     def requires(self) -> frozenset[str]:
         """Union of the input keys the terms need (subset of :data:`INPUT_KEYS`)."""
-        return frozenset().union(*(t.requires for t in self.terms.values()))
+        return frozenset().union(*(t.requires for t in self._terms.values()))
 
     @property
     def metadata_columns(self) -> tuple[str, ...]:
         """Union of the metadata columns the terms read, in order of first use."""
-        return tuple(dict.fromkeys(c for t in self.terms.values() for c in t.columns))
+        return tuple(dict.fromkeys(c for t in self._terms.values() for c in t.columns))
 
     @property
     def uses_labels(self) -> bool:
@@ -139,7 +144,7 @@ class Objective(nn.Module):
         (n_samples,); add ``"labels"`` if a term bins the labels). Harmless when no term has
         such state.
         """
-        for term in self.terms.values():
+        for term in self._terms.values():
             term.fit(metadata)
         return self
 
@@ -168,7 +173,7 @@ class Objective(nn.Module):
         """
         for key in INPUT_KEYS:
             if key in self.requires and inputs.get(key) is None:
-                users = [n for n, t in self.terms.items() if key in t.requires]
+                users = [n for n, t in self._terms.items() if key in t.requires]
                 raise KeyError(
                     f"Objective input {key!r} is missing or None; it is required by term(s) "
                     f"{users}. Got inputs {sorted(k for k, v in inputs.items() if v is not None)}."
@@ -184,7 +189,7 @@ class Objective(nn.Module):
         values: dict[str, Tensor] = {}
         total: Tensor | None = None
         weights = self.current_weights()
-        for name, term in self.terms.items():
+        for name, term in self._terms.items():
             value = term.evaluate(inputs)
             weighted = weights[name] * value
             total = weighted if total is None else total + weighted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 from torch import Tensor
 
 from stratify.losses import functional as LF
@@ -12,6 +14,8 @@ __all__ = ["ELBO", "BCEReconstruction", "KLDivergence", "MSEReconstruction"]
 
 _REDUCTIONS = ("mean", "sum")
 _OUTPUTS = ("logits", "values")
+Reduction = Literal["mean", "sum"]
+Output = Literal["logits", "values"]
 
 
 def _check_same_shape(recon: Tensor, x: Tensor) -> None:
@@ -56,8 +60,10 @@ class MSEReconstruction(LossTerm):
 
     def __init__(self, output: str = "logits", reduction: str = "mean") -> None:
         super().__init__()
-        self.output = check_choice(output, "output", type(self).__name__, _OUTPUTS)
-        self.reduction = check_choice(reduction, "reduction", type(self).__name__, _REDUCTIONS)
+        self.output = cast(Output, check_choice(output, "output", type(self).__name__, _OUTPUTS))
+        self.reduction = cast(
+            Reduction, check_choice(reduction, "reduction", type(self).__name__, _REDUCTIONS)
+        )
 
     def forward(self, recon: Tensor, x: Tensor) -> Tensor:
         """Loss of a batch; ``recon``, ``x`` of shape (N, C, *spatial). Returns shape ()."""
@@ -84,7 +90,9 @@ class BCEReconstruction(LossTerm):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = check_choice(reduction, "reduction", type(self).__name__, _REDUCTIONS)
+        self.reduction = cast(
+            Reduction, check_choice(reduction, "reduction", type(self).__name__, _REDUCTIONS)
+        )
 
     def forward(self, recon: Tensor, x: Tensor) -> Tensor:
         """Loss of a batch; ``recon``, ``x`` of shape (N, C, *spatial). Returns shape ()."""
@@ -157,8 +165,8 @@ class ELBO(LossTerm):
         owner = type(self).__name__
         self.beta = check_float(beta, "beta", owner, closed=True)
         self.reconstruction = check_choice(reconstruction, "reconstruction", owner, ("bce", "mse"))
-        self.output = check_choice(output, "output", owner, _OUTPUTS)
-        self.reduction = check_choice(reduction, "reduction", owner, _REDUCTIONS)
+        self.output = cast(Output, check_choice(output, "output", owner, _OUTPUTS))
+        self.reduction = cast(Reduction, check_choice(reduction, "reduction", owner, _REDUCTIONS))
 
     def forward(self, recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
         """Negative ELBO of a batch. Returns shape ()."""
@@ -171,6 +179,6 @@ class ELBO(LossTerm):
             logvar,
             beta=self.beta,
             reconstruction=self.reconstruction,  # type: ignore[arg-type]
-            output=self.output,  # type: ignore[arg-type]
-            reduction=self.reduction,  # type: ignore[arg-type]
+            output=self.output,
+            reduction=self.reduction,
         )

@@ -239,9 +239,11 @@ def build_model(
     if encoder is None:
         if decoder is not None:
             raise ValueError("Expected decoder only together with a custom encoder, got none.")
-        sizes = {"width": width, "n_blocks": n_blocks, "norm": norm}
-        encoder = ConvEncoder(image_shape, depth=depth, **sizes)
-        decoder = ConvDecoder(image_shape, latent_dim, depth=encoder.depth, **sizes)
+        conv = ConvEncoder(image_shape, depth=depth, width=width, n_blocks=n_blocks, norm=norm)
+        decoder = ConvDecoder(
+            image_shape, latent_dim, depth=conv.depth, width=width, n_blocks=n_blocks, norm=norm
+        )
+        encoder = conv
         feature_dim = encoder.out_features
     else:
         if not isinstance(encoder, nn.Module):

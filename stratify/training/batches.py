@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -148,8 +148,8 @@ def iterate(data: Data, chunks: list[Tensor], config: TrainConfig) -> Iterator[d
     if config.num_workers == 0:
         yield from (data[idx] for idx in chunks)
         return
-    loader = torch.utils.data.DataLoader(
-        data,
+    loader: torch.utils.data.DataLoader = torch.utils.data.DataLoader(
+        cast(torch.utils.data.Dataset, data),
         sampler=chunks,
         batch_size=None,
         num_workers=config.num_workers,

@@ -121,6 +121,27 @@ def check_resumable(
         )
 
 
+#: ``train_config`` fields that a resumed fit may change (they do not change the result).
+CONFIG_MAY_CHANGE = frozenset(
+    {"checkpoint_dir", "checkpoint_every", "progress", "num_workers", "num_threads", "device"}
+)
+
+
+def fingerprinted(params: Mapping[str, Any], may_change: Iterable[str]) -> dict[str, Any]:
+    """The settings a fingerprint covers: ``params`` less those named in ``may_change``, and
+    a ``train_config`` mapping among them less :data:`CONFIG_MAY_CHANGE`.
+    """
+    excluded = set(may_change)
+    kept = {k: v for k, v in params.items() if k not in excluded}
+    if "train_config" in kept:
+        kept["train_config"] = {
+            k: v
+            for k, v in sorted(dict(kept["train_config"] or {}).items())
+            if k not in CONFIG_MAY_CHANGE
+        }
+    return kept
+
+
 def fingerprint(
     params: Mapping[str, Any], images: np.ndarray, arrays: Iterable[tuple[str, np.ndarray]] = ()
 ) -> str:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stratify._validation import check_batch_size, check_in_range, check_option
 
-__all__ = ["AUTO_EPOCH_SAMPLES", "TrainConfig", "auto_epochs"]
+__all__ = ["AUTO_EPOCH_SAMPLES", "TrainConfig", "auto_epochs", "config_from"]
 
 _OWNER = "TrainConfig"
 
 #: The ``epochs="auto"`` rule of :class:`~stratify.Stratifier`: train until the network has
 #: seen about this many samples (1,000 steps at the automatic batch's cap of 256), whatever
-#: the dataset size. Measured on the shared sets (546 to 10,000 images; README, "The default
-#: recipe"): against the earlier per-dataset epochs (8 to 40) every linear probe gained
-#: (MNIST test set 0.972 -> 0.980, BreastMNIST 0.801 -> 0.835, hard cohort 0.875 -> 1.000)
-#: and UMAP + GMM strata on MNIST rose from 0.949 to 0.963; PneumoniaMNIST's strata did not
-#: change. Beyond 256,000 images the rule gives one epoch (not measured there).
+#: the dataset size (the measurements behind it: README, "The default recipe").
 AUTO_EPOCH_SAMPLES = 256_000
 
 
@@ -185,3 +184,32 @@ class TrainConfig:
                 f"The 'checkpoint_dir' parameter of {_OWNER} must be a str or path or None. "
                 f"Got {self.checkpoint_dir!r} instead."
             )
+
+
+def config_from(
+    options: Mapping[str, Any], overrides: Mapping[str, Any] | None, owner: str
+) -> TrainConfig:
+    """A :class:`TrainConfig` from an estimator's training parameters and its
+    ``train_config`` mapping (which takes precedence).
+
+    Raises
+    ------
+    ValueError
+        For a field ``TrainConfig`` does not have, or a value it refuses, named with the
+        estimator ``owner``.
+    TypeError
+        For a value of the wrong type, likewise.
+    """
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides or {}) - fields)
+    if unknown:
+        raise ValueError(
+            f"The 'train_config' parameter of {owner} has unknown field(s) {unknown}; "
+            f"TrainConfig fields are {sorted(fields)}."
+        )
+    try:
+        return TrainConfig(**{**options, **dict(overrides or {})})
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"Invalid training settings of {owner} (train_config, device, ...): {error}"
+        ) from None

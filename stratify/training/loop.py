@@ -28,12 +28,12 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from stratify import distributed
 from stratify._random import seed_from
@@ -54,6 +54,10 @@ from stratify.training.step import (
     Plan,
 )
 from stratify.training.trainer import Callback, Trainer, run
+
+if TYPE_CHECKING:
+    from stratify.losses import Objective
+    from stratify.models.autoencoder import Autoencoder
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -108,8 +112,8 @@ class TrainResult:
 
 
 def train(
-    model: nn.Module,
-    objective: Callable[[dict[str, Any]], tuple[Tensor, dict[str, Tensor]]],
+    model: Autoencoder,
+    objective: Objective,
     images: Any,
     *,
     config: TrainConfig | None = None,
@@ -236,6 +240,7 @@ def train(
         augment = TwoViewAugment()
     columns = tuple(objective.metadata_columns)
     data = make_data(images, metadata, labels, columns, "images")
+    val_data: Data | None
     if val_images is not None:
         train_data = data
         val_data = make_data(val_images, val_metadata, val_labels, columns, "val_images")
@@ -260,8 +265,11 @@ def train(
     if checkpoint is not None and config.batch_size == "auto":  # the interrupted fit's batch
         config = dataclasses.replace(config, batch_size=checkpoint["config"]["batch_size"])
     image_shape = tuple(train_data.images.shape[1:])
+    requested: TrainConfig = config
     batch_size = parallel.on_main(
-        lambda: memory.fit_batch_size(model, objective, plan, augment, config, device, image_shape),
+        lambda: memory.fit_batch_size(
+            model, objective, plan, augment, requested, device, image_shape
+        ),
         world,
     )
     config = dataclasses.replace(config, batch_size=batch_size)
@@ -301,7 +309,7 @@ def _fit_objective(objective: Any, data: Data) -> None:
 
 @torch.no_grad()
 def embed(
-    model: nn.Module,
+    model: Autoencoder,
     images: Any,
     batch_size: int = 256,
     device: str | None = None,

@@ -29,13 +29,16 @@ import copy
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from stratify.training.config import TrainConfig
 from stratify.training.step import Augment, Plan, step_loss
+
+if TYPE_CHECKING:
+    from stratify.models.autoencoder import Autoencoder
 
 __all__ = [
     "BATCH_CAP",
@@ -111,8 +114,8 @@ def default_budget(device: torch.device) -> int:
 
 
 def step_bytes_per_sample(
-    step: Callable[[nn.Module, Any, torch.Tensor], torch.Tensor],
-    model: nn.Module,
+    step: Callable[[Autoencoder, Any, torch.Tensor], torch.Tensor],
+    model: Autoencoder,
     objective: Any,
     image_shape: Sequence[int],
 ) -> float:
@@ -164,7 +167,7 @@ def step_bytes_per_sample(
     return total / _PROBE
 
 
-def inference_bytes_per_sample(model: nn.Module, image_shape: Sequence[int]) -> float:
+def inference_bytes_per_sample(model: Autoencoder, image_shape: Sequence[int]) -> float:
     """Largest output (bytes per sample) of any module of ``model.encode`` without gradients."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     largest = 4.0 * math.prod(image_shape)
@@ -194,14 +197,14 @@ def train_batch_size(per_sample: float, budget: int, cap: int) -> int:
     return int(max(1, min(cap, budget // max(1.0, HEADROOM * per_sample))))
 
 
-def embed_batch_size(model: nn.Module, image_shape: Sequence[int], budget: int) -> int:
+def embed_batch_size(model: Autoencoder, image_shape: Sequence[int], budget: int) -> int:
     """The embedding batch for ``model`` on images of ``image_shape`` within ``budget``."""
     per_sample = INFERENCE_FACTOR * inference_bytes_per_sample(model, image_shape)
     return int(max(1, min(EMBED_CAP, budget // max(1.0, per_sample))))
 
 
 def fit_batch_size(
-    model: nn.Module,
+    model: Autoencoder,
     objective: Any,
     plan: Plan,
     augment: Augment | None,
@@ -215,7 +218,7 @@ def fit_batch_size(
     (:func:`step_bytes_per_sample`).
     """
 
-    def step(probe_model: nn.Module, probe_objective: Any, x: Tensor) -> Tensor:
+    def step(probe_model: Autoencoder, probe_objective: Any, x: Tensor) -> Tensor:
         n = x.shape[0]
         batch = {
             "x": x,

@@ -168,6 +168,12 @@ class GroupBatchNorm(nn.Module):
     world : World
     """
 
+    weight: nn.Parameter | None
+    bias: nn.Parameter | None
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    num_batches_tracked: Tensor
+
     def __init__(self, norm: nn.modules.batchnorm._BatchNorm, world: World) -> None:
         super().__init__()
         self.original = [norm]  # a list, so the module is not registered twice
@@ -192,7 +198,7 @@ class GroupBatchNorm(nn.Module):
         centred = x - mean.view(shape)
         var = all_reduce_sum(centred.pow(2).sum(dim=dims), self.world) / count
         y = centred * torch.rsqrt(var + self.eps).view(shape)
-        if self.weight is not None:
+        if self.weight is not None and self.bias is not None:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         if self.training and self.track_running_stats and self.running_mean is not None:
             self._update_running(mean.detach(), var.detach(), float(count))
@@ -200,6 +206,8 @@ class GroupBatchNorm(nn.Module):
 
     @torch.no_grad()
     def _update_running(self, mean: Tensor, var: Tensor, count: float) -> None:
+        if self.running_mean is None or self.running_var is None:
+            return
         self.num_batches_tracked += 1
         factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         unbiased = var * count / max(count - 1.0, 1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,9 @@ from stratify import distributed
 from stratify.distributed import World
 from stratify.losses.functional import kl_per_dimension
 from stratify.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from stratify.models.autoencoder import Autoencoder
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -61,7 +64,7 @@ class Plan:
 
 
 def step_loss(
-    model: nn.Module,
+    model: Autoencoder,
     objective: Callable,
     batch: dict[str, Any],
     plan: Plan,
@@ -78,6 +81,8 @@ def step_loss(
     inputs: dict[str, Any] = dict(batch)
     parts = [x] if plan.latent else []
     if plan.views:
+        if augment is None:
+            raise ValueError("Expected an augmentation for the two-view terms, got None.")
         parts += list(augment(x, generator))
     mu_all, logvar_all = model.encode(torch.cat(parts) if len(parts) > 1 else parts[0])
     if plan.latent:
@@ -102,7 +107,7 @@ class Step(nn.Module):
     """
 
     def __init__(
-        self, model: nn.Module, objective: Callable, plan: Plan, augment: Augment | None
+        self, model: Autoencoder, objective: Callable, plan: Plan, augment: Augment | None
     ) -> None:
         super().__init__()
         self.model = model
@@ -143,12 +148,12 @@ class LatentStats:
         mu, logvar = mu.detach().double(), logvar.detach().double()
         kl = kl_per_dimension(mu, logvar) * mu.shape[0]
         parts = (kl, mu.sum(dim=0), mu.pow(2).sum(dim=0))
-        if self.kl is None:
+        if self.kl is None or self.mu_sum is None or self.mu_sq is None:
             self.kl, self.mu_sum, self.mu_sq = parts
         else:
-            self.kl, self.mu_sum, self.mu_sq = (
-                a + b for a, b in zip((self.kl, self.mu_sum, self.mu_sq), parts, strict=True)
-            )
+            self.kl = self.kl + parts[0]
+            self.mu_sum = self.mu_sum + parts[1]
+            self.mu_sq = self.mu_sq + parts[2]
         self.n += mu.shape[0]
 
     def reduce(self, world: World | None) -> None:

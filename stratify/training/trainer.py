@@ -205,7 +205,9 @@ class Trainer:
         chunks = global_batches(order, self.config.batch_size, self.config.drop_last, self.world)
         local = self._local(chunks)
         warmup = round(self.config.warmup_epochs * len(chunks))
-        sums, names, seen, lr = None, [], 0, self.config.lr
+        sums: Tensor | None = None
+        names: list[str] = []
+        seen, lr = 0, self.config.lr
         set_progress = getattr(self.objective, "set_progress", None)
         stats = LatentStats()
         batches = iterate(data, [rows for rows, _ in local], self.config)
@@ -233,6 +235,8 @@ class Trainer:
             values = torch.stack([total.detach().float(), *(v.float() for v in terms.values())])
             sums = values * n if sums is None else sums + values * n
             names, seen = list(terms), seen + chunks[b - 1].numel()
+        if sums is None:
+            raise RuntimeError("Expected at least one training batch in the epoch, got none.")
         # the only host sync of the epoch's losses
         means = (distributed.all_reduce_sum(sums.detach(), self.world) / seen).tolist()
         stats.reduce(self.world)
@@ -267,6 +271,8 @@ class Trainer:
     @torch.no_grad()
     def score(self) -> float:
         """The ``val_score`` of the current weights (eval mode; the mode is restored)."""
+        if self.val_score is None:
+            raise RuntimeError("Trainer.score needs a val_score; it has none.")
         was_training = self.model.training
         self.model.eval()
         try:
