@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stratify._atomic import atomic_write, check_writable, write_csv, write_text
+from stratify._atomic import atomic_write, check_writable, write_csv
 from stratify._errors import CommandError, error_line
 
 __all__ = ["main"]
@@ -121,103 +120,27 @@ def _load_model(path: str) -> Any:
 
 # ----------------------------------------------------------------------------- commands
 def _demo(args: argparse.Namespace) -> int:
-    from sklearn.metrics import adjusted_rand_score
+    from stratify.demo import run_demo
 
-    from stratify import plotting
-    from stratify.baselines import pixel_pca_kmeans
-    from stratify.data import make_cohort
-    from stratify.estimator import Stratifier
-
-    start = time.perf_counter()
-    images, strata, metadata = make_cohort(
-        args.n_samples, n_strata=args.n_strata, random_state=args.seed
-    )
-    model = Stratifier(
+    demo = run_demo(
+        args.n_samples,
         args.n_strata,
-        regularizers={"age": {"kind": "yaware", "columns": "age", "sigma": 10.0, "weight": 0.5}},
-        epochs=args.epochs,
-        batch_size=64,
+        args.epochs,
+        args.out,
+        seed=args.seed,
         device=args.device,
-        random_state=args.seed,
         verbose=not args.quiet,
-    ).fit(images, metadata=metadata)
-    seconds = time.perf_counter() - start
-
-    baseline = pixel_pca_kmeans(images, args.n_strata, random_state=args.seed)[0]
-    site = metadata["site"].cat.codes.to_numpy()
-    scores = {
-        "Stratifier": (
-            adjusted_rand_score(strata, model.labels_),
-            adjusted_rand_score(site, model.labels_),
-        ),
-        "pixel PCA + k-means": (
-            adjusted_rand_score(strata, baseline),
-            adjusted_rand_score(site, baseline),
-        ),
-    }
-
-    out = Path(args.out)
-    profile, tests = model.describe(
-        metadata.assign(true_stratum=strata), categorical=["true_stratum"]
     )
-    write_csv(profile, out / "strata_profile.csv")
-    write_csv(tests, out / "strata_tests.csv")
-    plotting.plot_latent_space(
-        model.clustered_space(),
-        model.labels_,
-        strata,
-        truth_name="true stratum",
-        color_by={"scanner site": metadata["site"].to_numpy()},
-        space_name="clustered space (normalised latents)",
-        path=out / "latent_space.png",
-    )
-    rows = {}
-    for k in range(model.n_clusters_):
-        rows[f"stratum {k}: real"] = images[model.labels_ == k][:8]
-        rows[f"stratum {k}: synthetic"] = model.sample(8, cluster=k, random_state=args.seed)
-    plotting.plot_image_grid(rows, value_range=model.data_range_, path=out / "samples.png")
-    plotting.plot_history(
-        model.history_, model.objective_.current_weights(), path=out / "training.png"
-    )
-    model.save(out / "model.pt")
-    table = "| method | ARI to true strata | ARI to scanner site |\n|---|---:|---:|\n" + "".join(
-        f"| {name} | {truth:.3f} | {nuisance:.3f} |\n" for name, (truth, nuisance) in scores.items()
-    )
-    summary = (
-        f"# stratify demo\n\n{args.n_samples} synthetic patients (`make_cohort(random_state="
-        f"{args.seed})`), {args.n_strata} true strata. Stratifier: contrastive autoencoder + "
-        f"y-Aware regulariser on age (sigma 10, weight 0.5), {args.epochs} epochs, "
-        f"{model.clusterer} on the normalised latents; fitted in {seconds:.1f} s.\n\n{table}\n"
-        "The scanner site is a nuisance (lower is better). Per-stratum metadata: "
-        "`strata_profile.csv`; tests across strata: `strata_tests.csv`; figures: "
-        "`latent_space.png` (the clustered space coloured by stratum, by true stratum with "
-        "matched colours, and by scanner site), `samples.png` (real images of each stratum "
-        "beside SYNTHETIC images decoded from that stratum, on the same intensity scale), "
-        "`training.png` (each term with its weight; a term that rose is flagged); the "
-        "fitted model: `model.pt`.\n"
-    )
-    summary += (
-        "\nHow strongly each metadata column differs across the strata (effect size in "
-        "[0, 1]: Cramér's V for categories, epsilon squared for numbers; p-values adjusted "
-        "by Benjamini-Hochberg):\n\n| column | effect size | measure | adjusted p |\n"
-        "|---|---:|---|---:|\n"
-        + "".join(
-            f"| {column} | {row['effect_size']:.3f} | {row['effect_measure']} | "
-            f"{row['p_adjusted']:.2g} |\n"
-            for column, row in tests.iterrows()
-        )
-    )
-    write_text(summary, out / "summary.md")
     if not args.quiet:
+        ours, pixels = demo.scores["Stratifier"], demo.scores["pixel PCA + k-means"]
         print(
             f"stratify demo: {args.n_samples} synthetic patients, {args.n_strata} true strata, "
-            f"fitted in {seconds:.1f} s\n"
-            f"  ARI to the true strata:  Stratifier {scores['Stratifier'][0]:.3f}"
-            f"   pixel PCA + k-means {scores['pixel PCA + k-means'][0]:.3f}\n"
-            f"  ARI to the scanner site: Stratifier {scores['Stratifier'][1]:.3f}"
-            f"   pixel PCA + k-means {scores['pixel PCA + k-means'][1]:.3f}  (a nuisance: "
-            "lower is better)\n"
-            f"  report: {out.resolve()}"
+            f"fitted in {demo.seconds:.1f} s\n"
+            f"  ARI to the true strata:  Stratifier {ours[0]:.3f}"
+            f"   pixel PCA + k-means {pixels[0]:.3f}\n"
+            f"  ARI to the scanner site: Stratifier {ours[1]:.3f}"
+            f"   pixel PCA + k-means {pixels[1]:.3f}  (a nuisance: lower is better)\n"
+            f"  report: {demo.folder.resolve()}"
         )
     return 0
 

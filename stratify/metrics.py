@@ -28,6 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 __all__ = [
+    "auc_score",
     "balanced_cluster_accuracy",
     "cluster_accuracy",
     "contingency",
@@ -380,3 +381,20 @@ def mean_pairwise_distance(images: Any) -> float:
     if len(flat) < 2:
         raise ValueError(f"Expected at least 2 images, got {len(flat)}.")
     return float(pdist(flat).mean())
+
+
+def auc_score(codes: np.ndarray, proba: np.ndarray) -> float:
+    """ROC AUC of class probabilities (N, K) for class codes 0..K-1 (N,): binary, the
+    positive column; otherwise the mean one-vs-rest AUC over classes (MedMNIST's rule). NaN
+    when ``codes`` holds a single class.
+    """
+    present = np.unique(codes)
+    if len(present) < 2:
+        return float("nan")
+    if proba.shape[1] == 2:
+        return float(skm.roc_auc_score(codes, proba[:, 1]))
+    return float(
+        skm.roc_auc_score(
+            codes, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1])
+        )
+    )

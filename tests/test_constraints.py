@@ -82,3 +82,17 @@ def test_module_instance_needs_no_import_of_the_module():
 
     assert rule.accepts(OrderedDict()) and not rule.accepts({})
     assert not module_instance("not_imported_module_xyz.Thing").accepts(object())
+
+
+def test_the_stratifier_table_loads_without_torch_or_scikit_learn():
+    # the command line checks parameters before the heavy imports
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stratify._params as p; "
+        "assert p.STRATIFIER_CONSTRAINTS; "
+        "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -675,3 +675,25 @@ def test_a_whitened_gmm_stratum_is_sampled_from_its_component_in_latent_space(co
     np.testing.assert_allclose(mean, gmm.means_[1] @ A + w.mean)
     np.testing.assert_allclose(cov, A.T @ gmm.covariances_[1] @ A)
     assert mean.shape == (TINY["latent_dim"],)
+
+
+@pytest.mark.parametrize(
+    "space", [{"manifold": "umap", "manifold_dim": 3}, {"manifold": None, "whiten": True}]
+)
+def test_score_is_the_silhouette_of_the_clustered_space(cohort, space):
+    # the bar: score(X) is the silhouette of clustered_space(X) with predict(X),
+    # also when the strata live on the manifold or in whitened coordinates
+    from sklearn.metrics import silhouette_score
+
+    images = cohort.images[:200]
+    held_out = cohort.images[200:300]
+    est = Stratifier(3, clusterer="kmeans", random_state=0, **TINY, **space).fit(images)
+    for X in (images, held_out):
+        expected = silhouette_score(est.clustered_space(X), est.predict(X))
+        assert est.score(X) == pytest.approx(expected, abs=1e-12)
+    # the normalised latents give another value: the space matters
+    latents = est.transform(held_out)
+    normalised = latents / np.linalg.norm(latents, axis=1, keepdims=True)
+    assert est.score(held_out) != pytest.approx(
+        silhouette_score(normalised, est.predict(held_out)), abs=1e-6
+    )

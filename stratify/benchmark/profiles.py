@@ -21,7 +21,7 @@ _UNSUPERVISED = [
     "ae-simclr-gmm",
     "ae-simclr-hdbscan",
 ]
-#: The strata rows of the clustering issue: what the manifold step and self-training add.
+#: The strata rows: what the manifold step and self-training add to the latents.
 _STRATA = [
     "ae-simclr-kmeans",
     "ae-simclr-gmm",
@@ -71,7 +71,7 @@ PUBLISHED_SOURCE = (
 #: How close the protocol rows must come to the published scores.
 PROTOCOL_TOLERANCE = {"acc": 0.02, "auc": 0.03}
 
-#: The acceptance criteria of the benchmark issues, checked by the full profile's report
+#: The full profile's quality bars, checked by its report
 #: (see :func:`stratify.benchmark.report.check_bar` for the rules).
 FULL_BARS: list[dict[str, Any]] = [
     {
