@@ -38,7 +38,8 @@ class InvalidParameterError(ValueError, TypeError):
     """A parameter is of the wrong type or outside its range (a ValueError and a TypeError)."""
 
 
-def _bound(value: float, closed: bool, left: bool) -> str:
+def format_bound(value: float, closed: bool, left: bool) -> str:
+    """One end of an interval: ``[1``, ``(0``, ``inf)``, ``1]``."""
     if value == math.inf:
         return "inf)"
     if value == -math.inf:
@@ -75,8 +76,8 @@ class Interval:
 
     def describe(self) -> str:
         """``an int in the range [1, inf)``."""
-        left = _bound(self.low, self.closed in ("both", "left"), True)
-        right = _bound(self.high, self.closed in ("both", "right"), False)
+        left = format_bound(self.low, self.closed in ("both", "left"), True)
+        right = format_bound(self.high, self.closed in ("both", "right"), False)
         article = "an" if self.kind is int else "a"
         return f"{article} {self.kind.__name__} in the range {left}, {right}"
 

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stratify._constraints import format_bound
+
 __all__ = [
     "check_array_images",
     "check_in_range",
@@ -26,15 +28,6 @@ __all__ = [
     "check_option",
     "require_columns",
 ]
-
-
-def _fmt_bound(value: float, closed: bool, left: bool) -> str:
-    if value == np.inf:
-        return "inf)"
-    if value == -np.inf:
-        return "(-inf"
-    bracket = ("[" if closed else "(") if left else ("]" if closed else ")")
-    return f"{bracket}{value:g}" if left else f"{value:g}{bracket}"
 
 
 def check_in_range(
@@ -79,7 +72,7 @@ def check_in_range(
     left_closed = closed in ("both", "left")
     right_closed = closed in ("both", "right")
     article = "an" if kind is int else "a"
-    interval = f"{_fmt_bound(low, left_closed, True)}, {_fmt_bound(high, right_closed, False)}"
+    interval = f"{format_bound(low, left_closed, True)}, {format_bound(high, right_closed, False)}"
     message = (
         f"The {name!r} parameter of {owner} must be {article} {kind.__name__} in the range "
         f"{interval}. Got {value!r} instead."
