@@ -12,9 +12,10 @@ id per image:
 * **DICOM** (``.dcm``, or any file with the ``DICM`` marker and no other extension;
   pydicom): one folder per series (a series of one slice is a 2D image); slices ordered by
   their position along the slice normal (``ImagePositionPatient`` against
-  ``ImageOrientationPatient``), rescaled to modality units (HU for CT) by ``RescaleSlope`` / ``RescaleIntercept``, spacing
-  from ``PixelSpacing`` and the slice positions, then as NIfTI. A series with mixed
-  SeriesInstanceUID, unequal slice gaps (a missing slice) or unequal slice shapes is refused.
+  ``ImageOrientationPatient``), rescaled to modality units (HU for CT) by
+  ``RescaleSlope`` / ``RescaleIntercept``, spacing from ``PixelSpacing`` and the slice
+  positions, then as NIfTI. A series with mixed SeriesInstanceUID, unequal slice gaps (a
+  missing slice) or unequal slice shapes is refused.
 
 Intensities follow one rule: with ``window=(low, high)`` (a CT window in HU, e.g.
 ``(-1000, 400)``) values are clipped to it; without, each image is clipped to its own 0.5 and
