@@ -27,6 +27,7 @@ from stratify._params import STRATIFIER_CONSTRAINTS, check_parameter_rules
 from stratify._random import draw_seeds
 from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
+from stratify.data.ids import align_metadata, check_ids
 from stratify.data.layout import from_channel_first, to_channel_first
 from stratify.data.metadata import training_columns
 from stratify.data.scaling import IntensityScaler
@@ -86,21 +87,17 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     temperature : float, default=0.2
     contrastive_weight : float, default=1.0
     regularizers : mapping or None, default=None
-        Metadata-kernel terms by name, each a :class:`~stratify.losses.LossTerm`, a
-        ``(LossTerm, weight)`` pair or a dict such as
-        ``{"kind": "yaware", "columns": "age", "sigma": 10.0, "weight": 0.5}``,
-        ``{"kind": "wsp", "label_column": "weak_label", "position_column": "position"}``,
-        ``{"kind": "clinical", "columns": {"weak_label": 1.0, "site": 0.5}}`` or
-        ``{"kind": "supcon", "column": "weak_label"}``. Column names refer to ``metadata``
-        (``"labels"`` to ``y``).
+        Metadata-kernel terms by name: a :class:`~stratify.losses.LossTerm`, a ``(LossTerm,
+        weight)`` pair or a spec such as ``{"kind": "yaware", "columns": "age", "sigma":
+        10.0, "weight": 0.5}`` (kinds "yaware", "wsp", "clinical", "supcon":
+        :mod:`stratify.losses.registry`). Columns refer to ``metadata`` (``"labels"``: ``y``).
     augmentation : AugmentParams, callable or None, default=None
-        Two-view augmentation: None uses :class:`~stratify.data.augment.TwoViewAugment` with
-        its medical-image defaults (feature vectors: noise and masking,
-        :class:`~stratify.data.vector_augment.VectorAugment`), an ``AugmentParams``
-        configures it, a callable ``(x, generator) -> (view1, view2)`` replaces it.
+        Two-view augmentation: None is :class:`~stratify.data.augment.TwoViewAugment`'s
+        medical-image defaults (vectors: :class:`~stratify.data.vector_augment.VectorAugment`);
+        a callable ``(x, generator) -> (view1, view2)`` replaces it.
     clusterer : str or estimator, default="gmm"
-        "kmeans", "gmm", "hdbscan", "agglomerative", "spectral" or a scikit-learn clusterer
-        (see :class:`~stratify.cluster.StrataClusterer` for how each predicts).
+        A name of :data:`stratify.cluster.BACKENDS` or a scikit-learn clusterer
+        (:class:`~stratify.cluster.StrataClusterer` says how each predicts).
     manifold : {"auto", "umap"} or None, default="auto"
         The manifold step between latents and clusterer (N2D's UMAP,
         :mod:`stratify.cluster.manifold`): "umap" always, None never; "auto" keeps the
@@ -155,6 +152,8 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     labels_ : numpy.ndarray of int, shape (N,)
         Stratum of each training sample (``-1`` = HDBSCAN noise).
     n_clusters_ : int
+    ids_ : numpy.ndarray of str, shape (N,)
+        The patient id of each training image (fitted with ``ids``).
     probabilities_ : numpy.ndarray, shape (N,)
         Membership strength (GMM, HDBSCAN only).
     outlier_scores_ : numpy.ndarray, shape (N,)
@@ -266,18 +265,13 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         check_parameter_rules(self)
 
     # ------------------------------------------------------------------ input handling
-    @property
-    def _vectors(self) -> bool:
-        """Whether flattened input is feature vectors (no ``image_shape``)."""
-        return self.image_shape is None
-
     def _images(self, X: Any, *, reset: bool) -> np.ndarray:
         """Any accepted input -> (N, C, *S), uint8 or float32 scaled to [0, 1]
         (:mod:`stratify.data.layout`, :class:`~stratify.data.scaling.IntensityScaler`).
         """
         if reset:
             X, input_ndim = to_channel_first(
-                X, self.image_shape, vectors=self._vectors, min_samples=2
+                X, self.image_shape, vectors=self.image_shape is None, min_samples=2
             )
             if len(X) < 2:
                 raise ValueError(f"Expected at least 2 samples to fit strata, got {len(X)} sample.")
@@ -287,7 +281,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             self.scaler_ = IntensityScaler().fit(X)
             return self.scaler_.transform(X)
         X, _ = to_channel_first(
-            X, self.image_shape_, vectors=self._vectors, n_features=self.n_features_in_
+            X, self.image_shape_, vectors=self.image_shape is None, n_features=self.n_features_in_
         )
         if X.shape[1:] != self.image_shape_:
             raise ValueError(
@@ -322,7 +316,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
             torch.manual_seed(seed)
             encoder, decoder = copy.deepcopy(self.encoder), copy.deepcopy(self.decoder)
-            if encoder is None and self._input_ndim == 2 and self._vectors:
+            if encoder is None and self._input_ndim == 2 and self.image_shape is None:
                 hidden = max(32, 4 * self.width)
                 encoder = MLPEncoder(self.n_features_in_, hidden)
                 decoder = MLPDecoder(self.latent_dim, self.n_features_in_, hidden)
@@ -361,7 +355,11 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             return TwoViewAugment(self.augmentation)
         if self.augmentation is not None:
             return self.augmentation
-        return VectorAugment() if self._input_ndim == 2 and self._vectors else TwoViewAugment()
+        return (
+            VectorAugment()
+            if self._input_ndim == 2 and self.image_shape is None
+            else TwoViewAugment()
+        )
 
     def _train_config(self, n_samples: int = 1) -> TrainConfig:
         """The representation stage's settings for ``n_samples`` training images (which
@@ -389,7 +387,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         )
 
     # ---------------------------------------------------------------------- public API
-    def fit(self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None) -> Stratifier:
+    def fit(
+        self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None, ids: Any = None
+    ) -> Stratifier:
         """Train the model on the images and cluster their latents into strata.
 
         Parameters
@@ -400,7 +400,11 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         y : array-like of shape (N,), optional
             Labels, used only by terms on ``"labels"`` (``contrastive="supcon"``).
         metadata : pandas.DataFrame, optional
-            One row per image; must hold the columns the regularizers name.
+            One row per image, or with ``ids`` one row per patient indexed by id
+            (:func:`stratify.data.ids.align_metadata`); must hold the columns the
+            regularizers name.
+        ids : array-like of str, shape (N,), optional
+            The patient id of each image, kept as ``ids_``.
 
         Returns
         -------
@@ -408,6 +412,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """
         self._validate_params()
         images = self._images(X, reset=True)
+        metadata = self._patients(ids, metadata, len(images))
         self.objective_ = self._build_objective()
         columns, labels = training_columns(
             metadata,
@@ -450,11 +455,19 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self.history_ = result.history.assign(stage="representation")
         self._say(f"embedding {len(images)} images")
         self._embed_training(images)
-        self._say(f"clustering into {self.n_clusters} strata ({self._clustering_name()})")
+        self._say(f"clustering into {self.n_clusters} strata ({self.clusterer!s:.40})")
         self._fit_clusterer()
         if self.self_training_epochs:
             self._self_train(images, columns, labels, augment, train_seed + 1)
         return self
+
+    def _patients(self, ids: Any, metadata: pd.DataFrame | None, n: int) -> pd.DataFrame | None:
+        """Set ``ids_`` (or forget it) and join ``metadata`` to the images by id."""
+        self.__dict__.pop("ids_", None)
+        if ids is not None:
+            self.ids_ = check_ids(ids, n)
+            metadata = None if metadata is None else align_metadata(self.ids_, metadata)[0]
+        return metadata
 
     def _fingerprint(self, images: np.ndarray, columns: dict, labels: np.ndarray | None) -> str:
         """A digest of the images, metadata columns, labels and the training parameters."""
@@ -468,12 +481,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """One progress line on stderr when ``verbose`` (the steps after the training bar)."""
         if self.verbose and distributed.is_main_process():
             print(f"stratify: {message} ...", file=sys.stderr, flush=True)
-
-    def _clustering_name(self) -> str:
-        method = (
-            self.clusterer if isinstance(self.clusterer, str) else type(self.clusterer).__name__
-        )
-        return method + ("" if self.manifold is None else f", manifold {self.manifold}")
 
     def _self_train(
         self, images: np.ndarray, columns: dict, labels: np.ndarray | None, augment: Any, seed: int
@@ -650,10 +657,10 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         return self.clusterer_.predict_proba(latents)
 
     def fit_predict(
-        self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None
+        self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None, ids: Any = None
     ) -> np.ndarray:
         """Fit and return ``labels_``."""
-        return self.fit(X, y, metadata=metadata).labels_
+        return self.fit(X, y, metadata=metadata, ids=ids).labels_
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean silhouette of the strata ``predict(X)`` assigns, in ``clustered_space(X)``.
@@ -666,35 +673,18 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
 
     # --------------------------------------------------------------------- persistence
     def save(self, path: Any) -> Path:
-        """Write the fitted estimator atomically in the safe format (:mod:`stratify.io`).
-
-        Returns
-        -------
-        pathlib.Path
-            The path written.
-
-        Raises
-        ------
-        TypeError
-            When a parameter holds a Python object (custom encoder, clusterer instance, loss
-            terms, augmentation callable): use ``joblib.dump`` for such an estimator.
+        """Write the fitted estimator atomically in the safe format (:mod:`stratify.io`);
+        return the path. A parameter holding a Python object (custom encoder, clusterer
+        instance, loss terms, augmentation callable) is a TypeError: use ``joblib.dump``.
         """
         check_is_fitted(self)
         return io.save_stratifier(self, path)
 
     @classmethod
     def load(cls, path: Any) -> Stratifier:
-        """Read an estimator written by :meth:`save`; it predicts exactly what the saved one did.
-
-        The clustering is refitted on the stored latents with the stored seed and checked
-        against the stored labels.
-
-        Raises
-        ------
-        FileNotFoundError
-            If there is no file at ``path``.
-        ValueError
-            If the file is truncated, corrupted, not a stratify file, from a newer format,
-            or its clustering cannot be restored exactly.
+        """Read an estimator written by :meth:`save`; it predicts exactly what the saved one did
+        (the clustering is refitted on the stored latents and checked against the stored
+        labels). FileNotFoundError without a file; ValueError for a truncated, corrupted,
+        foreign or newer file, or a clustering that cannot be restored exactly.
         """
         return io.load_stratifier(cls, path)

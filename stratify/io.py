@@ -220,6 +220,7 @@ def save_stratifier(estimator: Any, path: str | os.PathLike) -> Path:
         "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         "batch_size_": int(getattr(estimator, "batch_size_", 0)),
         "epochs_": int(getattr(estimator, "epochs_", 0)),
+        "ids_": None if getattr(estimator, "ids_", None) is None else estimator.ids_.tolist(),
         "clusterer": estimator.clusterer_.state(),
     }
     return write(path, params, estimator.model_.state_dict(), _tensors(fitted))
@@ -260,6 +261,8 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     for name in ("batch_size_", "epochs_"):
         if fitted.get(name):
             setattr(estimator, name, int(fitted[name]))
+    if fitted.get("ids_") is not None:
+        estimator.ids_ = np.asarray(fitted["ids_"], dtype=str)
     if fitted.get("kl_per_dim_") is not None:
         estimator.embedding_std_ = fitted["embedding_std_"]
         estimator.set_posterior_summary(fitted["kl_per_dim_"])
