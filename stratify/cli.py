@@ -1,4 +1,4 @@
-"""The ``stratify`` command: demo, fit, predict, describe and sample.
+"""The ``stratify`` command: demo, fit, predict, describe, report and sample.
 
 Every subcommand takes ``--seed``, ``--device``, ``--quiet`` and ``--debug``. Bad input gives
 one line on stderr and exit code 2 (a traceback only with ``--debug``); files are written to a
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from stratify._atomic import atomic_write, check_writable, write_csv
+from stratify._atomic import atomic_write, check_writable, write_csv, write_text
 from stratify._errors import CommandError, error_line
 
 __all__ = ["main"]
@@ -63,21 +63,66 @@ def _read_images(path: str, split: str) -> np.ndarray:
         ) from None
 
 
-def _read_metadata(path: str | None, n_samples: int) -> Any:
-    if path is None:
-        return None
+def _is_file_cohort(path: str) -> bool:
+    """A folder of image files or a manifest CSV (not an array file)."""
+    return Path(path).is_dir() or Path(path).suffix.lower() == ".csv"
+
+
+def _read_source(
+    path: str, split: str, size: int | None = None, window: Any = None, cache: Any = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images and their ids (None for arrays without an ``ids`` entry)."""
+    if _is_file_cohort(path):
+        from stratify.data.files import read_cohort
+
+        cohort = read_cohort(path, size=size, window=window, cache=cache)
+        return cohort.images, cohort.ids
+    images = _read_images(path, split)
+    ids = None
+    if Path(path).suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            ids = archive["ids"].astype(str) if "ids" in archive.files else None
+    return images, ids
+
+
+def _read_table(path: str) -> Any:
     import pandas as pd
 
     file = Path(path)
     if not file.is_file():
         raise CommandError(f"metadata file not found: {file}")
     try:
-        frame = pd.read_csv(file)
+        return pd.read_csv(file)
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
         raise CommandError(
             f"cannot read metadata {file} as a CSV with a header row: "
             f"{type(error).__name__}: {error_line(error)}"
         ) from None
+
+
+def _patients(
+    ids: Any, path: str, id_column: str, allow_missing: bool = False
+) -> tuple[Any, np.ndarray]:
+    """The table at ``path`` joined to the image ``ids`` by ``id_column``: (rows, kept)."""
+    if ids is None:
+        raise CommandError(
+            f"--id-column {id_column} needs image ids: give a folder of image files, a manifest "
+            "CSV, or an .npz with an 'ids' array"
+        )
+    from stratify.data.ids import align_metadata
+
+    table = _read_table(path)
+    try:
+        return align_metadata(ids, table, id_column=id_column, allow_missing=allow_missing)
+    except ValueError as error:
+        raise CommandError(f"metadata {Path(path).name}: {error_line(error)}") from None
+
+
+def _read_metadata(path: str | None, n_samples: int) -> Any:
+    if path is None:
+        return None
+    file = Path(path)
+    frame = _read_table(path)
     from stratify._validation import check_metadata
 
     try:
@@ -145,15 +190,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_images(args: argparse.Namespace) -> np.ndarray:
-    """IMAGES or ``--medmnist FLAG`` (with --split, --size, --root)."""
+def _window(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CommandError(f"--window must be LOW,HIGH (two numbers), got {text!r}") from None
+    return low, high
+
+
+def _input(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    """IMAGES or ``--medmnist FLAG`` (with --split, --size, --root): images and their ids."""
     if (args.images is None) == (args.medmnist is None):
         raise CommandError("give either IMAGES or --medmnist FLAG, not both or neither")
     if args.medmnist is not None:
         from stratify.data import load_medmnist
 
-        return load_medmnist(args.medmnist, args.split, size=args.size, root=args.root).images
-    return _read_images(args.images, args.split)
+        size = 28 if args.size is None else args.size
+        return load_medmnist(args.medmnist, args.split, size=size, root=args.root).images, None
+    window = _window(getattr(args, "window", None))
+    return _read_source(args.images, args.split, args.size, window, getattr(args, "cache", None))
+
+
+def _input_images(args: argparse.Namespace) -> np.ndarray:
+    return _input(args)[0]
 
 
 def _views(args: argparse.Namespace) -> int:
@@ -178,8 +239,24 @@ def _views(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     out = check_writable(args.out, "--out model file")
     check_writable(out.with_name(out.stem + ".history.csv"), "history file")
-    images = _input_images(args)
-    metadata = _read_metadata(args.metadata, len(images))
+    images, ids = _input(args)
+    metadata = None
+    if args.id_column is not None:
+        if args.metadata is None:
+            raise CommandError("--id-column names a column of --metadata; give --metadata")
+        _, kept = _patients(ids, args.metadata, args.id_column, args.allow_missing)
+        images, ids = images[kept], np.asarray(ids)[kept]
+        table = _read_table(args.metadata)
+        keys = table[args.id_column].astype(str)
+        metadata = table.assign(**{args.id_column: keys})[keys.isin(set(ids))]
+        metadata = metadata.set_index(args.id_column)
+    elif args.metadata is not None and ids is not None:
+        raise CommandError(
+            "these images carry ids: join the metadata by id with --id-column COLUMN "
+            "(rows are never matched by order to image files)"
+        )
+    else:
+        metadata = _read_metadata(args.metadata, len(images))
     from stratify.estimator import Stratifier  # torch and scikit-learn: after the input checks
 
     params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
@@ -203,12 +280,16 @@ def _fit(args: argparse.Namespace) -> int:
         model = Stratifier(**params)
     except TypeError as error:
         raise CommandError(f"bad config: {error}") from None
-    model.fit(images, metadata=metadata)
+    model.fit(images, metadata=metadata, ids=ids)
     from stratify.distributed import is_main_process
 
     if not is_main_process():  # under torchrun every rank holds the same model; one writes
         return 0
     model.save(out)
+    if args.images is not None and _is_file_cohort(args.images):
+        # how the files were read: predict reads new files the same way
+        settings = {"size": args.size, "window": args.window, "id_column": args.id_column}
+        write_text(json.dumps(settings), _source_settings(out))
     history = out.with_name(out.stem + ".history.csv")
     write_csv(model.history_, history, index=False)
     chosen = ""
@@ -229,32 +310,98 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_settings(model_path: str | Path) -> Path:
+    """The file beside a model that records how its training files were read."""
+    path = Path(model_path)
+    return path.with_name(path.stem + ".source.json")
+
+
 def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     check_writable(args.out, "--out file")
+    settings: dict[str, Any] = {"size": None, "window": None, "id_column": None}
+    if _source_settings(args.model).is_file():
+        settings.update(json.loads(_source_settings(args.model).read_text()))
+    size = settings["size"] if args.size is None else args.size
+    window = _window(args.window if args.window is not None else settings["window"])
+    images, ids = _read_source(args.images, args.split, size, window)
     model = _load_model(args.model)
-    images = _read_images(args.images, args.split)
-    frame = pd.DataFrame({"stratum": model.predict(images)})
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(images)
+    labels = model.predict(images)
+    frame = pd.DataFrame({"stratum": labels})
+    proba = model.predict_proba(images) if hasattr(model, "predict_proba") else None
+    if proba is not None:
         for k in range(proba.shape[1]):
             frame[f"probability_{k}"] = proba[:, k]
-    write_csv(frame, Path(args.out), index_label="sample")
+    if ids is None:
+        write_csv(frame, Path(args.out), index_label="sample")
+    else:
+        from stratify.data.ids import patient_strata
+
+        frame.insert(0, settings["id_column"] or "id", ids)
+        if len(set(ids)) < len(ids):  # several images of one patient: one stratum per patient
+            frame.insert(2, "patient_stratum", patient_strata(ids, labels, proba))
+        write_csv(frame, Path(args.out), index=False)
     if not args.quiet:
         print(f"strata of {len(frame)} samples: {args.out}")
     return 0
+
+
+def _outcome(text: str | None, metadata: Any) -> tuple[str, str] | None:
+    """``--outcome TIME,EVENT``: two columns of the metadata."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",")]
+    if len(names) != 2 or not all(names):
+        raise CommandError(f"--outcome must be TIME,EVENT (two column names), got {text!r}")
+    missing = [n for n in names if n not in metadata.columns]
+    if missing:
+        raise CommandError(
+            f"--outcome names columns {missing} that the metadata lacks; it has "
+            f"{list(metadata.columns)}"
+        )
+    return names[0], names[1]
+
+
+def _strata_table(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
+    """The training strata with their metadata (one row per image) and, with ids, one row
+    per patient (``patient_stratum``: the most frequent stratum of their images).
+    """
+    if args.id_column is None:
+        metadata = _read_metadata(args.metadata, len(model.labels_))
+        return metadata, metadata.assign(stratum=model.labels_)
+    from stratify.data.ids import patient_strata
+
+    metadata, _ = _patients(getattr(model, "ids_", None), args.metadata, args.id_column)
+    patients = metadata.assign(stratum=patient_strata(model.ids_, model.labels_))
+    return metadata, patients.drop_duplicates(args.id_column).reset_index(drop=True)
 
 
 def _describe(args: argparse.Namespace) -> int:
     from stratify import plotting
 
     model = _load_model(args.model)
-    metadata = _read_metadata(args.metadata, len(model.labels_))
+    metadata, patients = _strata_table(args, model)
+    outcome = _outcome(args.outcome, metadata)
+    if outcome is not None:  # checked before anything is written
+        from stratify.survival import survival_by_stratum
+
+        survival = survival_by_stratum(
+            patients["stratum"], patients[outcome[0]], patients[outcome[1]]
+        )
     profile, tests = model.describe(metadata)
+    # a column the strata were trained to follow (a prior) is no finding: say which
+    tests["used_in_training"] = tests.index.isin(model.objective_.metadata_columns)
     out = Path(args.out)
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")
+    write_csv(patients, out / "strata.csv", index=False)
+    if outcome is not None:
+        write_csv(survival.curves, out / "survival_curves.csv", index=False)
+        write_csv(survival.hazard_ratios, out / "hazard_ratios.csv", index=False)
+        write_csv(survival.summary, out / "survival_summary.csv")
+        write_text(json.dumps(survival.logrank, indent=2), out / "logrank.json")
+        plotting.plot_survival(survival, path=out / "survival.png")
     plotting.plot_latent_space(
         model.clustered_space(),
         model.labels_,
@@ -266,6 +413,47 @@ def _describe(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         print(tests[["test", "p_value", "p_adjusted"]].to_string())
+        if outcome is not None:
+            print(
+                f"log-rank across strata: chi2 {survival.logrank['statistic']:.2f}, "
+                f"p = {survival.logrank['p_value']:.3g}"
+            )
+        print(f"report: {out.resolve()}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    out = check_writable(args.out, "--out report")
+    model = _load_model(args.model)
+    metadata = patients = outcome = None
+    if args.metadata is not None:
+        metadata, patients = _strata_table(args, model)
+        outcome = _outcome(args.outcome, metadata)
+    elif args.outcome is not None:
+        raise CommandError("--outcome names columns of --metadata; give --metadata")
+    images = None
+    if args.images is not None:
+        settings: dict[str, Any] = {"size": None, "window": None}
+        if _source_settings(args.model).is_file():
+            settings.update(json.loads(_source_settings(args.model).read_text()))
+        images, ids = _read_source(
+            args.images, "train", settings["size"], _window(settings["window"])
+        )
+        if len(images) != len(model.labels_) or (
+            ids is not None
+            and getattr(model, "ids_", None) is not None
+            and list(ids) != list(model.ids_)
+        ):
+            raise CommandError(
+                f"--images must be the {len(model.labels_)} training images in training order, "
+                f"got {len(images)}"
+            )
+    from stratify.html_report import write_html_report
+
+    write_html_report(
+        model, out, metadata=metadata, patients=patients, outcome=outcome, images=images
+    )
+    if not args.quiet:
         print(f"report: {out.resolve()}")
     return 0
 
@@ -357,7 +545,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     for command in (fit, views):
         command.add_argument(
-            "images", nargs="?", help=".npy, or .npz with 'images' or MedMNIST layout"
+            "images",
+            nargs="?",
+            help="a folder of image files (PNG/JPEG/TIFF, NIfTI, DICOM series; searched "
+            "recursively), a manifest .csv with a 'path' column, a .npy, or an .npz with "
+            "'images' (and 'ids') or the MedMNIST layout",
         )
         command.add_argument("--medmnist", metavar="FLAG", help="a MedMNIST flag instead of IMAGES")
         command.add_argument(
@@ -366,8 +558,17 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--size",
             type=int,
-            default=28,
-            help="image side of --medmnist: 28 (default), 64, 128, 224 (3D: 28, 64)",
+            default=None,
+            help="image files: resample to N x N (x N); --medmnist: 28 (default), 64, 128, "
+            "224 (3D: 28, 64)",
+        )
+        command.add_argument(
+            "--window",
+            help="image files: intensity window LOW,HIGH (e.g. HU for CT); default: each "
+            "image clipped to its 0.5-99.5 percentiles",
+        )
+        command.add_argument(
+            "--cache", help="image files: folder for the memory-mapped resampled images"
         )
         command.add_argument(
             "--root",
@@ -381,7 +582,21 @@ def _parser() -> argparse.ArgumentParser:
         )
     views.add_argument("--n-images", type=int, default=8, help="images drawn (default 8)")
     views.add_argument("--out", required=True, help="figure to write (.png)")
-    fit.add_argument("--metadata", help="CSV with one row per image")
+    fit.add_argument(
+        "--metadata",
+        help="CSV: one row per patient joined by --id-column, or (arrays without ids) one row "
+        "per image in order",
+    )
+    fit.add_argument(
+        "--id-column",
+        help="the metadata column of patient ids (image ids: file names without extensions, "
+        "the manifest's 'id', DICOM PatientID)",
+    )
+    fit.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="drop images without a metadata row and rows without an image (with a warning)",
+    )
     fit.add_argument("--out", required=True, help="model file to write")
     fit.add_argument("--n-clusters", type=_int_or_auto, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
@@ -416,8 +631,10 @@ def _parser() -> argparse.ArgumentParser:
         _predict,
     )
     predict.add_argument("model")
-    predict.add_argument("images")
+    predict.add_argument("images", help="as for fit (files are read as they were for the fit)")
     predict.add_argument("--split", default="test", help="split of a MedMNIST file (default test)")
+    predict.add_argument("--size", type=int, default=None, help="override the fit's --size")
+    predict.add_argument("--window", help="override the fit's --window")
     predict.add_argument("--out", required=True, help="CSV to write")
 
     describe = add(
@@ -427,8 +644,31 @@ def _parser() -> argparse.ArgumentParser:
         _describe,
     )
     describe.add_argument("model")
-    describe.add_argument("--metadata", required=True, help="CSV, one row per training image")
+    describe.add_argument(
+        "--metadata",
+        required=True,
+        help="CSV: one row per patient with --id-column, else one row per training image",
+    )
     describe.add_argument("--out", required=True, help="folder to write")
+
+    report = add(
+        "report",
+        "write one self-contained HTML report of a saved model to share",
+        "stratify report model.pt --metadata table.csv --id-column patient_id "
+        "--outcome time,event --out report.html",
+        _report,
+    )
+    report.add_argument("model")
+    report.add_argument("--metadata", help="CSV, as for describe")
+    report.add_argument("--images", help="the training images, for real examples per stratum")
+    report.add_argument("--out", required=True, help="the .html file to write")
+    for command in (describe, report):
+        command.add_argument("--id-column", help="the metadata column of patient ids")
+        command.add_argument(
+            "--outcome",
+            metavar="TIME,EVENT",
+            help="survival columns: Kaplan-Meier per stratum, log-rank test, Cox hazard ratios",
+        )
 
     sample = add(
         "sample",
@@ -441,7 +681,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--cluster", type=int, default=None, help="stratum to sample from")
     sample.add_argument("--out", required=True, help=".npz or .png to write")
 
-    for command in (demo, fit, views, predict, describe, sample):
+    for command in (demo, fit, views, predict, describe, report, sample):
         _common(command)
     # Listed here for ``stratify --help``; its arguments are the runner's own (see main).
     sub.add_parser(

@@ -21,6 +21,8 @@ __all__ = [
     "plot_k_selection",
     "plot_latent_space",
     "plot_scores",
+    "plot_strata_sizes",
+    "plot_survival",
     "plot_views",
     "save_figure",
 ]
@@ -441,4 +443,47 @@ def plot_contingency(y_true: Any, labels: Any, *, path: str | os.PathLike | None
         ax=ax,
     )
     ax.set_title("strata vs true labels")
+    return _finish(figure, path)
+
+
+def plot_survival(result: Any, *, path: str | os.PathLike | None = None) -> Any:
+    """Kaplan-Meier curves per stratum with their 95 % bands, the log-rank p in the title.
+
+    Parameters
+    ----------
+    result : stratify.survival.SurvivalResult
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for stratum, curve in result.curves.groupby("stratum"):
+        n = int(result.summary.loc[stratum, "n"])
+        line = ax.step(
+            curve["time"], curve["survival"], where="post", label=f"stratum {stratum} (n={n})"
+        )
+        ax.fill_between(
+            curve["time"],
+            curve["lower"],
+            curve["upper"],
+            step="post",
+            alpha=0.2,
+            color=line[0].get_color(),
+        )
+    ax.set_xlabel("time")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Kaplan-Meier per stratum (log-rank p = {result.logrank['p_value']:.3g})")
+    ax.legend(frameon=False)
+    return _finish(figure, path)
+
+
+def plot_strata_sizes(labels: Any, *, path: str | os.PathLike | None = None) -> Any:
+    """Bar chart of the number of samples per stratum (``-1`` = noise)."""
+    plt = _pyplot()
+    strata, counts = np.unique(np.asarray(labels), return_counts=True)
+    figure, ax = plt.subplots(figsize=(1.5 + 0.6 * len(strata), 3))
+    ax.bar([("noise" if k == -1 else str(k)) for k in strata], counts, color="#4c72b0")
+    for x, count in enumerate(counts):
+        ax.text(x, count, str(count), ha="center", va="bottom")
+    ax.set_xlabel("stratum")
+    ax.set_ylabel("samples")
     return _finish(figure, path)
