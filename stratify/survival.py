@@ -43,6 +43,11 @@ class SurvivalResult:
     summary: pd.DataFrame
 
 
+def _value(values: Any, row: int) -> Any:
+    """The value as given in ``row`` (a Python scalar, for the message)."""
+    return np.asarray(pd.Series(values).to_numpy(), dtype=object)[row]
+
+
 def check_outcome(time: Any, event: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Times (float, >= 0, finite) and events (0/1) of ``n_samples`` patients.
 
@@ -62,18 +67,20 @@ def check_outcome(time: Any, event: Any, n_samples: int) -> tuple[np.ndarray, np
     bad = np.flatnonzero(~np.isfinite(times.to_numpy(dtype=float)))
     if len(bad):
         raise ValueError(
-            f"Expected numeric, finite survival times, got {pd.Series(time).iloc[bad[0]]!r} "
+            f"Expected numeric, finite survival times, got {_value(time, bad[0])!r} "
             f"in row {bad[0]}."
         )
     if (times < 0).any():
         row = int(np.flatnonzero(times.to_numpy() < 0)[0])
-        raise ValueError(f"Expected non-negative survival times, got {times[row]} in row {row}.")
+        raise ValueError(
+            f"Expected non-negative survival times, got {_value(time, row)!r} in row {row}."
+        )
     flags = events.to_numpy(dtype=float)
     wrong = np.flatnonzero(~np.isin(flags, (0.0, 1.0)))
     if len(wrong):
         raise ValueError(
             f"Expected events 0 (censored) or 1 (event), got "
-            f"{pd.Series(event).iloc[wrong[0]]!r} in row {wrong[0]}."
+            f"{_value(event, wrong[0])!r} in row {wrong[0]}."
         )
     return times.to_numpy(dtype=float), flags.astype(np.int64)
 

@@ -697,3 +697,20 @@ def test_score_is_the_silhouette_of_the_clustered_space(cohort, space):
     assert est.score(held_out) != pytest.approx(
         silhouette_score(normalised, est.predict(held_out)), abs=1e-6
     )
+
+
+def test_metadata_joined_by_id_equals_metadata_in_order(cohort, tmp_path):
+    images, _, metadata = cohort
+    images, metadata = images[:120], metadata.iloc[:120].reset_index(drop=True)
+    prior = {"age": {"kind": "yaware", "columns": "age", "sigma": 10.0}}
+    params = {"random_state": 0, "regularizers": prior, **TINY}
+    ordered = Stratifier(2, **params).fit(images, metadata=metadata)
+    ids = np.array([f"P{k:03d}" for k in range(120)])
+    table = metadata.assign(patient_id=ids).sample(frac=1, random_state=5).set_index("patient_id")
+    joined = Stratifier(2, **params).fit(images, metadata=table, ids=ids)
+    np.testing.assert_array_equal(joined.labels_, ordered.labels_)
+    np.testing.assert_array_equal(joined.embedding_, ordered.embedding_)
+    assert joined.ids_.tolist() == ids.tolist() and not hasattr(ordered, "ids_")
+    assert Stratifier.load(joined.save(tmp_path / "m.pt")).ids_.tolist() == ids.tolist()
+    with pytest.raises(ValueError, match=r"1 image ids without a metadata row: 'P119'"):
+        Stratifier(2, **params).fit(images, metadata=table.drop(index="P119"), ids=ids)

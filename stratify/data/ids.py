@@ -41,7 +41,8 @@ def check_ids(ids: Any, n_samples: int) -> np.ndarray:
         raise ValueError(f"Expected one id per image ({n_samples} ids), got {len(values)} ids.")
     empty = [k for k, v in enumerate(values) if v is None or pd.isna(v) or str(v).strip() == ""]
     if empty:
-        raise ValueError(f"Expected an id for every image, got none for images {_some(empty)}.")
+        shown = ", ".join(str(k) for k in empty[:SHOWN_IDS])
+        raise ValueError(f"Expected an id for every image, got none for images at {shown}.")
     return np.asarray([str(v) for v in values], dtype=str)
 
 

@@ -1,0 +1,196 @@
+"""A cohort of NIfTI files through the command line: ids, outcomes and the HTML report."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stratify import Stratifier
+from stratify.cli import main
+
+nib = pytest.importorskip("nibabel")
+pytest.importorskip("lifelines")
+
+QUIET = ["--quiet", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """24 volumes of two kinds, a patient table in two row orders, a y-Aware config."""
+    folder = tmp_path_factory.mktemp("nifti")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(24):
+        kind = i % 2
+        volume = rng.normal(size=(12, 12, 12)).astype(np.float32)
+        if kind:
+            volume[3:9, 3:9, 3:9] += 3.0
+        else:
+            volume[:, :6] += 2.0
+        nib.save(
+            nib.Nifti1Image(volume * 100, np.diag([1.5, 1.5, 1.5, 1.0])),
+            str(folder / f"P{i:03d}.nii.gz"),
+        )
+        rows.append(
+            {
+                "patient_id": f"P{i:03d}",
+                "age": 50 + 10 * kind + rng.normal(),
+                "time": rng.exponential(10 if kind else 4),
+                "event": int(rng.random() < 0.8),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table.to_csv(folder / "T1.csv", index=False)
+    table.sample(frac=1, random_state=1).to_csv(folder / "T2.csv", index=False)
+    config = {
+        "regularizers": {"age": {"kind": "yaware", "columns": "age", "sigma": 10.0}},
+        "latent_dim": 8,
+        "width": 4,
+        "batch_size": 12,
+    }
+    (folder / "C.json").write_text(json.dumps(config))
+    (folder / "volumes").mkdir()
+    for file in folder.glob("*.nii.gz"):
+        file.rename(folder / "volumes" / file.name)
+    return folder
+
+
+def _fit(folder, table, out, *extra):
+    return main(
+        [
+            "fit",
+            str(folder / "volumes"),
+            "--metadata",
+            str(folder / table),
+            "--id-column",
+            "patient_id",
+            "--config",
+            str(folder / "C.json"),
+            "--n-clusters",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            *extra,
+            *QUIET,
+        ]
+    )
+
+
+def test_strata_per_patient_do_not_depend_on_the_table_order(cohort, tmp_path):
+    predictions = []
+    for table in ("T1.csv", "T2.csv"):
+        model = tmp_path / f"{table}.pt"
+        assert _fit(cohort, table, model) == 0
+        out = tmp_path / f"{table}.predict.csv"
+        assert (
+            main(["predict", str(model), str(cohort / "volumes"), "--out", str(out), *QUIET]) == 0
+        )
+        predictions.append(pd.read_csv(out).set_index("patient_id"))
+        fitted = Stratifier.load(model)
+        assert fitted.ids_.tolist() == [f"P{i:03d}" for i in range(24)]
+    first, second = predictions
+    assert list(first.columns[:1]) == ["stratum"]
+    pd.testing.assert_series_equal(first["stratum"], second.loc[first.index, "stratum"])
+    # the prior saw each patient's own age: the same fit as the arrays with the table in order
+    table = pd.read_csv(cohort / "T1.csv")
+    assert first.index.tolist() == table["patient_id"].tolist()
+
+
+def test_a_table_missing_an_id_fails_fast_in_one_line(cohort, tmp_path, capsys):
+    table = pd.read_csv(cohort / "T1.csv")
+    table[table["patient_id"] != "P007"].to_csv(tmp_path / "missing.csv", index=False)
+    (tmp_path / "missing.csv").rename(cohort / "missing.csv")
+    start = time.perf_counter()
+    assert _fit(cohort, "missing.csv", tmp_path / "m.pt") == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "without a metadata row: 'P007'" in err
+    assert not (tmp_path / "m.pt").exists()
+    # --allow-missing drops the image and fits the others
+    with pytest.warns(UserWarning, match="Dropped 1 image ids"):
+        assert _fit(cohort, "missing.csv", tmp_path / "m.pt", "--allow-missing") == 0
+    assert len(Stratifier.load(tmp_path / "m.pt").ids_) == 23
+
+
+def test_metadata_by_row_order_is_refused_for_files(cohort, tmp_path, capsys):
+    argv = ["fit", str(cohort / "volumes"), "--metadata", str(cohort / "T1.csv")]
+    assert main([*argv, "--out", str(tmp_path / "m.pt"), *QUIET]) == 2
+    assert "join the metadata by id with --id-column" in capsys.readouterr().err
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources, self.headings, self._in_h2 = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+            self._in_h2 = False
+
+
+def test_describe_outcome_and_the_html_report(cohort, tmp_path):
+    model = tmp_path / "m.pt"
+    assert _fit(cohort, "T2.csv", model) == 0
+    out = tmp_path / "describe"
+    args = ["--metadata", str(cohort / "T2.csv"), "--id-column", "patient_id"]
+    outcome = ["--outcome", "time,event"]
+    assert main(["describe", str(model), *args, *outcome, "--out", str(out), *QUIET]) == 0
+    logrank = json.loads((out / "logrank.json").read_text())
+    assert set(logrank) == {"statistic", "p_value", "dof"} and logrank["dof"] == 1
+    strata = pd.read_csv(out / "strata.csv")
+    assert len(strata) == 24 and {"patient_id", "stratum", "age"} <= set(strata.columns)
+    tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
+    assert bool(tests.loc["age", "used_in_training"]) and not tests.loc["time", "used_in_training"]
+    hazard = pd.read_csv(out / "hazard_ratios.csv")
+    assert len(hazard) == 1 and (hazard["lower"] <= hazard["hazard_ratio"]).all()
+
+    report = tmp_path / "report.html"
+    argv = ["report", str(model), *args, *outcome, "--images", str(cohort / "volumes")]
+    assert main([*argv, "--out", str(report), *QUIET]) == 0
+    parser = _Images()
+    parser.feed(report.read_text())
+    assert len(parser.sources) >= 3
+    for source in parser.sources:  # every figure inside the file, a real PNG
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for heading in ("Cohort", "Stratum sizes", "Example images per stratum", "Model card"):
+        assert heading in parser.headings
+    assert any(h.startswith("Survival") for h in parser.headings)
+    assert re.search(r"Used in training as a prior: age", report.read_text())
+
+
+@pytest.mark.parametrize(
+    ("outcome", "match"),
+    [("time", r"--outcome must be TIME,EVENT"), ("time,status", r"lacks"), ("age,event", None)],
+)
+def test_bad_outcomes_write_nothing(cohort, tmp_path, capsys, outcome, match):
+    model = tmp_path / "m.pt"
+    assert _fit(cohort, "T1.csv", model) == 0
+    capsys.readouterr()
+    out = tmp_path / "d"
+    table = pd.read_csv(cohort / "T1.csv")
+    if match is None:  # a negative time
+        table.loc[3, "age"] = -1.0
+        table.to_csv(tmp_path / "bad.csv", index=False)
+        metadata, match = tmp_path / "bad.csv", r"non-negative survival times, got -1.0 in row"
+    else:
+        metadata = cohort / "T1.csv"
+    argv = ["describe", str(model), "--metadata", str(metadata), "--id-column", "patient_id"]
+    assert main([*argv, "--outcome", outcome, "--out", str(out), *QUIET]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not out.exists()
