@@ -10,6 +10,12 @@ only rebuilds tensors and plain containers (dicts, lists, strings, numbers): no 
 arbitrary objects. It holds
 
 * ``format``, ``format_version`` and the writing ``stratify_version``;
+* ``versions``: the versions of the libraries the fit depends on (torch, scikit-learn,
+  hdbscan, umap-learn, numpy, stratify); loading under another major.minor version warns,
+  naming both;
+* ``checksum``: a BLAKE2b digest of everything below (parameters, every tensor's name,
+  dtype, shape and bytes, the fitted state), checked on load, so a file with a flipped byte
+  is refused and never predicts;
 * the estimator's parameters (JSON-like values only);
 * the network's ``state_dict``;
 * the fitted arrays (training latents, shapes, data range, history) and the clusterer's
@@ -22,7 +28,7 @@ labels, so a loaded estimator predicts exactly what the saved one did.
 
 Format versions: 1 kept the clustering's labels, seed and manifold arrays beside the other
 fitted arrays (and, before the ``whiten`` parameter, no ``whiten``); 2 keeps them in
-``fitted["clusterer"]``. Estimators with a custom
+``fitted["clusterer"]``; 3 adds ``versions`` and ``checksum``. Estimators with a custom
 encoder, clusterer instance, loss-term objects or augmentation callable cannot be written in
 this format (their code would have to be pickled); use ``joblib.dump`` for those.
 """
@@ -30,7 +36,11 @@ this format (their code would have to be pickled); use ``joblib.dump`` for those
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+import warnings
+from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +62,9 @@ __all__ = [
 ]
 
 FORMAT = "stratify.Stratifier"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: The libraries whose versions a model file records (distribution names).
+RECORDED = ("stratify", "torch", "scikit-learn", "hdbscan", "umap-learn", "numpy")
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -65,6 +77,64 @@ def _plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of :data:`RECORDED` (``"not installed"`` for a missing one)."""
+    found = {}
+    for name in RECORDED:
+        try:
+            found[name] = _metadata.version(name)
+        except _metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _minor(version: str) -> str:
+    """``1.9.1`` -> ``1.9``; local tags (``+cu130``) ignored."""
+    return ".".join(version.split("+")[0].split(".")[:2])
+
+
+def version_changes(recorded: dict[str, str]) -> list[str]:
+    """``name saved with A, installed B`` for each library whose major.minor differs."""
+    installed = versions()
+    return [
+        f"{name} saved with {recorded[name]}, installed {installed.get(name, 'not installed')}"
+        for name in sorted(recorded)
+        if _minor(recorded[name]) != _minor(installed.get(name, "not installed"))
+    ]
+
+
+def _update(digest: Any, value: Any) -> None:
+    """Feed ``value`` to ``digest``: tensors by dtype, shape and bytes, the rest by JSON."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(
+            tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        )
+    elif isinstance(value, dict):
+        digest.update(b"{")
+        for key in sorted(value, key=str):
+            digest.update(json.dumps(str(key)).encode())
+            _update(digest, value[key])
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _update(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
+
+
+def checksum(payload: dict[str, Any]) -> str:
+    """BLAKE2b (16 bytes, hex) of the payload's parameters, network state and fitted state."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in ("params", "model_state", "fitted"):
+        digest.update(part.encode())
+        _update(digest, payload[part])
+    return digest.hexdigest()
 
 
 def check_plain(params: dict[str, Any]) -> None:
@@ -106,10 +176,12 @@ def write(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "stratify_version": __version__,
+        "versions": versions(),
         "params": params,
         "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
         "fitted": fitted,
     }
+    payload["checksum"] = checksum(payload)
     return atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
@@ -140,16 +212,22 @@ def _read(path: Path) -> dict[str, Any]:
             f"version {version}; this stratify {__version__} reads format version "
             f"{FORMAT_VERSION} at most. Upgrade stratify to load it."
         )
+    if version >= 3 and payload.get("checksum") != checksum(payload):
+        raise ValueError(
+            f"{path} is corrupted: its content does not match the checksum written with it "
+            "(a changed, flipped or lost byte); it was not loaded. Restore it from a copy."
+        )
     return payload
 
 
-def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def read(path: str | os.PathLike, *, with_versions: bool = False) -> Any:
     """Read a model file written by :func:`write`, without running code from it.
 
     Returns
     -------
     params, model_state, fitted : dict
-        As given to :func:`write`.
+        As given to :func:`write`; with ``with_versions`` also the recorded library versions
+        (empty for files before format version 3).
 
     Raises
     ------
@@ -159,7 +237,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[
         If the file is truncated, corrupted, not a stratify file, or from a newer format.
     """
     payload = migrate(_read(Path(path)))
-    return dict(payload["params"]), payload["model_state"], payload["fitted"]
+    parts = (dict(payload["params"]), payload["model_state"], payload["fitted"])
+    return (*parts, dict(payload.get("versions") or {})) if with_versions else parts
 
 
 def migrate(payload: dict[str, Any]) -> dict[str, Any]:
@@ -180,6 +259,7 @@ def migrate(payload: dict[str, Any]) -> dict[str, Any]:
             "manifold_embedding": fitted.pop("manifold_embedding_", None),
             "manifold_selection": fitted.pop("manifold_selection_", None),
         }
+    # version 2 -> 3: no versions or checksum were recorded; nothing to move
     payload["format_version"] = FORMAT_VERSION
     return payload
 
@@ -237,7 +317,15 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     from stratify.data.augment import AugmentParams
     from stratify.data.scaling import IntensityScaler
 
-    params, model_state, fitted = read(path)
+    params, model_state, fitted, recorded = read(path, with_versions=True)
+    changes = version_changes(recorded)
+    if changes:
+        warnings.warn(
+            f"{path} was saved under other library versions ({'; '.join(changes)}); its "
+            "clustering is refitted and checked against the stored labels.",
+            UserWarning,
+            stacklevel=3,
+        )
     fitted = _arrays(fitted)
     spec = params.get("augmentation")
     if isinstance(spec, dict) and "AugmentParams" in spec:
@@ -272,7 +360,10 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     try:
         estimator.clusterer_ = StrataClusterer.from_state(estimator.embedding_, state)
     except ValueError as error:
-        raise ValueError(f"Could not restore the clustering of {path} exactly: {error}") from None
+        versions_note = f" Versions differ: {'; '.join(changes)}." if changes else ""
+        raise ValueError(
+            f"Could not restore the clustering of {path} exactly: {error}{versions_note}"
+        ) from None
     estimator._cluster_seed = estimator.clusterer_.random_state
     estimator._set_cluster_attributes()
     return estimator

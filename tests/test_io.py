@@ -137,3 +137,53 @@ def test_auto_manifold_loads_its_chosen_run_without_recomputing_the_candidates(
         cluster.StrataClusterer("gmm", 2, manifold="auto").fit(
             model.embedding_, manifold_selection=table.assign(selected=False)
         )
+
+
+def test_a_flipped_byte_inside_a_tensor_is_refused(images, tmp_path):
+    est = Stratifier(2, random_state=0, **TINY).fit(images)
+    path = est.save(tmp_path / "m.pt")
+    raw = bytearray(path.read_bytes())
+    start = bytes(raw).find(est.embedding_.tobytes()[:64])  # the latents, stored as they are
+    assert start > 0
+    raw[start + 1000] ^= 0x01
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(raw))
+    torch.load(flipped, map_location="cpu", weights_only=True)  # torch alone notices nothing
+    with pytest.raises(ValueError, match=r"flipped.pt is corrupted: .* checksum"):
+        Stratifier.load(flipped)
+    Stratifier.load(path)  # the intact file still loads
+
+
+def _rewritten(path, tmp_path, change):
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    change(payload)
+    payload["checksum"] = io.checksum(payload)
+    out = tmp_path / "rewritten.pt"
+    torch.save(payload, out)
+    return out
+
+
+def test_other_library_versions_warn_and_name_both(images, tmp_path):
+    path = Stratifier(2, random_state=0, **TINY).fit(images).save(tmp_path / "m.pt")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(payload["versions"]) == set(io.RECORDED)
+    installed = io.versions()["scikit-learn"]
+
+    def older_sklearn(p):
+        p["versions"]["scikit-learn"] = "0.1.0"
+
+    older = _rewritten(path, tmp_path, older_sklearn)
+    with pytest.warns(UserWarning, match=rf"scikit-learn saved with 0.1.0, installed {installed}"):
+        Stratifier.load(older)
+
+    def other_labels(p):
+        older_sklearn(p)
+        labels = p["fitted"]["clusterer"]["labels"]
+        p["fitted"]["clusterer"]["labels"] = 1 - labels
+
+    changed = _rewritten(path, tmp_path, other_labels)
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ValueError, match=r"other labels.*Versions differ: scikit-learn saved"),
+    ):
+        Stratifier.load(changed)
