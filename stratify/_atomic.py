@@ -21,7 +21,8 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     """Raise a one-line error now if a file cannot be written at ``path`` later.
 
     Checks that ``path`` is not a directory and that its nearest existing ancestor is a
-    writable directory (missing folders are created at write time). Returns the path.
+    directory that can hold a file (one is created and removed there; missing folders are
+    created at write time). Returns the path.
 
     Raises
     ------
@@ -47,6 +48,15 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
         raise PermissionError(
             f"cannot write the {what} {str(path)!r}: {str(folder)!r} is not writable"
         )
+    try:  # a folder can pass the permission test and still hold no files (/proc, full disks)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".stratify-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write the {what} {str(path)!r}: creating a file in {str(folder)!r} "
+            f"failed ({error.strerror or error})"
+        ) from None
     return path
 
 

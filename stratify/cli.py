@@ -236,9 +236,45 @@ def _views(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The Stratifier's parameters from --config and the flags, checked against its
+    constraint table before torch or scikit-learn is imported (an answer in well under 1 s).
+    """
+    from stratify._constraints import validate_params
+    from stratify._params import STRATIFIER_CONSTRAINTS
+
+    params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
+    params.update(_read_config(args.config))
+    options = {
+        "n_clusters": args.n_clusters,
+        "model": args.model,
+        "clusterer": args.clusterer,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+    }
+    params.update({k: v for k, v in options.items() if v is not None})
+    if args.checkpoint_dir is not None:
+        params["train_config"] = {
+            **dict(params.get("train_config") or {}),
+            "checkpoint_dir": args.checkpoint_dir,
+        }
+    if args.resume:
+        params["resume"] = True
+    unknown = sorted(set(params) - set(STRATIFIER_CONSTRAINTS))
+    if unknown:
+        raise CommandError(
+            f"unknown Stratifier parameter(s) {unknown} in --config; the parameters are "
+            f"{sorted(STRATIFIER_CONSTRAINTS)}"
+        )
+    checked = {name: STRATIFIER_CONSTRAINTS[name] for name in params}
+    validate_params(argparse.Namespace(**params), checked, name="Stratifier")
+    return params
+
+
 def _fit(args: argparse.Namespace) -> int:
     out = check_writable(args.out, "--out model file")
     check_writable(out.with_name(out.stem + ".history.csv"), "history file")
+    params = _fit_params(args)
     images, ids = _input(args)
     metadata = None
     if args.id_column is not None:
@@ -259,23 +295,6 @@ def _fit(args: argparse.Namespace) -> int:
         metadata = _read_metadata(args.metadata, len(images))
     from stratify.estimator import Stratifier  # torch and scikit-learn: after the input checks
 
-    params = {"random_state": args.seed, "device": args.device, "verbose": not args.quiet}
-    params.update(_read_config(args.config))
-    options = {
-        "n_clusters": args.n_clusters,
-        "model": args.model,
-        "clusterer": args.clusterer,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-    }
-    params.update({k: v for k, v in options.items() if v is not None})
-    if args.checkpoint_dir is not None:
-        params["train_config"] = {
-            **dict(params.get("train_config") or {}),
-            "checkpoint_dir": args.checkpoint_dir,
-        }
-    if args.resume:
-        params["resume"] = True
     try:
         model = Stratifier(**params)
     except TypeError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -570,3 +571,35 @@ def test_epochs_take_an_int_or_auto(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "images.npz", "--out", "model.pt", "--epochs", "many"])
     assert "expected an int or 'auto', got 'many'" in capsys.readouterr().err
+
+
+def test_bad_parameters_are_refused_before_torch_is_imported(tmp_path):
+    # the constraint table is plain Python: a bad value answers before the heavy imports
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "X.npy", np.zeros((4, 1, 8, 8), dtype=np.uint8))
+    code = (
+        "import sys; from stratify.cli import main; "
+        f"rc = main(['fit', {str(tmp_path / 'X.npy')!r}, '--n-clusters', '0', "
+        f"'--out', {str(tmp_path / 'm.pt')!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False"]
+    assert "'n_clusters' parameter of Stratifier must be an int in the range [2, inf)" in (
+        done.stderr
+    )
+
+
+def test_unknown_config_keys_and_unwritable_out_fail_before_training(tmp_path, capsys):
+    np.save(tmp_path / "X.npy", np.zeros((4, 1, 8, 8), dtype=np.uint8))
+    (tmp_path / "bad.json").write_text(json.dumps({"n_clustrs": 2}))
+    argv = ["fit", str(tmp_path / "X.npy"), "--config", str(tmp_path / "bad.json")]
+    _fails([*argv, "--out", str(tmp_path / "m.pt")], capsys, r"unknown Stratifier parameter")
+    if Path("/proc").is_dir():  # a folder that passes the permission test but holds no file
+        _fails(
+            ["fit", str(tmp_path / "X.npy"), "--out", "/proc/m.pt"],
+            capsys,
+            r"creating a file in '/proc' failed",
+        )
