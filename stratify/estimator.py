@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from stratify import distributed, io
@@ -455,7 +454,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self.history_ = result.history.assign(stage="representation")
         self._say(f"embedding {len(images)} images")
         self._embed_training(images)
-        self._say(f"clustering into {self.n_clusters} strata ({self.clusterer!s:.40})")
+        name = self.clusterer if isinstance(self.clusterer, str) else type(self.clusterer).__name__
+        space = "" if self.manifold is None else f", manifold {self.manifold}"
+        self._say(f"clustering into {self.n_clusters} strata ({name}{space})")
         self._fit_clusterer()
         if self.self_training_epochs:
             self._self_train(images, columns, labels, augment, train_seed + 1)
@@ -646,13 +647,11 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         check_is_fitted(self)
         return self.clusterer_.transform_space(self.embedding_ if X is None else self.transform(X))
 
-    def _clusterer_has_proba(self) -> bool:
-        check_is_fitted(self)
-        return hasattr(self.clusterer_, "predict_proba")
-
-    @available_if(_clusterer_has_proba)
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Soft memberships (M, n_clusters_) for the GMM and HDBSCAN backends."""
+        """Soft memberships (M, n_clusters_), for every backend (GMM posteriors, HDBSCAN
+        membership vectors, else by distance to the strata's centres:
+        :meth:`StrataClusterer.predict_proba`).
+        """
         latents = self.transform(X)
         return self.clusterer_.predict_proba(latents)
 

@@ -189,8 +189,22 @@ def test_auto_manifold_keeps_the_more_stable_space_and_its_medoid_run():
     assert adjusted_rand_score(y, auto.labels_) == 1.0
 
 
-def test_kmeans_has_no_predict_proba(blobs):
-    assert not hasattr(StrataClusterer("kmeans"), "predict_proba")
+@pytest.mark.parametrize("method", ["kmeans", "agglomerative", "spectral"])
+def test_every_backend_has_memberships_by_distance(blobs, method):
+    X, _ = blobs
+    clusterer = StrataClusterer(method, 4, normalize=False, whiten=False, random_state=0).fit(X)
+    proba = clusterer.predict_proba(X[:20])
+    # by hand: equal-weight isotropic Gaussians at the centres, the pooled variance
+    centers = np.stack([X[clusterer.labels_ == k].mean(axis=0) for k in range(4)])
+    squares = sum(((X[clusterer.labels_ == k] - centers[k]) ** 2).sum() for k in range(4))
+    variance = squares / (len(X) * X.shape[1])
+    assert clusterer.distance_variance_ == pytest.approx(variance)
+    for row, x in zip(proba, X[:20], strict=True):
+        density = np.exp(-((x - centers) ** 2).sum(axis=1) / (2 * variance))
+        np.testing.assert_allclose(row, density / density.sum(), atol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    if method != "kmeans":  # nearest-centroid predict: the argmax is the prediction
+        np.testing.assert_array_equal(proba.argmax(axis=1), clusterer.predict(X[:20]))
 
 
 def test_instances_are_cloned_and_used(blobs):

@@ -61,7 +61,8 @@ def test_fitted_attributes(fitted, cohort):
     assert latent.manifold_embedding_ is None and not hasattr(latent, "manifold_selection_")
     assert fitted.recluster(manifold="umap").manifold_embedding_.shape == (360, 10)
     kmeans = fitted.recluster("kmeans")
-    assert not hasattr(kmeans, "probabilities_") and not hasattr(kmeans, "predict_proba")
+    assert not hasattr(kmeans, "probabilities_")
+    np.testing.assert_allclose(kmeans.predict_proba(images[:5]).sum(axis=1), 1.0)
     assert -1 <= fitted.score(images) <= 1
 
 

@@ -171,6 +171,33 @@ def nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 81
     return out
 
 
+def distance_memberships(X: np.ndarray, centers: np.ndarray, variance: float) -> np.ndarray:
+    """Soft memberships (M, K) of ``X`` (M, D) by distance to the strata's centres (K, D).
+
+    ``p_k(x) = softmax_k(-||x - c_k||^2 / (2 variance))``: the posterior of an equal-weight
+    mixture of isotropic Gaussians at the centres with the strata's pooled per-dimension
+    variance. Rows sum to one; the argmax is the nearest centre.
+    """
+    squared = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=-1)
+    logits = -squared / (2.0 * variance)
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def pooled_variance(
+    X: np.ndarray, labels: np.ndarray, centers: np.ndarray, ids: np.ndarray
+) -> float:
+    """Mean squared distance of the clustered samples to their stratum's centre, per dimension."""
+    kept = labels >= 0
+    if not kept.any():
+        return 1.0
+    position = {int(c): k for k, c in enumerate(ids)}
+    own = centers[[position[int(c)] for c in labels[kept]]]
+    variance = float(((X[kept] - own) ** 2).sum() / (kept.sum() * X.shape[1]))
+    return max(variance, float(np.finfo(float).tiny))
+
+
 # --------------------------------------------------------------------- k-means, mixtures
 def _fit_kmeans(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
     from sklearn.cluster import KMeans

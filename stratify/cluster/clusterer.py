@@ -50,7 +50,14 @@ from stratify._constraints import BOOL, NONE, Interval, Keys, Options, Satisfies
 from stratify._random import draw_seeds
 from stratify._validation import check_in_range
 from stratify.cluster import selection
-from stratify.cluster.backends import BACKENDS, Backend, instance_backend, nearest
+from stratify.cluster.backends import (
+    BACKENDS,
+    Backend,
+    distance_memberships,
+    instance_backend,
+    nearest,
+    pooled_variance,
+)
 from stratify.cluster.manifold import ManifoldEmbedding
 from stratify.cluster.whitening import Whitening, whitens
 
@@ -136,6 +143,9 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     cluster_centers_ : numpy.ndarray, shape (n_clusters_, D')
         Mean of each stratum in the clustered space (the manifold's when there is one, the
         whitened latents' with ``whiten``).
+    distance_variance_ : float
+        Pooled per-dimension variance of the clustered samples around their stratum's
+        centre, the scale of the distance memberships of ``predict_proba``.
     probabilities_ : numpy.ndarray, shape (N,)
         Membership strength of each training sample (GMM: the highest posterior; HDBSCAN:
         its ``probabilities_``); absent for the other backends.
@@ -410,6 +420,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             n_clusters_=len(clusters),
             _cluster_ids=clusters,
             cluster_centers_=centers,
+            distance_variance_=pooled_variance(sample, sample_labels, centers, clusters),
         )
         if backend.probabilities is not None:
             strength = backend.probabilities(estimator, sample)
@@ -470,20 +481,22 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         """
         return self._assign(self.transform_space(X))
 
-    def _has_proba(self) -> bool:
-        return self.backend.predict_proba is not None
-
-    @available_if(_has_proba)
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Soft memberships (M, n_clusters_): GMM posteriors, HDBSCAN membership vectors.
+        """Soft memberships (M, n_clusters_) of new latents.
 
-        HDBSCAN's rows need not sum to one: a likely-noise sample has small memberships
-        everywhere. Only the GMM, HDBSCAN and instance backends that have ``predict_proba``
-        provide it.
+        GMM: its posteriors. HDBSCAN: its membership vectors (rows need not sum to one: a
+        likely-noise sample has small memberships everywhere). Every other backend (k-means,
+        agglomerative, spectral, an instance without ``predict_proba``): memberships by
+        distance to the strata's centres, the posterior of equal-weight isotropic Gaussians
+        at ``cluster_centers_`` with the strata's pooled per-dimension variance
+        ``distance_variance_`` (:func:`~stratify.cluster.backends.distance_memberships`);
+        rows sum to one and the argmax is the nearest centre.
         """
-        predict_proba = self.backend.predict_proba
-        assert predict_proba is not None  # available_if
-        return predict_proba(self.estimator_, self.transform_space(X))
+        check_is_fitted(self)
+        space = self.transform_space(X)
+        if self.backend.predict_proba is not None:
+            return self.backend.predict_proba(self.estimator_, space)
+        return distance_memberships(space, self.cluster_centers_, self.distance_variance_)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean silhouette of the strata ``predict`` assigns to ``X``, in ``transform_space(X)``.
