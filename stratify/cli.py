@@ -299,6 +299,9 @@ def _fit(args: argparse.Namespace) -> int:
         model = Stratifier(**params)
     except TypeError as error:
         raise CommandError(f"bad config: {error}") from None
+    folder = (params.get("train_config") or {}).get("checkpoint_dir")
+    if params.get("resume") and folder and not (Path(folder) / "last.pt").is_file():
+        print(f"stratify fit: no checkpoint in {folder} yet: starting a new fit", file=sys.stderr)
     model.fit(images, metadata=metadata, ids=ids)
     from stratify.distributed import is_main_process
 

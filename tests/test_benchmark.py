@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +197,7 @@ def test_grid_records_failures_goes_on_and_skips_completed_runs(tmp_path, monkey
         "n_samples": {"cohort": 30},
         "blocks": [{"datasets": ["cohort"], "methods": ["broken", "constant"]}],
     }
-    results = runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    results = runner.run_grid("toy", tmp_path, profile=profile, log=None, allow_dirty=True)
     assert len(results) == 4
     failed = results[results["status"] == "failed"]
     assert sorted(failed["seed"]) == [0, 1]
@@ -209,14 +210,14 @@ def test_grid_records_failures_goes_on_and_skips_completed_runs(tmp_path, monkey
     assert "FAILED broken seed 0: RuntimeError: exploded on purpose" in report
 
     calls.clear()
-    runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    runner.run_grid("toy", tmp_path, profile=profile, log=None, allow_dirty=True)
     assert sorted(calls) == [("broken", 0), ("broken", 1)]  # only the failed runs again
     assert len(runner.read_results(tmp_path / "results.csv")) == 4
 
 
 def test_quick_profile_end_to_end(tmp_path, capsys):
     """The quick profile (CI smoke test) runs every method on the synthetic cohorts."""
-    assert runner.main(["--profile", "quick", "--out", str(tmp_path)]) == 0
+    assert runner.main(["--profile", "quick", "--out", str(tmp_path), "--allow-dirty"]) == 0
     results = runner.read_results(tmp_path / "results.csv")
     expected = {
         (r.dataset, r.method)
@@ -291,7 +292,7 @@ def test_clusterer_variants_reuse_the_trained_network(tmp_path, monkeypatch):
             {"datasets": ["cohort"], "methods": ["ae-simclr-kmeans", "ae-kmeans", "ae-simclr-gmm"]}
         ],
     }
-    results = runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    results = runner.run_grid("toy", tmp_path, profile=profile, log=None, allow_dirty=True)
     assert (results["status"] == "ok").all()
     assert sorted(fits) == [0, 0, 1, 1]  # ae-simclr and ae per seed; gmm re-clusters
     gmm = results[results["method"] == "ae-simclr-gmm"]
@@ -318,7 +319,9 @@ def test_config_file_profile(tmp_path, capsys):
         )
     )
     out = tmp_path / "out"
-    assert runner.main(["--config", str(config), "--out", str(out), "--quiet"]) == 0
+    assert (
+        runner.main(["--config", str(config), "--out", str(out), "--quiet", "--allow-dirty"]) == 0
+    )
     results = runner.read_results(out / "results.csv")
     assert results["profile"].tolist() == ["mine", "mine"]
     assert results["seed"].tolist() == [0, 1] and (results["status"] == "ok").all()
@@ -718,3 +721,26 @@ def test_the_model_cache_reuses_a_saved_network_and_clusters_it_as_the_method_as
     with pytest.raises(AssertionError, match="trained again"):
         METHODS["default-raw-gmm"].run(data, 1, settings)
     methods_module.clear_cache()
+
+
+def test_rows_from_uncommitted_code_are_refused_unless_allowed_and_then_marked(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(runner, "git_commit", lambda: "abc1234+dirty")
+    profile = {
+        "seeds": [0],
+        "epochs": {"default": 1},
+        "n_samples": {"cohort": 30},
+        "blocks": [{"datasets": ["cohort"], "methods": ["pca-kmeans"]}],
+    }
+    with pytest.raises(ValueError, match=r"uncommitted changes \(git_commit abc1234\+dirty\)"):
+        runner.run_grid("toy", tmp_path, profile=profile, log=None)
+    assert not (tmp_path / "results.csv").exists()
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps(profile))
+    assert runner.main(["--config", str(config), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "--allow-dirty" in capsys.readouterr().err
+    results = runner.run_grid("toy", tmp_path, profile=profile, log=None, allow_dirty=True)
+    assert (results["git_commit"] == "abc1234+dirty").all()
+    report = (tmp_path / "report.md").read_text()
+    assert "1 of 1 rows were run from uncommitted code** (abc1234+dirty)" in report

@@ -603,3 +603,13 @@ def test_unknown_config_keys_and_unwritable_out_fail_before_training(tmp_path, c
             capsys,
             r"creating a file in '/proc' failed",
         )
+
+
+def test_resume_without_a_checkpoint_says_it_starts_fresh(files, tmp_path, capsys):
+    folder, _, _ = files
+    argv = ["fit", str(folder / "images.npz"), "--config", str(folder / "config.json")]
+    argv += ["--checkpoint-dir", str(tmp_path / "ckpt"), "--resume"]
+    assert main([*argv, "--out", str(tmp_path / "m.pt"), *FAST]) == 0
+    assert f"no checkpoint in {tmp_path / 'ckpt'} yet: starting a new fit" in (
+        capsys.readouterr().err
+    )

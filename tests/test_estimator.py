@@ -281,6 +281,13 @@ def test_not_fitted():
             r"Expected metadata with the columns \['age'\]",
         ),
         (
+            {"regularizers": {"age": {"kind": "yaware", "columns": "age"}}},
+            None,
+            {"metadata": pd.DataFrame({"age": [np.nan] * 4 + [np.inf] * 4})},
+            ValueError,
+            r"finite values in the metadata column 'age' .*got none \(all 8 missing or infinite",
+        ),
+        (
             {"regularizers": {"s": {"kind": "yaware", "columns": "site"}}},
             None,
             {"metadata": pd.DataFrame({"site": pd.Categorical(["A", "B"] * 4)})},

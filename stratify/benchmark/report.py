@@ -280,6 +280,21 @@ def _total_fit_time(results: pd.DataFrame) -> list[str]:
     ]
 
 
+def _dirty_rows(results: pd.DataFrame) -> list[str]:
+    """A warning paragraph naming the rows run from uncommitted code (none: nothing)."""
+    if "git_commit" not in results:
+        return []
+    dirty = results[results["git_commit"].astype(str).str.endswith("+dirty")]
+    if dirty.empty:
+        return []
+    commits = ", ".join(sorted(dirty["git_commit"].astype(str).unique()))
+    return [
+        f"**{len(dirty)} of {len(results)} rows were run from uncommitted code** ({commits}): "
+        "they cannot be reproduced from the repository.",
+        "",
+    ]
+
+
 def write_report(
     results: pd.DataFrame, out: str | os.PathLike, profile_name: str, profile: Mapping[str, Any]
 ) -> Path:
@@ -307,7 +322,7 @@ def write_report(
         lines.append("No runs yet.")
         write_text("\n".join(lines) + "\n", out / "report.md")
         return out / "report.md"
-    lines += [_environment(results), "", *_total_fit_time(results)]
+    lines += [_environment(results), "", *_total_fit_time(results), *_dirty_rows(results)]
     lines += [
         "Protocol: unsupervised methods fit on the training split without labels, k = number "
         "of classes; the test split is assigned with `predict` and scored (ACC with the "

@@ -156,6 +156,7 @@ def run_grid(
     model_cache: str | os.PathLike | None = None,
     checkpoints: str | os.PathLike | None = None,
     log: Any = sys.stderr,
+    allow_dirty: bool = False,
 ) -> pd.DataFrame:
     """Run a profile's grid into ``out`` (``results.csv``, figures) and write the report.
 
@@ -186,6 +187,10 @@ def run_grid(
         its last finished epoch when the grid is started again.
     log : file or None, default=sys.stderr
         Where the grid's progress lines go (None: nowhere).
+    allow_dirty : bool, default=False
+        Record rows from code that differs from its commit (their ``git_commit`` ends in
+        ``+dirty`` and the report lists them); by default such a grid is refused before any
+        run, since its rows could not be reproduced from the repository.
 
     Returns
     -------
@@ -194,6 +199,13 @@ def run_grid(
     """
     from stratify.benchmark import report
 
+    commit = git_commit()
+    if commit.endswith("+dirty") and not allow_dirty:
+        raise ValueError(
+            f"Expected committed code to record benchmark rows, got uncommitted changes "
+            f"(git_commit {commit}); commit them first, or pass --allow-dirty (the rows are "
+            "then marked +dirty in results.csv and listed in the report)."
+        )
     if profile is None:
         if profile_name not in PROFILES:
             raise ValueError(f"Expected a profile among {sorted(PROFILES)}, got {profile_name!r}.")
@@ -349,6 +361,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="rewrite report.md and the summary figures from results.csv",
     )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="record rows from uncommitted code (marked +dirty; refused by default)",
+    )
     parser.add_argument("--verbose", action="store_true", help="training progress bars")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -408,6 +425,7 @@ def _main(args: argparse.Namespace) -> int:
         model_cache=args.model_cache,
         checkpoints=args.checkpoints,
         log=None if args.quiet else sys.stderr,
+        allow_dirty=args.allow_dirty,
     )
     failed = results[(results["profile"] == name) & (results["status"] == "failed")]
     if not args.quiet:

@@ -90,4 +90,11 @@ def training_columns(
                 f"(y-Aware, WSP position), got dtype {series.dtype}. Use kind 'supcon' or "
                 "'clinical' (equality of values) for a categorical column."
             )
-    return {c: encode_column(metadata[c].reset_index(drop=True)) for c in needed}, labels
+    columns = {c: encode_column(metadata[c].reset_index(drop=True)) for c in needed}
+    for column, values in columns.items():
+        if not np.isfinite(values).any():  # the prior would train with no effect at all
+            raise ValueError(
+                f"Expected some finite values in the metadata column {column!r} that a "
+                f"regularizer reads, got none (all {n} missing or infinite)."
+            )
+    return columns, labels
