@@ -214,7 +214,7 @@ def test_error_paths_are_one_line_with_exit_code_2(files, tmp_path, capsys):
             *FAST,
         ],
         capsys,
-        "bad config: .*n_clusterz",
+        r"unknown Stratifier parameter\(s\) \[.n_clusterz.\] in --config",
     )
     _fails(["demo", "--n-samples", "0", *FAST], capsys, "'n_samples' parameter of make_cohort")
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "s.csv").exists()
