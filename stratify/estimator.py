@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -170,6 +171,8 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     active_units_ : int
         VAE only: latent dimensions whose posterior mean varies across the training images,
         Var_x(E[z_j | x]) > 0.01 (Burda et al. 2016); the rest have collapsed to the prior.
+    fit_seconds_ : float
+        Wall time of ``fit`` (a resumed fit: of its last part).
     batch_size_ : int
         The training batch used (what ``"auto"`` chose, or ``batch_size``).
     epochs_ : int
@@ -409,6 +412,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         -------
         self : Stratifier
         """
+        start = time.perf_counter()
         self._validate_params()
         images = self._images(X, reset=True)
         metadata = self._patients(ids, metadata, len(images))
@@ -460,6 +464,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self._fit_clusterer()
         if self.self_training_epochs:
             self._self_train(images, columns, labels, augment, train_seed + 1)
+        self.fit_seconds_ = time.perf_counter() - start
         return self
 
     def _patients(self, ids: Any, metadata: pd.DataFrame | None, n: int) -> pd.DataFrame | None:

@@ -77,6 +77,7 @@ def model_card(model: Any) -> pd.DataFrame:
         "strata": model.n_clusters_,
         "epochs run": int(model.history_["epoch"].max()) if len(model.history_) else 0,
         "batch size": getattr(model, "batch_size_", ""),
+        "fit time (s)": f"{getattr(model, 'fit_seconds_', float('nan')):.1f}",
         "seed (random_state)": params.get("random_state"),
         **{f"parameter {k}": v for k, v in sorted(plain.items()) if k != "random_state"},
     }

@@ -300,6 +300,7 @@ def save_stratifier(estimator: Any, path: str | os.PathLike) -> Path:
         "history_": {c: estimator.history_[c].tolist() for c in estimator.history_.columns},
         "batch_size_": int(getattr(estimator, "batch_size_", 0)),
         "epochs_": int(getattr(estimator, "epochs_", 0)),
+        "fit_seconds_": float(getattr(estimator, "fit_seconds_", float("nan"))),
         "ids_": None if getattr(estimator, "ids_", None) is None else estimator.ids_.tolist(),
         "clusterer": estimator.clusterer_.state(),
     }
@@ -349,6 +350,8 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     for name in ("batch_size_", "epochs_"):
         if fitted.get(name):
             setattr(estimator, name, int(fitted[name]))
+    if fitted.get("fit_seconds_") is not None:
+        estimator.fit_seconds_ = float(fitted["fit_seconds_"])
     if fitted.get("ids_") is not None:
         estimator.ids_ = np.asarray(fitted["ids_"], dtype=str)
     if fitted.get("kl_per_dim_") is not None:

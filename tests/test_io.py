@@ -41,6 +41,7 @@ def test_round_trip_predicts_exactly(images, tmp_path, params):
     np.testing.assert_array_equal(loaded.transform(images), est.transform(images))
     np.testing.assert_array_equal(loaded.sample(2, random_state=0), est.sample(2, random_state=0))
     assert loaded.history_.equals(est.history_)
+    assert loaded.fit_seconds_ == est.fit_seconds_ > 0
 
 
 def test_truncated_and_foreign_files(images, tmp_path):
