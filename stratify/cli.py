@@ -280,12 +280,10 @@ def _fit(args: argparse.Namespace) -> int:
     if args.id_column is not None:
         if args.metadata is None:
             raise CommandError("--id-column names a column of --metadata; give --metadata")
-        _, kept = _patients(ids, args.metadata, args.id_column, args.allow_missing)
+        aligned, kept = _patients(ids, args.metadata, args.id_column, args.allow_missing)
         images, ids = images[kept], np.asarray(ids)[kept]
-        table = _read_table(args.metadata)
-        keys = table[args.id_column].astype(str)
-        metadata = table.assign(**{args.id_column: keys})[keys.isin(set(ids))]
-        metadata = metadata.set_index(args.id_column)
+        # one row per patient, indexed by id: the estimator joins it to the images again
+        metadata = aligned.drop_duplicates(args.id_column).set_index(args.id_column)
     elif args.metadata is not None and ids is not None:
         raise CommandError(
             "these images carry ids: join the metadata by id with --id-column COLUMN "
@@ -338,13 +336,19 @@ def _source_settings(model_path: str | Path) -> Path:
     return path.with_name(path.stem + ".source.json")
 
 
+def _read_settings(model_path: str | Path) -> dict[str, Any]:
+    """How the model's training files were read (``size``, ``window``, ``id_column``)."""
+    settings: dict[str, Any] = {"size": None, "window": None, "id_column": None}
+    if _source_settings(model_path).is_file():
+        settings.update(json.loads(_source_settings(model_path).read_text()))
+    return settings
+
+
 def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     check_writable(args.out, "--out file")
-    settings: dict[str, Any] = {"size": None, "window": None, "id_column": None}
-    if _source_settings(args.model).is_file():
-        settings.update(json.loads(_source_settings(args.model).read_text()))
+    settings = _read_settings(args.model)
     size = settings["size"] if args.size is None else args.size
     window = _window(args.window if args.window is not None else settings["window"])
     images, ids = _read_source(args.images, args.split, size, window)
@@ -455,9 +459,7 @@ def _report(args: argparse.Namespace) -> int:
         raise CommandError("--outcome names columns of --metadata; give --metadata")
     images = None
     if args.images is not None:
-        settings: dict[str, Any] = {"size": None, "window": None}
-        if _source_settings(args.model).is_file():
-            settings.update(json.loads(_source_settings(args.model).read_text()))
+        settings = _read_settings(args.model)
         images, ids = _read_source(
             args.images, "train", settings["size"], _window(settings["window"])
         )

@@ -121,7 +121,8 @@ def write_html_report(
     labels = np.asarray(model.labels_)
     strata = [int(k) for k in np.unique(labels) if k >= 0]
     parts = [f"<h1>{html.escape(title)}</h1>"]
-    n_patients = len(set(model.ids_)) if getattr(model, "ids_", None) is not None else None
+    card = model_card(model)
+    n_patients = card.loc["patients", "value"] or None
     parts.append(
         "<h2>Cohort</h2><p>"
         + f"{len(labels)} training images"
@@ -205,7 +206,7 @@ def write_html_report(
             "<h2>Stability</h2><p class='note'>Not measured at fit time for this model; "
             "<code>Stratifier.stability(X)</code> refits on subsamples.</p>"
         )
-    parts.append("<h2>Model card</h2>" + _table(model_card(model)))
+    parts.append("<h2>Model card</h2>" + _table(card))
     document = (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"

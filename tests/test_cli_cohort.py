@@ -100,7 +100,7 @@ def test_strata_per_patient_do_not_depend_on_the_table_order(cohort, tmp_path):
     first, second = predictions
     assert list(first.columns[:1]) == ["stratum"]
     pd.testing.assert_series_equal(first["stratum"], second.loc[first.index, "stratum"])
-    # the prior saw each patient's own age: the same fit as the arrays with the table in order
+    # the rows follow the image files (sorted names), not either table's order
     table = pd.read_csv(cohort / "T1.csv")
     assert first.index.tolist() == table["patient_id"].tolist()
 

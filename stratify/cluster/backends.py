@@ -109,7 +109,8 @@ class Backend:
         ``predict(estimator, X) -> labels`` for new samples; None uses the nearest centroid of
         the fitted strata.
     predict_proba : callable or None
-        ``predict_proba(estimator, X) -> (M, n_clusters_)``; None: no probabilities.
+        ``predict_proba(estimator, X) -> (M, n_clusters_)``; None: memberships by distance
+        to the strata's centres (:func:`distance_memberships`).
     probabilities : callable or None
         ``probabilities(estimator, X) -> (N,)`` membership strength of the training samples.
     strength : callable or None
