@@ -248,3 +248,36 @@ def require_columns(
             f"Expected {name} to hold the column(s) {missing} read by {reader}, got columns "
             f"{sorted(map(str, available))}."
         )
+
+
+def check_strata_fit(images: Any, n_clusters: int | str, chunk: int = 1024) -> None:
+    """Refuse, before any training, data that cannot give ``n_clusters`` strata.
+
+    Parameters
+    ----------
+    images : array of shape (N, ...)
+    n_clusters : int or "auto"
+    chunk : int
+        Images compared with the first one at a time (memory stays at ``chunk`` images).
+
+    Raises
+    ------
+    ValueError
+        When ``n_clusters`` exceeds N, or when every image equals the first (nothing to
+        stratify).
+    """
+    n = len(images)
+    if isinstance(n_clusters, int) and not isinstance(n_clusters, bool) and n_clusters > n:
+        raise ValueError(
+            f"Expected n_clusters at most the number of images ({n}), got n_clusters={n_clusters}."
+        )
+    first = np.asarray(images[:1])
+    for start in range(1, n, chunk):
+        if not np.array_equal(
+            np.asarray(images[start : start + chunk]),
+            np.broadcast_to(first, (min(chunk, n - start), *first.shape[1:])),
+        ):
+            return
+    raise ValueError(
+        f"Expected images that differ, got {n} identical images: there is nothing to stratify."
+    )

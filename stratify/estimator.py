@@ -25,6 +25,7 @@ from stratify import distributed, io
 from stratify._constraints import validate_params
 from stratify._params import STRATIFIER_CONSTRAINTS, check_parameter_rules
 from stratify._random import draw_seeds
+from stratify._validation import check_strata_fit
 from stratify.cluster import StrataClusterer
 from stratify.data.augment import AugmentParams, TwoViewAugment
 from stratify.data.ids import align_metadata, check_ids
@@ -277,6 +278,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             )
             if len(X) < 2:
                 raise ValueError(f"Expected at least 2 samples to fit strata, got {len(X)} sample.")
+            check_strata_fit(X, self.n_clusters)
             self.image_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.image_shape_))
             self._input_ndim = input_ndim

@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
 from stratify._constraints import invalid_values
+from stratify._validation import check_strata_fit
 from stratify.data import make_cohort, volumes_to_slices
 from stratify.estimator import Stratifier
 
@@ -722,3 +723,22 @@ def test_metadata_joined_by_id_equals_metadata_in_order(cohort, tmp_path):
     assert Stratifier.load(joined.save(tmp_path / "m.pt")).ids_.tolist() == ids.tolist()
     with pytest.raises(ValueError, match=r"1 image ids without a metadata row: 'P119'"):
         Stratifier(2, **params).fit(images, metadata=table.drop(index="P119"), ids=ids)
+
+
+@pytest.mark.parametrize("clusterer", ["gmm", "head"])
+def test_data_that_cannot_give_the_strata_fails_before_training(cohort, clusterer, monkeypatch):
+    trained = []
+    monkeypatch.setattr("stratify.estimator.train", lambda *a, **k: trained.append(1))
+    images = cohort[0][:6]
+    with pytest.raises(ValueError, match=r"n_clusters at most the number of images \(6\), got "):
+        Stratifier(7, clusterer=clusterer, **TINY).fit(images)
+    same = np.repeat(images[:1], 10, axis=0)
+    with pytest.raises(ValueError, match="got 10 identical images"):
+        Stratifier(2, clusterer=clusterer, **TINY).fit(same)
+    assert not trained
+    # one differing pixel is enough to go on (the check compares in chunks)
+    almost = same.copy()
+    almost[-1, 0, 0, 0] = 255 - almost[-1, 0, 0, 0]
+    assert check_strata_fit(almost, 2, chunk=3) is None
+    with pytest.raises(ValueError, match="got 9 identical images"):
+        check_strata_fit(almost[:9], 2, chunk=3)

@@ -30,6 +30,7 @@ def images():
         {"clusterer": "hdbscan", "n_clusters": "auto"},
         {"clusterer": "gmm", "n_clusters": "auto", "model": "vae"},
         {"clusterer": "spectral", "augmentation": AugmentParams(hflip=0.5)},
+        {"clusterer": "head", "manifold": None},
     ],
 )
 def test_round_trip_predicts_exactly(images, tmp_path, params):

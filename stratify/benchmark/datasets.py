@@ -33,12 +33,15 @@ import pandas as pd
 from stratify.data import load_medmnist, load_mnist_test, make_cohort, volumes_to_slices
 from stratify.data.medmnist import medmnist_flags, medmnist_info
 
-__all__ = ["BenchmarkData", "Split", "dataset_names", "load_dataset"]
+__all__ = ["HELD_OUT_COHORT_OFFSET", "BenchmarkData", "Split", "dataset_names", "load_dataset"]
 
 #: Cohort settings of the benchmark: fainter textures than make_cohort's default, so that the
 #: images alone leave room for the metadata priors (the default cohort is solved by plain
 #: contrastive learning, ARI ~0.98, see benchmarks/results/cohort_recovery.md).
 COHORT_TEXTURE = 0.1
+#: The held-out synthetic cohort that defaults are chosen on is drawn with the run's seed plus
+#: this (the scored cohorts use the seed itself).
+HELD_OUT_COHORT_OFFSET = 100
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class BenchmarkData:
     train : Split
         What the methods fit on (without labels, except the supervised baseline).
     test : Split
-        What is scored; the same object as ``train`` when ``transductive``.
+        What is scored; the same object as ``train`` when ``transductive``. With
+        ``scored_split="val"``, MedMNIST's validation split.
     val : Split or None
         Early-stopping data of the supervised baseline.
     transductive : bool
@@ -87,6 +91,10 @@ class BenchmarkData:
     regularizers : mapping of str to dict
         Metadata-kernel regularizers (``Stratifier(regularizers=...)`` specs) the metadata
         supports, by short name (``"yaware"``, ``"clinical"``, ``"wsp"``).
+    scored_split : {"test", "val"}
+        What the rows are scored on: the test split, or the selection data (MedMNIST's val
+        split; for a synthetic cohort, another cohort drawn with the seed plus
+        :data:`HELD_OUT_COHORT_OFFSET`).
     """
 
     name: str
@@ -96,10 +104,13 @@ class BenchmarkData:
     transductive: bool
     n_classes: int
     regularizers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    scored_split: str = "test"
 
     @property
     def scoring(self) -> str:
         """How the scores were obtained, as the report states it."""
+        if self.scored_split == "val":
+            return "held-out cohort, transductive" if self.transductive else "val split"
         return "transductive" if self.transductive else "test split"
 
 
@@ -196,6 +207,7 @@ def load_dataset(
     n_samples: int | None = None,
     slice_stride: int = 1,
     root: str | os.PathLike | None = None,
+    split: str = "test",
 ) -> BenchmarkData:
     """Load a benchmark dataset by name.
 
@@ -212,11 +224,34 @@ def load_dataset(
         Keep every ``slice_stride``-th slice of slice datasets.
     root : path-like, optional
         Folder of the MedMNIST files (before ``STRATIFY_DATA`` and medmnist's default).
+    split : {"test", "val"}, default="test"
+        What is scored (``BenchmarkData.test``): the test split, or the data that defaults
+        are chosen on, never test: MedMNIST's val split (the methods still fit on train, so
+        a network is shared with the test rows), a held-out synthetic cohort (seed +
+        :data:`HELD_OUT_COHORT_OFFSET`, scored transductively). The MNIST test set and the
+        slice sets have no such data.
 
     Returns
     -------
     BenchmarkData
     """
+    if split not in ("test", "val"):
+        raise ValueError(f"Expected split 'test' or 'val', got {split!r}.")
+    if split == "val" and (name == "mnist" or name.endswith("-slices")):
+        raise ValueError(
+            f"Expected a dataset with selection data for split='val', got {name!r}, which has "
+            "none (MedMNIST flags and the 2D cohort have)."
+        )
+    if name == "cohort" and split == "val":
+        images, strata, metadata = make_cohort(
+            n_samples or 1000,
+            texture_contrast=COHORT_TEXTURE,
+            random_state=seed + HELD_OUT_COHORT_OFFSET,
+        )
+        cohort = Split(images, strata, metadata)
+        return BenchmarkData(
+            name, cohort, cohort, None, True, len(np.unique(strata)), COHORT_REGULARIZERS, "val"
+        )
     if name == "mnist":
         digits = _subsample(Split(*load_mnist_test()), n_samples, seed)
         return BenchmarkData(name, digits, digits, None, True, 10)
@@ -270,4 +305,6 @@ def load_dataset(
             SLICE_REGULARIZERS,
         )
     train = _subsample(splits["train"], n_samples, seed)
+    if split == "val":
+        return BenchmarkData(name, train, splits["val"], None, False, n_classes, scored_split="val")
     return BenchmarkData(name, train, splits["test"], splits["val"], False, n_classes)

@@ -494,6 +494,18 @@ METHODS: dict[str, Method] = {
             "gives the more stable strata over 3 seeded runs",
             _deep(_DEFAULT, manifold="auto"),
         ),
+        *(
+            Method(
+                f"default-{backend}",
+                "unsupervised",
+                f"the default recipe's network, the {backend!r} clustering backend on the "
+                "normalised latents: SCAN-style heads (neighbour consistency, "
+                + ("uniform size prior" if backend == "head" else "sizes from a GMM")
+                + ", self-labelling), the lowest-loss head kept",
+                _deep(_DEFAULT, clusterer=backend, manifold=None, whiten=False),
+            )
+            for backend in ("head", "head-sized")
+        ),
         Method(
             "ae-kmeans",
             "unsupervised",

@@ -52,6 +52,8 @@ _DEFAULT_RECIPE = [
     "default-white-gmm",
     "default-umap-gmm",
     "default-auto-gmm",
+    "default-head",
+    "default-head-sized",
 ]
 
 #: Published test scores of the rows that reproduce a paper's protocol: (dataset, method) ->
@@ -232,6 +234,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "bars": FULL_BARS,
     },
+}
+#: Where the default recipe is chosen: the full profile's networks (the same training split,
+#: epochs and seeds, so ``--model-cache`` shares them), their strata scored on MedMNIST's val
+#: split and on a held-out synthetic cohort, never on test (README, "The default recipe").
+PROFILES["validation"] = {
+    "description": "selection of the default recipe: the full profile's default networks, "
+    "strata scored on PneumoniaMNIST's and BreastMNIST's val splits and on a held-out cohort",
+    "seeds": [0, 1, 2],
+    "split": "val",
+    "blocks": [
+        {"datasets": ["pneumoniamnist", "breastmnist", "cohort"], "methods": _DEFAULT_RECIPE}
+    ],
+    "epochs": PROFILES["full"]["epochs"],
+    "batch_size": PROFILES["full"]["batch_size"],
 }
 
 

@@ -294,6 +294,7 @@ def _load(
             n_samples=per_dataset(profile.get("n_samples", {}), run.dataset),
             slice_stride=int(per_dataset(profile.get("slice_stride", 1), run.dataset)),
             root=root,
+            split=profile.get("split", "test"),
         )
         loaded.key = key
     assert loaded.data is not None

@@ -305,6 +305,18 @@ def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.atleast_2d(membership_vector_flat(estimator, X))
 
 
+# --------------------------------------------------------------------------------- head
+def _head(prior: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple]:
+    def fit(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+        from stratify.cluster.head import fit_head
+
+        if k is None:
+            raise UnreachableK("Expected a number of strata for the head backend, got None.")
+        return fit_head(X, k, seed, {"prior": prior})
+
+    return fit
+
+
 # -------------------------------------------------------------------------------- table
 #: The large-N path's sizes: samples each backend is fitted on at most (the rest are
 #: assigned by its out-of-sample rule); each fit takes well under a minute on 32-d latents
@@ -314,6 +326,8 @@ GMM_FIT_SAMPLES = 20_000
 HDBSCAN_FIT_SAMPLES = 20_000
 AGGLOMERATIVE_FIT_SAMPLES = 10_000
 SPECTRAL_FIT_SAMPLES = 5_000
+#: The head's neighbour rows hold (1 + M) x D floats per sample.
+HEAD_FIT_SAMPLES = 50_000
 #: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
 HDBSCAN_NOISE_WARNING = 0.5
 
@@ -342,6 +356,20 @@ BACKENDS: dict[str, Backend] = {
     ),
     "agglomerative": Backend(fit=_fit_agglomerative, fit_samples=AGGLOMERATIVE_FIT_SAMPLES),
     "spectral": Backend(fit=_fit_spectral, fit_samples=SPECTRAL_FIT_SAMPLES),
+    "head": Backend(
+        fit=_head("uniform"),
+        predict=_own_predict,
+        predict_proba=_own_proba,
+        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+        fit_samples=HEAD_FIT_SAMPLES,
+    ),
+    "head-sized": Backend(
+        fit=_head("gmm"),
+        predict=_own_predict,
+        predict_proba=_own_proba,
+        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+        fit_samples=HEAD_FIT_SAMPLES,
+    ),
 }
 #: The names of the built-in backends.
 METHODS = tuple(BACKENDS)

@@ -8,7 +8,7 @@ them, and an :class:`Objective` sums named, weighted terms for the training loop
 
 from stratify.losses import functional
 from stratify.losses._base import INPUT_KEYS, LossTerm
-from stratify.losses.clustering import SelfTraining
+from stratify.losses.clustering import ClusterHeads, SelfTraining
 from stratify.losses.contrastive import (
     ALONE_SHARE,
     POSITIVE_CHECK_BATCHES,
@@ -52,6 +52,7 @@ __all__ = [
     "TERMS",
     "BCEReconstruction",
     "ClinicalContrastive",
+    "ClusterHeads",
     "CrossEntropy",
     "EpanechnikovKernel",
     "EqualityKernel",

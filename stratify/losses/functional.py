@@ -20,6 +20,7 @@ from torch import Tensor
 
 __all__ = [
     "bce_reconstruction",
+    "confident_cross_entropy",
     "contrastive_weights",
     "elbo",
     "equality_matrix",
@@ -27,7 +28,9 @@ __all__ = [
     "kl_normal",
     "kl_per_dimension",
     "mse_reconstruction",
+    "neighbour_consistency",
     "nt_xent",
+    "size_divergence",
     "supcon",
 ]
 
@@ -397,3 +400,77 @@ def self_training_loss(
     p = sharpened_target(q, balance)
     tiny = torch.finfo(q.dtype).tiny
     return (p * (p.clamp_min(tiny).log() - q.clamp_min(tiny).log())).sum(dim=1).mean()
+
+
+def neighbour_consistency(p: Tensor, p_neighbours: Tensor) -> Tensor:
+    """SCAN's consistency term: ``-(1/(N M)) sum_i sum_m log <p_i, p_im>``.
+
+    Parameters
+    ----------
+    p : Tensor, shape (*H, N, K)
+        Soft assignments of the anchors (rows sum to 1), for each of the leading heads.
+    p_neighbours : Tensor, shape (*H, N, M, K)
+        Soft assignments of each anchor's M nearest neighbours.
+
+    Returns
+    -------
+    Tensor, shape (*H,)
+        0 when every anchor and its neighbours are assigned to one stratum with certainty.
+    """
+    dots = (p.unsqueeze(-2) * p_neighbours).sum(dim=-1)
+    return -dots.clamp_min(torch.finfo(p.dtype).tiny).log().mean(dim=(-2, -1))
+
+
+def size_divergence(p: Tensor, prior: Tensor) -> Tensor:
+    """``KL(mean_i p_i || prior)``: how far the strata's expected sizes are from ``prior``.
+
+    With a uniform prior this is ``log K - H(mean_i p_i)``, SCAN's entropy term up to a
+    constant.
+
+    Parameters
+    ----------
+    p : Tensor, shape (*H, N, K)
+    prior : Tensor, shape (K,)
+        Positive, sums to 1.
+
+    Returns
+    -------
+    Tensor, shape (*H,)
+    """
+    mean = p.mean(dim=-2)
+    return (mean * (mean.clamp_min(torch.finfo(p.dtype).tiny).log() - prior.log())).sum(dim=-1)
+
+
+def confident_cross_entropy(p: Tensor, logits: Tensor, threshold: float) -> Tensor:
+    """Self-labelling: cross-entropy of ``logits`` towards the confident anchors' argmax.
+
+    Anchors whose largest assignment reaches ``threshold`` give their argmax as a pseudo
+    label; each class's confident anchors weigh ``1 / (K_seen * count)`` so that every class
+    seen counts equally (SCAN's class-balanced self-labelling). Without a confident anchor
+    the term is 0.
+
+    Parameters
+    ----------
+    p : Tensor, shape (*H, N, K)
+        Anchor assignments (used without gradient).
+    logits : Tensor, shape (*H, N, M, K)
+        Logits of the views that learn the pseudo labels (M per anchor).
+    threshold : float
+        In (0, 1].
+
+    Returns
+    -------
+    Tensor, shape (*H,)
+    """
+    confidence, target = p.detach().max(dim=-1)
+    mask = (confidence >= threshold).to(logits.dtype)  # (*H, N)
+    counts = (F.one_hot(target, p.shape[-1]).to(logits.dtype) * mask[..., None]).sum(
+        dim=-2
+    )  # (*H, K)
+    seen = (counts > 0).sum(dim=-1, keepdim=True).clamp_min(1).to(logits.dtype)
+    per_class = torch.where(counts > 0, 1.0 / (seen * counts.clamp_min(1)), 0.0)
+    weight = mask * per_class.gather(-1, target)  # (*H, N)
+    log_p = logits.log_softmax(dim=-1)
+    index = target[..., None, None].expand(*target.shape, logits.shape[-2], 1)
+    picked = log_p.gather(-1, index).squeeze(-1)  # (*H, N, M)
+    return -(weight[..., None] * picked).sum(dim=(-2, -1)) / logits.shape[-2]
