@@ -148,25 +148,38 @@ class HeadClusterer:
         return self.predict_proba(X).argmax(axis=1).astype(np.int64)
 
 
-def _initial_prototypes(unit: np.ndarray, k: int, n_heads: int, seed: int) -> np.ndarray:
-    """(H, K, D): the centres of ``n_heads`` k-means runs with different seeds."""
+def _initial_heads(
+    unit: np.ndarray, k: int, n_heads: int, seed: int, rule: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prototypes (H, K, D) and size priors (H, K) of the heads' starts.
+
+    ``"uniform"``: the centres of ``n_heads`` k-means runs with different seeds, equal
+    sizes. ``"gmm"``: the strata of ``n_heads`` Gaussian mixtures with different seeds, each
+    head's prototypes their mean directions and its prior the mixture's weights (so sizes
+    and prototypes match by construction).
+    """
     from sklearn.cluster import KMeans
-
-    return np.stack(
-        [
-            _normalised(KMeans(k, n_init=1, random_state=seed + h).fit(unit).cluster_centers_)
-            for h in range(n_heads)
-        ]
-    )
-
-
-def _prior(unit: np.ndarray, k: int, rule: str, seed: int) -> np.ndarray:
-    if rule == "uniform":
-        return np.full(k, 1.0 / k)
     from sklearn.mixture import GaussianMixture
 
-    weights = GaussianMixture(k, n_init=2, random_state=seed).fit(unit).weights_
-    return np.sort(np.maximum(weights, 1e-3))[::-1] / np.maximum(weights, 1e-3).sum()
+    prototypes, priors = [], []
+    for h in range(n_heads):
+        if rule == "uniform":
+            centres = KMeans(k, n_init=1, random_state=seed + h).fit(unit).cluster_centers_
+            prototypes.append(_normalised(centres))
+            priors.append(np.full(k, 1.0 / k))
+            continue
+        mixture = GaussianMixture(k, random_state=seed + h).fit(unit)
+        labels = mixture.predict(unit)
+        centres = np.stack(
+            [
+                unit[labels == c].mean(axis=0) if (labels == c).any() else mixture.means_[c]
+                for c in range(k)
+            ]
+        )
+        prototypes.append(_normalised(centres))
+        weights = np.maximum(mixture.weights_, 1e-3)
+        priors.append(weights / weights.sum())
+    return np.stack(prototypes), np.stack(priors)
 
 
 def fit_head(
@@ -203,17 +216,9 @@ def fit_head(
             "Expected latents that differ, got identical latents for every sample: the head "
             "has no neighbours to learn from (are the images all identical?)."
         )
-    # the sorted GMM weights are matched to the prototypes' sizes in the initial partition
-    prototypes = _initial_prototypes(unit, k, options["n_heads"], seed)
-    prior = _prior(unit, k, options["prior"], seed)
-    if options["prior"] != "uniform":
-        # each head's prototypes, ordered by the size of their initial strata, take the
-        # prior's sizes in the same order
-        ordered = []
-        for head in prototypes:
-            sizes = np.bincount((unit @ head.T).argmax(axis=1), minlength=k)
-            ordered.append(head[np.argsort(-sizes, kind="stable")])
-        prototypes = np.stack(ordered)
+    if options["prior"] not in ("uniform", "gmm"):
+        raise ValueError(f"Expected the head's prior 'uniform' or 'gmm', got {options['prior']!r}.")
+    prototypes, prior = _initial_heads(unit, k, options["n_heads"], seed, options["prior"])
     term = ClusterHeads(
         prototypes,
         prior,
@@ -237,7 +242,7 @@ def fit_head(
     head = HeadClusterer(
         prototypes=_normalised(term.prototypes[best].detach().double().numpy()),
         temperature=float(options["temperature"]),
-        prior=prior,
+        prior=prior[best],
         head_losses=losses.astype(np.float64),
         selected=best,
     )

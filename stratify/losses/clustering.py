@@ -119,8 +119,8 @@ class ClusterHeads(LossTerm):
     ----------
     prototypes : array-like of shape (H, K, D)
         Initial prototypes of the H heads (different inits: different heads).
-    prior : array-like of shape (K,)
-        Expected stratum sizes (positive; normalised to sum to 1).
+    prior : array-like of shape (K,) or (H, K)
+        Expected stratum sizes (positive; normalised to sum to 1), shared or per head.
     temperature : float, default=0.1
     entropy_weight : float, default=5.0
     self_label_weight : float, default=1.0
@@ -154,13 +154,16 @@ class ClusterHeads(LossTerm):
                 f"with K >= 2. Got shape {tuple(prototypes.shape)} instead."
             )
         prior = torch.as_tensor(prior, dtype=torch.float32)
-        if prior.shape != (prototypes.shape[1],) or not bool((prior > 0).all()):
+        heads, k = prototypes.shape[:2]
+        if prior.ndim == 1:
+            prior = prior.expand(heads, -1)
+        if prior.shape != (heads, k) or not bool((prior > 0).all()):
             raise ValueError(
-                f"The 'prior' parameter of {owner} must hold {prototypes.shape[1]} positive "
-                f"sizes. Got {prior.tolist()} instead."
+                f"The 'prior' parameter of {owner} must hold {k} positive sizes (or H x {k}). "
+                f"Got {prior.tolist()} instead."
             )
         self.prototypes = nn.Parameter(prototypes.clone())
-        self.register_buffer("prior", prior / prior.sum())
+        self.register_buffer("prior", prior / prior.sum(dim=1, keepdim=True))
         self.temperature = check_float(temperature, "temperature", owner)
         self.entropy_weight = check_float(entropy_weight, "entropy_weight", owner, closed=True)
         self.self_label_weight = check_float(

@@ -430,7 +430,7 @@ def size_divergence(p: Tensor, prior: Tensor) -> Tensor:
     Parameters
     ----------
     p : Tensor, shape (*H, N, K)
-    prior : Tensor, shape (K,)
+    prior : Tensor, shape (K,) or (*H, K)
         Positive, sums to 1.
 
     Returns
