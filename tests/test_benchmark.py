@@ -263,7 +263,8 @@ def test_stratify_benchmark_help_and_errors(capsys, tmp_path):
     assert cli.main(["benchmark", "--profile", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "stratify benchmark: error: Expected --profile among ['full', 'quick'], got 'nope'."
+        "stratify benchmark: error: Expected --profile among "
+        "['full', 'quick', 'validation'], got 'nope'."
     )
     assert cli.main(["benchmark", "--config", str(tmp_path / "missing.json")]) == 2
     assert "config file not found" in capsys.readouterr().err

@@ -236,7 +236,8 @@ def fit_head(
         num_threads=1,  # tiny tensors: more threads only add overhead
         progress=False,
     )
-    train(LatentRows(), Objective({"cluster_heads": term}), rows, config=config, random_state=seed)
+    network: Any = LatentRows()  # duck-types the Autoencoder interface the loop reads
+    train(network, Objective({"cluster_heads": term}), rows, config=config, random_state=seed)
     losses = term.head_losses(torch.from_numpy(rows)).numpy()
     best = int(np.argmin(losses))
     head = HeadClusterer(

@@ -176,6 +176,11 @@ class ClusterHeads(LossTerm):
                 f"Got {threshold!r} instead."
             )
 
+    def _prior(self) -> Tensor:
+        prior = self.prior
+        assert isinstance(prior, Tensor)  # a registered buffer
+        return prior
+
     def logits(self, v: Tensor) -> Tensor:
         """Logits (H, *batch, K) of latents ``v`` (*batch, D) under every head."""
         directions = nn.functional.normalize(v, dim=-1, eps=LF.NORMALIZE_EPS)
@@ -187,7 +192,7 @@ class ClusterHeads(LossTerm):
     def _per_head(self, mu: Tensor, neighbours: Tensor, self_label: bool) -> Tensor:
         anchor, others = self.logits(mu).softmax(dim=-1), self.logits(neighbours)
         loss = LF.neighbour_consistency(anchor, others.softmax(dim=-1))
-        loss = loss + self.entropy_weight * LF.size_divergence(anchor, self.prior)
+        loss = loss + self.entropy_weight * LF.size_divergence(anchor, self._prior())
         if self_label and self.self_label_weight > 0:
             loss = loss + self.self_label_weight * LF.confident_cross_entropy(
                 anchor, others, self.threshold
