@@ -278,7 +278,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             )
             if len(X) < 2:
                 raise ValueError(f"Expected at least 2 samples to fit strata, got {len(X)} sample.")
-            check_strata_fit(X, self.n_clusters)
             self.image_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.image_shape_))
             self._input_ndim = input_ndim
@@ -427,6 +426,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             distance=distance_columns(self.objective_),
             uses_labels=self.objective_.uses_labels,
         )
+        check_strata_fit(images, self.n_clusters)  # after the input checks, before training
         model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
 
         self._model_seed = model_seed
