@@ -356,20 +356,16 @@ BACKENDS: dict[str, Backend] = {
     ),
     "agglomerative": Backend(fit=_fit_agglomerative, fit_samples=AGGLOMERATIVE_FIT_SAMPLES),
     "spectral": Backend(fit=_fit_spectral, fit_samples=SPECTRAL_FIT_SAMPLES),
-    "head": Backend(
-        fit=_head("uniform"),
-        predict=_own_predict,
-        predict_proba=_own_proba,
-        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
-        fit_samples=HEAD_FIT_SAMPLES,
-    ),
-    "head-sized": Backend(
-        fit=_head("gmm"),
-        predict=_own_predict,
-        predict_proba=_own_proba,
-        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
-        fit_samples=HEAD_FIT_SAMPLES,
-    ),
+    **{
+        name: Backend(
+            fit=_head(prior),
+            predict=_own_predict,
+            predict_proba=_own_proba,
+            probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+            fit_samples=HEAD_FIT_SAMPLES,
+        )
+        for name, prior in (("head", "uniform"), ("head-sized", "gmm"))
+    },
 }
 #: The names of the built-in backends.
 METHODS = tuple(BACKENDS)
