@@ -275,6 +275,10 @@ def _fit(args: argparse.Namespace) -> int:
     out = check_writable(args.out, "--out model file")
     check_writable(out.with_name(out.stem + ".history.csv"), "history file")
     params = _fit_params(args)
+    folder = (params.get("train_config") or {}).get("checkpoint_dir")
+    if args.resume == "must" and not (folder and (Path(folder) / "last.pt").is_file()):
+        where = f"in {folder}" if folder else "to read: no --checkpoint-dir given"
+        raise CommandError(f"--resume=must: no checkpoint last.pt {where}; nothing to resume")
     images, ids = _input(args)
     metadata = None
     if args.id_column is not None:
@@ -297,7 +301,6 @@ def _fit(args: argparse.Namespace) -> int:
         model = Stratifier(**params)
     except TypeError as error:
         raise CommandError(f"bad config: {error}") from None
-    folder = (params.get("train_config") or {}).get("checkpoint_dir")
     if params.get("resume") and folder and not (Path(folder) / "last.pt").is_file():
         print(f"stratify fit: no checkpoint in {folder} yet: starting a new fit", file=sys.stderr)
     model.fit(images, metadata=metadata, ids=ids)
@@ -353,12 +356,14 @@ def _predict(args: argparse.Namespace) -> int:
     window = _window(args.window if args.window is not None else settings["window"])
     images, ids = _read_source(args.images, args.split, size, window)
     model = _load_model(args.model)
-    labels = model.predict(images)
+    latents = model.transform(images)  # embedded once; the clustering space does the rest
+    labels = model.clusterer_.predict(latents)
     frame = pd.DataFrame({"stratum": labels})
-    proba = model.predict_proba(images) if hasattr(model, "predict_proba") else None
-    if proba is not None:
-        for k in range(proba.shape[1]):
-            frame[f"probability_{k}"] = proba[:, k]
+    proba = model.clusterer_.predict_proba(latents)
+    for k in range(proba.shape[1]):
+        frame[f"probability_{k}"] = proba[:, k]
+    frame["novelty"] = model.clusterer_.novelty_score(latents)
+    frame["out_of_distribution"] = model.clusterer_.is_novel(latents)
     if ids is None:
         write_csv(frame, Path(args.out), index_label="sample")
     else:
@@ -450,6 +455,8 @@ def _describe(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     out = check_writable(args.out, "--out report")
+    if args.stability_resamples < 0:
+        raise CommandError(f"--stability-resamples must be >= 0, got {args.stability_resamples}")
     model = _load_model(args.model)
     metadata = patients = outcome = None
     if args.metadata is not None:
@@ -475,7 +482,13 @@ def _report(args: argparse.Namespace) -> int:
     from stratify.html_report import write_html_report
 
     write_html_report(
-        model, out, metadata=metadata, patients=patients, outcome=outcome, images=images
+        model,
+        out,
+        metadata=metadata,
+        patients=patients,
+        outcome=outcome,
+        images=images,
+        stability_resamples=args.stability_resamples,
     )
     if not args.quiet:
         print(f"report: {out.resolve()}")
@@ -644,8 +657,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--resume",
-        action="store_true",
-        help="continue the interrupted fit whose checkpoint is in --checkpoint-dir",
+        nargs="?",
+        const="fresh",
+        choices=("fresh", "must"),
+        default=None,
+        help="continue the interrupted fit whose checkpoint is in --checkpoint-dir; with no "
+        "checkpoint there, plain --resume says so and starts a new fit, --resume=must refuses",
     )
 
     predict = add(
@@ -686,6 +703,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--metadata", help="CSV, as for describe")
     report.add_argument("--images", help="the training images, for real examples per stratum")
     report.add_argument("--out", required=True, help="the .html file to write")
+    report.add_argument(
+        "--stability-resamples",
+        type=int,
+        default=10,
+        help="subsamples the clustering is refitted on for the per-stratum and per-patient "
+        "stability section (default 10; 0 leaves it out)",
+    )
     for command in (describe, report):
         command.add_argument("--id-column", help="the metadata column of patient ids")
         command.add_argument(

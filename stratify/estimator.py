@@ -662,6 +662,28 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         latents = self.transform(X)
         return self.clusterer_.predict_proba(latents)
 
+    def novelty_score(self, X: Any) -> np.ndarray:
+        """Out-of-distribution score of new images: the mean distance of each latent to its
+        10 nearest training latents (:mod:`~stratify.cluster.novelty`); higher = less like
+        the patients the strata were learned from.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (M,)
+        """
+        return self.clusterer_.novelty_score(self.transform(X))
+
+    def is_novel(self, X: Any) -> np.ndarray:
+        """Flag new images whose :meth:`novelty_score` exceeds the 0.99 quantile of the
+        training patients' own (left out of their neighbours): about 1 % of patients like
+        the training set are flagged. Their stratum (``predict``) is an extrapolation.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (M,)
+        """
+        return self.clusterer_.is_novel(self.transform(X))
+
     def fit_predict(
         self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None, ids: Any = None
     ) -> np.ndarray:

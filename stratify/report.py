@@ -4,8 +4,10 @@
   continuous column and the frequencies of each categorical column; per column, a test of
   difference across strata (Kruskal–Wallis for continuous, chi-square of independence for
   categorical) with its p-value and the Benjamini–Hochberg adjusted p-value.
-* :func:`stability`: how reproducible the strata are, as the mean adjusted Rand index
-  between the full fit's labels and refits on random subsamples.
+* :func:`strata_stability` (and its per-resample table, :func:`stability`): how
+  reproducible the strata are, from refits on random subsamples: the adjusted Rand index
+  against the full fit, each stratum's Jaccard index with its best match, each patient's
+  agreement.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.validation import check_is_fitted, check_random_state
@@ -24,9 +27,12 @@ from stratify._validation import check_in_range, check_metadata
 __all__ = [
     "StrataProfile",
     "StrataReportMixin",
+    "StrataStability",
     "benjamini_hochberg",
     "describe_strata",
+    "matched_labels",
     "stability",
+    "strata_stability",
 ]
 
 
@@ -217,7 +223,50 @@ def describe_strata(
     return StrataProfile(profile, test_table)
 
 
-def stability(
+class StrataStability(NamedTuple):
+    """``resamples, strata, patients = strata_stability(estimator, X)``.
+
+    Attributes
+    ----------
+    resamples : pandas.DataFrame
+        One row per resample: ``resample``, ``n_samples``, ``ari`` (against the full fit on
+        the same samples), ``agreement`` (share of them kept in their stratum after the
+        resample's strata are matched to the full fit's).
+    strata : pandas.DataFrame
+        One row per stratum of the full fit (index ``stratum``; HDBSCAN noise left out):
+        ``n``, ``jaccard_mean``, ``jaccard_min`` (over resamples, of the best-matching
+        resample cluster, Hennig 2007: above 0.75 stable, below 0.5 dissolved) and
+        ``agreement`` (mean patient agreement of its members).
+    patients : numpy.ndarray of float, shape (N,)
+        Per patient, the share of the resamples that held it in which it stayed in its
+        stratum (NaN: never drawn).
+    labels : numpy.ndarray of int, shape (N,)
+        The full fit's strata.
+    """
+
+    resamples: pd.DataFrame
+    strata: pd.DataFrame
+    patients: np.ndarray
+    labels: np.ndarray
+
+
+def matched_labels(reference: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``labels`` renamed to the ``reference`` strata they overlap most, one to one
+    (Hungarian matching of the contingency table; -1 stays -1, an unmatched cluster is -2).
+    """
+    ref_ids = np.unique(reference[reference >= 0])
+    new_ids = np.unique(labels[labels >= 0])
+    overlap = np.array(
+        [[np.sum((reference == r) & (labels == c)) for c in new_ids] for r in ref_ids]
+    )
+    mapping = {c: -2 for c in new_ids}
+    if overlap.size:
+        rows, cols = linear_sum_assignment(-overlap.reshape(len(ref_ids), len(new_ids)))
+        mapping.update({new_ids[c]: ref_ids[r] for r, c in zip(rows, cols, strict=True)})
+    return np.array([mapping.get(v, -1) if v >= 0 else -1 for v in labels], dtype=np.int64)
+
+
+def strata_stability(
     estimator: Any,
     X: Any,
     *,
@@ -225,13 +274,15 @@ def stability(
     fraction: float = 0.8,
     random_state: Any = None,
     **fit_params: Any,
-) -> pd.DataFrame:
-    """Subsampling stability of a clustering: are the strata reproducible.
+) -> StrataStability:
+    """Subsampling stability of a clustering, overall, per stratum and per patient.
 
     The estimator is cloned and fitted on all of ``X``, then on ``n_resamples`` random
-    subsamples (``fraction`` of the samples, without replacement). Each subsample's labels
-    are compared with the full fit's labels on the same samples by the adjusted Rand index
-    (1 = the same strata, 0 = chance).
+    subsamples (``fraction`` of the samples, without replacement). Each subsample's strata
+    are compared with the full fit's on the same samples: the adjusted Rand index (1 = the
+    same strata, 0 = chance), each full-fit stratum's Jaccard index with the resample
+    cluster it overlaps best (Hennig's cluster-wise stability), and each patient's
+    agreement once the resample's strata are matched one to one to the full fit's.
 
     Parameters
     ----------
@@ -251,9 +302,7 @@ def stability(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per resample: ``resample``, ``n_samples``, ``ari``. Its mean is
-        ``frame["ari"].mean()``.
+    StrataStability
     """
     owner = "stability"
     n_resamples = check_in_range(n_resamples, "n_resamples", owner, kind=int, low=1)
@@ -278,18 +327,71 @@ def stability(
 
     seed = int(rng.randint(np.iinfo(np.int32).max))
     reference = fit_labels(None)
+    strata = np.unique(reference[reference >= 0])
+    kept, drawn = np.zeros(n), np.zeros(n)
+    jaccard = np.full((n_resamples, len(strata)), np.nan)
     rows = []
     for resample in range(n_resamples):
         indices = np.sort(rng.choice(n, size=size, replace=False))
-        labels = fit_labels(indices)
+        labels, before = fit_labels(indices), reference[indices]
+        same = matched_labels(before, labels) == before
+        kept[indices] += same
+        drawn[indices] += 1
+        for j, stratum in enumerate(strata):
+            members = before == stratum
+            if members.any():
+                jaccard[resample, j] = max(
+                    (
+                        np.sum(members & (labels == c)) / np.sum(members | (labels == c))
+                        for c in np.unique(labels[labels >= 0])
+                    ),
+                    default=0.0,
+                )
         rows.append(
             {
                 "resample": resample,
                 "n_samples": size,
-                "ari": float(adjusted_rand_score(reference[indices], labels)),
+                "ari": float(adjusted_rand_score(before, labels)),
+                "agreement": float(same.mean()),
             }
         )
-    return pd.DataFrame(rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        patients = np.where(drawn > 0, kept / np.maximum(drawn, 1), np.nan)
+    table = pd.DataFrame(
+        {
+            "n": [int(np.sum(reference == s)) for s in strata],
+            "jaccard_mean": np.nanmean(jaccard, axis=0) if len(strata) else [],
+            "jaccard_min": np.nanmin(jaccard, axis=0) if len(strata) else [],
+            "agreement": [float(np.nanmean(patients[reference == s])) for s in strata],
+        },
+        index=pd.Index(strata, name="stratum"),
+    )
+    return StrataStability(pd.DataFrame(rows), table, patients, reference)
+
+
+def stability(
+    estimator: Any,
+    X: Any,
+    *,
+    n_resamples: int = 10,
+    fraction: float = 0.8,
+    random_state: Any = None,
+    **fit_params: Any,
+) -> pd.DataFrame:
+    """Subsampling stability of a clustering, one row per resample: ``resample``,
+    ``n_samples``, ``ari``, ``agreement``; its mean is ``frame["ari"].mean()``.
+
+    The per-resample table of :func:`strata_stability` (which see, with the per-stratum
+    Jaccard and per-patient tables).
+    """
+    return strata_stability(
+        estimator,
+        X,
+        n_resamples=n_resamples,
+        fraction=fraction,
+        random_state=random_state,
+        **fit_params,
+    ).resamples
 
 
 class StrataReportMixin:
@@ -322,4 +424,29 @@ class StrataReportMixin:
             fraction=fraction,
             random_state=random_state,
             **fit_params,
+        )
+
+    def clustering_stability(
+        self, n_resamples: int = 10, fraction: float = 0.8, random_state: Any = None
+    ) -> StrataStability:
+        """Stability of the clustering step alone: the fitted clusterer refitted on
+        subsamples of the training latents ``embedding_`` (the network frozen), overall, per
+        stratum (Jaccard) and per patient. With ``manifold="auto"`` the space the fit chose
+        is refitted (the choice is not made again). Seconds to a minute where
+        :meth:`stability` retrains the network; it says whether the strata are a property of
+        the space or of one clustering run.
+
+        See :func:`stratify.report.strata_stability`.
+        """
+        check_is_fitted(self)
+        clusterer = clone(self.clusterer_)  # type: ignore[attr-defined]
+        if clusterer.manifold == "auto":  # the space the fit chose, not the choice again
+            chosen = self.clusterer_.uses_manifold_  # type: ignore[attr-defined]
+            clusterer.set_params(manifold="umap" if chosen else None)
+        return strata_stability(
+            clusterer,
+            self.embedding_,  # type: ignore[attr-defined]
+            n_resamples=n_resamples,
+            fraction=fraction,
+            random_state=random_state,
         )

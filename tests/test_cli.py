@@ -105,6 +105,8 @@ def test_predict_writes_strata_and_probabilities(files, tmp_path):
     np.testing.assert_array_equal(frame["stratum"], model.predict(images))
     proba = frame[[f"probability_{k}" for k in range(3)]].to_numpy()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(frame["novelty"], model.novelty_score(images), rtol=1e-6)
+    np.testing.assert_array_equal(frame["out_of_distribution"], model.is_novel(images))
 
 
 def test_describe_writes_tables_and_figures(files, tmp_path):
@@ -613,3 +615,18 @@ def test_resume_without_a_checkpoint_says_it_starts_fresh(files, tmp_path, capsy
     assert f"no checkpoint in {tmp_path / 'ckpt'} yet: starting a new fit" in (
         capsys.readouterr().err
     )
+
+
+def test_resume_must_without_a_checkpoint_refuses_before_reading_images(tmp_path, capsys):
+    # the images file does not exist: the refusal must come from --resume=must, first
+    base = ["fit", str(tmp_path / "absent.npz"), "--out", str(tmp_path / "m.pt"), *FAST]
+    _fails(
+        [*base, "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume=must"],
+        capsys,
+        rf"--resume=must: no checkpoint last\.pt in {re.escape(str(tmp_path / 'ckpt'))}",
+    )
+    _fails([*base, "--resume=must"], capsys, r"no --checkpoint-dir given")
+    assert not (tmp_path / "m.pt").exists()
+    with pytest.raises(SystemExit):
+        main([*base, "--resume=maybe"])
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err

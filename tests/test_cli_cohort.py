@@ -172,6 +172,15 @@ def test_describe_outcome_and_the_html_report(cohort, tmp_path):
         assert heading in parser.headings
     assert any(h.startswith("Survival") for h in parser.headings)
     assert re.search(r"Used in training as a prior: age", report.read_text())
+    measured = Stratifier.load(model).clustering_stability(10, random_state=0)
+    text = report.read_text()
+    assert (
+        f"mean adjusted Rand index with the strata {measured.resamples['ari'].mean():.3f}" in text
+    )
+    unstable = int((measured.patients[~np.isnan(measured.patients)] < 0.8).sum())
+    assert f"{unstable} of {int((~np.isnan(measured.patients)).sum())} images" in text
+    assert main([*argv, "--stability-resamples", "0", "--out", str(report), *QUIET]) == 0
+    assert "mean adjusted Rand index with the strata" not in report.read_text()
 
 
 @pytest.mark.parametrize(

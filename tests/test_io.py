@@ -40,6 +40,8 @@ def test_round_trip_predicts_exactly(images, tmp_path, params):
     np.testing.assert_array_equal(loaded.labels_, est.labels_)
     np.testing.assert_array_equal(loaded.predict(images), est.predict(images))
     np.testing.assert_array_equal(loaded.transform(images), est.transform(images))
+    np.testing.assert_array_equal(loaded.novelty_score(images), est.novelty_score(images))
+    assert loaded.clusterer_.novelty_.threshold_ == est.clusterer_.novelty_.threshold_
     np.testing.assert_array_equal(loaded.sample(2, random_state=0), est.sample(2, random_state=0))
     assert loaded.history_.equals(est.history_)
     assert loaded.fit_seconds_ == est.fit_seconds_ > 0

@@ -10,7 +10,13 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from stratify.cluster import StrataClusterer
-from stratify.report import benjamini_hochberg, describe_strata, stability
+from stratify.report import (
+    benjamini_hochberg,
+    describe_strata,
+    matched_labels,
+    stability,
+    strata_stability,
+)
 
 
 def test_benjamini_hochberg_hand_worked_and_against_scipy():
@@ -142,3 +148,80 @@ def test_effect_sizes_by_hand(table):
     assert tests.loc["age", "effect_size"] == pytest.approx(h / (5 - 1))
     assert tests.loc["age", "effect_measure"] == "epsilon squared"
     assert tests["effect_size"].between(0, 1).all()
+
+
+def test_matched_labels_renames_by_overlap_one_to_one():
+    reference = np.array([0, 0, 0, 1, 1, 2, 2, -1])
+    labels = np.array([5, 5, 7, 9, 9, 7, 7, 5])
+    # 5 overlaps 0 twice, 7 overlaps 2 twice, 9 overlaps 1 twice; noise stays noise
+    np.testing.assert_array_equal(matched_labels(reference, labels), [0, 0, 2, 1, 1, 2, 2, 0])
+    # more resample clusters than strata: the unmatched one is -2, noise in labels stays -1
+    np.testing.assert_array_equal(
+        matched_labels(np.array([0, 0, 1, 1]), np.array([3, 4, 5, -1])), [3 - 3, -2, 1, -1]
+    )
+
+
+class _Scripted(KMeans):
+    """Full fit: the reference strata; each subsample: the reference with one fixed
+    patient moved to another stratum (when drawn), so every table can be worked by hand.
+    """
+
+    def __init__(self, reference=None, moved=0):
+        self.reference = reference
+        self.moved = moved
+
+    def fit(self, X, y=None):
+        rows = X[:, 0].astype(int)
+        labels = self.reference[rows].copy()
+        if len(rows) < len(self.reference):
+            labels = labels + 10  # new names: the matching must undo them
+            labels[rows == self.moved] = 10 + (self.reference[self.moved] + 1) % 2
+        self.labels_ = labels
+        return self
+
+
+def test_strata_stability_tables_against_a_hand_count():
+    reference = np.array([0] * 6 + [1] * 4)
+    X = np.arange(10, dtype=float)[:, None]
+    result = strata_stability(
+        _Scripted(reference, moved=0), X, n_resamples=4, fraction=0.5, random_state=1
+    )
+    np.testing.assert_array_equal(result.labels, reference)
+    drawn = np.zeros(10)
+    jaccard = {0: [], 1: []}
+    rng = np.random.RandomState(1)
+    rng.randint(np.iinfo(np.int32).max)  # the seed draw comes first
+    for r in range(4):
+        idx = np.sort(rng.choice(10, size=5, replace=False))
+        drawn[idx] += 1
+        moved = 0 in idx
+        assert result.resamples.iloc[r]["agreement"] == pytest.approx(1 - moved / 5)
+        after = reference[idx] + 10
+        after[idx == 0] = 11
+        for stratum in (0, 1):
+            members = set(idx[reference[idx] == stratum])
+            if members:
+                jaccard[stratum].append(
+                    max(
+                        len(members & set(idx[after == c])) / len(members | set(idx[after == c]))
+                        for c in set(after)
+                    )
+                )
+    for stratum in (0, 1):
+        assert result.strata.loc[stratum, "jaccard_mean"] == pytest.approx(
+            np.mean(jaccard[stratum])
+        )
+        assert result.strata.loc[stratum, "jaccard_min"] == pytest.approx(min(jaccard[stratum]))
+    expected = np.where(drawn > 0, 1.0, np.nan)
+    expected[0] = 0.0 if drawn[0] else np.nan
+    np.testing.assert_array_equal(result.patients, expected)
+    assert 0 < drawn[0] < 4 and min(jaccard[0]) < 1  # the moved patient drawn, not always
+    assert list(result.strata["n"]) == [6, 4]
+
+
+def test_stability_table_is_the_per_resample_part():
+    X, _ = make_blobs(60, centers=2, random_state=1)
+    table = stability(StrataClusterer("kmeans", 2), X, n_resamples=3, random_state=2)
+    full = strata_stability(StrataClusterer("kmeans", 2), X, n_resamples=3, random_state=2)
+    pd.testing.assert_frame_equal(table, full.resamples)
+    assert (full.strata["jaccard_mean"] > 0.99).all() and np.nanmin(full.patients) == 1.0

@@ -59,6 +59,7 @@ from stratify.cluster.backends import (
     pooled_variance,
 )
 from stratify.cluster.manifold import ManifoldEmbedding
+from stratify.cluster.novelty import NoveltyScore
 from stratify.cluster.whitening import Whitening, whitens
 
 __all__ = ["MANIFOLDS", "StrataClusterer"]
@@ -156,6 +157,10 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         ``selected``).
     fit_rows_ : numpy.ndarray of int or None
         Indices of the samples the backend was fitted on (None: every sample).
+    novelty_ : NoveltyScore
+        The out-of-distribution score of new latents (:mod:`~stratify.cluster.novelty`):
+        mean distance to the 10 nearest training latents, flagged above the 0.99 training
+        quantile (``novelty_.threshold_``); see :meth:`novelty_score` and :meth:`is_novel`.
     n_features_in_ : int
         Latent dimension seen in ``fit``.
     """
@@ -293,6 +298,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self.__dict__.update(chosen)
         if table is not None:
             self.cluster_selection_ = table
+        self.novelty_ = NoveltyScore().fit(X, seed)
         return self
 
     #: Fitted attributes that only some fits have.
@@ -497,6 +503,20 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         if self.backend.predict_proba is not None:
             return self.backend.predict_proba(self.estimator_, space)
         return distance_memberships(space, self.cluster_centers_, self.distance_variance_)
+
+    def novelty_score(self, X: Any) -> np.ndarray:
+        """Out-of-distribution score (M,) of new latents (M, D): their mean distance to the
+        nearest training latents (higher = less like the training set).
+        """
+        check_is_fitted(self)
+        return self.novelty_.score(self._latents(X, reset=False))
+
+    def is_novel(self, X: Any) -> np.ndarray:
+        """Whether each new latent (M, D) is out of distribution: bool (M,), a score above
+        the 0.99 quantile of the training latents' own (about 1 % of typical patients).
+        """
+        check_is_fitted(self)
+        return self.novelty_.flag(self._latents(X, reset=False))
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean silhouette of the strata ``predict`` assigns to ``X``, in ``transform_space(X)``.
