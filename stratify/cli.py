@@ -18,6 +18,7 @@ import numpy as np
 
 from stratify._atomic import atomic_write, check_writable, write_csv, write_text
 from stratify._errors import CommandError, error_line
+from stratify._optional import MissingDependency
 
 __all__ = ["main"]
 
@@ -769,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"stratify {args.command}: interrupted; {_interrupted(args, argv)}", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, TypeError, OSError, KeyError) as error:
+    except (CommandError, ValueError, TypeError, OSError, KeyError, MissingDependency) as error:
         if args.debug:
             raise
         print(f"stratify {args.command}: error: {error_line(error)}", file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from stratify._atomic import atomic_write
+from stratify._optional import require
 
 __all__ = [
     "plot_contingency",
@@ -29,8 +30,7 @@ __all__ = [
 
 
 def _pyplot() -> Any:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "figures", "figures")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
@@ -109,7 +109,7 @@ def plot_latent_space(
         What ``embedding`` is, for the titles.
     """
     import pandas as pd
-    import seaborn as sns
+    sns = require("seaborn", "figures", "figures")
     from sklearn.decomposition import PCA
 
     plt = _pyplot()
@@ -263,7 +263,7 @@ def plot_history(
     weights : dict of str to float, optional
         Term name -> weight (``Stratifier.objective_.weights``).
     """
-    import seaborn as sns
+    sns = require("seaborn", "figures", "figures")
 
     plt = _pyplot()
     terms = _loss_terms(history)
@@ -305,7 +305,7 @@ def plot_scores(
     per_row : int, default=4
         Datasets (panels) per row of the figure.
     """
-    import seaborn as sns
+    sns = require("seaborn", "figures", "figures")
 
     plt = _pyplot()
     frame = results[["dataset", "method", "seed", metric]].dropna()
@@ -423,7 +423,7 @@ def plot_contingency(y_true: Any, labels: Any, *, path: str | os.PathLike | None
         Strata (``-1`` = noise, its own column).
     """
     import pandas as pd
-    import seaborn as sns
+    sns = require("seaborn", "figures", "figures")
 
     plt = _pyplot()
     counts = pd.crosstab(

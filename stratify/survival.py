@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stratify._optional import require
+
 __all__ = ["SurvivalResult", "check_outcome", "survival_by_stratum"]
 
 
@@ -104,13 +106,10 @@ def survival_by_stratum(labels: Any, time: Any, event: Any) -> SurvivalResult:
     ValueError
         For a bad outcome (:func:`check_outcome`) or fewer than two strata.
     """
-    try:
-        from lifelines import CoxPHFitter, KaplanMeierFitter
-        from lifelines.statistics import multivariate_logrank_test
-    except ImportError:
-        raise ImportError(
-            "outcomes per stratum need lifelines (pip install 'stratify[survival]')"
-        ) from None
+    require("lifelines", "survival", "outcomes per stratum")
+    from lifelines import CoxPHFitter, KaplanMeierFitter
+    from lifelines.statistics import multivariate_logrank_test
+
     labels = np.asarray(labels)
     times, events = check_outcome(time, event, len(labels))
     kept = labels >= 0

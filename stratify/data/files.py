@@ -35,7 +35,6 @@ nibabel, pydicom and Pillow are the field's libraries, installed with the ``file
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from stratify._atomic import atomic_write
+from stratify._optional import require
 
 __all__ = ["FileCohort", "FileCohortError", "read_cohort"]
 
@@ -83,16 +83,9 @@ class FileCohort:
     kind: str
 
 
-def _require(module: str, extra: str = "files") -> Any:
-    """Import a field library or name the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        package = {"PIL": "Pillow"}.get(module, module)
-        raise FileCohortError(
-            f"reading these files needs {package} (pip install 'stratify[{extra}]' or "
-            f"pip install {package})"
-        ) from None
+def _require(module: str) -> Any:
+    """Import a field library or name the extra that installs it (a FileCohortError)."""
+    return require(module, "files", "reading these files", error=FileCohortError)
 
 
 def _suffix(path: Path) -> str:

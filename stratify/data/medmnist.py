@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stratify._optional import require
 from stratify._validation import check_option
 from stratify.data._files import ImageSet, locate, verify_md5
 
@@ -21,9 +22,7 @@ ENV_VAR = "STRATIFY_DATA"
 
 def _info_table() -> dict[str, dict[str, Any]]:
     # Imported lazily: medmnist pulls in torch and creates ~/.medmnist on import.
-    from medmnist.info import INFO
-
-    return INFO
+    return require("medmnist.info", "medmnist", "the MedMNIST catalogue and downloads").INFO
 
 
 def medmnist_flags() -> list[str]:

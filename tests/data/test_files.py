@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,15 +174,6 @@ def test_bad_folders_name_the_file(tmp_path):
 
 def test_a_missing_field_library_is_named(tmp_path, monkeypatch):
     _save_nifti(np.zeros((2, 2, 2)), tmp_path / "a.nii.gz")
-    import stratify.data.files as files
-
-    real = files.importlib.import_module
-
-    def without_nibabel(name, *args):
-        if name == "nibabel":
-            raise ImportError(name)
-        return real(name, *args)
-
-    monkeypatch.setattr(files.importlib, "import_module", without_nibabel)
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # import nibabel -> ImportError
     with pytest.raises(FileCohortError, match=r"needs nibabel \(pip install 'stratify\[files\]'"):
         read_cohort(tmp_path)
