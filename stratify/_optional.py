@@ -36,6 +36,5 @@ def require(
         top = module.split(".")[0]
         package = _PACKAGES.get(top, top)
         raise error(
-            f"{feature} needs {package} (pip install 'stratify[{extra}]' or "
-            f"pip install {package})"
+            f"{feature} needs {package} (pip install 'stratify[{extra}]' or pip install {package})"
         ) from None

@@ -109,6 +109,7 @@ def plot_latent_space(
         What ``embedding`` is, for the titles.
     """
     import pandas as pd
+
     sns = require("seaborn", "figures", "figures")
     from sklearn.decomposition import PCA
 
@@ -423,6 +424,7 @@ def plot_contingency(y_true: Any, labels: Any, *, path: str | os.PathLike | None
         Strata (``-1`` = noise, its own column).
     """
     import pandas as pd
+
     sns = require("seaborn", "figures", "figures")
 
     plt = _pyplot()

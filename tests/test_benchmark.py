@@ -745,3 +745,30 @@ def test_rows_from_uncommitted_code_are_refused_unless_allowed_and_then_marked(
     assert (results["git_commit"] == "abc1234+dirty").all()
     report = (tmp_path / "report.md").read_text()
     assert "1 of 1 rows were run from uncommitted code** (abc1234+dirty)" in report
+
+
+def test_the_headline_reads_the_default_strata_against_the_protocol_rows(tmp_path):
+    from stratify.benchmark import report
+
+    rows = []
+    for seed, acc in enumerate([0.70, 0.80, 0.90]):
+        base = {"kind": "unsupervised", "scoring": "test split", "majority_rate": 0.6}
+        base.update(n_test=10, n_train=20)
+        rows.append({**_row("default", seed, acc), **base, "nmi": 0.1 * (seed + 1)})
+        sup = {**base, "kind": "supervised", "auc": 0.9}
+        rows.append({**_row("resnet18-medmnist", seed, 0.85), **sup})
+        rows.append({**_row("resnet18-supervised", seed, 0.75), **sup})
+    results = pd.DataFrame(rows, columns=runner.COLUMNS)
+    text = report.write_report(results, tmp_path, "p", {"seeds": [0, 1, 2]}).read_text()
+    line = next(x for x in text.splitlines() if x.startswith("| d |") and "protocol" not in x)
+    assert line == (
+        "| d | 0.800 ± 0.100 | 0.200 ± 0.100 | – | resnet18-medmnist 0.850 ± 0.000 "
+        "(AUC 0.900 ± 0.000) | 0.600 |"
+    )
+    assert "resnet18-supervised 0" not in text.split("## d")[0]  # not the weak baseline
+    assert (
+        "## Headline"
+        not in report.write_report(
+            results[results["method"] != "default"], tmp_path, "p", {"seeds": [0]}
+        ).read_text()
+    )
