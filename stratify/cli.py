@@ -119,6 +119,44 @@ def _patients(
         raise CommandError(f"metadata {Path(path).name}: {error_line(error)}") from None
 
 
+def _known_labels(frame: Any, column: str, quiet: bool) -> np.ndarray:
+    """``--labels COLUMN``: one class per image, -1 where the cell is blank. Integer codes
+    are kept; text classes are coded 0..C-1 in sorted order (the mapping is printed).
+    """
+    import pandas as pd
+
+    if column not in frame.columns:
+        raise CommandError(
+            f"--labels names the column {column!r} that the metadata lacks; it has "
+            f"{list(frame.columns)}"
+        )
+    values = frame[column].reset_index(drop=True)
+    known = values.notna() & (values.astype(str).str.strip() != "")
+    if known.all():
+        raise CommandError(
+            f"--labels column {column!r} has a class for every image: it is for few known "
+            "labels, blank where unknown (the strata would only repeat a complete column)"
+        )
+    labels = np.full(len(values), -1, dtype=np.int64)
+    if pd.api.types.is_numeric_dtype(values):
+        codes = values[known].to_numpy(dtype=float)
+        bad = codes[codes != np.round(codes)]
+        if bad.size:
+            raise CommandError(
+                f"--labels column {column!r} must hold integer classes (blank = unknown), got "
+                f"non-integer values such as {bad[0]:g}"
+            )
+        labels[known.to_numpy()] = codes.astype(np.int64)
+        return labels
+    names = sorted(values[known].astype(str).str.strip().unique())
+    code = {name: i for i, name in enumerate(names)}
+    labels[known.to_numpy()] = [code[v] for v in values[known].astype(str).str.strip()]
+    if not quiet:
+        mapping = ", ".join(f"{i} = {name}" for name, i in code.items())
+        print(f"stratify fit: --labels {column}: classes {mapping}", file=sys.stderr)
+    return labels
+
+
 def _read_metadata(path: str | None, n_samples: int) -> Any:
     if path is None:
         return None
@@ -280,13 +318,17 @@ def _fit(args: argparse.Namespace) -> int:
     if args.resume == "must" and not (folder and (Path(folder) / "last.pt").is_file()):
         where = f"in {folder}" if folder else "to read: no --checkpoint-dir given"
         raise CommandError(f"--resume=must: no checkpoint last.pt {where}; nothing to resume")
+    if args.labels is not None and args.metadata is None:
+        raise CommandError("--labels names a column of --metadata; give --metadata")
     images, ids = _input(args)
-    metadata = None
+    metadata = labels = None
     if args.id_column is not None:
         if args.metadata is None:
             raise CommandError("--id-column names a column of --metadata; give --metadata")
         aligned, kept = _patients(ids, args.metadata, args.id_column, args.allow_missing)
         images, ids = images[kept], np.asarray(ids)[kept]
+        if args.labels is not None:  # one row per kept image, in image order
+            labels = _known_labels(aligned, args.labels, args.quiet)
         # one row per patient, indexed by id: the estimator joins it to the images again
         metadata = aligned.drop_duplicates(args.id_column).set_index(args.id_column)
     elif args.metadata is not None and ids is not None:
@@ -296,6 +338,8 @@ def _fit(args: argparse.Namespace) -> int:
         )
     else:
         metadata = _read_metadata(args.metadata, len(images))
+        if args.labels is not None:
+            labels = _known_labels(metadata, args.labels, args.quiet)
     from stratify.estimator import Stratifier  # torch and scikit-learn: after the input checks
 
     try:
@@ -304,7 +348,7 @@ def _fit(args: argparse.Namespace) -> int:
         raise CommandError(f"bad config: {error}") from None
     if params.get("resume") and folder and not (Path(folder) / "last.pt").is_file():
         print(f"stratify fit: no checkpoint in {folder} yet: starting a new fit", file=sys.stderr)
-    model.fit(images, metadata=metadata, ids=ids)
+    model.fit(images, labels, metadata=metadata, ids=ids)
     from stratify.distributed import is_main_process
 
     if not is_main_process():  # under torchrun every rank holds the same model; one writes
@@ -636,6 +680,12 @@ def _parser() -> argparse.ArgumentParser:
         help="drop images without a metadata row and rows without an image (with a warning)",
     )
     fit.add_argument("--out", required=True, help="model file to write")
+    fit.add_argument(
+        "--labels",
+        metavar="COLUMN",
+        help="a --metadata column of known classes, blank where unknown: they steer the "
+        "training (supervised-contrastive positives) and anchor the strata",
+    )
     fit.add_argument("--n-clusters", type=_int_or_auto, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
     from stratify.cluster.backends import BACKENDS  # the table only: no scikit-learn import

@@ -27,6 +27,7 @@ from stratify._params import STRATIFIER_CONSTRAINTS, check_parameter_rules
 from stratify._random import draw_seeds
 from stratify._validation import check_strata_fit
 from stratify.cluster import StrataClusterer
+from stratify.cluster.seeded import check_partial_labels, marks_unknown
 from stratify.data.augment import AugmentParams, TwoViewAugment
 from stratify.data.ids import align_metadata, check_ids
 from stratify.data.layout import from_channel_first, to_channel_first
@@ -155,6 +156,11 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     n_clusters_ : int
     ids_ : numpy.ndarray of str, shape (N,)
         The patient id of each training image (fitted with ``ids``).
+    known_labels_ : numpy.ndarray of int, shape (N,) or None
+        The few known labels ``fit`` was given (-1 unknown); None for a label-free fit.
+    stratum_classes_ : numpy.ndarray of int, shape (n_clusters_,)
+        With known labels: the class each stratum holds (stratum ``c`` holds class ``c``;
+        -1: a stratum no labelled image is in, a group the labels do not name).
     probabilities_ : numpy.ndarray, shape (N,)
         Membership strength (GMM, HDBSCAN only).
     outlier_scores_ : numpy.ndarray, shape (N,)
@@ -333,14 +339,35 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
                 decoder=decoder,
             )
 
-    def _build_objective(self) -> Objective:
+    def _known_labels(self, y: Any, n: int) -> np.ndarray | None:
+        """The few known labels of ``y`` (N,) int with -1 unknown, checked; None without
+        any (no ``y``, no -1 in it, all -1, or ``contrastive="supcon"``, whose term reads
+        ``y`` itself).
+        """
+        if not marks_unknown(y) or self.contrastive == "supcon":
+            return None
+        known = check_partial_labels(y, n, self.n_clusters)
+        if not (known >= 0).any():
+            return None
+        if self.contrastive != "simclr" or self.clusterer != "gmm":
+            raise ValueError(
+                "Known labels in y enter as supervised-contrastive positives in place of "
+                "NT-Xent and anchor a Gaussian mixture: expected contrastive='simclr' and "
+                f"clusterer='gmm' with them, got contrastive={self.contrastive!r}, "
+                f"clusterer={self.clusterer!r}."
+            )
+        return known
+
+    def _build_objective(self, labelled: bool = False) -> Objective:
+        """The loss terms; ``labelled``: few known labels, so NT-Xent becomes SupCon on them."""
         regularizers = {
             name: regularizer_from_spec(name, spec, self.temperature)
             for name, spec in (self.regularizers or {}).items()
         }
         contrastive: Any = self.contrastive
-        if contrastive == "supcon":
+        if contrastive == "supcon" or (labelled and contrastive == "simclr"):
             contrastive = SupCon(LABELS, temperature=self.temperature)
+            contrastive.watch_positives = not labelled  # few labels: lone anchors expected
         return build_objective(
             reconstruction=self.reconstruction,
             beta=self.beta if self.model == "vae" else 0.0,
@@ -400,8 +427,18 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         X : array-like or torch Dataset
             uint8 or float images, (N, H, W), (N, C, H, W), (N, C, D, H, W), or (N, F) with
             ``image_shape``; a Dataset yielding images (or (image, ...) tuples).
-        y : array-like of shape (N,), optional
-            Labels, used only by terms on ``"labels"`` (``contrastive="supcon"``).
+        y : array-like of int, shape (N,), optional
+            With ``contrastive="supcon"``: every image's label, read by that term. Otherwise
+            **a few known labels**: classes 0..C-1 and ``-1`` where unknown
+            (``sklearn.semi_supervised``'s convention; a ``y`` without any ``-1`` is
+            ignored, as a clusterer's ``y`` is in scikit-learn). They enter training as
+            supervised-contrastive positives (NT-Xent becomes SupCon on the known labels;
+            an unlabelled image keeps its own other view as its only positive, as in NT-Xent)
+            and anchor the strata (a seeded Gaussian mixture in the chosen space: the
+            labelled images of class ``c`` are all in stratum ``c``; ``n_clusters`` > C
+            leaves strata no label names, ``stratum_classes_`` -1). Needs
+            ``contrastive="simclr"`` and ``clusterer="gmm"`` (the defaults). All ``-1``: the
+            label-free fit, bit for bit.
         metadata : pandas.DataFrame, optional
             One row per image, or with ``ids`` one row per patient indexed by id
             (:func:`stratify.data.ids.align_metadata`); must hold the columns the
@@ -417,15 +454,19 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self._validate_params()
         images = self._images(X, reset=True)
         metadata = self._patients(ids, metadata, len(images))
-        self.objective_ = self._build_objective()
+        known = self._known_labels(y, len(images))
+        self.objective_ = self._build_objective(labelled=known is not None)
         columns, labels = training_columns(
             metadata,
             y,
             len(images),
             needed=[c for c in self.objective_.metadata_columns if c != LABELS],
             distance=distance_columns(self.objective_),
-            uses_labels=self.objective_.uses_labels,
+            uses_labels=self.objective_.uses_labels and known is None,
         )
+        if known is not None:  # SupCon reads NaN as unknown
+            labels = np.where(known >= 0, known, np.nan).astype(np.float64)
+        self.known_labels_ = known
         check_strata_fit(images, self.n_clusters)  # after the input checks, before training
         model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
 
@@ -563,7 +604,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         coordinates of ``embedding_`` from an earlier fit are reused (UMAP does not rerun).
         """
         self.clusterer_ = self._new_clusterer(self._cluster_seed).fit(
-            self.embedding_, manifold_embedding=manifold_embedding
+            self.embedding_,
+            getattr(self, "known_labels_", None),
+            manifold_embedding=manifold_embedding,
         )
         self._set_cluster_attributes()
 
@@ -578,7 +621,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """Mirror the clusterer's fitted strata as the estimator's own attributes."""
         self.labels_ = self.clusterer_.labels_
         self.n_clusters_ = self.clusterer_.n_clusters_
-        optional = ("probabilities_", "outlier_scores_", "cluster_selection_")
+        optional = ("probabilities_", "outlier_scores_", "cluster_selection_", "stratum_classes_")
         for name in (*optional, "manifold_selection_"):
             if hasattr(self.clusterer_, name):
                 setattr(self, name, getattr(self.clusterer_, name))

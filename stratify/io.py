@@ -340,7 +340,9 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     estimator._input_ndim = fitted["input_ndim"]
     estimator.scaler_ = IntensityScaler()
     estimator.scaler_.data_range_ = tuple(fitted["data_range_"])
-    estimator.objective_ = estimator._build_objective()
+    anchors = fitted["clusterer"].get("anchors")
+    estimator.known_labels_ = None if anchors is None else np.asarray(anchors, dtype=np.int64)
+    estimator.objective_ = estimator._build_objective(labelled=anchors is not None)
     estimator._model_seed = fitted["model_seed"]
     model = estimator._build_network(estimator._model_seed)
     model.load_state_dict(model_state)

@@ -630,3 +630,30 @@ def test_resume_must_without_a_checkpoint_refuses_before_reading_images(tmp_path
     with pytest.raises(SystemExit):
         main([*base, "--resume=maybe"])
     assert "invalid choice: 'maybe'" in capsys.readouterr().err
+
+
+def test_fit_labels_reads_a_column_with_blanks_for_unknown(files, tmp_path, capsys):
+    folder, _, strata = files
+    table = pd.read_csv(folder / "metadata.csv")
+    names = np.array(["benign", "malignant", "normal"])[strata].astype(object)
+    names[np.arange(len(names)) % 8 != 0] = ""  # one image in eight is labelled
+    table.assign(grade=names).to_csv(tmp_path / "t.csv", index=False)
+    base = ["fit", str(folder / "images.npz"), "--config", str(folder / "config.json")]
+    argv = [*base, "--metadata", str(tmp_path / "t.csv"), "--labels", "grade", "--seed", "0"]
+    assert main([*argv, "--out", str(tmp_path / "m.pt")]) == 0
+    assert "classes 0 = benign, 1 = malignant, 2 = normal" in capsys.readouterr().err
+    model = Stratifier.load(tmp_path / "m.pt")
+    known = np.arange(len(strata)) % 8 == 0
+    np.testing.assert_array_equal(model.known_labels_[known], strata[known])
+    assert (model.known_labels_[~known] == -1).all()
+    for c in range(3):  # every labelled image of a class in that class's stratum
+        assert set(model.labels_[model.known_labels_ == c]) == {c}
+    table.assign(grade=np.where(known, 0.5, np.nan)).to_csv(tmp_path / "f.csv", index=False)
+    out = ["--out", str(tmp_path / "f.pt"), *FAST]
+    floats = [*base, "--metadata", str(tmp_path / "f.csv"), "--labels", "grade", *out]
+    _fails(
+        floats, capsys, r"integer classes \(blank = unknown\), got non-integer values such as 0.5"
+    )
+    absent = [*base, "--metadata", str(tmp_path / "f.csv"), "--labels", "nope", *out]
+    _fails(absent, capsys, r"--labels names the column 'nope' that the metadata lacks")
+    assert not (tmp_path / "f.pt").exists()

@@ -27,6 +27,17 @@ def test_quick_tour_runs(tmp_path, monkeypatch):
     assert adjusted_rand_score(namespace["new_strata"], namespace["assigned"]) > 0.8
 
 
+def test_few_labels_example_runs_and_anchors_the_strata():
+    import numpy as np
+
+    namespace: dict = {}
+    exec(compile(_block("guided = Stratifier("), str(README), "exec"), namespace)
+    guided, y = namespace["guided"], namespace["y"]
+    np.testing.assert_array_equal(guided.stratum_classes_, [0, 1, 2, -1])
+    for c in range(3):
+        assert set(guided.labels_[y == c]) == {c}
+
+
 def test_extension_examples_run_and_are_picked_up():
     import torch
 

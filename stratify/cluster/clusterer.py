@@ -60,6 +60,11 @@ from stratify.cluster.backends import (
 )
 from stratify.cluster.manifold import ManifoldEmbedding
 from stratify.cluster.novelty import NoveltyScore
+from stratify.cluster.seeded import (
+    SeededGMM,
+    check_partial_labels,
+    marks_unknown,
+)
 from stratify.cluster.whitening import Whitening, whitens
 
 __all__ = ["MANIFOLDS", "StrataClusterer"]
@@ -157,6 +162,11 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         ``selected``).
     fit_rows_ : numpy.ndarray of int or None
         Indices of the samples the backend was fitted on (None: every sample).
+    anchors_ : numpy.ndarray of int, shape (N,)
+        With known labels in ``fit``: each training sample's class, -1 where unknown.
+    stratum_classes_ : numpy.ndarray of int, shape (n_clusters_,)
+        With known labels: the class each stratum holds (stratum ``c`` holds class ``c``),
+        -1 for a stratum no labelled patient is in.
     novelty_ : NoveltyScore
         The out-of-distribution score of new latents (:mod:`~stratify.cluster.novelty`):
         mean distance to the 10 nearest training latents, flagged above the 0.99 training
@@ -254,12 +264,20 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         manifold_embedding: np.ndarray | None = None,
         manifold_selection: pd.DataFrame | None = None,
     ) -> StrataClusterer:
-        """Cluster the latents ``X`` of shape (N, D). ``y`` is ignored.
+        """Cluster the latents ``X`` of shape (N, D), anchored by the known labels in ``y``.
 
         Parameters
         ----------
         X : array-like of shape (N, D)
-        y : ignored
+        y : array-like of int, shape (N,), optional
+            Known classes 0..C-1, ``-1`` where unknown (``sklearn.semi_supervised``'s
+            convention; checked by :func:`~stratify.cluster.seeded.check_partial_labels`).
+            A ``y`` without any ``-1`` is ignored, as a clusterer's ``y`` is by
+            scikit-learn's convention. With any known label the space is chosen as without
+            labels, and in it the strata are found by a :class:`~stratify.cluster.seeded.
+            SeededGMM` (``method`` must be ``"gmm"``): the labelled patients of class ``c``
+            are all in stratum ``c``; strata ``C..n_clusters-1`` hold only unlabelled ones.
+            All ``-1`` (or None): the label-free fit, unchanged.
         manifold_embedding : numpy.ndarray of shape (N, manifold_dim), optional
             The manifold coordinates of ``X`` from an earlier fit (a loaded model), so that
             UMAP is not run again: with ``manifold="umap"``, or with "auto" and
@@ -277,6 +295,14 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         """
         self._validate_params()
         X = self._latents(X, reset=True)
+        anchors = check_partial_labels(y, len(X), self.n_clusters) if marks_unknown(y) else None
+        if anchors is not None and not (anchors >= 0).any():
+            anchors = None  # nothing known: the label-free fit, bit for bit
+        if anchors is not None and self.method != "gmm":
+            raise ValueError(
+                "Known labels anchor the strata through a Gaussian mixture: expected "
+                f"method='gmm' with y, got method={self.method!r}."
+            )
         seed = draw_seeds(self.random_state)
         for attribute in self._OPTIONAL:
             self.__dict__.pop(attribute, None)  # refitting forgets the previous fit
@@ -298,11 +324,38 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self.__dict__.update(chosen)
         if table is not None:
             self.cluster_selection_ = table
+        if anchors is not None:
+            self._anchor(X, anchors, seed)
         self.novelty_ = NoveltyScore().fit(X, seed)
         return self
 
+    def _anchor(self, X: np.ndarray, anchors: np.ndarray, seed: int) -> None:
+        """Refit the strata in the chosen space by seeded EM; set the class attributes."""
+        space = self.transform_space(X)
+        k = int(self.__dict__["n_clusters_"] if self.n_clusters == "auto" else self.n_clusters)
+        gmm = SeededGMM(max(k, int(anchors.max()) + 1), random_state=seed).fit(space, anchors)
+        labels = gmm.labels_
+        clusters = np.arange(gmm.n_components)
+        self.estimator_, self.labels_, self.fit_rows_ = gmm, labels, None
+        self.n_clusters_, self._cluster_ids = gmm.n_components, clusters
+        self.cluster_centers_ = np.stack(
+            [
+                space[labels == c].mean(axis=0) if (labels == c).any() else gmm.means_[c]
+                for c in clusters
+            ]
+        )
+        self.distance_variance_ = pooled_variance(space, labels, self.cluster_centers_, clusters)
+        strength = self.backend.probabilities
+        assert strength is not None  # the "gmm" backend's
+        self.probabilities_ = strength(gmm, space)
+        self.anchors_ = anchors
+        n_classes = int(anchors.max()) + 1
+        self.stratum_classes_ = np.where(clusters < n_classes, clusters, -1)
+
     #: Fitted attributes that only some fits have.
     _OPTIONAL = (
+        "anchors_",
+        "stratum_classes_",
         "probabilities_",
         "outlier_scores_",
         "cluster_selection_",
@@ -590,9 +643,11 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         table = getattr(self, "manifold_selection_", None)
         params = self.get_params(deep=False)
         params["k_range"] = [int(v) for v in params["k_range"]]
+        anchors = getattr(self, "anchors_", None)
         return {
             "params": params,
             "labels": np.asarray(self.labels_, dtype=np.int64),
+            "anchors": None if anchors is None else np.asarray(anchors, dtype=np.int64),
             "manifold_embedding": None if manifold is None else manifold.embedding_,
             "manifold_selection": None
             if table is None
@@ -619,6 +674,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         selection_table = state.get("manifold_selection")
         clusterer = cls(**params).fit(
             X,
+            state.get("anchors"),
             manifold_embedding=state.get("manifold_embedding"),
             manifold_selection=None if selection_table is None else pd.DataFrame(selection_table),
         )

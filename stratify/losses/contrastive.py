@@ -86,6 +86,10 @@ class KernelContrastive(LossTerm):
     identical metadata and temperatures from 0.01 to 10.
     """
 
+    #: Whether :meth:`_watch_positives` warns; off where lone anchors are by design (few
+    #: known labels: the unlabelled images have only their own other view).
+    watch_positives = True
+
     def __init__(
         self, kernel: Kernel | None = None, temperature: float = DEFAULT_TEMPERATURE
     ) -> None:
@@ -120,7 +124,7 @@ class KernelContrastive(LossTerm):
         the share and what to change.
         """
         shares = self.__dict__.setdefault("_alone_shares", [])
-        if len(shares) >= POSITIVE_CHECK_BATCHES:
+        if len(shares) >= POSITIVE_CHECK_BATCHES or not self.watch_positives:
             return
         with torch.no_grad():
             kk = torch.nan_to_num(k.detach().double(), nan=0.0).clamp_min(0.0)
