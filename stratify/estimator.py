@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -603,11 +604,13 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """Cluster ``embedding_`` (the one place fit and recluster do it); given manifold
         coordinates of ``embedding_`` from an earlier fit are reused (UMAP does not rerun).
         """
-        self.clusterer_ = self._new_clusterer(self._cluster_seed).fit(
-            self.embedding_,
-            getattr(self, "known_labels_", None),
-            manifold_embedding=manifold_embedding,
-        )
+        with warnings.catch_warnings():  # the labels' warnings were given by fit already
+            warnings.filterwarnings("ignore", message="Classes .* single labelled sample")
+            self.clusterer_ = self._new_clusterer(self._cluster_seed).fit(
+                self.embedding_,
+                getattr(self, "known_labels_", None),
+                manifold_embedding=manifold_embedding,
+            )
         self._set_cluster_attributes()
 
     @property

@@ -672,12 +672,16 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         params = dict(state["params"])
         params["k_range"] = tuple(params["k_range"])
         selection_table = state.get("manifold_selection")
-        clusterer = cls(**params).fit(
-            X,
-            state.get("anchors"),
-            manifold_embedding=state.get("manifold_embedding"),
-            manifold_selection=None if selection_table is None else pd.DataFrame(selection_table),
-        )
+        with warnings.catch_warnings():  # the labels warned when they were first fitted
+            warnings.filterwarnings("ignore", message="Classes .* single labelled sample")
+            clusterer = cls(**params).fit(
+                X,
+                state.get("anchors"),
+                manifold_embedding=state.get("manifold_embedding"),
+                manifold_selection=None
+                if selection_table is None
+                else pd.DataFrame(selection_table),
+            )
         if not np.array_equal(clusterer.labels_, np.asarray(state["labels"])):
             raise ValueError(
                 "Refitting the clustering on the stored latents gave other labels than the "
