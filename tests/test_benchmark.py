@@ -772,3 +772,25 @@ def test_the_headline_reads_the_default_strata_against_the_protocol_rows(tmp_pat
             results[results["method"] != "default"], tmp_path, "p", {"seeds": [0]}
         ).read_text()
     )
+
+
+def test_guided_rows_know_a_stratified_share_and_keep_their_own_network(tmp_path, monkeypatch):
+    from stratify.benchmark.datasets import load_dataset
+    from stratify.benchmark.priors import label_subset
+    from stratify.training import config
+
+    monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 60)  # 1 epoch
+    data = load_dataset("cohort", seed=0, n_samples=60)
+    settings = Settings(epochs=1, batch_size=30, model_cache=str(tmp_path / "models"))
+    methods_module.clear_cache()
+    guided = METHODS["guided-10pct"].run(data, 0, settings)
+    picked = label_subset(data.train.labels, 0.1, 0)
+    known = guided.model.known_labels_
+    np.testing.assert_array_equal(np.flatnonzero(known >= 0), picked)
+    np.testing.assert_array_equal(known[picked], data.train.labels[picked])
+    for c in np.unique(known[picked]):  # the labelled patients anchored in their stratum
+        assert set(guided.train_labels[known == c]) == {c}
+    free = METHODS["default"].run(data, 0, settings)  # the label-free network: another file
+    assert free.model.known_labels_ is None
+    assert len(list((tmp_path / "models").glob("cohort-0-*.pt"))) == 2
+    methods_module.clear_cache()

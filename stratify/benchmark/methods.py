@@ -27,6 +27,9 @@ method                    what it is
                           slices: position)
 ``ae-simclr+clinical``    + clinically-labelled contrastive (cohort: weak label and site)
 ``ae-simclr+wsp``         + weakly-supervised positional (slices: weak label x position)
+``guided-1pct``,          the default recipe told the classes of a stratified 1 % / 10 % of
+``guided-10pct``          train (``y`` = -1 for the rest): SupCon on them, a seeded mixture
+                          anchoring the strata
 ``resnet18-supervised``   torchvision ResNet-18 trained with the labels on train, early-stopped
                           on val (3D: its 3D variant); trained from scratch unless a local
                           weights file is given
@@ -169,15 +172,24 @@ def clear_cache() -> None:
 _CLUSTERING_PARAMS = ("n_clusters", "clusterer", "manifold", "whiten")
 
 
-def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str, Any]) -> Any:
-    """A Stratifier fitted on ``data.train`` with ``params``, shared across clusterers (in
-    memory, and on disk with ``settings.model_cache``).
+def _fitted(
+    data: BenchmarkData,
+    seed: int,
+    settings: Settings,
+    params: dict[str, Any],
+    known: np.ndarray | None = None,
+) -> Any:
+    """A Stratifier fitted on ``data.train`` with ``params`` (and the few ``known`` labels,
+    -1 unknown), shared across clusterers (in memory, and on disk with
+    ``settings.model_cache``).
     """
     from stratify import Stratifier
     from stratify.training.config import auto_epochs
 
+    labelled = None if known is None else hashlib.md5(np.asarray(known).tobytes()).hexdigest()
     key = json.dumps(
-        [data.name, len(data.train), seed, settings.epochs, settings.batch_size, params],
+        [data.name, len(data.train), seed, settings.epochs, settings.batch_size, params]
+        + ([] if labelled is None else [labelled]),
         sort_keys=True,
         default=str,
     )
@@ -208,7 +220,8 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
                     seed,
                     training,
                     auto_epochs(len(data.train)),
-                ],
+                ]
+                + ([] if labelled is None else [labelled]),
                 sort_keys=True,
                 default=str,
             ).encode(),
@@ -228,7 +241,7 @@ def _fitted(data: BenchmarkData, seed: int, settings: Settings, params: dict[str
             )
         model = stored
     else:
-        model.fit(data.train.images, metadata=data.train.metadata)
+        model.fit(data.train.images, known, metadata=data.train.metadata)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(path)
@@ -271,6 +284,32 @@ def _deep(
             model.n_clusters_,
             model,
             extra=extra,
+        )
+
+    return run
+
+
+def _guided(fraction: float) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
+    """The default recipe told the classes of a stratified, seeded ``fraction`` of the
+    training images (the priors protocol's subsets, :func:`~stratify.benchmark.priors.
+    label_subset`), -1 for the others; k = number of classes.
+    """
+
+    def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
+        from stratify.benchmark.priors import label_subset
+
+        labels = np.asarray(data.train.labels, dtype=np.int64)
+        known = np.full(len(labels), -1, dtype=np.int64)
+        picked = label_subset(labels, fraction, seed)
+        known[picked] = labels[picked]
+        model = _fitted(data, seed, settings, dict(_DEFAULT), known=known)
+        if data.transductive:
+            test_labels, test_z = model.labels_, model.embedding_
+        else:
+            test_z = model.transform(data.test.images)
+            test_labels = model.predict(data.test.images)
+        return MethodResult(
+            model.labels_, test_labels, model.embedding_, test_z, model.n_clusters_, model
         )
 
     return run
@@ -461,6 +500,17 @@ METHODS: dict[str, Method] = {
             "GMM on the latents or on the manifold, whichever gives the more stable strata "
             "over 3 seeded runs (manifold='auto')",
             _deep(_DEFAULT),
+        ),
+        *(
+            Method(
+                f"guided-{percent}pct",
+                "unsupervised",
+                f"the default recipe with the classes of a stratified {percent} % of the "
+                "training images known (y = -1 for the rest): SupCon on them in training, "
+                "a seeded Gaussian mixture anchoring the strata; k = number of classes",
+                _guided(percent / 100),
+            )
+            for percent in (1, 10)
         ),
         Method(
             "default-latent-gmm",
