@@ -350,12 +350,11 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         known = check_partial_labels(y, n, self.n_clusters)
         if not (known >= 0).any():
             return None
-        if self.contrastive != "simclr" or self.clusterer != "gmm":
+        if self.contrastive != "simclr":
             raise ValueError(
                 "Known labels in y enter as supervised-contrastive positives in place of "
-                "NT-Xent and anchor a Gaussian mixture: expected contrastive='simclr' and "
-                f"clusterer='gmm' with them, got contrastive={self.contrastive!r}, "
-                f"clusterer={self.clusterer!r}."
+                "NT-Xent: expected contrastive='simclr' with them, got "
+                f"contrastive={self.contrastive!r}."
             )
         return known
 
@@ -437,9 +436,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             an unlabelled image keeps its own other view as its only positive, as in NT-Xent)
             and anchor the strata (a seeded Gaussian mixture in the chosen space: the
             labelled images of class ``c`` are all in stratum ``c``; ``n_clusters`` > C
-            leaves strata no label names, ``stratum_classes_`` -1). Needs
-            ``contrastive="simclr"`` and ``clusterer="gmm"`` (the defaults). All ``-1``: the
-            label-free fit, bit for bit.
+            leaves strata no label names, ``stratum_classes_`` -1; the mixture replaces
+            the ``clusterer`` backend). Needs ``contrastive="simclr"`` (the default). All
+            ``-1``: the label-free fit, bit for bit.
         metadata : pandas.DataFrame, optional
             One row per image, or with ``ids`` one row per patient indexed by id
             (:func:`stratify.data.ids.align_metadata`); must hold the columns the

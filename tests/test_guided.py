@@ -56,6 +56,10 @@ def test_labelled_patients_of_a_class_stay_in_one_stratum():
     assert (clusterer.labels_ == 2).sum() > 100 and not (anchors[clusterer.labels_ == 2] >= 0).any()
     # new samples get the posterior's stratum, unconstrained
     np.testing.assert_array_equal(clusterer.predict(X), clusterer.estimator_.predict(X))
+    # any backend name: the known labels make the strata a seeded mixture
+    kmeans = StrataClusterer("kmeans", 3, random_state=0).fit(X, anchors)
+    assert isinstance(kmeans.estimator_, SeededGMM)
+    np.testing.assert_array_equal(kmeans.labels_, clusterer.labels_)
 
 
 @pytest.mark.parametrize(
@@ -111,14 +115,16 @@ def test_known_labels_steer_training_and_anchor_the_strata(cohort, tmp_path):
     np.testing.assert_array_equal(loaded.predict(images[:20]), model.predict(images[:20]))
 
 
-def test_labels_with_another_clusterer_fail_before_training(cohort, monkeypatch):
+def test_labels_without_the_contrastive_term_fail_before_training(cohort, monkeypatch):
     import stratify.estimator as estimator
 
     monkeypatch.setattr(estimator, "train", lambda *a, **k: pytest.fail("trained"))
     y = np.full(len(cohort.images), -1)
     y[:6] = [0, 1, 2, 0, 1, 2]
-    with pytest.raises(ValueError, match=r"expected contrastive='simclr' and clusterer='gmm'"):
-        Stratifier(3, clusterer="kmeans", **TINY).fit(cohort.images, y)
+    with pytest.raises(
+        ValueError, match=r"expected contrastive='simclr' with them, got contrastive=None"
+    ):
+        Stratifier(3, contrastive=None, **TINY).fit(cohort.images, y)
     with pytest.raises(ValueError, match=r"at most n_clusters=2 known classes .* got 3"):
         Stratifier(2, **TINY).fit(cohort.images, y)
 

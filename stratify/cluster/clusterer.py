@@ -234,7 +234,11 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
 
     @property
     def backend(self) -> Backend:
-        """The :class:`~stratify.cluster.Backend` of ``method``."""
+        """The :class:`~stratify.cluster.Backend` of ``method`` (the Gaussian mixture's when
+        known labels anchor the strata, whatever ``method``).
+        """
+        if self.__dict__.get("anchors_") is not None:
+            return BACKENDS["gmm"]
         if isinstance(self.method, str):
             return BACKENDS[self.method]
         return instance_backend(self.method)
@@ -274,9 +278,10 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             convention; checked by :func:`~stratify.cluster.seeded.check_partial_labels`).
             A ``y`` without any ``-1`` is ignored, as a clusterer's ``y`` is by
             scikit-learn's convention. With any known label the space is chosen as without
-            labels, and in it the strata are found by a :class:`~stratify.cluster.seeded.
-            SeededGMM` (``method`` must be ``"gmm"``): the labelled patients of class ``c``
-            are all in stratum ``c``; strata ``C..n_clusters-1`` hold only unlabelled ones.
+            labels (by Gaussian mixtures), and in it the strata are found by a
+            :class:`~stratify.cluster.seeded.SeededGMM`, whatever ``method`` names: the
+            labelled patients of class ``c`` are all in stratum ``c``; strata
+            ``C..n_clusters-1`` hold only unlabelled ones.
             All ``-1`` (or None): the label-free fit, unchanged.
         manifold_embedding : numpy.ndarray of shape (N, manifold_dim), optional
             The manifold coordinates of ``X`` from an earlier fit (a loaded model), so that
@@ -298,14 +303,11 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         anchors = check_partial_labels(y, len(X), self.n_clusters) if marks_unknown(y) else None
         if anchors is not None and not (anchors >= 0).any():
             anchors = None  # nothing known: the label-free fit, bit for bit
-        if anchors is not None and self.method != "gmm":
-            raise ValueError(
-                "Known labels anchor the strata through a Gaussian mixture: expected "
-                f"method='gmm' with y, got method={self.method!r}."
-            )
         seed = draw_seeds(self.random_state)
         for attribute in self._OPTIONAL:
             self.__dict__.pop(attribute, None)  # refitting forgets the previous fit
+        if anchors is not None:  # from here on the backend is the Gaussian mixture's
+            self.anchors_ = anchors
         if isinstance(self.n_clusters, int) and self.n_clusters > len(X):
             raise ValueError(
                 f"Expected at least n_clusters={self.n_clusters} samples, got {len(X)} samples."
@@ -348,7 +350,6 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         strength = self.backend.probabilities
         assert strength is not None  # the "gmm" backend's
         self.probabilities_ = strength(gmm, space)
-        self.anchors_ = anchors
         n_classes = int(anchors.max()) + 1
         self.stratum_classes_ = np.where(clusters < n_classes, clusters, -1)
 
