@@ -98,10 +98,12 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         Two-view augmentation: None is :class:`~stratify.data.augment.TwoViewAugment`'s
         medical-image defaults (vectors: :class:`~stratify.data.vector_augment.VectorAugment`);
         a callable ``(x, generator) -> (view1, view2)`` replaces it.
-    clusterer : str or estimator, default="gmm"
+    clusterer : str or estimator, default="head"
         A name of :data:`stratify.cluster.BACKENDS` or a scikit-learn clusterer
-        (:class:`~stratify.cluster.StrataClusterer` says how each predicts).
-    manifold : {"auto", "umap"} or None, default="auto"
+        (:class:`~stratify.cluster.StrataClusterer` says how each predicts). The default,
+        SCAN-style clustering heads on the latents (:mod:`stratify.cluster.head`), was chosen
+        by a rule declared before the run on validation data (README, "The default recipe").
+    manifold : {"auto", "umap"} or None, default=None
         The manifold step between latents and clusterer (N2D's UMAP,
         :mod:`stratify.cluster.manifold`): "umap" always, None never; "auto" keeps the
         space whose strata agree best across seeded reruns (:mod:`stratify.cluster.selection`).
@@ -114,7 +116,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         Weight of the self-training term in that stage.
     normalize : bool, default=True
         Cluster the L2-normalised latents (the geometry contrastive training shapes).
-    whiten : bool or "auto", default="auto"
+    whiten : bool or "auto", default=False
         PCA-whiten the (normalised) latents before clustering them (never the manifold
         coordinates); "auto" by the rule of :mod:`stratify.cluster.whitening`.
     epochs : int or "auto", default="auto"
@@ -214,13 +216,13 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         contrastive_weight: float = 1.0,
         regularizers: Mapping[str, Any] | None = None,
         augmentation: Any = None,
-        clusterer: Any = "gmm",
-        manifold: str | None = "auto",
+        clusterer: Any = "head",
+        manifold: str | None = None,
         manifold_dim: int = 10,
         self_training_epochs: int = 0,
         self_training_weight: float = 1.0,
         normalize: bool = True,
-        whiten: bool | str = "auto",
+        whiten: bool | str = False,
         epochs: int | str = "auto",
         batch_size: int | str = "auto",
         lr: float = 1e-3,

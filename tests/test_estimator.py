@@ -48,14 +48,19 @@ def test_fitted_attributes(fitted, cohort):
     assert not fitted.model_.training
     np.testing.assert_allclose(fitted.transform(images[:20]), fitted.embedding_[:20], atol=1e-5)
     np.testing.assert_array_equal(fitted.predict(images), fitted.labels_)
-    # the default clusterer: a GMM on the latents or on the manifold, the more stable
+    # the default clusterer: SCAN-style heads on the normalised latents, no manifold step
+    assert type(fitted.clusterer_.estimator_).__name__ == "HeadClusterer"
     assert fitted.probabilities_.shape == (360,)
-    assert fitted.predict_proba(images[:5]).shape == (5, 3)
-    table = fitted.manifold_selection_
+    proba = fitted.predict_proba(images[:5])
+    assert proba.shape == (5, 3)
+    np.testing.assert_array_equal(proba.argmax(axis=1), fitted.labels_[:5])
+    assert not fitted.clusterer_.uses_manifold_ and fitted.manifold_embedding_ is None
+    auto = fitted.recluster("gmm", manifold="auto")  # the earlier default: the stabler space
+    table = auto.manifold_selection_
     assert table["manifold"].tolist() == ["none", "umap"] and table["selected"].sum() == 1
     on_manifold = bool(table.loc[1, "selected"])
-    assert fitted.clusterer_.uses_manifold_ == on_manifold
-    assert (None if fitted.manifold_embedding_ is None else fitted.manifold_embedding_.shape) == (
+    assert auto.clusterer_.uses_manifold_ == on_manifold
+    assert (None if auto.manifold_embedding_ is None else auto.manifold_embedding_.shape) == (
         (360, 10) if on_manifold else None
     )
     latent = fitted.recluster(manifold=None)
@@ -484,7 +489,7 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
     assert "train:   0%" in err and "0/4 [" in err  # drawn before the first batch
     assert "4/4 [" in err and "epoch=2/2" in err  # per batch, kept at the end
     assert "stratify: embedding 64 images ..." in err
-    assert "stratify: clustering into 2 strata (gmm, manifold auto) ..." in err
+    assert "stratify: clustering into 2 strata (head) ..." in err
 
 
 @pytest.mark.parametrize(
@@ -641,7 +646,14 @@ def test_auto_epochs_follow_the_sample_budget_rule(cohort, monkeypatch):
 def test_whiten_auto_follows_the_sample_rule_and_recluster_can_switch_it(cohort):
     images = cohort[0][:96]  # 96 < 10 x latent_dim 4 x 3 strata: not whitened
     model = Stratifier(
-        3, latent_dim=4, width=4, epochs=1, batch_size=32, manifold=None, random_state=0
+        3,
+        latent_dim=4,
+        width=4,
+        epochs=1,
+        batch_size=32,
+        clusterer="gmm",
+        whiten="auto",
+        random_state=0,
     ).fit(images)
     assert model.whiten == "auto" and model.clusterer_.whitening_ is None
     white = model.recluster(whiten=True)
@@ -674,9 +686,9 @@ def test_a_whitened_gmm_stratum_is_sampled_from_its_component_in_latent_space(co
     from stratify import generate
 
     images = cohort[0][:96]
-    model = Stratifier(2, normalize=False, whiten=True, manifold=None, random_state=0, **TINY).fit(
-        images
-    )
+    model = Stratifier(
+        2, clusterer="gmm", normalize=False, whiten=True, random_state=0, **TINY
+    ).fit(images)
     w, gmm = model.clusterer_.whitening_, model.clusterer_.estimator_
     A = np.sqrt(w.variances)[:, None] * w.components  # by hand: z = white @ A + mean
     mean, cov = model.clusterer_.stratum_gaussian(1)

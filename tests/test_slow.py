@@ -21,7 +21,7 @@ def test_default_vae_on_pneumoniamnist_is_informative_and_generates_its_strata(m
     test = load_medmnist("pneumoniamnist", "test", root=medmnist_root, download=False)
     y_train, y_test = train.labels.ravel(), test.labels.ravel()
     # the benchmark row's clustering: GMM on the unwhitened latents
-    vae = Stratifier(2, model="vae", epochs=12, manifold=None, whiten=False, random_state=0).fit(
+    vae = Stratifier(2, model="vae", clusterer="gmm", epochs=12, random_state=0).fit(
         train.images
     )
     assert vae.active_units_ >= vae.latent_dim // 2
@@ -37,5 +37,6 @@ def test_default_vae_on_pneumoniamnist_is_informative_and_generates_its_strata(m
 def test_manifold_step_finds_the_digits_of_the_mnist_test_set(mnist_root):
     """Benchmark (ae-simclr-umap-gmm, 3 seeds): ACC 0.949 ± 0.007 (0.849 without UMAP)."""
     digits = load_mnist_test(mnist_root, download=False)
-    model = Stratifier(10, manifold="umap", epochs=8, random_state=0).fit(digits.images)
+    model = Stratifier(10, clusterer="gmm", manifold="umap", epochs=8, random_state=0)
+    model.fit(digits.images)
     assert metrics.cluster_accuracy(digits.labels.ravel(), model.labels_) >= 0.92

@@ -487,6 +487,7 @@ _DEFAULT: dict[str, Any] = {"epochs": "auto", "batch_size": "auto"}
 _SELF_TRAINING: dict[str, Any] = {
     **_AE_SIMCLR,
     "self_training_epochs": SELF_TRAINING_EPOCHS,
+    "clusterer": "gmm",
     "manifold": "auto",
 }
 METHODS: dict[str, Method] = {
@@ -497,8 +498,7 @@ METHODS: dict[str, Method] = {
             "default",
             "unsupervised",
             "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
-            "GMM on the latents or on the manifold, whichever gives the more stable strata "
-            "over 3 seeded runs (manifold='auto')",
+            "SCAN-style clustering heads on the normalised latents (clusterer='head')",
             _deep(_DEFAULT),
         ),
         *(
@@ -517,32 +517,32 @@ METHODS: dict[str, Method] = {
             "unsupervised",
             "the default recipe's network, GMM on the normalised latents (no manifold "
             "step), whitened when N >= 10 x latent_dim x k (whiten='auto')",
-            _deep(_DEFAULT, manifold=None, whiten="auto"),
+            _deep(_DEFAULT, clusterer="gmm", manifold=None, whiten="auto"),
         ),
         Method(
             "default-raw-gmm",
             "unsupervised",
             "the default recipe's network, GMM on the latents never whitened",
-            _deep(_DEFAULT, manifold=None, whiten=False),
+            _deep(_DEFAULT, clusterer="gmm", manifold=None, whiten=False),
         ),
         Method(
             "default-white-gmm",
             "unsupervised",
             "the default recipe's network, GMM on the latents always whitened",
-            _deep(_DEFAULT, manifold=None, whiten=True),
+            _deep(_DEFAULT, clusterer="gmm", manifold=None, whiten=True),
         ),
         Method(
             "default-umap-gmm",
             "unsupervised",
             "the default recipe's network, manifold step (UMAP) + GMM",
-            _deep(_DEFAULT, manifold="umap"),
+            _deep(_DEFAULT, clusterer="gmm", manifold="umap"),
         ),
         Method(
             "default-auto-gmm",
             "unsupervised",
             "the default recipe's network, GMM on the latents or on the manifold, whichever "
             "gives the more stable strata over 3 seeded runs",
-            _deep(_DEFAULT, manifold="auto"),
+            _deep(_DEFAULT, clusterer="gmm", manifold="auto"),
         ),
         *(
             Method(
