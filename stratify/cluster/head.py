@@ -235,6 +235,7 @@ def fit_head(
         device="cpu",
         num_threads=1,  # tiny tensors: more threads only add overhead
         progress=False,
+        distributed=False,  # every rank trains the same head, as one process would
     )
     network: Any = LatentRows()  # duck-types the Autoencoder interface the loop reads
     train(network, Objective({"cluster_heads": term}), rows, config=config, random_state=seed)

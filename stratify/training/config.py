@@ -108,6 +108,10 @@ class TrainConfig:
         Torch CPU threads during the fit (restored afterwards); ``None`` = physical cores.
     progress : bool, default=True
         Show a tqdm progress bar (epoch, loss, each term).
+    distributed : bool, default=True
+        Under ``torchrun``, split the fit across the processes; False trains the whole fit
+        in this process alone (what every rank does for a small fit on data all ranks hold,
+        e.g. a clustering head on frozen latents, so that it is the same as in one process).
     """
 
     epochs: int = 20
@@ -134,6 +138,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     num_threads: int | None = None
     progress: bool = True
+    distributed: bool = True
 
     def __post_init__(self) -> None:
         check_in_range(self.epochs, "epochs", _OWNER, kind=int, low=1)
@@ -166,7 +171,7 @@ class TrainConfig:
         check_in_range(self.num_workers, "num_workers", _OWNER, kind=int, low=0)
         check_in_range(self.checkpoint_every, "checkpoint_every", _OWNER, kind=int, low=1)
         _check_optional(self.num_threads, "num_threads", kind=int, low=1)
-        for name in ("drop_last", "mixed_precision", "progress", "restore_best"):
+        for name in ("drop_last", "mixed_precision", "progress", "restore_best", "distributed"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(
                     f"The '{name}' parameter of {_OWNER} must be an instance of 'bool'. "

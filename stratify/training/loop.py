@@ -213,7 +213,7 @@ def train(
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"Expected config to be a TrainConfig, got {type(config).__name__}.")
-    world, rank_device = parallel.join(config.device)
+    world, rank_device = parallel.join(config.device) if config.distributed else (None, None)
     checkpoint = parallel.on_main(
         lambda: load_checkpoint(resume_from) if resume_from is not None else None, world
     )
