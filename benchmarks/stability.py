@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import platform
 import sys
@@ -68,6 +69,7 @@ def measure(dataset: str, seed: int, resamples: int, model_cache: str | None) ->
         "unstable_patients": float((drawn < UNSTABLE_PATIENT).mean()),
         "seconds": time.perf_counter() - start,
         "test_labels": np.asarray(result.test_labels),
+        "test_images": hashlib.md5(np.ascontiguousarray(data.test.images).tobytes()).hexdigest(),
     }
 
 
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in args.datasets:
         runs = [measure(dataset, s, args.resamples, args.model_cache) for s in args.seeds]
         for a, b in itertools.combinations(runs, 2):
+            if a["test_images"] != b["test_images"]:  # a cohort drawn anew per seed
+                continue
             seeds.append(
                 {
                     "dataset": dataset,
@@ -95,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                     "ari": adjusted_rand_score(a["test_labels"], b["test_labels"]),
                 }
             )
-        rows += [{k: v for k, v in r.items() if k != "test_labels"} for r in runs]
-    frame, pairs = pd.DataFrame(rows), pd.DataFrame(seeds)
+        rows += [{k: v for k, v in r.items() if not k.startswith("test_")} for r in runs]
+    frame, pairs = pd.DataFrame(rows), pd.DataFrame(seeds, columns=["dataset", "seeds", "ari"])
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(frame.assign(git_commit=commit), args.out / "stability.csv", index=False)
 
@@ -125,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary.loc[dataset, (c, 'mean')]:.3f} ± {summary.loc[dataset, (c, 'std')]:.3f}"
             for c in columns
         ]
-        pair = f"{across.loc[dataset, 'mean']:.3f} ± {across.loc[dataset, 'std']:.3f}"
+        pair = (
+            f"{across.loc[dataset, 'mean']:.3f} ± {across.loc[dataset, 'std']:.3f}"
+            if dataset in across.index
+            else "– (other patients per seed)"
+        )
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {pair} |")
     write_text("\n".join(lines) + "\n", args.out / "stability.md")
     print("\n".join(lines))
