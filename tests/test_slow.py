@@ -21,9 +21,7 @@ def test_default_vae_on_pneumoniamnist_is_informative_and_generates_its_strata(m
     test = load_medmnist("pneumoniamnist", "test", root=medmnist_root, download=False)
     y_train, y_test = train.labels.ravel(), test.labels.ravel()
     # the benchmark row's clustering: GMM on the unwhitened latents
-    vae = Stratifier(2, model="vae", clusterer="gmm", epochs=12, random_state=0).fit(
-        train.images
-    )
+    vae = Stratifier(2, model="vae", clusterer="gmm", epochs=12, random_state=0).fit(train.images)
     assert vae.active_units_ >= vae.latent_dim // 2
     probe = metrics.linear_probe_accuracy(
         vae.embedding_, y_train, vae.transform(test.images), y_test
