@@ -119,9 +119,10 @@ def _patients(
         raise CommandError(f"metadata {Path(path).name}: {error_line(error)}") from None
 
 
-def _known_labels(frame: Any, column: str, quiet: bool) -> np.ndarray:
-    """``--labels COLUMN``: one class per image, -1 where the cell is blank. Integer codes
-    are kept; text classes are coded 0..C-1 in sorted order (the mapping is printed).
+def _known_labels(frame: Any, column: str, quiet: bool) -> Any:
+    """``--labels COLUMN``: one class per image, -1 where the cell is blank, as a Series
+    named ``COLUMN`` (the model keeps the name, so ``describe`` marks the column). Integer
+    codes are kept; text classes are coded 0..C-1 in sorted order (the mapping is printed).
     """
     import pandas as pd
 
@@ -147,14 +148,14 @@ def _known_labels(frame: Any, column: str, quiet: bool) -> np.ndarray:
                 f"non-integer values such as {bad[0]:g}"
             )
         labels[known.to_numpy()] = codes.astype(np.int64)
-        return labels
+        return pd.Series(labels, name=column)
     names = sorted(values[known].astype(str).str.strip().unique())
     code = {name: i for i, name in enumerate(names)}
     labels[known.to_numpy()] = [code[v] for v in values[known].astype(str).str.strip()]
     if not quiet:
         mapping = ", ".join(f"{i} = {name}" for name, i in code.items())
         print(f"stratify fit: --labels {column}: classes {mapping}", file=sys.stderr)
-    return labels
+    return pd.Series(labels, name=column)
 
 
 def _read_metadata(path: str | None, n_samples: int) -> Any:
@@ -466,8 +467,10 @@ def _describe(args: argparse.Namespace) -> int:
             patients["stratum"], patients[outcome[0]], patients[outcome[1]]
         )
     profile, tests = model.describe(metadata)
-    # a column the strata were trained to follow (a prior) is no finding: say which
-    tests["used_in_training"] = tests.index.isin(model.objective_.metadata_columns)
+    # a column the strata were trained to follow (a prior, the labels) is no finding
+    roles = model.columns_in_training()
+    tests["used_in_training"] = tests.index.isin(list(roles))
+    tests["training_role"] = [roles.get(c, "none") for c in tests.index]
     out = Path(args.out)
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")

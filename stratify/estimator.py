@@ -161,6 +161,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         The patient id of each training image (fitted with ``ids``).
     known_labels_ : numpy.ndarray of int, shape (N,) or None
         The few known labels ``fit`` was given (-1 unknown); None for a label-free fit.
+    label_column_ : str or None
+        The name of the labels ``fit`` read (``y.name`` of a pandas Series, or the CLI's
+        ``--labels`` column); None without labels or without a name.
     stratum_classes_ : numpy.ndarray of int, shape (n_clusters_,)
         With known labels: the class each stratum holds (stratum ``c`` holds class ``c``;
         -1: a stratum no labelled image is in, a group the labels do not name).
@@ -419,6 +422,23 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         )
 
     # ---------------------------------------------------------------------- public API
+    def columns_in_training(self) -> dict[str, str]:
+        """The metadata columns that entered training, each with its role: the columns a
+        prior read (``"prior"``) and the column the labels came from (``"labels"``, known
+        as ``label_column_``). The strata were pushed to follow them, so a difference across
+        strata in such a column is expected, not a finding (the circularity that
+        ``stratify describe`` and ``stratify report`` mark).
+
+        Returns
+        -------
+        dict of str to str
+        """
+        check_is_fitted(self)
+        roles = {c: "prior" for c in self.objective_.metadata_columns if c != LABELS}
+        if getattr(self, "label_column_", None) is not None:
+            roles[self.label_column_] = "labels"
+        return roles
+
     def fit(
         self, X: Any, y: Any = None, *, metadata: pd.DataFrame | None = None, ids: Any = None
     ) -> Stratifier:
@@ -440,7 +460,8 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             labelled images of class ``c`` are all in stratum ``c``; ``n_clusters`` > C
             leaves strata no label names, ``stratum_classes_`` -1; the mixture replaces
             the ``clusterer`` backend). Needs ``contrastive="simclr"`` (the default). All
-            ``-1``: the label-free fit, bit for bit.
+            ``-1``: the label-free fit, bit for bit. A pandas Series keeps its name as
+            ``label_column_``, so :meth:`columns_in_training` marks that metadata column.
         metadata : pandas.DataFrame, optional
             One row per image, or with ``ids`` one row per patient indexed by id
             (:func:`stratify.data.ids.align_metadata`); must hold the columns the
@@ -469,6 +490,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         if known is not None:  # SupCon reads NaN as unknown
             labels = np.where(known >= 0, known, np.nan).astype(np.float64)
         self.known_labels_ = known
+        read = known is not None or self.objective_.uses_labels
+        name = getattr(y, "name", None) if read else None
+        self.label_column_ = name if isinstance(name, str) else None
         check_strata_fit(images, self.n_clusters)  # after the input checks, before training
         model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
 

@@ -192,16 +192,19 @@ def write_html_report(
 
     if metadata is not None:
         profile, tests = model.describe(metadata)
-        priors = sorted(set(tests.index) & set(model.objective_.metadata_columns))
+        roles = model.columns_in_training()
+        trained = [c for c in tests.index if c in roles]
+        role = {"labels": "known labels", "prior": "a prior"}
+        named = ", ".join(f"{c} ({role[roles[c]]})" for c in trained)
         parts.append(
             "<h2>Metadata per stratum</h2>" + _table(profile) + "<p class='note'>Tests across "
             "strata; p-values adjusted by Benjamini-Hochberg.</p>"
-            + _table(tests.assign(used_in_training=tests.index.isin(priors)))
+            + _table(tests.assign(used_in_training=tests.index.isin(trained)))
             + (
-                f"<p class='note'>Used in training as a prior: {html.escape(', '.join(priors))}."
-                " The strata were pushed to follow these columns, so their differences across "
-                "strata are expected, not a finding.</p>"
-                if priors
+                f"<p class='note'>Used in training: {html.escape(named)}. The strata were "
+                "pushed to follow these columns, so their differences across strata are "
+                "expected, not a finding.</p>"
+                if trained
                 else ""
             )
         )

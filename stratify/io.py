@@ -302,6 +302,7 @@ def save_stratifier(estimator: Any, path: str | os.PathLike) -> Path:
         "epochs_": int(getattr(estimator, "epochs_", 0)),
         "fit_seconds_": float(getattr(estimator, "fit_seconds_", float("nan"))),
         "ids_": None if getattr(estimator, "ids_", None) is None else estimator.ids_.tolist(),
+        "label_column_": getattr(estimator, "label_column_", None),
         "clusterer": estimator.clusterer_.state(),
     }
     return write(path, params, estimator.model_.state_dict(), _tensors(fitted))
@@ -356,6 +357,7 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
         estimator.fit_seconds_ = float(fitted["fit_seconds_"])
     if fitted.get("ids_") is not None:
         estimator.ids_ = np.asarray(fitted["ids_"], dtype=str)
+    estimator.label_column_ = fitted.get("label_column_")
     if fitted.get("kl_per_dim_") is not None:
         estimator.embedding_std_ = fitted["embedding_std_"]
         estimator.set_posterior_summary(fitted["kl_per_dim_"])

@@ -648,6 +648,16 @@ def test_fit_labels_reads_a_column_with_blanks_for_unknown(files, tmp_path, caps
     assert (model.known_labels_[~known] == -1).all()
     for c in range(3):  # every labelled image of a class in that class's stratum
         assert set(model.labels_[model.known_labels_ == c]) == {c}
+    # the labels column is no finding of the strata: describe marks it as trained on
+    assert model.label_column_ == "grade" and model.columns_in_training() == {"grade": "labels"}
+    out_dir = tmp_path / "describe"
+    describe = ["describe", str(tmp_path / "m.pt"), "--metadata", str(tmp_path / "t.csv")]
+    assert main([*describe, "--out", str(out_dir), "--quiet"]) == 0
+    tests = pd.read_csv(out_dir / "strata_tests.csv", index_col=0)
+    assert tests.loc["grade", "training_role"] == "labels"
+    assert tests.loc["grade", "used_in_training"]
+    others = tests.drop(index="grade")
+    assert not others["used_in_training"].any() and (others["training_role"] == "none").all()
     table.assign(grade=np.where(known, 0.5, np.nan)).to_csv(tmp_path / "f.csv", index=False)
     out = ["--out", str(tmp_path / "f.pt"), *FAST]
     floats = [*base, "--metadata", str(tmp_path / "f.csv"), "--labels", "grade", *out]

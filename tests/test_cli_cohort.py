@@ -171,7 +171,7 @@ def test_describe_outcome_and_the_html_report(cohort, tmp_path):
     for heading in ("Cohort", "Stratum sizes", "Example images per stratum", "Model card"):
         assert heading in parser.headings
     assert any(h.startswith("Survival") for h in parser.headings)
-    assert re.search(r"Used in training as a prior: age", report.read_text())
+    assert re.search(r"Used in training: age \(a prior\)", report.read_text())
     measured = Stratifier.load(model).clustering_stability(10, random_state=0)
     text = report.read_text()
     assert (

@@ -111,6 +111,7 @@ def test_known_labels_steer_training_and_anchor_the_strata(cohort, tmp_path):
     loaded = Stratifier.load(model.save(tmp_path / "m.pt"))
     np.testing.assert_array_equal(loaded.labels_, model.labels_)
     np.testing.assert_array_equal(loaded.known_labels_, y)
+    assert loaded.label_column_ is None and loaded.columns_in_training() == {}  # unnamed y
     np.testing.assert_array_equal(loaded.stratum_classes_, model.stratum_classes_)
     np.testing.assert_array_equal(loaded.predict(images[:20]), model.predict(images[:20]))
 
