@@ -794,3 +794,44 @@ def test_guided_rows_know_a_stratified_share_and_keep_their_own_network(tmp_path
     assert free.model.known_labels_ is None
     assert len(list((tmp_path / "models").glob("cohort-0-*.pt"))) == 2
     methods_module.clear_cache()
+
+
+def test_supervised_rows_on_the_guided_share_train_and_select_on_that_share(tmp_path, monkeypatch):
+    import copy
+    import hashlib
+
+    from stratify import baselines
+    from stratify.benchmark.datasets import load_dataset
+    from stratify.benchmark.priors import label_subset
+    from stratify.data import medmnist
+
+    table = copy.deepcopy(medmnist._info_table())
+    monkeypatch.setattr(medmnist, "_info_table", lambda: table)
+    path = _fake_retina(tmp_path, 28, seed=3)
+    table["retinamnist"]["MD5"] = hashlib.md5(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(baselines.MEDMNIST_PROTOCOL, "epochs", 1)
+    seen = {}
+    protocol = baselines.medmnist_protocol
+
+    def spy(*args, **kwargs):
+        model = protocol(*args, **kwargs)
+        fit = model.fit
+
+        def recorded(X, y, X_val=None, y_val=None):
+            seen.update(n=len(X), y=np.asarray(y), n_val=len(X_val), y_val=np.asarray(y_val))
+            return fit(X, y, X_val=X_val, y_val=y_val)
+
+        model.fit = recorded
+        return model
+
+    monkeypatch.setattr(baselines, "medmnist_protocol", spy)
+    data = load_dataset("retinamnist", seed=0, root=tmp_path)
+    result = METHODS["resnet18-medmnist-10pct"].run(data, 1, Settings(epochs=1, batch_size=16))
+    train = label_subset(data.train.labels, 0.1, 1)
+    val = label_subset(data.val.labels, 0.1, 1)
+    assert seen["n"] == len(train) == 5 and seen["n_val"] == len(val) == 5  # one per class
+    np.testing.assert_array_equal(seen["y"], np.asarray(data.train.labels)[train])
+    np.testing.assert_array_equal(seen["y_val"], np.asarray(data.val.labels)[val])
+    assert len(result.test_labels) == len(data.test.labels)  # scored on the whole test split
+    cohort = load_dataset("cohort", n_samples=60)  # transductive: no split to train on
+    assert "no train/test split" in METHODS["resnet18-medmnist-1pct"].applies(cohort, Settings())

@@ -30,6 +30,11 @@ method                    what it is
 ``guided-1pct``,          the default recipe told the classes of a stratified 1 % / 10 % of
 ``guided-10pct``          train (``y`` = -1 for the rest): SupCon on them, a seeded mixture
                           anchoring the strata
+``resnet18-medmnist-1pct``, the MedMNIST v2 protocol (ResNet-18 (28) from scratch) trained on
+``resnet18-medmnist-10pct`` the labelled images of ``guided-1pct`` / ``guided-10pct`` (the same
+                          stratified, seeded subset of train) and selected on the same share of
+                          val (a researcher who bought 1 % of the labels has no fully labelled
+                          val split either): the supervised answer to the same budget
 ``resnet18-supervised``   torchvision ResNet-18 trained with the labels on train, early-stopped
                           on val (3D: its 3D variant); trained from scratch unless a local
                           weights file is given
@@ -392,24 +397,28 @@ SHORT_PROTOCOL_EPOCHS = 20
 
 
 def _protocol(
-    arch: str, *, short: bool = False, trunk: str = "scratch"
+    arch: str, *, short: bool = False, trunk: str = "scratch", fraction: float = 1.0
 ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """The MedMNIST v2 protocol (:func:`stratify.baselines.medmnist_protocol`) with a trunk
     from scratch, from the ``--weights`` file, or stratify's own encoder pretrained on the
     training images without labels (the default Stratifier's network) and fine-tuned.
+    ``fraction`` < 1 trains on the guided rows' stratified, seeded share of train
+    (:func:`~stratify.benchmark.priors.label_subset`) and selects on the same share of val.
     """
 
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         from stratify.baselines import MEDMNIST_PROTOCOL, medmnist_protocol
+        from stratify.benchmark.priors import label_subset
 
         network: Any = arch
         if trunk == "stratify":
             network = _fitted(data, seed, settings, _AE_SIMCLR).model_.encoder
+        share = "" if fraction >= 1 else f"-{round(fraction * 100)}pct"
         folder = (
             None
             if settings.checkpoints is None
             else Path(settings.checkpoints)
-            / (f"{data.name}-{arch}-{trunk}{'-short' if short else ''}-seed{seed}")
+            / (f"{data.name}-{arch}-{trunk}{'-short' if short else ''}{share}-seed{seed}")
         )
         model = medmnist_protocol(
             network,
@@ -424,8 +433,13 @@ def _protocol(
         )
         if data.val is None:
             raise ValueError(f"Expected a validation split for {data.name!r}, got none.")
+        train = label_subset(data.train.labels, fraction, seed)
+        val = label_subset(data.val.labels, fraction, seed)
         model.fit(
-            data.train.images, data.train.labels, X_val=data.val.images, y_val=data.val.labels
+            data.train.images[train],
+            np.asarray(data.train.labels)[train],
+            X_val=data.val.images[val],
+            y_val=np.asarray(data.val.labels)[val],
         )
         if folder is not None:
             shutil.rmtree(folder)  # the row is done; its progress is no longer needed
@@ -673,6 +687,17 @@ METHODS: dict[str, Method] = {
             )
             for arch, title in (("resnet18", "ResNet-18 (28)"), ("resnet50", "ResNet-50 (28)"))
             for suffix in ("", "-short")
+        ),
+        *(
+            Method(
+                f"resnet18-medmnist-{percent}pct",
+                "supervised",
+                f"ResNet-18 (28) from scratch, the MedMNIST v2 protocol on the {percent} % of "
+                "labels the guided rows know",
+                _protocol("resnet18", fraction=percent / 100),
+                _protocol_applies(),
+            )
+            for percent in (1, 10)
         ),
         Method(
             "resnet18-transfer",
