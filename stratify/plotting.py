@@ -20,6 +20,7 @@ __all__ = [
     "plot_history",
     "plot_image_grid",
     "plot_k_selection",
+    "plot_label_efficiency",
     "plot_latent_space",
     "plot_scores",
     "plot_strata_sizes",
@@ -351,6 +352,69 @@ def plot_scores(
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
         ax.set_ylabel(f"{metric} (bar: mean; dots: seeds)" if i % n_cols == 0 else "")
+    return _finish(figure, path)
+
+
+def plot_label_efficiency(table: Any, *, path: str | os.PathLike | None = None) -> Any:
+    """ACC against the share of training labels known, one panel per dataset: the guided
+    strata and the supervised model trained on the same labels as lines (mean, band: sd
+    over seeds), the label-free strata and the majority-class rate as horizontal lines.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per (dataset, family, percent): columns ``dataset``, ``family``
+        (``"strata"`` or ``"supervised"``), ``percent`` (0 = label-free), ``mean``, ``sd``
+        and ``majority_rate``.
+    path : path-like, optional
+        Save the figure there.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` has no row with labels (percent > 0).
+    """
+    labelled = table[table["percent"] > 0]
+    if labelled.empty:
+        raise ValueError("Expected rows with a share of labels (percent > 0), got none.")
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(table["dataset"]))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    colours = {"strata": "#08306b", "supervised": "#cb181d"}
+    names = {"strata": "stratify, guided strata", "supervised": "supervised ResNet-18"}
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        part = table[table["dataset"] == dataset]
+        for family, colour in colours.items():
+            line = part[(part["family"] == family) & (part["percent"] > 0)]
+            line = line.sort_values("percent")
+            if line.empty:
+                continue
+            ax.plot(line["percent"], line["mean"], marker="o", color=colour, label=names[family])
+            ax.fill_between(
+                line["percent"],
+                line["mean"] - line["sd"],
+                line["mean"] + line["sd"],
+                color=colour,
+                alpha=0.2,
+            )
+        free = part[(part["family"] == "strata") & (part["percent"] == 0)]
+        if not free.empty:
+            ax.axhline(
+                float(free["mean"].iloc[0]),
+                color=colours["strata"],
+                linestyle="--",
+                linewidth=1,
+                label="label-free strata",
+            )
+        ax.axhline(
+            float(part["majority_rate"].mean()),
+            color="grey",
+            linestyle=":",
+            linewidth=1,
+            label="majority class",
+        )
+        ax.set(xscale="log", xlabel="training labels known (%)", ylabel="ACC", title=dataset)
+        ax.legend(fontsize=7)
     return _finish(figure, path)
 
 

@@ -835,3 +835,43 @@ def test_supervised_rows_on_the_guided_share_train_and_select_on_that_share(tmp_
     assert len(result.test_labels) == len(data.test.labels)  # scored on the whole test split
     cohort = load_dataset("cohort", n_samples=60)  # transductive: no split to train on
     assert "no train/test split" in METHODS["resnet18-medmnist-1pct"].applies(cohort, Settings())
+
+
+def test_the_label_budget_table_sets_guided_strata_beside_supervised_on_the_same_labels(
+    tmp_path,
+):
+    from stratify.benchmark import report
+
+    rows = []
+    base = {"scoring": "test split", "majority_rate": 0.6, "n_test": 10, "n_train": 20}
+    accs = {
+        "default": [0.6, 0.7, 0.8],
+        "guided-1pct": [0.80, 0.82, 0.84],
+        "resnet18-medmnist-1pct": [0.5, 0.6, 0.7],
+        "resnet18-medmnist-10pct": [0.9, 0.9, 0.9],
+        "resnet18-medmnist": [0.95, 0.95, 0.95],
+        "pca-kmeans": [0.1, 0.1, 0.1],  # not a budget row
+    }
+    for method, values in accs.items():
+        kind = "supervised" if method.startswith("resnet") else "unsupervised"
+        for seed, acc in enumerate(values):
+            rows.append({**_row(method, seed, acc), **base, "kind": kind})
+    results = pd.DataFrame(rows, columns=runner.COLUMNS)
+    table = report.label_budget(report.summarize(results))
+    assert list(zip(table["percent"], table["family"], strict=True)) == [
+        (0, "strata"),
+        (1, "strata"),
+        (1, "supervised"),
+        (10, "supervised"),
+        (100, "supervised"),
+    ]
+    text = report.write_report(results, tmp_path, "p", {"seeds": [0, 1, 2]}).read_text()
+    lines = text.split("## How many labels to buy")[1].splitlines()
+    sd = np.std([0.80, 0.82, 0.84], ddof=1)
+    assert f"| d | 1 % | 0.820 ± {sd:.3f} (3) | 0.600 ± 0.100 (3) | 0.600 |" in lines
+    assert "| d | 0 % | 0.700 ± 0.100 (3) | not run | 0.600 |" in lines
+    assert "| d | 10 % | not run | 0.900 ± 0.000 (3) | 0.600 |" in lines
+    png = tmp_path / "label_efficiency.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![label efficiency]" in text
+    without = results[~results["method"].str.startswith("guided")]
+    assert "How many labels" not in report.write_report(without, tmp_path, "p", {}).read_text()

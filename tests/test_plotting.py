@@ -104,3 +104,25 @@ def test_views_are_drawn_under_the_originals(shape):
     np.testing.assert_allclose(
         grid[1, 1].get_images()[0].get_array(), grid[0, 1].get_images()[0].get_array(), atol=1e-6
     )
+
+
+def test_label_efficiency_draws_one_line_per_family_and_the_label_free_level():
+    table = pd.DataFrame(
+        {
+            "dataset": ["d"] * 4,
+            "family": ["strata", "strata", "supervised", "supervised"],
+            "percent": [0, 1, 1, 100],
+            "mean": [0.6, 0.8, 0.7, 0.9],
+            "sd": [0.0, 0.02, 0.05, 0.01],
+            "majority_rate": [0.5] * 4,
+        }
+    )
+    figure = plotting.plot_label_efficiency(table)
+    ax = figure.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["stratify, guided strata"].get_xydata(), [[1, 0.8]])
+    np.testing.assert_allclose(lines["supervised ResNet-18"].get_xydata(), [[1, 0.7], [100, 0.9]])
+    assert lines["label-free strata"].get_ydata()[0] == 0.6
+    assert lines["majority class"].get_ydata()[0] == 0.5 and ax.get_xscale() == "log"
+    with pytest.raises(ValueError, match=r"share of labels \(percent > 0\), got none"):
+        plotting.plot_label_efficiency(table[table["percent"] == 0])

@@ -292,6 +292,80 @@ def _headline(summary: pd.DataFrame) -> list[str]:
     ]
 
 
+#: The rows of the label-budget table: method -> (family, percent of train labels known).
+LABEL_BUDGET = {
+    "default": ("strata", 0),
+    "guided-1pct": ("strata", 1),
+    "guided-10pct": ("strata", 10),
+    "resnet18-medmnist-1pct": ("supervised", 1),
+    "resnet18-medmnist-10pct": ("supervised", 10),
+    "resnet18-medmnist": ("supervised", 100),
+}
+
+
+def label_budget(summary: pd.DataFrame) -> pd.DataFrame:
+    """The label-budget rows of the datasets with a guided row: one row per (dataset,
+    method of :data:`LABEL_BUDGET`) with ``family``, ``percent``, ACC ``mean`` / ``sd``,
+    ``n_seeds`` and ``majority_rate`` (empty without a guided row).
+    """
+    columns = ["dataset", "method", "family", "percent", "mean", "sd", "n_seeds", "majority_rate"]
+    guided = summary[summary["method"].str.startswith("guided-")]
+    rows = summary[
+        summary["dataset"].isin(set(guided["dataset"])) & summary["method"].isin(LABEL_BUDGET)
+    ]
+    table = pd.DataFrame(
+        {
+            "dataset": rows["dataset"],
+            "method": rows["method"],
+            "family": [LABEL_BUDGET[m][0] for m in rows["method"]],
+            "percent": [LABEL_BUDGET[m][1] for m in rows["method"]],
+            "mean": rows["acc_mean"],
+            "sd": rows["acc_sd"],
+            "n_seeds": rows["n_seeds"],
+            "majority_rate": rows["majority_rate"],
+        },
+        columns=columns,
+    )
+    return table.sort_values(["dataset", "percent", "family"], kind="stable").reset_index(drop=True)
+
+
+def _label_budget_lines(table: pd.DataFrame, figure: str | None) -> list[str]:
+    """The "how many labels to buy" section: per dataset and share of labels, the strata's
+    cluster ACC beside the supervised protocol's ACC on the same labels.
+    """
+    if table.empty:
+        return []
+    lines = [
+        "## How many labels to buy",
+        "",
+        "Per share of the training labels known: the strata's cluster ACC (`default` with no "
+        "label, `guided-*` told a stratified, seeded share; k = number of classes) beside "
+        "the MedMNIST v2 protocol trained on the same labelled images and selected on the "
+        "same share of val (`resnet18-medmnist-*pct`; 100 %: `resnet18-medmnist`). Test "
+        "split; mean ± sd over seeds (seed count in brackets).",
+        "",
+        "| dataset | labels | strata ACC | supervised ACC | majority class |",
+        "|---|---:|---|---|---|",
+    ]
+    for (dataset, percent), part in table.groupby(["dataset", "percent"], sort=False):
+        cells = {}
+        for family in ("strata", "supervised"):
+            row = part[part["family"] == family]
+            if row.empty:
+                cells[family] = "not run"
+                continue
+            r = row.iloc[0]
+            spread = "" if r["n_seeds"] == 1 else f" ± {r['sd']:.3f}"
+            cells[family] = f"{r['mean']:.3f}{spread} ({int(r['n_seeds'])})"
+        lines.append(
+            f"| {dataset} | {percent} % | {cells['strata']} | {cells['supervised']} | "
+            f"{part['majority_rate'].mean():.3f} |"
+        )
+    if figure:
+        lines += ["", f"![label efficiency]({figure})"]
+    return [*lines, ""]
+
+
 def _environment(results: pd.DataFrame) -> str:
     import sklearn
     import torch
@@ -380,6 +454,12 @@ def write_report(
     ]
     summary = summarize(results)
     lines += _headline(summary)
+    budget = label_budget(summary)
+    figure = None
+    if (budget["percent"] > 0).any():
+        figure = "label_efficiency.png"
+        plotting.plot_label_efficiency(budget, path=out / figure)
+    lines += _label_budget_lines(budget, figure)
     if profile.get("bars"):
         lines += [
             "## The bar (the profile's acceptance criteria; test split, k = number of "
