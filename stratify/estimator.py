@@ -435,8 +435,9 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """
         check_is_fitted(self)
         roles = {c: "prior" for c in self.objective_.metadata_columns if c != LABELS}
-        if getattr(self, "label_column_", None) is not None:
-            roles[self.label_column_] = "labels"
+        column = getattr(self, "label_column_", None)
+        if column is not None:
+            roles[column] = "labels"
         return roles
 
     def fit(
