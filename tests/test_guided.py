@@ -138,3 +138,18 @@ def test_a_y_without_an_unknown_is_ignored_as_a_clusterers_y():
     assert not hasattr(given, "anchors_")
     with pytest.raises(ValueError, match=r"at most n_clusters=2 known classes"):
         StrataClusterer("gmm", 2).fit(X, np.where(np.arange(len(X)) % 2, blob, -1))
+
+
+def test_rgb_images_with_few_labels_anchor_the_strata_too():
+    # the fundus-set case of issue 33: (N, 3, H, W) colour images with 10 % known labels
+    rng = np.random.default_rng(1)
+    strata = np.repeat(np.arange(3), 40)
+    images = rng.integers(0, 40, size=(120, 3, 16, 16)).astype(np.uint8)
+    for i, c in enumerate(strata):
+        images[i, c] += 150  # class c: a bright channel c
+    y = np.full(len(images), -1)
+    y[np.arange(len(images)) % 10 == 0] = strata[np.arange(len(images)) % 10 == 0]
+    model = Stratifier(3, **TINY).fit(images, y)
+    for c in range(3):
+        assert set(model.labels_[y == c]) == {c}
+    assert model.predict_proba(images[:5]).shape == (5, 3)
