@@ -869,8 +869,8 @@ def test_the_label_budget_table_sets_guided_strata_beside_supervised_on_the_same
     lines = text.split("## How many labels to buy")[1].splitlines()
     sd = np.std([0.80, 0.82, 0.84], ddof=1)
     assert f"| d | 1 % | 0.820 ± {sd:.3f} (3) | 0.600 ± 0.100 (3) | 0.600 |" in lines
-    assert "| d | 0 % | 0.700 ± 0.100 (3) | not run | 0.600 |" in lines
-    assert "| d | 10 % | not run | 0.900 ± 0.000 (3) | 0.600 |" in lines
+    assert "| d | 0 % | 0.700 ± 0.100 (3) | – | 0.600 |" in lines  # no supervised fit at 0 %
+    assert "| d | 10 % | not run | 0.900 ± 0.000 (3) | 0.600 |" in lines  # guided-10pct: not run
     png = tmp_path / "label_efficiency.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![label efficiency]" in text
     without = results[~results["method"].str.startswith("guided")]

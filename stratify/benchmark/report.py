@@ -351,8 +351,9 @@ def _label_budget_lines(table: pd.DataFrame, figure: str | None) -> list[str]:
         cells = {}
         for family in ("strata", "supervised"):
             row = part[part["family"] == family]
-            if row.empty:
-                cells[family] = "not run"
+            if row.empty:  # "–": no method of this family at this share
+                exists = (family, percent) in LABEL_BUDGET.values()
+                cells[family] = "not run" if exists else "–"
                 continue
             r = row.iloc[0]
             spread = "" if r["n_seeds"] == 1 else f" ± {r['sd']:.3f}"
