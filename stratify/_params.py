@@ -91,6 +91,7 @@ STRATIFIER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "normalize": [BOOL],
     "whiten": [Options({True, False, "auto"})],
     "epochs": [*_POSITIVE_INT, Options({"auto"})],
+    "stop_agreement": [Interval(float, 0, 1, closed="right"), NONE],
     "batch_size": [*_POSITIVE_INT, Options({"auto"})],
     "lr": _POSITIVE,
     "train_config": [

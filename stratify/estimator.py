@@ -121,7 +121,14 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         coordinates); "auto" by the rule of :mod:`stratify.cluster.whitening`.
     epochs : int or "auto", default="auto"
         Training epochs; "auto": about 256,000 samples seen whatever the dataset size
-        (:func:`stratify.training.config.auto_epochs`). The number used is ``epochs_``.
+        (:func:`stratify.training.config.auto_epochs`); with ``stop_agreement`` that is the
+        budget, and ``epochs_`` says how many ran.
+    stop_agreement : float or None, default=None
+        The label-free stopping rule (:mod:`stratify.training.convergence`): stop training
+        at the first check (every 5 % of the epoch budget) at which the 10-nearest-neighbour
+        sets of a fixed probe of 1,000 training images share at least this fraction with the
+        previous check's, in (0, 1]. None trains the whole budget. The history's
+        ``knn_agreement`` column holds every check.
     batch_size : int or "auto", default="auto"
         Samples per training step; "auto": as many as the memory budget holds, at most 256
         (:mod:`stratify.training.memory`; ``train_config={"memory_budget": bytes}``). The
@@ -189,7 +196,8 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     batch_size_ : int
         The training batch used (what ``"auto"`` chose, or ``batch_size``).
     epochs_ : int
-        The representation stage's epochs (early stopping may end it sooner).
+        The representation stage's epochs that ran (``stop_agreement`` or early stopping
+        may end it before the budget).
     image_shape_ : tuple of int
         ``(C, *S)`` of one sample.
     n_features_in_ : int
@@ -227,6 +235,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         normalize: bool = True,
         whiten: bool | str = False,
         epochs: int | str = "auto",
+        stop_agreement: float | None = None,
         batch_size: int | str = "auto",
         lr: float = 1e-3,
         train_config: Mapping[str, Any] | None = None,
@@ -260,6 +269,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self.normalize = normalize
         self.whiten = whiten
         self.epochs = epochs
+        self.stop_agreement = stop_agreement
         self.batch_size = batch_size
         self.lr = lr
         self.train_config = train_config
@@ -402,6 +412,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """
         options = {
             "epochs": auto_epochs(n_samples) if self.epochs == "auto" else self.epochs,
+            "stop_agreement": self.stop_agreement,
             "batch_size": self.batch_size,
             "lr": self.lr,
             "device": self.device,
@@ -502,7 +513,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         model = self._build_network(model_seed)
         augment = self._build_augment()
         config = self._train_config(len(images))
-        self.epochs_ = config.epochs
         checkpoint = config.checkpoint_dir
         resume_from = (
             checkpoint
@@ -526,6 +536,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self.model_ = model.eval()
         self.batch_size_ = result.batch_size
         self.history_ = result.history.assign(stage="representation")
+        self.epochs_ = len(result.history)
         self._say(f"embedding {len(images)} images")
         self._embed_training(images)
         name = self.clusterer if isinstance(self.clusterer, str) else type(self.clusterer).__name__

@@ -215,6 +215,9 @@ def _fitted(
             k: v
             for k, v in model.get_params().items()
             if k not in (*_CLUSTERING_PARAMS, "device", "verbose")
+            # a parameter at None that did not exist when networks were cached changes
+            # nothing about them: left out, their keys stay
+            and not (k == "stop_agreement" and v is None)
         }
         digest = hashlib.blake2b(
             json.dumps(

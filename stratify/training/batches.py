@@ -18,6 +18,7 @@ from stratify.training.config import TrainConfig
 __all__ = [
     "Data",
     "as_image_tensor",
+    "encode_batches",
     "global_batches",
     "iterate",
     "make_data",
@@ -156,3 +157,32 @@ def iterate(data: Data, chunks: list[Tensor], config: TrainConfig) -> Iterator[d
         pin_memory=torch.cuda.is_available(),
     )
     yield from loader
+
+
+@torch.no_grad()
+def encode_batches(
+    model: Any, images: Tensor, batch_size: int, device: torch.device
+) -> tuple[Tensor, Tensor | None]:
+    """The encoder's heads on ``images`` (N, C, *S), in batches of ``batch_size`` on
+    ``device``, in eval mode without gradients (the mode is restored); uint8 is divided by
+    255 per batch, never as a whole.
+
+    Returns
+    -------
+    mu : Tensor of float32, shape (N, D), on the CPU
+    logvar : Tensor of float32, shape (N, D), or None for a model without a log-variance head
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        means, logvars = [], []
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size].to(device)
+            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+            mu, log_variance = model.encode(x)
+            means.append(mu.float().cpu())
+            if log_variance is not None:
+                logvars.append(log_variance.float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(means), (torch.cat(logvars) if logvars else None)

@@ -82,6 +82,13 @@ class TrainConfig:
         (``val_fraction > 0`` or ``val_images`` passed to :func:`train`).
     min_delta : float, default=0.0
         Minimum decrease of the validation loss that counts as an improvement.
+    stop_agreement : float, optional
+        The label-free stopping rule (:mod:`stratify.training.convergence`): stop at the
+        first check whose k-NN agreement of a fixed probe with the previous check reaches
+        this, in (0, 1]; the history's ``knn_agreement`` column holds every check's value.
+        ``None`` trains every epoch. Needs no validation data.
+    check_every : float, default=0.05
+        With ``stop_agreement``: the fraction of the epoch budget between two checks.
     restore_best : bool, default=False
         Model selection without early stopping: train every epoch, keep the weights of the
         best validation epoch (lowest validation loss, or highest ``val_score`` when
@@ -128,6 +135,8 @@ class TrainConfig:
     grad_clip: float | None = None
     patience: int | None = None
     min_delta: float = 0.0
+    stop_agreement: float | None = None
+    check_every: float = 0.05
     restore_best: bool = False
     val_fraction: float = 0.0
     drop_last: bool = False
@@ -167,6 +176,8 @@ class TrainConfig:
         _check_optional(self.grad_clip, "grad_clip", low=0, closed="neither")
         _check_optional(self.patience, "patience", kind=int, low=1)
         check_in_range(self.min_delta, "min_delta", _OWNER, low=0)
+        _check_optional(self.stop_agreement, "stop_agreement", low=0, high=1, closed="right")
+        check_in_range(self.check_every, "check_every", _OWNER, low=0, high=1, closed="right")
         check_in_range(self.val_fraction, "val_fraction", _OWNER, low=0, high=1, closed="left")
         check_in_range(self.num_workers, "num_workers", _OWNER, kind=int, low=0)
         check_in_range(self.checkpoint_every, "checkpoint_every", _OWNER, kind=int, low=1)

@@ -39,9 +39,16 @@ from stratify import distributed
 from stratify._random import seed_from
 from stratify.data.augment import TwoViewAugment
 from stratify.training import memory, parallel
-from stratify.training.batches import Data, as_image_tensor, make_data, split_validation
+from stratify.training.batches import (
+    Data,
+    as_image_tensor,
+    encode_batches,
+    make_data,
+    split_validation,
+)
 from stratify.training.checkpoint import check_resumable, load_checkpoint
 from stratify.training.config import TrainConfig
+from stratify.training.convergence import NeighbourProbe
 from stratify.training.environment import (
     physical_cores,
     resolve_device,
@@ -277,6 +284,8 @@ def train(
     with torch_threads(threads), parallel.sync_batchnorm(model, world, device):
         trainer = Trainer(model, objective, config, augment, device, seed, world)
         trainer.fingerprint, trainer.val_score = fingerprint, val_score
+        if config.stop_agreement is not None:
+            trainer.probe = NeighbourProbe(train_data.images, train_data.rows, seed)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
         resumed_epochs = trainer.state.epoch
@@ -374,20 +383,8 @@ def embed(
     else:
         target = resolve_device(device)
         model.to(target)
-    was_training = model.training
-    model.eval()
-    try:
-        means, logvars = [], []
-        for start in range(0, tensor.shape[0], batch_size):
-            x = tensor[start : start + batch_size].to(target)
-            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-            mu, log_variance = model.encode(x)
-            means.append(mu.float().cpu())
-            if log_variance is not None:
-                logvars.append(log_variance.float().cpu())
-    finally:
-        model.train(was_training)
-    mu_all = torch.cat(means).numpy()
+    means, logvars = encode_batches(model, tensor, batch_size, target)
+    mu_all = means.numpy()
     if not logvar:
         return mu_all
-    return mu_all, (torch.cat(logvars).numpy() if logvars else None)
+    return mu_all, (None if logvars is None else logvars.numpy())

@@ -23,6 +23,7 @@ from stratify.distributed import World
 from stratify.training import parallel
 from stratify.training.batches import Data, global_batches, iterate, to_device
 from stratify.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from stratify.training.convergence import NeighbourProbe, check_epochs
 from stratify.training.step import (
     LatentStats,
     Plan,
@@ -90,6 +91,7 @@ class Trainer:
         self.fingerprint: str | None = None
         self.bar: Any = None  # the progress bar, advanced once per batch
         self.val_score: Callable[[nn.Module], float] | None = None
+        self.probe: NeighbourProbe | None = None  # the stopping rule's, when it is on
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -122,6 +124,7 @@ class Trainer:
             "config": cfg,
             "fingerprint": self.fingerprint,
             "world_size": 1 if self.world is None else self.world.size,
+            "probe": None if self.probe is None else self.probe.state_dict(),
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -156,6 +159,8 @@ class Trainer:
             bad_epochs=early["bad_epochs"],
             stopped_early=early["stopped_early"],
         )
+        if self.probe is not None and ckpt.get("probe"):
+            self.probe.load_state_dict(ckpt["probe"])
 
     # -- epochs
     def _autocast(self):
@@ -280,6 +285,16 @@ class Trainer:
         finally:
             self.model.train(was_training)
 
+    def check_stable(self) -> float:
+        """The probe's k-NN agreement with the last check (NaN at the first), computed on
+        rank 0 and given to every rank, so that all stop together.
+        """
+        probe = self.probe
+        if probe is None:
+            raise RuntimeError("Trainer.check_stable needs a probe; it has none.")
+        size = int(self.config.batch_size)
+        return parallel.on_main(lambda: probe.agreement(self.model, size, self.device), self.world)
+
     def early_stop(self, val_loss: float, epoch: int) -> bool:
         """Track the best epoch by ``val_loss`` (lower is better; minus ``val_score`` when
         there is one); keep its weights when selecting; True when patience ran out.
@@ -312,6 +327,7 @@ def run(
         global_batches(torch.arange(len(train_data)), config.batch_size, config.drop_last, world)
     )
     total_steps = steps_per_epoch * config.epochs
+    checks = set(check_epochs(config.epochs, config.check_every))
     checkpoint_path = None
     bar = tqdm(
         total=total_steps, initial=state.epoch * steps_per_epoch, desc="train", unit="batch",
@@ -333,6 +349,9 @@ def run(
             monitored = -row["val_score"] if "val_score" in row else row.get("val_loss")
             if monitored is not None:
                 state.stopped_early = trainer.early_stop(monitored, epoch)
+            if trainer.probe is not None and epoch in checks:
+                row["knn_agreement"] = trainer.check_stable()
+                state.stopped_early |= row["knn_agreement"] >= config.stop_agreement
             row["lr"] = row.pop("lr")
             row["seconds"] = time.perf_counter() - start
             state.rows.append(row)

@@ -1,0 +1,268 @@
+"""Choosing the label-free stopping rule's threshold on the validation data, never on test.
+
+For each dataset and seed, **one** default fit runs its whole epoch budget
+(``epochs="auto"``). After every check epoch of the stopping rule
+(:func:`stratify.training.convergence.check_epochs`, every 5 % of the budget) the script
+records the rule's k-NN agreement of the fit's probe with the previous check, snapshots the
+network, and later clusters each snapshot exactly as ``fit`` does (the default head on the
+training latents) and scores the strata on the selection data: MedMNIST's ``val`` split, or
+for the cohort a held-out cohort (seed + ``HELD_OUT_COHORT_OFFSET``, fitted and scored
+transductively). The checks draw nothing from the fit's random streams, so a fit with
+``stop_agreement=t`` is exactly the full fit's snapshot at its first check with agreement
+>= t: every threshold is evaluated from the one fit.
+
+**The rule, declared before the run.** Candidates t in {0.50, 0.55, ..., 0.95} (and no stop,
+the full budget). For each (set, seed) the stop is the first check with agreement >= t. The
+chosen t is the *smallest* (the earliest stops) such that (a) the mean val ACC over every
+(set, seed) is at least the full budget's mean minus 0.01, and (b) each set's mean val ACC is
+at least that set's full-budget mean minus 0.02. If no t passes, the default stays the full
+budget (``stop_agreement=None``).
+
+Usage::
+
+    python benchmarks/stopping.py --datasets pneumoniamnist breastmnist cohort \
+        --seeds 0 1 2 --out benchmarks/results/stopping.md
+    python benchmarks/stopping.py --report-only --out benchmarks/results/stopping.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import normalized_mutual_info_score
+
+import stratify.estimator as estimator_module
+from stratify import Stratifier
+from stratify._atomic import write_csv, write_text
+from stratify._random import seed_from
+from stratify.benchmark.datasets import load_dataset
+from stratify.benchmark.provenance import git_commit, header, mean_sd
+from stratify.metrics import cluster_accuracy
+from stratify.training.batches import as_image_tensor
+from stratify.training.config import TrainConfig
+from stratify.training.convergence import NeighbourProbe, check_epochs
+
+#: Candidate thresholds of the declared rule.
+THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+#: Tolerances of the declared rule: on the mean over every (set, seed), and per set.
+MEAN_TOLERANCE, SET_TOLERANCE = 0.01, 0.02
+
+
+def _recording_train(snapshots: list[dict[str, Any]]):
+    """``stratify.training.train`` that also records the probe's agreement and a copy of the
+    weights after every check epoch, into ``snapshots``.
+    """
+    original = estimator_module.train
+
+    def train(model, objective, images, *, config: TrainConfig, random_state, **kwargs):
+        tensor = as_image_tensor(images, "images")
+        probe = NeighbourProbe(tensor, torch.arange(tensor.shape[0]), seed_from(random_state))
+        checks = set(check_epochs(config.epochs, config.check_every))
+        start, in_checks = time.perf_counter(), [0.0]
+
+        def record(epoch: int, row: dict[str, float]) -> None:
+            if epoch not in checks:
+                return
+            began = time.perf_counter()
+            snapshots.append(
+                {
+                    "epoch": epoch,
+                    "budget": config.epochs,
+                    "train_seconds": began - start - in_checks[0],  # the checks not counted
+                    "knn_agreement": probe.agreement(model, 256, next(model.parameters()).device),
+                    "weights": copy.deepcopy(model.state_dict()),
+                }
+            )
+            in_checks[0] += time.perf_counter() - began
+
+        return original(
+            model,
+            objective,
+            images,
+            config=config,
+            random_state=random_state,
+            callbacks=[record],
+            **kwargs,
+        )
+
+    return train
+
+
+def run_one(dataset: str, seed: int) -> list[dict]:
+    """Every check of one full default fit, each scored on the selection data."""
+    data = load_dataset(dataset, seed=seed, split="val")
+    snapshots: list[dict[str, Any]] = []
+    original = estimator_module.train
+    estimator_module.train = _recording_train(snapshots)
+    try:
+        model = Stratifier(data.n_classes, random_state=seed).fit(
+            data.train.images, metadata=data.train.metadata
+        )
+    finally:
+        estimator_module.train = original
+    rows = []
+    for snap in snapshots:
+        model.model_.load_state_dict(snap["weights"])
+        start = time.perf_counter()
+        model._embed_training(data.train.images)
+        model._fit_clusterer()
+        cluster_seconds = time.perf_counter() - start
+        if data.transductive:
+            truth, strata = data.train.labels, model.labels_
+        else:
+            truth, strata = data.test.labels, model.predict(data.test.images)
+        rows.append(
+            {
+                "dataset": dataset,
+                "seed": seed,
+                "epoch": snap["epoch"],
+                "budget": snap["budget"],
+                "fraction": snap["epoch"] / snap["budget"],
+                "train_seconds": snap["train_seconds"],
+                "cluster_seconds": cluster_seconds,
+                "knn_agreement": snap["knn_agreement"],
+                "val_acc": cluster_accuracy(truth, strata),
+                "val_nmi": normalized_mutual_info_score(truth, strata),
+                "n_train": len(data.train),
+                "git_commit": git_commit(),
+            }
+        )
+    return rows
+
+
+def stops(trajectories: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+    """The check each (set, seed) stops at under ``threshold`` (None: the last check)."""
+    chosen = []
+    for _, run in trajectories.sort_values("epoch").groupby(["dataset", "seed"], sort=False):
+        hit = run[run["knn_agreement"] >= threshold] if threshold is not None else run.iloc[:0]
+        chosen.append(hit.iloc[0] if len(hit) else run.iloc[-1])
+    return pd.DataFrame(chosen).reset_index(drop=True)
+
+
+def choose(trajectories: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
+    """The declared rule: the smallest passing threshold (None: none passes), and the table
+    of every candidate.
+    """
+    full = stops(trajectories, None)
+    full_mean, full_sets = full["val_acc"].mean(), full.groupby("dataset")["val_acc"].mean()
+    table, chosen = [], None
+    for threshold in (*THRESHOLDS, None):
+        at = stops(trajectories, threshold)
+        sets = at.groupby("dataset")["val_acc"].mean()
+        passes = bool(
+            at["val_acc"].mean() >= full_mean - MEAN_TOLERANCE
+            and (sets >= full_sets - SET_TOLERANCE).all()
+        )
+        if threshold is not None and passes and chosen is None:
+            chosen = threshold
+        table.append(
+            {
+                "threshold": threshold,
+                "mean_acc": at["val_acc"].mean(),
+                "worst_set": sets.min(),
+                "fraction": at["fraction"].mean(),
+                "passes": passes,
+                **{f"acc_{name}": value for name, value in sets.items()},
+                **{
+                    f"fraction_{name}": value
+                    for name, value in at.groupby("dataset")["fraction"].mean().items()
+                },
+            }
+        )
+    return chosen, pd.DataFrame(table)
+
+
+def report(trajectories: pd.DataFrame, seeds: list[int], out: Path) -> None:
+    chosen, table = choose(trajectories)
+    sets = sorted(trajectories["dataset"].unique())
+    lines = [
+        *header(
+            "Choosing the stopping rule's threshold (selection data, never test)",
+            "benchmarks/stopping.py",
+            trajectories,
+            seeds,
+            "2 CPU cores, no GPU",
+        ),
+        "One full default fit per (set, seed); at every check (5 % of the epoch budget) the "
+        "probe's 10-NN agreement with the previous check and the val ACC of that snapshot's "
+        "strata (the default head, as `fit` clusters). The rule, declared before the run: the "
+        f"smallest t in {list(THRESHOLDS)} whose stops keep the mean val ACC within "
+        f"{MEAN_TOLERANCE} of the full budget's and every set's mean within {SET_TOLERANCE} of "
+        "its own.",
+        "",
+        f"**Chosen: {'no stop (the full budget)' if chosen is None else f't = {chosen}'}.**",
+        "",
+        "| t | mean val ACC | worst set | budget used | passes | "
+        + " | ".join(f"{s} ACC (budget)" for s in sets)
+        + " |",
+        "|---:|---:|---:|---:|:---:|" + "---:|" * len(sets),
+    ]
+    for _, row in table.iterrows():
+        name = "full" if pd.isna(row["threshold"]) else f"{row['threshold']:.2f}"
+        lines.append(
+            f"| {name} | {row['mean_acc']:.3f} | {row['worst_set']:.3f} | "
+            f"{row['fraction']:.0%} | {'yes' if row['passes'] else 'no'} | "
+            + " | ".join(f"{row[f'acc_{s}']:.3f} ({row[f'fraction_{s}']:.0%})" for s in sets)
+            + " |"
+        )
+    lines += [
+        "",
+        "Per set, the full budget against the chosen stop (mean ± sd over seeds):",
+        "",
+        "| set | full: val ACC | full: train s | stop: val ACC | stop: train s | stop epoch |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    full, at = stops(trajectories, None), stops(trajectories, chosen)
+    for name in sets:
+        f, a = full[full["dataset"] == name], at[at["dataset"] == name]
+        lines.append(
+            f"| {name} | {mean_sd(f['val_acc'], 3)} | {mean_sd(f['train_seconds'], 0)} | "
+            f"{mean_sd(a['val_acc'], 3)} | {mean_sd(a['train_seconds'], 0)} | "
+            f"{', '.join(str(int(e)) for e in a['epoch'])} of {int(a['budget'].iloc[0])} |"
+        )
+    lines += ["", "Trajectories: `stopping.csv` (one row per check).", ""]
+    write_text("\n".join(lines), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--datasets", nargs="+", default=["pneumoniamnist", "breastmnist", "cohort"]
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stopping.md"))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    path = args.out.with_suffix(".csv")
+    results = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    if not args.report_only:
+        for dataset in args.datasets:
+            for seed in args.seeds:
+                done = (
+                    len(results)
+                    and ((results["dataset"] == dataset) & (results["seed"] == seed)).any()
+                )
+                if done:
+                    continue
+                rows = pd.DataFrame(run_one(dataset, seed))
+                results = pd.concat([results, rows], ignore_index=True)
+                write_csv(results, path, index=False)  # resumable: one (set, seed) at a time
+                print(f"{dataset} seed {seed}: {len(rows)} checks", flush=True)
+    keep = results["dataset"].isin(args.datasets) & results["seed"].isin(args.seeds)
+    report(results[keep], args.seeds, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    raise SystemExit(main())
