@@ -875,3 +875,14 @@ def test_the_label_budget_table_sets_guided_strata_beside_supervised_on_the_same
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![label efficiency]" in text
     without = results[~results["method"].str.startswith("guided")]
     assert "How many labels" not in report.write_report(without, tmp_path, "p", {}).read_text()
+    # a transductive set: the protocol cannot apply, so its cells say why, not "not run"
+    cohort = pd.DataFrame(
+        [
+            {**_row(m, seed, 0.9), **base, "dataset": "c", "scoring": "transductive"}
+            for m in ("default", "guided-10pct")
+            for seed in range(3)
+        ],
+        columns=runner.COLUMNS,
+    )
+    text = report.write_report(cohort, tmp_path, "p", {}).read_text()
+    assert "| c | 10 % | 0.900 ± 0.000 (3) | – (no held-out split) | 0.600 |" in text

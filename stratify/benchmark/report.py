@@ -306,9 +306,12 @@ LABEL_BUDGET = {
 def label_budget(summary: pd.DataFrame) -> pd.DataFrame:
     """The label-budget rows of the datasets with a guided row: one row per (dataset,
     method of :data:`LABEL_BUDGET`) with ``family``, ``percent``, ACC ``mean`` / ``sd``,
-    ``n_seeds`` and ``majority_rate`` (empty without a guided row).
+    ``n_seeds``, ``majority_rate`` and ``scoring`` (empty without a guided row).
     """
-    columns = ["dataset", "method", "family", "percent", "mean", "sd", "n_seeds", "majority_rate"]
+    columns = [
+        "dataset", "method", "family", "percent", "mean", "sd", "n_seeds", "majority_rate",
+        "scoring",
+    ]  # fmt: skip
     guided = summary[summary["method"].str.startswith("guided-")]
     rows = summary[
         summary["dataset"].isin(set(guided["dataset"])) & summary["method"].isin(LABEL_BUDGET)
@@ -323,6 +326,7 @@ def label_budget(summary: pd.DataFrame) -> pd.DataFrame:
             "sd": rows["acc_sd"],
             "n_seeds": rows["n_seeds"],
             "majority_rate": rows["majority_rate"],
+            "scoring": rows["scoring"],
         },
         columns=columns,
     )
@@ -348,12 +352,16 @@ def _label_budget_lines(table: pd.DataFrame, figure: str | None) -> list[str]:
         "|---|---:|---|---|---|",
     ]
     for (dataset, percent), part in table.groupby(["dataset", "percent"], sort=False):
+        transductive = part["scoring"].astype(str).str.startswith("transductive").any()
         cells = {}
         for family in ("strata", "supervised"):
             row = part[part["family"] == family]
-            if row.empty:  # "–": no method of this family at this share
+            if row.empty:  # "–": no method of this family at this share, or none can apply
                 exists = (family, percent) in LABEL_BUDGET.values()
-                cells[family] = "not run" if exists else "–"
+                no_split = family == "supervised" and transductive
+                cells[family] = (
+                    "– (no held-out split)" if no_split else ("not run" if exists else "–")
+                )
                 continue
             r = row.iloc[0]
             spread = "" if r["n_seeds"] == 1 else f" ± {r['sd']:.3f}"
