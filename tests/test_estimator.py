@@ -575,6 +575,7 @@ BAD_PARAMS = {
     "epochs": 0,
     "batch_size": 0,
     "lr": 0.0,
+    "stop_agreement": 1.5,
     "train_config": {"epochz": 1},
     "resume": "yes",
     "image_shape": (1, 2),
