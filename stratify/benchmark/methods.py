@@ -28,8 +28,8 @@ method                    what it is
 ``ae-simclr+clinical``    + clinically-labelled contrastive (cohort: weak label and site)
 ``ae-simclr+wsp``         + weakly-supervised positional (slices: weak label x position)
 ``guided-1pct``,          the default recipe told the classes of a stratified 1 % / 10 % of
-``guided-10pct``          train (``y`` = -1 for the rest): SupCon on them, a seeded mixture
-                          anchoring the strata
+``guided-10pct``          train (``y`` = -1 for the rest): SupCon on them, the strata
+                          anchored by them (``StrataClusterer``'s ``anchoring="auto"``)
 ``resnet18-medmnist-1pct``, the MedMNIST v2 protocol (ResNet-18 (28) from scratch) trained on
 ``resnet18-medmnist-10pct`` the labelled images of ``guided-1pct`` / ``guided-10pct`` (the same
                           stratified, seeded subset of train) and selected on the same share of
@@ -524,7 +524,7 @@ METHODS: dict[str, Method] = {
                 "unsupervised",
                 f"the default recipe with the classes of a stratified {percent} % of the "
                 "training images known (y = -1 for the rest): SupCon on them in training, "
-                "a seeded Gaussian mixture anchoring the strata; k = number of classes",
+                "the strata anchored by them (anchoring='auto'); k = number of classes",
                 _guided(percent / 100),
             )
             for percent in (1, 10)

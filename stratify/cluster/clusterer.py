@@ -65,12 +65,19 @@ from stratify.cluster.seeded import (
     check_partial_labels,
     marks_unknown,
 )
+from stratify.cluster.spreading import SpreadStrata
 from stratify.cluster.whitening import Whitening, whitens
 
 __all__ = ["MANIFOLDS", "StrataClusterer"]
 
 #: The manifold settings besides None.
 MANIFOLDS = ("umap", "auto")
+#: The ways known labels anchor the strata (the ``anchoring`` parameter).
+ANCHORINGS = ("auto", "spread", "gmm")
+#: Label spreading's neighbours, alpha and class mass normalisation when it anchors the
+#: strata: the candidate chosen on MedMNIST's val splits by ``benchmarks/anchoring.py``'s
+#: declared rule (``benchmarks/results/anchoring.md``).
+SPREAD_NEIGHBORS, SPREAD_ALPHA, SPREAD_CLASS_MASS = 20, 0.2, False
 
 
 def _is_clusterer(value: Any) -> bool:
@@ -124,6 +131,15 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         the same way). Not applied to the manifold coordinates. ``"auto"``: whiten when the
         backend is fitted on at least ``WHITEN_SAMPLES_PER_DIMENSION`` (10) x D samples per
         stratum.
+    anchoring : {"auto", "spread", "gmm"}, default="auto"
+        How known labels in ``fit`` anchor the strata: ``"spread"``, label spreading on the
+        k-NN graph (:class:`~stratify.cluster.spreading.SpreadStrata` with
+        ``SPREAD_NEIGHBORS``, ``SPREAD_ALPHA``, ``SPREAD_CLASS_MASS``; one stratum per
+        class); ``"gmm"``, the seeded Gaussian mixture
+        (:class:`~stratify.cluster.seeded.SeededGMM`; strata beyond the known classes
+        allowed). ``"auto"``: spreading when there are as many strata as known classes, the
+        mixture when more are asked (chosen on MedMNIST's val splits:
+        ``benchmarks/results/anchoring.md``). Ignored without known labels.
     random_state : int, RandomState instance or None, default=None
         Seed of the randomised backends (k-means, GMM, spectral), of UMAP, of the
         subsample of ``fit_samples`` and of the silhouette subsample.
@@ -195,6 +211,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         "n_neighbors": [Interval(int, 2, closed="left")],
         "fit_samples": [Interval(int, 2, closed="left"), Options({"auto"}), NONE],
         "whiten": [Options({True, False, "auto"})],
+        "anchoring": [Options(set(ANCHORINGS))],
     }
 
     def __init__(
@@ -210,6 +227,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         n_neighbors: int = 15,
         fit_samples: int | str | None = "auto",
         whiten: bool | str = False,
+        anchoring: str = "auto",
         random_state: Any = None,
     ) -> None:
         self.method = method
@@ -222,6 +240,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self.n_neighbors = n_neighbors
         self.fit_samples = fit_samples
         self.whiten = whiten
+        self.anchoring = anchoring
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------ fit
@@ -332,10 +351,27 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         return self
 
     def _anchor(self, X: np.ndarray, anchors: np.ndarray, seed: int) -> None:
-        """Refit the strata in the chosen space by seeded EM; set the class attributes."""
+        """Refit the strata in the chosen space, anchored by the known labels (label
+        spreading or seeded EM, by ``anchoring``); set the class attributes.
+        """
         space = self.transform_space(X)
         k = int(self.__dict__["n_clusters_"] if self.n_clusters == "auto" else self.n_clusters)
-        gmm = SeededGMM(max(k, int(anchors.max()) + 1), random_state=seed).fit(space, anchors)
+        n_classes = int(anchors.max()) + 1
+        k = max(k, n_classes)
+        spread = self.anchoring == "spread" or (self.anchoring == "auto" and k == n_classes)
+        if spread and k > n_classes:
+            raise ValueError(
+                f"Expected anchoring='gmm' or 'auto' for more strata (n_clusters={k}) than "
+                f"known classes ({n_classes}): label spreading gives one stratum per class, "
+                "got anchoring='spread'."
+            )
+        gmm: Any = (
+            SpreadStrata(SPREAD_NEIGHBORS, alpha=SPREAD_ALPHA, class_mass=SPREAD_CLASS_MASS).fit(
+                space, anchors
+            )
+            if spread
+            else SeededGMM(k, random_state=seed).fit(space, anchors)
+        )
         labels = gmm.labels_
         clusters = np.arange(gmm.n_components)
         self.estimator_, self.labels_, self.fit_rows_ = gmm, labels, None
@@ -350,7 +386,6 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         strength = self.backend.probabilities
         assert strength is not None  # the "gmm" backend's
         self.probabilities_ = strength(gmm, space)
-        n_classes = int(anchors.max()) + 1
         self.stratum_classes_ = np.where(clusters < n_classes, clusters, -1)
 
     #: Fitted attributes that only some fits have.
@@ -672,6 +707,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         """
         params = dict(state["params"])
         params["k_range"] = tuple(params["k_range"])
+        params.setdefault("anchoring", "gmm")  # written before label spreading existed
         selection_table = state.get("manifold_selection")
         with warnings.catch_warnings():  # the labels warned when they were first fitted
             warnings.filterwarnings("ignore", message="Classes .* single labelled sample")
