@@ -43,12 +43,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
-from stratify._atomic import write_csv, write_text
+from stratify._atomic import write_text
 from stratify.benchmark.datasets import load_dataset
 from stratify.benchmark.methods import _DEFAULT, Settings, _fitted
 from stratify.benchmark.priors import label_subset
 from stratify.benchmark.profiles import PROFILES, per_dataset
 from stratify.benchmark.provenance import git_commit, header, mean_sd
+from stratify.benchmark.store import accumulate
 from stratify.cluster.spreading import SpreadStrata
 from stratify.metrics import cluster_accuracy
 
@@ -233,26 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
-    path = args.out.with_suffix(".csv")
-    results = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-    if not args.report_only:
-        for seed in args.seeds:
-            for dataset, fraction in SETTINGS:
-                done = (
-                    len(results)
-                    and ((results["dataset"] == dataset) & (results["seed"] == seed)).any()
-                )
-                if done:
-                    continue
-                rows = pd.DataFrame(run_one(dataset, fraction, seed, args.model_cache))
-                results = pd.concat([results, rows], ignore_index=True)
-                write_csv(results, path, index=False)  # resumable: one (set, seed) at a time
-                best = rows.loc[rows["val_acc"].idxmax()]
-                print(
-                    f"{dataset} seed {seed}: fit {rows['fit_seconds'].iloc[0]:.0f} s, best val "
-                    f"{best['anchoring']} {best['val_acc']:.3f}",
-                    flush=True,
-                )
+    path, share = args.out.with_suffix(".csv"), dict(SETTINGS)
+    runs = [(dataset, seed) for seed in args.seeds for dataset, _ in SETTINGS]
+    results = accumulate(  # --report-only: no run, the CSV as it is
+        path,
+        [] if args.report_only else runs,
+        lambda d, s: pd.DataFrame(run_one(d, share[d], s, args.model_cache)),
+        lambda d, s, rows: (
+            f"{d} seed {s}: fit {rows['fit_seconds'].iloc[0]:.0f} s, best val "
+            f"{rows.loc[rows['val_acc'].idxmax(), 'anchoring']}"
+        ),
+    )
     keep = results["seed"].isin(args.seeds)
     report(results[keep], args.seeds, args.out)
     print(f"wrote {args.out}")

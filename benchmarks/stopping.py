@@ -41,10 +41,11 @@ from sklearn.metrics import normalized_mutual_info_score
 
 import stratify.estimator as estimator_module
 from stratify import Stratifier
-from stratify._atomic import write_csv, write_text
+from stratify._atomic import write_text
 from stratify._random import seed_from
 from stratify.benchmark.datasets import load_dataset
 from stratify.benchmark.provenance import git_commit, header, mean_sd
+from stratify.benchmark.store import accumulate
 from stratify.metrics import cluster_accuracy
 from stratify.training.batches import as_image_tensor
 from stratify.training.config import TrainConfig
@@ -243,20 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     path = args.out.with_suffix(".csv")
-    results = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-    if not args.report_only:
-        for dataset in args.datasets:
-            for seed in args.seeds:
-                done = (
-                    len(results)
-                    and ((results["dataset"] == dataset) & (results["seed"] == seed)).any()
-                )
-                if done:
-                    continue
-                rows = pd.DataFrame(run_one(dataset, seed))
-                results = pd.concat([results, rows], ignore_index=True)
-                write_csv(results, path, index=False)  # resumable: one (set, seed) at a time
-                print(f"{dataset} seed {seed}: {len(rows)} checks", flush=True)
+    results = accumulate(  # --report-only: no run, the CSV as it is
+        path,
+        []
+        if args.report_only
+        else [(dataset, seed) for dataset in args.datasets for seed in args.seeds],
+        lambda d, s: pd.DataFrame(run_one(d, s)),
+        lambda d, s, rows: f"{d} seed {s}: {len(rows)} checks",
+    )
     keep = results["dataset"].isin(args.datasets) & results["seed"].isin(args.seeds)
     report(results[keep], args.seeds, args.out)
     print(f"wrote {args.out}")

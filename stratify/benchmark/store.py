@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from stratify._atomic import write_csv
 
-__all__ = ["COLUMNS", "completed", "read_results", "record"]
+__all__ = ["COLUMNS", "accumulate", "completed", "read_results", "record"]
 
 #: Columns of results.csv, in order.
 COLUMNS = [
@@ -83,3 +83,39 @@ def completed(path: Path, profile: str) -> set[tuple[str, str, int]]:
         (d, m, int(s))
         for d, m, s in zip(done["dataset"], done["method"], done["seed"], strict=True)
     }
+
+
+def accumulate(
+    path: Path,
+    runs: Iterable[tuple[str, int]],
+    compute: Callable[[str, int], pd.DataFrame],
+    announce: Callable[[str, int, pd.DataFrame], str] | None = None,
+) -> pd.DataFrame:
+    """The rows of every (dataset, seed) of ``runs``, computed only where the CSV at ``path``
+    holds none yet and written after each one (a stopped script resumes where it stopped).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        CSV of the rows (``dataset`` and ``seed`` columns among them).
+    runs : iterable of (str, int)
+    compute : callable
+        ``compute(dataset, seed)`` -> the run's rows.
+    announce : callable, optional
+        ``announce(dataset, seed, rows)`` -> a line printed after each computed run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every row in the CSV (earlier runs and other seeds included).
+    """
+    results = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    for dataset, seed in runs:
+        if len(results) and ((results["dataset"] == dataset) & (results["seed"] == seed)).any():
+            continue
+        rows = compute(dataset, seed)
+        results = pd.concat([results, rows], ignore_index=True)
+        write_csv(results, path, index=False)
+        if announce is not None:
+            print(announce(dataset, seed, rows), flush=True)
+    return results
