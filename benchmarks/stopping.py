@@ -181,8 +181,16 @@ def choose(trajectories: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
     return chosen, pd.DataFrame(table)
 
 
-def report(trajectories: pd.DataFrame, seeds: list[int], out: Path) -> None:
+def report(trajectories: pd.DataFrame, datasets: list[str], seeds: list[int], out: Path) -> None:
     chosen, table = choose(trajectories)
+    ran = trajectories.groupby(["dataset", "seed"]).ngroups
+    missing = len(datasets) * len(seeds) - ran
+    verdict = (
+        f"**Partial: {ran} of {len(datasets) * len(seeds)} (set, seed) runs; no threshold is "
+        "chosen until every run is in (rerun the command: it resumes).**"
+        if missing
+        else f"**Chosen: {'no stop (the full budget)' if chosen is None else f't = {chosen}'}.**"
+    )
     sets = sorted(trajectories["dataset"].unique())
     lines = [
         *header(
@@ -199,7 +207,7 @@ def report(trajectories: pd.DataFrame, seeds: list[int], out: Path) -> None:
         f"{MEAN_TOLERANCE} of the full budget's and every set's mean within {SET_TOLERANCE} of "
         "its own.",
         "",
-        f"**Chosen: {'no stop (the full budget)' if chosen is None else f't = {chosen}'}.**",
+        verdict,
         "",
         "| t | mean val ACC | worst set | budget used | passes | "
         + " | ".join(f"{s} ACC (budget)" for s in sets)
@@ -214,6 +222,9 @@ def report(trajectories: pd.DataFrame, seeds: list[int], out: Path) -> None:
             + " | ".join(f"{row[f'acc_{s}']:.3f} ({row[f'fraction_{s}']:.0%})" for s in sets)
             + " |"
         )
+    if missing:  # a per-set comparison with a stop chosen on part of the runs would mislead
+        write_text("\n".join([*lines, "", "Trajectories: `stopping.csv`.", ""]), out)
+        return
     lines += [
         "",
         "Per set, the full budget against the chosen stop (mean ± sd over seeds):",
@@ -253,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda d, s, rows: f"{d} seed {s}: {len(rows)} checks",
     )
     keep = results["dataset"].isin(args.datasets) & results["seed"].isin(args.seeds)
-    report(results[keep], args.seeds, args.out)
+    report(results[keep], args.datasets, args.seeds, args.out)
     print(f"wrote {args.out}")
     return 0
 

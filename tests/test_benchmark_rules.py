@@ -1,0 +1,91 @@
+"""The declared selection rules of the benchmark scripts, on frames worked out by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _anchoring_rows(scores):
+    """Rows of anchoring.csv: ``scores[name] = (val ACC on set a, on set b, min share)``."""
+    rows = []
+    for name, (a, b, share) in scores.items():
+        for dataset, acc in (("a", a), ("b", b)):
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "seed": 0,
+                    "anchoring": name,
+                    "val_acc": acc,
+                    "val_min_share": share,
+                    "test_acc": 0.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_anchoring_rule_needs_a_margin_a_worst_set_and_no_collapsed_stratum():
+    script = _script("anchoring")
+    names = script.CANDIDATES
+    base = {n: (0.70, 0.70, 0.3) for n in names}
+    # higher by exactly the margin (not more): the mixture, listed first, stays
+    tie = dict(base, **{names[1]: (0.705, 0.705, 0.3)})
+    assert script.choose(_anchoring_rows(tie))[0] == "gmm"
+    # the best mean, but one set worse than the mixture's worst by more than the margin
+    lopsided = dict(base, **{names[2]: (0.95, 0.68, 0.3), names[3]: (0.75, 0.72, 0.3)})
+    assert script.choose(_anchoring_rows(lopsided))[0] == names[3]
+    # the highest of all, but a stratum under MIN_SHARE somewhere: out
+    collapsed = dict(lopsided, **{names[4]: (0.99, 0.99, script.MIN_SHARE / 2)})
+    chosen, table = script.choose(_anchoring_rows(collapsed))
+    assert chosen == names[3]
+    assert table.set_index("anchoring").loc[names[4], "min_share"] == script.MIN_SHARE / 2
+
+
+def _trajectory(dataset, seed, accs, agreements):
+    return pd.DataFrame(
+        {
+            "dataset": dataset,
+            "seed": seed,
+            "epoch": range(1, len(accs) + 1),
+            "budget": len(accs),
+            "fraction": [e / len(accs) for e in range(1, len(accs) + 1)],
+            "train_seconds": range(1, len(accs) + 1),
+            "knn_agreement": agreements,
+            "val_acc": accs,
+            "git_commit": "0123abc",
+        }
+    )
+
+
+def test_the_stopping_rule_takes_the_earliest_threshold_within_both_tolerances(tmp_path):
+    script = _script("stopping")
+    runs = pd.concat(
+        [
+            # agreement crosses 0.6 at check 2 (val 0.80) and 0.9 at check 3 (0.85); full 0.86
+            _trajectory("a", 0, [0.5, 0.80, 0.85, 0.86], [0.1, 0.6, 0.9, 0.95]),
+            # crosses 0.6 and 0.9 at check 2 (0.90 = its full budget's)
+            _trajectory("b", 0, [0.5, 0.90, 0.90, 0.90], [0.2, 0.9, 0.97, 0.99]),
+        ]
+    )
+    chosen, table = script.choose(runs)
+    # t <= 0.60 stops set a at 0.80 (0.06 below its full budget: past the set tolerance);
+    # t in 0.65..0.90 stops it at check 3 (0.85, within both), the smallest is 0.65
+    assert chosen == 0.65
+    row = table[table["threshold"] == 0.65].iloc[0]
+    assert row["mean_acc"] == (0.85 + 0.90) / 2 and row["fraction"] == (3 / 4 + 2 / 4) / 2
+    out = tmp_path / "stopping.md"
+    script.report(runs, ["a", "b"], [0, 1], out)
+    assert "Partial: 2 of 4 (set, seed) runs; no threshold is chosen" in out.read_text()
+    script.report(runs, ["a", "b"], [0], out)
+    assert "**Chosen: t = 0.65.**" in out.read_text()
