@@ -468,10 +468,12 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             ignored, as a clusterer's ``y`` is in scikit-learn). They enter training as
             supervised-contrastive positives (NT-Xent becomes SupCon on the known labels;
             an unlabelled image keeps its own other view as its only positive, as in NT-Xent)
-            and anchor the strata (a seeded Gaussian mixture in the chosen space: the
-            labelled images of class ``c`` are all in stratum ``c``; ``n_clusters`` > C
-            leaves strata no label names, ``stratum_classes_`` -1; the mixture replaces
-            the ``clusterer`` backend). Needs ``contrastive="simclr"`` (the default). All
+            and anchor the strata in the chosen space (the labelled images of class ``c``
+            are all in stratum ``c``): with ``n_clusters`` = C, label spreading on the
+            latents' k-NN graph; with ``n_clusters`` > C, a seeded Gaussian mixture whose
+            other strata no label names (``stratum_classes_`` -1)
+            (:class:`~stratify.cluster.StrataClusterer`'s ``anchoring="auto"``); either
+            replaces the ``clusterer`` backend. Needs ``contrastive="simclr"`` (the default). All
             ``-1``: the label-free fit, bit for bit. A pandas Series keeps its name as
             ``label_column_``, so :meth:`columns_in_training` marks that metadata column.
         metadata : pandas.DataFrame, optional

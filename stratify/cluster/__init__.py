@@ -7,6 +7,8 @@
   for new samples;
 * :mod:`~stratify.cluster.selection`: the number of strata and the space, chosen without
   labels;
+* :mod:`~stratify.cluster.seeded` and :mod:`~stratify.cluster.spreading`: strata anchored by
+  a few known labels (a seeded Gaussian mixture; label spreading on the k-NN graph);
 * :mod:`~stratify.cluster.clusterer`: :class:`StrataClusterer`, which chains them.
 
 The backend table is imported eagerly (it is light: scikit-learn and hdbscan load when a
