@@ -365,27 +365,27 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
                 f"known classes ({n_classes}): label spreading gives one stratum per class, "
                 "got anchoring='spread'."
             )
-        gmm: Any = (
+        anchored: Any = (
             SpreadStrata(SPREAD_NEIGHBORS, alpha=SPREAD_ALPHA, class_mass=SPREAD_CLASS_MASS).fit(
                 space, anchors
             )
             if spread
             else SeededGMM(k, random_state=seed).fit(space, anchors)
         )
-        labels = gmm.labels_
-        clusters = np.arange(gmm.n_components)
-        self.estimator_, self.labels_, self.fit_rows_ = gmm, labels, None
-        self.n_clusters_, self._cluster_ids = gmm.n_components, clusters
+        labels = anchored.labels_
+        clusters = np.arange(anchored.n_components)
+        self.estimator_, self.labels_, self.fit_rows_ = anchored, labels, None
+        self.n_clusters_, self._cluster_ids = anchored.n_components, clusters
         self.cluster_centers_ = np.stack(
             [
-                space[labels == c].mean(axis=0) if (labels == c).any() else gmm.means_[c]
+                space[labels == c].mean(axis=0) if (labels == c).any() else anchored.means_[c]
                 for c in clusters
             ]
         )
         self.distance_variance_ = pooled_variance(space, labels, self.cluster_centers_, clusters)
         strength = self.backend.probabilities
         assert strength is not None  # the "gmm" backend's
-        self.probabilities_ = strength(gmm, space)
+        self.probabilities_ = strength(anchored, space)
         self.stratum_classes_ = np.where(clusters < n_classes, clusters, -1)
 
     #: Fitted attributes that only some fits have.

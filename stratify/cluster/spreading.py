@@ -130,8 +130,8 @@ class SpreadStrata:
             # relative to each row's own mass: a row many hops from every label holds tiny
             # values whose ratios (the stratum) still move; converged once no new row was
             # reached (every reachable one is) and no row's shares move by more than tol
-            scale = np.where(now, new.sum(axis=1), 1.0)[:, None]
-            moved = float((np.abs(new - F) / scale).max())
+            mass = np.where(now, new.sum(axis=1), 1.0)[:, None]
+            moved = float((np.abs(new - F) / mass).max())
             self.converged_ = bool((now == reached).all()) and moved < self.tol
             F, reached, self.n_iter_ = new, now, self.n_iter_ + 1
         totals = F.sum(axis=1, keepdims=True)
