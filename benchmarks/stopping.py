@@ -21,7 +21,7 @@ budget (``stop_agreement=None``).
 Usage::
 
     python benchmarks/stopping.py --datasets pneumoniamnist breastmnist cohort \
-        --seeds 0 1 2 --out benchmarks/results/stopping.md
+        --seeds 0 1 2 --out benchmarks/results/stopping.md [--model-cache DIR]
     python benchmarks/stopping.py --report-only --out benchmarks/results/stopping.md
 """
 
@@ -44,6 +44,7 @@ from stratify import Stratifier
 from stratify._atomic import write_text
 from stratify._random import seed_from
 from stratify.benchmark.datasets import load_dataset
+from stratify.benchmark.methods import cache_file
 from stratify.benchmark.provenance import git_commit, header, mean_sd
 from stratify.benchmark.store import accumulate
 from stratify.metrics import cluster_accuracy
@@ -97,18 +98,24 @@ def _recording_train(snapshots: list[dict[str, Any]]):
     return train
 
 
-def run_one(dataset: str, seed: int) -> list[dict]:
-    """Every check of one full default fit, each scored on the selection data."""
+def run_one(dataset: str, seed: int, model_cache: str | None = None) -> list[dict]:
+    """Every check of one full default fit, each scored on the selection data. With
+    ``model_cache``, the full fit is saved there as the benchmark runner's ``default``
+    network of this set and seed (the recording changes nothing about it).
+    """
     data = load_dataset(dataset, seed=seed, split="val")
     snapshots: list[dict[str, Any]] = []
     original = estimator_module.train
     estimator_module.train = _recording_train(snapshots)
     try:
-        model = Stratifier(data.n_classes, random_state=seed).fit(
-            data.train.images, metadata=data.train.metadata
-        )
+        model = Stratifier(data.n_classes, random_state=seed)
+        path = None if model_cache is None else cache_file(model_cache, data, seed, model)
+        model.fit(data.train.images, metadata=data.train.metadata)
     finally:
         estimator_module.train = original
+    if path is not None and not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
     rows = []
     for snap in snapshots:
         model.model_.load_state_dict(snap["weights"])
@@ -252,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stopping.md"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--model-cache",
+        default=None,
+        help="save each full default fit here, where benchmarks/run.py --model-cache finds it",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     path = args.out.with_suffix(".csv")
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         []
         if args.report_only
         else [(dataset, seed) for dataset in args.datasets for seed in args.seeds],
-        lambda d, s: pd.DataFrame(run_one(d, s)),
+        lambda d, s: pd.DataFrame(run_one(d, s, args.model_cache)),
         lambda d, s, rows: f"{d} seed {s}: {len(rows)} checks",
     )
     keep = results["dataset"].isin(args.datasets) & results["seed"].isin(args.seeds)

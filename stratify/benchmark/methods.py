@@ -177,6 +177,44 @@ def clear_cache() -> None:
 _CLUSTERING_PARAMS = ("n_clusters", "clusterer", "manifold", "whiten")
 
 
+def cache_file(
+    folder: str, data: BenchmarkData, seed: int, model: Any, labelled: str | None = None
+) -> Path:
+    """Where ``--model-cache`` keeps the network of the unfitted Stratifier ``model`` trained
+    on ``data.train`` with ``seed`` (``labelled``: the digest of the known labels, if any).
+
+    The name's digest covers the data, the seed and every training parameter, not the
+    clustering ones (a loaded model is reclustered).
+    """
+    from stratify.training.config import auto_epochs
+
+    training = {
+        k: v
+        for k, v in model.get_params().items()
+        if k not in (*_CLUSTERING_PARAMS, "device", "verbose")
+        # a parameter at None that did not exist when networks were cached changes
+        # nothing about them: left out, their keys stay
+        and not (k == "stop_agreement" and v is None)
+    }
+    digest = hashlib.blake2b(
+        json.dumps(
+            [
+                data.name,
+                len(data.train),
+                int(np.asarray(data.train.images).sum() % 2**31),
+                seed,
+                training,
+                auto_epochs(len(data.train)),
+            ]
+            + ([] if labelled is None else [labelled]),
+            sort_keys=True,
+            default=str,
+        ).encode(),
+        digest_size=8,
+    ).hexdigest()
+    return Path(folder) / f"{data.name}-{seed}-{digest}.pt"
+
+
 def _fitted(
     data: BenchmarkData,
     seed: int,
@@ -189,7 +227,6 @@ def _fitted(
     ``settings.model_cache``).
     """
     from stratify import Stratifier
-    from stratify.training.config import auto_epochs
 
     labelled = None if known is None else hashlib.md5(np.asarray(known).tobytes()).hexdigest()
     key = json.dumps(
@@ -209,33 +246,11 @@ def _fitted(
         verbose=settings.verbose,
         **options,
     )
-    path = None
-    if settings.model_cache is not None:
-        training = {
-            k: v
-            for k, v in model.get_params().items()
-            if k not in (*_CLUSTERING_PARAMS, "device", "verbose")
-            # a parameter at None that did not exist when networks were cached changes
-            # nothing about them: left out, their keys stay
-            and not (k == "stop_agreement" and v is None)
-        }
-        digest = hashlib.blake2b(
-            json.dumps(
-                [
-                    data.name,
-                    len(data.train),
-                    int(np.asarray(data.train.images).sum() % 2**31),
-                    seed,
-                    training,
-                    auto_epochs(len(data.train)),
-                ]
-                + ([] if labelled is None else [labelled]),
-                sort_keys=True,
-                default=str,
-            ).encode(),
-            digest_size=8,
-        ).hexdigest()
-        path = Path(settings.model_cache) / f"{data.name}-{seed}-{digest}.pt"
+    path = (
+        None
+        if settings.model_cache is None
+        else cache_file(settings.model_cache, data, seed, model, labelled)
+    )
     if path is not None and path.is_file():
         stored = Stratifier.load(path)
         wanted = {k: model.get_params()[k] for k in _CLUSTERING_PARAMS}

@@ -156,6 +156,10 @@ def _own_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(estimator.predict_proba(X))
 
 
+def _strongest(estimator: Any, X: np.ndarray) -> np.ndarray:
+    return np.asarray(estimator.predict_proba(X)).max(axis=1)
+
+
 def nearest(X: np.ndarray, centers: np.ndarray, ids: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Id of the nearest centre of each row of ``X`` (M, D); -1 without centres.
 
@@ -317,6 +321,19 @@ def _head(prior: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]],
     return fit
 
 
+# ---------------------------------------------------------------------------- consensus
+def _consensus(linkage: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple]:
+    def fit(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
+        from stratify.cluster.consensus import ConsensusStrata
+
+        if k is None:
+            raise UnreachableK("Expected a number of strata for the consensus backend, got None.")
+        model = ConsensusStrata(k, linkage=linkage, random_state=seed).fit(X)
+        return model, model.labels_
+
+    return fit
+
+
 # -------------------------------------------------------------------------------- table
 #: The large-N path's sizes: samples each backend is fitted on at most (the rest are
 #: assigned by its out-of-sample rule); each fit takes well under a minute on 32-d latents
@@ -328,6 +345,8 @@ AGGLOMERATIVE_FIT_SAMPLES = 10_000
 SPECTRAL_FIT_SAMPLES = 5_000
 #: The head's neighbour rows hold (1 + M) x D floats per sample.
 HEAD_FIT_SAMPLES = 50_000
+#: The consensus keeps an N x N co-association matrix (100 MB at this size).
+CONSENSUS_FIT_SAMPLES = 5_000
 #: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
 HDBSCAN_NOISE_WARNING = 0.5
 
@@ -339,7 +358,7 @@ BACKENDS: dict[str, Backend] = {
         criterion=BIC,
         predict=_own_predict,
         predict_proba=_own_proba,
-        probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+        probabilities=_strongest,
         gaussian=_gmm_gaussian,
         fit_samples=GMM_FIT_SAMPLES,
     ),
@@ -361,10 +380,24 @@ BACKENDS: dict[str, Backend] = {
             fit=_head(prior),
             predict=_own_predict,
             predict_proba=_own_proba,
-            probabilities=lambda estimator, X: estimator.predict_proba(X).max(axis=1),
+            probabilities=_strongest,
             fit_samples=HEAD_FIT_SAMPLES,
         )
         for name, prior in (("head", "uniform"), ("head-sized", "gmm"))
+    },
+    **{
+        name: Backend(
+            fit=_consensus(linkage),
+            predict=_own_predict,
+            predict_proba=_own_proba,
+            # the training patients' own shares (predict_proba would count each as its
+            # own neighbour); the large-N path's assigned patients: their neighbours'
+            probabilities=lambda estimator, X: estimator.label_distributions_.max(axis=1),
+            strength=_strongest,
+            gaussian=_gmm_gaussian,
+            fit_samples=CONSENSUS_FIT_SAMPLES,
+        )
+        for name, linkage in (("consensus", "average"), ("consensus-spectral", "spectral"))
     },
 }
 #: The names of the built-in backends.

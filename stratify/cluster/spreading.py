@@ -22,10 +22,8 @@ latent space (a class that is a curved or multi-modal region is still one stratu
 k-NN probe of the latents does.
 
 A new patient takes the mean of the spread rows of its ``n_neighbors`` nearest training
-patients (the same graph's out-of-sample rule). The fitted attributes mirror scikit-learn's
-``GaussianMixture`` where the rest of the clustering reads them: ``means_`` and full
-``covariances_`` of each stratum's training patients, ``weights_`` their shares, so that
-per-stratum generation and the ``"gmm"`` backend's rules work unchanged.
+patients (the same graph's out-of-sample rule, :class:`~stratify.cluster.neighbours.
+NeighbourStrata`, which also gives the Gaussian-mixture-like attributes).
 """
 
 from __future__ import annotations
@@ -34,10 +32,12 @@ import numpy as np
 from scipy import sparse
 from sklearn.neighbors import NearestNeighbors
 
+from stratify.cluster.neighbours import NeighbourStrata
+
 __all__ = ["SpreadStrata"]
 
 
-class SpreadStrata:
+class SpreadStrata(NeighbourStrata):
     """Label spreading on the k-NN graph, the labelled patients kept in their class.
 
     Parameters
@@ -72,8 +72,6 @@ class SpreadStrata:
     n_iter_ : int
     converged_ : bool
     """
-
-    covariance_type = "full"
 
     def __init__(
         self,
@@ -110,10 +108,8 @@ class SpreadStrata:
             raise ValueError(
                 f"Expected labelled samples of every class 0..{classes - 1}, got none of {missing}."
             )
-        k = min(self.n_neighbors, len(X) - 1)
-        self._index = NearestNeighbors(n_neighbors=k).fit(X)
-        self._k = k
-        graph = self._index.kneighbors_graph(mode="connectivity")  # no one its own neighbour
+        index = NearestNeighbors(n_neighbors=min(self.n_neighbors, len(X) - 1)).fit(X)
+        graph = index.kneighbors_graph(mode="connectivity")  # no one its own neighbour
         graph = graph.maximum(graph.T).tocsr()  # symmetric: i ~ j if either is a neighbour
         degree = np.asarray(graph.sum(axis=1)).ravel()
         scale = sparse.diags(1 / np.sqrt(np.maximum(degree, 1e-12)))
@@ -143,28 +139,5 @@ class SpreadStrata:
             self.label_distributions_ = rescaled / rescaled.sum(axis=1, keepdims=True)
         labels = self.label_distributions_.argmax(axis=1)
         labels[known] = anchors[known]
-        self.labels_ = labels
-        self.n_components = classes
-        self._moments(X, labels, classes)
+        self._settle(X, labels, self.label_distributions_, index)
         return self
-
-    def _moments(self, X: np.ndarray, labels: np.ndarray, classes: int) -> None:
-        """Shares, means and full covariances of the strata (the whole set's for an empty one)."""
-        dim = X.shape[1]
-        self.weights_ = np.bincount(labels, minlength=classes) / len(X)
-        self.means_ = np.empty((classes, dim))
-        self.covariances_ = np.empty((classes, dim, dim))
-        for c in range(classes):
-            members = X[labels == c] if (labels == c).sum() >= 2 else X
-            self.means_[c] = members.mean(axis=0)
-            centred = members - self.means_[c]
-            self.covariances_[c] = centred.T @ centred / len(members) + self.reg_covar * np.eye(dim)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Mean spread row of the ``n_neighbors`` nearest training patients, (M, C)."""
-        rows = self._index.kneighbors(np.asarray(X, dtype=np.float64), return_distance=False)
-        return self.label_distributions_[rows].mean(axis=1)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Stratum of each row of ``X`` (M, D): the largest entry of :meth:`predict_proba`."""
-        return self.predict_proba(X).argmax(axis=1)

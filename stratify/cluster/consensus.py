@@ -1,0 +1,209 @@
+r"""Consensus strata by evidence accumulation over many partitions of the latents.
+
+One clustering run of the latents lands in one local optimum; the stability rule of
+``manifold="auto"`` keeps the run that agrees best with the others (the medoid), and so keeps
+its errors. Evidence accumulation (Fred & Jain 2005, "Combining multiple clusterings using
+evidence accumulation") pools the runs instead: ``n_runs`` seeded k-means partitions, each
+with a number of strata :math:`k_r` drawn uniformly from :math:`[k, \text{split} \cdot k]`
+(finer than the strata asked for, so that each run cuts the data into small compact pieces
+and the pieces' union can follow a class of any shape), vote into the co-association matrix
+
+.. math:: C_{ij} = \frac{1}{R} \sum_{r=1}^{R} [\ell_r(i) = \ell_r(j)],
+
+the share of runs in which patients :math:`i` and :math:`j` share a stratum. The consensus
+partition into :math:`k` strata is read from :math:`C`:
+
+* ``"average"``: the average-linkage dendrogram of the distances :math:`1 - C`, cut at the
+  fewest clusters of which :math:`k` each hold at least ``min_share`` of the patients (a plain
+  cut into :math:`k` would make strata of a few stray patients); the patients of the smaller
+  fragments join the stratum they share most runs with (largest mean :math:`C` to its
+  members). Fred & Jain's consensus function.
+* ``"spectral"``: normalised-cut spectral clustering with :math:`C` as the affinity (the
+  cluster-based similarity partitioning of Strehl & Ghosh 2002, with a spectral cut for
+  their graph partitioner).
+
+Each training patient's shares over the strata (``label_distributions_``) are its mean
+co-association with each stratum's members, normalised; a new patient takes the mean shares
+of its nearest training patients (:class:`~stratify.cluster.neighbours.NeighbourStrata`).
+
+The co-association matrix is N x N: the backend is fitted on at most
+``CONSENSUS_FIT_SAMPLES`` patients (:class:`~stratify.cluster.StrataClusterer`'s large-N
+path assigns the rest).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from stratify.cluster.neighbours import NeighbourStrata
+
+__all__ = ["CONSENSUS_LINKAGES", "ConsensusStrata", "coassociation"]
+
+#: The consensus functions.
+CONSENSUS_LINKAGES = ("average", "spectral")
+
+
+def coassociation(partitions: list[np.ndarray]) -> np.ndarray:
+    """Share of the ``partitions`` (each (N,) int labels) in which each pair shares a label.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, N)
+        Symmetric, ones on the diagonal.
+    """
+    n = len(partitions[0])
+    counts = np.zeros((n, n), dtype=np.float32)
+    for labels in partitions:
+        _, codes = np.unique(labels, return_inverse=True)
+        onehot = np.zeros((n, int(codes.max()) + 1), dtype=np.float32)
+        onehot[np.arange(n), codes] = 1.0
+        counts += onehot @ onehot.T
+    return counts / len(partitions)
+
+
+class ConsensusStrata(NeighbourStrata):
+    """Evidence accumulation: k strata from the co-association of many k-means runs.
+
+    Parameters
+    ----------
+    n_components : int
+        The number of strata k.
+    n_runs : int, default=20
+        k-means partitions pooled.
+    split : float, default=3.0
+        Each run has :math:`k_r` strata drawn uniformly from ``[k, ceil(split * k)]``
+        (capped at N).
+    linkage : {"average", "spectral"}, default="average"
+        The consensus function (module docstring).
+    min_share : float, default=0.02
+        ``"average"``: the smallest share of the patients a stratum holds.
+    n_neighbors : int, default=10
+        Training neighbours whose shares a new patient takes.
+    random_state : int or None, default=None
+        Seeds the runs (and the spectral cut).
+    reg_covar : float, default=1e-6
+        Added to the diagonal of each stratum's covariance.
+
+    Attributes
+    ----------
+    labels_, label_distributions_, weights_, means_, covariances_, n_components
+        As :class:`~stratify.cluster.neighbours.NeighbourStrata`.
+    run_strata_ : numpy.ndarray of int, shape (n_runs,)
+        :math:`k_r` of each run.
+    """
+
+    def __init__(
+        self,
+        n_components: int,
+        *,
+        n_runs: int = 20,
+        split: float = 3.0,
+        linkage: str = "average",
+        min_share: float = 0.02,
+        n_neighbors: int = 10,
+        random_state: int | None = None,
+        reg_covar: float = 1e-6,
+    ) -> None:
+        checks: list[tuple[bool, str, Any]] = [
+            (n_components >= 1, "n_components >= 1", n_components),
+            (n_runs >= 1, "n_runs >= 1", n_runs),
+            (split >= 1, "split >= 1", split),
+            (linkage in CONSENSUS_LINKAGES, f"linkage in {CONSENSUS_LINKAGES}", linkage),
+            (0 <= min_share < 1, "min_share in [0, 1)", min_share),
+            (n_neighbors >= 1, "n_neighbors >= 1", n_neighbors),
+        ]
+        for ok, expected, got in checks:
+            if not ok:
+                raise ValueError(f"Expected {expected}, got {got!r}.")
+        self.n_components, self.n_runs, self.split = n_components, n_runs, split
+        self.linkage, self.min_share, self.n_neighbors = linkage, min_share, n_neighbors
+        self.random_state, self.reg_covar = random_state, reg_covar
+
+    def fit(self, X: np.ndarray) -> ConsensusStrata:
+        """Find the consensus strata of ``X`` (N, D).
+
+        Raises
+        ------
+        ValueError
+            If there are fewer samples than strata, or fewer than 2 samples.
+        """
+        from sklearn.cluster import KMeans
+
+        X = np.asarray(X, dtype=np.float64)
+        k, n = self.n_components, len(X)
+        if n < 2 or k > n:
+            raise ValueError(
+                f"Expected at least 2 samples and n_components={k} <= samples, got {n} samples."
+            )
+        rng = np.random.default_rng(self.random_state)
+        high = min(n, max(k, math.ceil(self.split * k)))
+        self.run_strata_ = rng.integers(k, high + 1, size=self.n_runs)
+        seeds = rng.integers(2**31 - 1, size=self.n_runs)
+        partitions = [
+            KMeans(int(k_r), n_init=1, random_state=int(seed)).fit_predict(X)
+            for k_r, seed in zip(self.run_strata_, seeds, strict=True)
+        ]
+        C = coassociation(partitions)
+        if k == 1:
+            labels = np.zeros(n, dtype=np.int64)
+        elif self.linkage == "average":
+            labels = self._average_cut(C, k)
+        else:
+            from sklearn.cluster import SpectralClustering
+
+            spectral = SpectralClustering(
+                k,
+                affinity="precomputed",
+                assign_labels="cluster_qr",
+                random_state=int(rng.integers(2**31 - 1)),
+            )
+            with warnings.catch_warnings():  # strata no run ever joins: the ideal case
+                warnings.filterwarnings("ignore", message="Graph is not fully connected")
+                labels = spectral.fit_predict(C.astype(np.float64))
+            labels = _by_size(labels)
+        onehot = np.zeros((n, k), dtype=np.float32)
+        onehot[np.arange(n), labels] = 1.0
+        shares = (C @ onehot) / np.maximum(onehot.sum(axis=0), 1.0)
+        shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12)
+        self._settle(X, labels, shares.astype(np.float64))
+        return self
+
+    def _average_cut(self, C: np.ndarray, k: int) -> np.ndarray:
+        """The average-linkage consensus (module docstring), strata numbered by size."""
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
+        n = len(C)
+        distance = 1.0 - C.astype(np.float64)
+        np.fill_diagonal(distance, 0.0)
+        tree = linkage(squareform(distance, checks=False), method="average")
+        smallest = max(1, min(math.ceil(self.min_share * n), n // k))
+        for cut in range(k, n + 1):
+            fragments = fcluster(tree, cut, criterion="maxclust")
+            ids, sizes = np.unique(fragments, return_counts=True)
+            if (sizes >= smallest).sum() >= k:
+                break
+        kept = ids[np.argsort(-sizes, kind="stable")[:k]]  # the k largest
+        labels = np.full(n, -1, dtype=np.int64)
+        for stratum, fragment in enumerate(kept):
+            labels[fragments == fragment] = stratum
+        stray = labels < 0
+        if stray.any():
+            onehot = np.zeros((n, k), dtype=np.float32)
+            onehot[~stray, labels[~stray]] = 1.0
+            affinity = (C[stray] @ onehot) / onehot.sum(axis=0)
+            labels[stray] = affinity.argmax(axis=1)
+        return labels
+
+
+def _by_size(labels: np.ndarray) -> np.ndarray:
+    """``labels`` renumbered 0.. from the largest stratum down (ties: the lower label)."""
+    ids, sizes = np.unique(labels, return_counts=True)
+    order = ids[np.argsort(-sizes, kind="stable")]
+    mapping = np.empty(int(ids.max()) + 1, dtype=np.int64)
+    mapping[order] = np.arange(len(order))
+    return mapping[labels]
