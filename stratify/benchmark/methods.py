@@ -588,6 +588,17 @@ METHODS: dict[str, Method] = {
             )
             for backend in ("head", "head-sized")
         ),
+        *(
+            Method(
+                f"default-{backend}",
+                "unsupervised",
+                "the default recipe's network, evidence accumulation on the normalised "
+                "latents: the co-association of 20 k-means runs (k_r in [k, 3k]) cut by "
+                + ("average linkage" if backend == "consensus" else "a normalised cut"),
+                _deep(_DEFAULT, clusterer=backend, manifold=None, whiten=False),
+            )
+            for backend in ("consensus", "consensus-spectral")
+        ),
         Method(
             "ae-kmeans",
             "unsupervised",

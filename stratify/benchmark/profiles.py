@@ -54,6 +54,8 @@ _DEFAULT_RECIPE = [
     "default-auto-gmm",
     "default-head",
     "default-head-sized",
+    "default-consensus",
+    "default-consensus-spectral",
 ]
 
 #: Published test scores of the rows that reproduce a paper's protocol: (dataset, method) ->

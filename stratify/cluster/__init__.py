@@ -7,8 +7,13 @@
   for new samples;
 * :mod:`~stratify.cluster.selection`: the number of strata and the space, chosen without
   labels;
+* :mod:`~stratify.cluster.head` and :mod:`~stratify.cluster.consensus`: the backends with a
+  module of their own (SCAN-style clustering heads; evidence accumulation over many k-means
+  runs);
 * :mod:`~stratify.cluster.seeded` and :mod:`~stratify.cluster.spreading`: strata anchored by
   a few known labels (a seeded Gaussian mixture; label spreading on the k-NN graph);
+* :mod:`~stratify.cluster.neighbours`: strata given as shares per training sample, extended
+  to new samples by their nearest neighbours (spreading's and the consensus' rule);
 * :mod:`~stratify.cluster.clusterer`: :class:`StrataClusterer`, which chains them.
 
 The backend table is imported eagerly (it is light: scikit-learn and hdbscan load when a

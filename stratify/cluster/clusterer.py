@@ -16,6 +16,11 @@ backend              ``"auto"`` k by  ``predict`` on new samples     fitted on
                                       marks noise
 ``"agglomerative"``  silhouette       nearest centroid of the strata <= 10,000
 ``"spectral"``       silhouette       nearest centroid of the strata <= 5,000
+``"head"``,          silhouette       the head's argmax              <= 50,000
+``"head-sized"``
+``"consensus"``,     silhouette       mean stratum shares of the 10  <= 5,000
+``"consensus-                         nearest training samples
+spectral"``
 an instance          silhouette       its ``predict`` if any, else   all samples
                                       nearest centroid
 ===================  ===============  =============================  ===========
