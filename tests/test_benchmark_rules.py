@@ -89,3 +89,35 @@ def test_the_stopping_rule_takes_the_earliest_threshold_within_both_tolerances(t
     assert "Partial: 2 of 4 (set, seed) runs; no threshold is chosen" in out.read_text()
     script.report(runs, ["a", "b"], [0], out)
     assert "**Chosen: t = 0.65.**" in out.read_text()
+
+
+def _fit_time_rows(seconds):
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "pneumoniamnist",
+                "seed": seed,
+                "n_train": 2000,
+                "stop_agreement": 0.9,
+                "epochs_run": 60,
+                "epoch_budget": 128,
+                "fit_seconds": value,
+                "test_acc": 0.8,
+                "test_nmi": 0.3,
+                "git_commit": "abc",
+            }
+            for seed, value in enumerate(seconds)
+        ]
+    )
+
+
+def test_the_fit_time_bar_is_judged_on_the_slowest_seed(tmp_path):
+    script = _script("fit_time")
+    out = tmp_path / "fit_time.md"
+    script.report(_fit_time_rows([100.0, 170.0, 179.0]), [0, 1, 2], out)
+    assert "Mean 150 s, slowest seed 179 s: bar met.**" in out.read_text()
+    # a mean under the bar does not hide one seed over it
+    script.report(_fit_time_rows([100.0, 120.0, 181.0]), [0, 1, 2], out)
+    assert "Mean 134 s, slowest seed 181 s: bar missed.**" in out.read_text()
+    script.report(_fit_time_rows([100.0]), [0], out)
+    assert "bar met (only 1 seed(s)).**" in out.read_text()
