@@ -50,17 +50,19 @@ def test_the_average_cut_sends_a_stray_patient_to_the_stratum_it_co_occurs_with_
     assert labels[20] == labels[0]  # 0.05 with A against 0 with B
 
 
-@pytest.mark.parametrize("linkage", ["average", "spectral"])
-def test_well_separated_strata_are_found_and_numbered_by_size(linkage):
+@pytest.mark.parametrize(
+    ("linkage", "base"), [("average", "gmm"), ("spectral", "gmm"), ("average", "kmeans")]
+)
+def test_well_separated_strata_are_found_and_numbered_by_size(linkage, base):
     X, truth = make_blobs([250, 150, 100], n_features=5, cluster_std=0.5, random_state=3)
-    model = ConsensusStrata(3, linkage=linkage, random_state=0).fit(X)
+    model = ConsensusStrata(3, linkage=linkage, base=base, random_state=0).fit(X)
     assert adjusted_rand_score(truth, model.labels_) == 1.0
     assert np.bincount(model.labels_).tolist() == [250, 150, 100]
     assert model.label_distributions_.shape == (500, 3)
     np.testing.assert_allclose(model.label_distributions_.sum(axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(model.label_distributions_.argmax(axis=1), model.labels_)
     assert model.run_strata_.min() >= 3 and model.run_strata_.max() <= math.ceil(3.0 * 3)
-    again = ConsensusStrata(3, linkage=linkage, random_state=0).fit(X)
+    again = ConsensusStrata(3, linkage=linkage, base=base, random_state=0).fit(X)
     np.testing.assert_array_equal(again.labels_, model.labels_)
     # the moments of each stratum, as GaussianMixture exposes them
     for c in range(3):
@@ -89,6 +91,7 @@ def test_new_patients_take_the_mean_shares_of_their_nearest_training_patients():
         ({"n_runs": 0}, r"n_runs >= 1, got 0"),
         ({"split": 0.5}, r"split >= 1, got 0.5"),
         ({"linkage": "single"}, r"linkage in \('average', 'spectral'\), got 'single'"),
+        ({"base": "hdbscan"}, r"base in \('gmm', 'kmeans'\), got 'hdbscan'"),
         ({"min_share": 1.0}, r"min_share in \[0, 1\), got 1.0"),
         ({"n_neighbors": 0}, r"n_neighbors >= 1, got 0"),
     ],
@@ -103,7 +106,7 @@ def test_more_strata_than_patients_is_refused():
         ConsensusStrata(5).fit(np.zeros((4, 2)))
 
 
-@pytest.mark.parametrize("method", ["consensus", "consensus-spectral"])
+@pytest.mark.parametrize("method", ["consensus", "consensus-spectral", "consensus-kmeans"])
 def test_the_consensus_backends_cluster_store_and_give_gaussians(method):
     X, truth = make_blobs([120, 80], n_features=4, cluster_std=0.6, random_state=2)
     clusterer = StrataClusterer(method, 2, random_state=0).fit(X)

@@ -593,11 +593,15 @@ METHODS: dict[str, Method] = {
                 f"default-{backend}",
                 "unsupervised",
                 "the default recipe's network, evidence accumulation on the normalised "
-                "latents: the co-association of 20 k-means runs (k_r in [k, 3k]) cut by "
-                + ("average linkage" if backend == "consensus" else "a normalised cut"),
+                f"latents: the co-association of 20 {runs} runs (k_r in [k, 3k]) cut by "
+                f"{cut}",
                 _deep(_DEFAULT, clusterer=backend, manifold=None, whiten=False),
             )
-            for backend in ("consensus", "consensus-spectral")
+            for backend, runs, cut in (
+                ("consensus", "Gaussian-mixture", "average linkage"),
+                ("consensus-spectral", "Gaussian-mixture", "a normalised cut"),
+                ("consensus-kmeans", "k-means", "average linkage"),
+            )
         ),
         Method(
             "ae-kmeans",

@@ -56,6 +56,7 @@ _DEFAULT_RECIPE = [
     "default-head-sized",
     "default-consensus",
     "default-consensus-spectral",
+    "default-consensus-kmeans",
 ]
 
 #: Published test scores of the rows that reproduce a paper's protocol: (dataset, method) ->

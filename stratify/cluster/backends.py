@@ -322,13 +322,15 @@ def _head(prior: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]],
 
 
 # ---------------------------------------------------------------------------- consensus
-def _consensus(linkage: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple]:
+def _consensus(
+    linkage: str, base: str
+) -> Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple]:
     def fit(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
         from stratify.cluster.consensus import ConsensusStrata
 
         if k is None:
             raise UnreachableK("Expected a number of strata for the consensus backend, got None.")
-        model = ConsensusStrata(k, linkage=linkage, random_state=seed).fit(X)
+        model = ConsensusStrata(k, linkage=linkage, base=base, random_state=seed).fit(X)
         return model, model.labels_
 
     return fit
@@ -387,7 +389,7 @@ BACKENDS: dict[str, Backend] = {
     },
     **{
         name: Backend(
-            fit=_consensus(linkage),
+            fit=_consensus(linkage, base),
             predict=_own_predict,
             predict_proba=_own_proba,
             # the training patients' own shares (predict_proba would count each as its
@@ -397,7 +399,11 @@ BACKENDS: dict[str, Backend] = {
             gaussian=_gmm_gaussian,
             fit_samples=CONSENSUS_FIT_SAMPLES,
         )
-        for name, linkage in (("consensus", "average"), ("consensus-spectral", "spectral"))
+        for name, linkage, base in (
+            ("consensus", "average", "gmm"),
+            ("consensus-spectral", "spectral", "gmm"),
+            ("consensus-kmeans", "average", "kmeans"),
+        )
     },
 }
 #: The names of the built-in backends.

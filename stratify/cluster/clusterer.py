@@ -20,7 +20,9 @@ backend              ``"auto"`` k by  ``predict`` on new samples     fitted on
 ``"head-sized"``
 ``"consensus"``,     silhouette       mean stratum shares of the 10  <= 5,000
 ``"consensus-                         nearest training samples
-spectral"``
+spectral"``,
+``"consensus-
+kmeans"``
 an instance          silhouette       its ``predict`` if any, else   all samples
                                       nearest centroid
 ===================  ===============  =============================  ===========

@@ -3,10 +3,11 @@ r"""Consensus strata by evidence accumulation over many partitions of the latent
 One clustering run of the latents lands in one local optimum; the stability rule of
 ``manifold="auto"`` keeps the run that agrees best with the others (the medoid), and so keeps
 its errors. Evidence accumulation (Fred & Jain 2005, "Combining multiple clusterings using
-evidence accumulation") pools the runs instead: ``n_runs`` seeded k-means partitions, each
-with a number of strata :math:`k_r` drawn uniformly from :math:`[k, \text{split} \cdot k]`
-(finer than the strata asked for, so that each run cuts the data into small compact pieces
-and the pieces' union can follow a class of any shape), vote into the co-association matrix
+evidence accumulation") pools the runs instead: ``n_runs`` seeded partitions (Gaussian
+mixtures, the latent clusterer, or k-means as in the paper: ``base``), each with a number of
+strata :math:`k_r` drawn uniformly from :math:`[k, \text{split} \cdot k]` (finer than the
+strata asked for, so that each run cuts the data into smaller pieces and the pieces' union
+can follow a class of any shape), vote into the co-association matrix
 
 .. math:: C_{ij} = \frac{1}{R} \sum_{r=1}^{R} [\ell_r(i) = \ell_r(j)],
 
@@ -41,10 +42,12 @@ import numpy as np
 
 from stratify.cluster.neighbours import NeighbourStrata
 
-__all__ = ["CONSENSUS_LINKAGES", "ConsensusStrata", "coassociation"]
+__all__ = ["CONSENSUS_BASES", "CONSENSUS_LINKAGES", "ConsensusStrata", "coassociation"]
 
 #: The consensus functions.
 CONSENSUS_LINKAGES = ("average", "spectral")
+#: The clusterings whose runs are pooled.
+CONSENSUS_BASES = ("gmm", "kmeans")
 
 
 def coassociation(partitions: list[np.ndarray]) -> np.ndarray:
@@ -66,19 +69,23 @@ def coassociation(partitions: list[np.ndarray]) -> np.ndarray:
 
 
 class ConsensusStrata(NeighbourStrata):
-    """Evidence accumulation: k strata from the co-association of many k-means runs.
+    """Evidence accumulation: k strata from the co-association of many clustering runs.
 
     Parameters
     ----------
     n_components : int
         The number of strata k.
     n_runs : int, default=20
-        k-means partitions pooled.
+        Partitions pooled.
     split : float, default=3.0
         Each run has :math:`k_r` strata drawn uniformly from ``[k, ceil(split * k)]``
         (capped at N).
     linkage : {"average", "spectral"}, default="average"
         The consensus function (module docstring).
+    base : {"gmm", "kmeans"}, default="gmm"
+        The runs: Gaussian mixtures (full covariances, one k-means initialisation each; the
+        latent clusterer whose restarts land in different local optima) or k-means (one
+        initialisation each; Fred & Jain's).
     min_share : float, default=0.02
         ``"average"``: the smallest share of the patients a stratum holds.
     n_neighbors : int, default=10
@@ -103,6 +110,7 @@ class ConsensusStrata(NeighbourStrata):
         n_runs: int = 20,
         split: float = 3.0,
         linkage: str = "average",
+        base: str = "gmm",
         min_share: float = 0.02,
         n_neighbors: int = 10,
         random_state: int | None = None,
@@ -113,6 +121,7 @@ class ConsensusStrata(NeighbourStrata):
             (n_runs >= 1, "n_runs >= 1", n_runs),
             (split >= 1, "split >= 1", split),
             (linkage in CONSENSUS_LINKAGES, f"linkage in {CONSENSUS_LINKAGES}", linkage),
+            (base in CONSENSUS_BASES, f"base in {CONSENSUS_BASES}", base),
             (0 <= min_share < 1, "min_share in [0, 1)", min_share),
             (n_neighbors >= 1, "n_neighbors >= 1", n_neighbors),
         ]
@@ -120,7 +129,8 @@ class ConsensusStrata(NeighbourStrata):
             if not ok:
                 raise ValueError(f"Expected {expected}, got {got!r}.")
         self.n_components, self.n_runs, self.split = n_components, n_runs, split
-        self.linkage, self.min_share, self.n_neighbors = linkage, min_share, n_neighbors
+        self.linkage, self.base = linkage, base
+        self.min_share, self.n_neighbors = min_share, n_neighbors
         self.random_state, self.reg_covar = random_state, reg_covar
 
     def fit(self, X: np.ndarray) -> ConsensusStrata:
@@ -132,6 +142,7 @@ class ConsensusStrata(NeighbourStrata):
             If there are fewer samples than strata, or fewer than 2 samples.
         """
         from sklearn.cluster import KMeans
+        from sklearn.mixture import GaussianMixture
 
         X = np.asarray(X, dtype=np.float64)
         k, n = self.n_components, len(X)
@@ -144,7 +155,11 @@ class ConsensusStrata(NeighbourStrata):
         self.run_strata_ = rng.integers(k, high + 1, size=self.n_runs)
         seeds = rng.integers(2**31 - 1, size=self.n_runs)
         partitions = [
-            KMeans(int(k_r), n_init=1, random_state=int(seed)).fit_predict(X)
+            (
+                KMeans(int(k_r), n_init=1, random_state=int(seed))
+                if self.base == "kmeans"
+                else GaussianMixture(int(k_r), random_state=int(seed))
+            ).fit_predict(X)
             for k_r, seed in zip(self.run_strata_, seeds, strict=True)
         ]
         C = coassociation(partitions)
