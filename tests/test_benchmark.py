@@ -41,6 +41,7 @@ def test_score_transductive_hand_example():
     scores = runner.score(data, result, seed=0)
     assert scores["acc"] == pytest.approx(10 / 12)
     assert scores["majority_rate"] == pytest.approx(0.5)
+    assert scores["min_share"] == pytest.approx(4 / 12)  # stratum 1 holds 4 of 12
     assert np.isnan(scores["knn_acc"]) and scores["probe_level"] == ""
 
 
@@ -51,6 +52,11 @@ def test_score_counts_extra_clusters_as_errors():
     labels = np.array([0, 1, 2, -1])  # one sample right per matched cluster at best
     scores = runner.score(data, MethodResult(labels, labels, None, None, 3), seed=0)
     assert scores["acc"] == pytest.approx(2 / 4)
+    assert scores["min_share"] == pytest.approx(1 / 4)  # the noise sample is in none
+    # a stratum that no scored sample falls in is the smallest, with share 0
+    missing = np.array([0, 0, 2, 2])
+    scores = runner.score(data, MethodResult(missing, missing, None, None, 3), seed=0)
+    assert scores["min_share"] == 0.0
 
 
 def test_group_means_matches_a_loop():

@@ -121,3 +121,41 @@ def test_the_fit_time_bar_is_judged_on_the_slowest_seed(tmp_path):
     assert "Mean 134 s, slowest seed 181 s: bar missed.**" in out.read_text()
     script.report(_fit_time_rows([100.0]), [0], out)
     assert "bar met (only 1 seed(s)).**" in out.read_text()
+
+
+def _validation_rows(scores):
+    """Rows of the validation profile: ``scores[name] = ((acc set a, acc set b), share)``,
+    one seed, the same share in every row."""
+    return pd.DataFrame(
+        [
+            {"method": name, "dataset": d, "seed": 0, "acc": acc, "min_share": share}
+            for name, (accs, share) in scores.items()
+            for d, acc in zip(("a", "b"), accs, strict=True)
+        ]
+    )
+
+
+def test_the_default_rule_drops_tiny_strata_and_breaks_ties_by_the_worst_set():
+    script = _script("choose_default")
+    rows = _validation_rows(
+        {
+            "collapsed": ((0.99, 0.99), 0.01),  # best ACC, but a 1 % stratum: out
+            "even": ((0.80, 0.80), 0.3),  # mean 0.800, worst 0.80
+            "uneven": ((0.90, 0.703), 0.3),  # mean 0.8015: within 0.005, worst 0.703
+            "low": ((0.70, 0.70), 0.3),
+        }
+    )
+    chosen, table = script.choose(rows, ["collapsed", "even", "uneven", "low"], ["a", "b"], [0])
+    assert chosen == "even"
+    assert table.set_index("candidate").loc["collapsed", "out"] == "a stratum under 5%"
+    # beyond the tie the higher mean wins whatever its worst set
+    rows = _validation_rows({"even": ((0.80, 0.80), 0.3), "uneven": ((0.95, 0.70), 0.3)})
+    assert script.choose(rows, ["even", "uneven"], ["a", "b"], [0])[0] == "uneven"
+    # a candidate without a row of every (set, seed) is not chosen
+    partial = rows[~((rows["method"] == "uneven") & (rows["dataset"] == "b"))]
+    chosen, table = script.choose(partial, ["even", "uneven"], ["a", "b"], [0])
+    assert chosen == "even"
+    assert table.set_index("candidate").loc["uneven", "out"] == "missing runs"
+    # rows from before the stratum sizes were recorded cannot pass the first test
+    rows.loc[rows["method"] == "uneven", "min_share"] = float("nan")
+    assert script.choose(rows, ["even", "uneven"], ["a", "b"], [0])[0] == "even"

@@ -35,6 +35,17 @@ def _accuracy(y_true: np.ndarray, labels: np.ndarray) -> float:
         return metrics.cluster_accuracy(y_true, labels)
 
 
+def _smallest_share(labels: np.ndarray, n_clusters: int) -> float:
+    """Share of the scored samples in the smallest of the ``n_clusters`` strata (0 when one
+    holds none of them; noise, -1, counts in none).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0 or n_clusters < 1:
+        return float("nan")
+    counts = np.bincount(labels[labels >= 0], minlength=n_clusters)
+    return float(counts.min() / len(labels))
+
+
 def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any]:
     """The agreement and probe scores of one run (see the module docstring)."""
     y_test = data.test.labels
@@ -51,6 +62,7 @@ def score(data: BenchmarkData, result: MethodResult, seed: int) -> dict[str, Any
         "nmi": float(normalized_mutual_info_score(y_test, result.test_labels)),
         "ari": float(adjusted_rand_score(y_test, result.test_labels)),
         "majority_rate": metrics.majority_rate(y_test),
+        "min_share": _smallest_share(result.test_labels, result.n_clusters),
         "n_classes": data.n_classes,
         "k": result.n_clusters,
         "knn_acc": float("nan"),

@@ -34,6 +34,7 @@ COLUMNS = [
     "reconstruction_fidelity",
     "diversity_ratio",
     "majority_rate",
+    "min_share",
     "n_classes",
     "k",
     "n_train",
