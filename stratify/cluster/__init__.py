@@ -8,8 +8,8 @@
 * :mod:`~stratify.cluster.selection`: the number of strata and the space, chosen without
   labels;
 * :mod:`~stratify.cluster.head` and :mod:`~stratify.cluster.consensus`: the backends with a
-  module of their own (SCAN-style clustering heads; evidence accumulation over many k-means
-  runs);
+  module of their own (SCAN-style clustering heads; evidence accumulation over many
+  Gaussian-mixture or k-means runs);
 * :mod:`~stratify.cluster.seeded` and :mod:`~stratify.cluster.spreading`: strata anchored by
   a few known labels (a seeded Gaussian mixture; label spreading on the k-NN graph);
 * :mod:`~stratify.cluster.neighbours`: strata given as shares per training sample, extended
