@@ -18,10 +18,23 @@ chosen t is the *smallest* (the earliest stops) such that (a) the mean val ACC o
 at least that set's full-budget mean minus 0.02. If no t passes, the default stays the full
 budget (``stop_agreement=None``).
 
+**Rescoring with another clustering** (``--clusterer NAME --rescore CSV``). The agreement
+trajectory does not depend on the clustering, only the val ACC of each stop does. Given an
+earlier run's trajectories (``CSV``) and its cached full fits (``--model-cache``), the script
+trains each (set, seed) again only up to the last check that is a stop of a candidate
+t <= ``--max-threshold``, snapshots those checks, and scores them and the cached full fit with
+``NAME``. The recomputed agreements are compared with the recorded ones (the fits are
+deterministic; a difference is reported). The rule is the same, on the candidates up to
+``--max-threshold``: the smallest passing one is what the whole grid would choose whenever
+one of them passes; if none passes, none is chosen (the full budget).
+
 Usage::
 
     python benchmarks/stopping.py --datasets pneumoniamnist breastmnist cohort \
         --seeds 0 1 2 --out benchmarks/results/stopping.md [--model-cache DIR]
+    python benchmarks/stopping.py --clusterer consensus-spectral --max-threshold 0.8 \
+        --rescore benchmarks/results/stopping.csv --model-cache DIR \
+        --out benchmarks/results/stopping-consensus-spectral.md
     python benchmarks/stopping.py --report-only --out benchmarks/results/stopping.md
 """
 
@@ -58,9 +71,14 @@ THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 MEAN_TOLERANCE, SET_TOLERANCE = 0.01, 0.02
 
 
-def _recording_train(snapshots: list[dict[str, Any]]):
+class _Enough(Exception):
+    """Raised after the last check a rescoring run needs: the rest of the fit is not run."""
+
+
+def _recording_train(snapshots: list[dict[str, Any]], needed: set[int] | None = None):
     """``stratify.training.train`` that also records the probe's agreement and a copy of the
-    weights after every check epoch, into ``snapshots``.
+    weights after every check epoch, into ``snapshots``. With ``needed``, only those checks
+    keep weights and training ends (:class:`_Enough`) after the last of them.
     """
     original = estimator_module.train
 
@@ -80,10 +98,16 @@ def _recording_train(snapshots: list[dict[str, Any]]):
                     "budget": config.epochs,
                     "train_seconds": began - start - in_checks[0],  # the checks not counted
                     "knn_agreement": probe.agreement(model, 256, next(model.parameters()).device),
-                    "weights": copy.deepcopy(model.state_dict()),
+                    "weights": (
+                        copy.deepcopy(model.state_dict())
+                        if needed is None or epoch in needed
+                        else None
+                    ),
                 }
             )
             in_checks[0] += time.perf_counter() - began
+            if needed is not None and epoch >= max(needed):
+                raise _Enough
 
         return original(
             model,
@@ -98,35 +122,83 @@ def _recording_train(snapshots: list[dict[str, Any]]):
     return train
 
 
-def run_one(dataset: str, seed: int, model_cache: str | None = None) -> list[dict]:
+def _score(model: Stratifier, data: Any) -> tuple[float, float, float]:
+    """Cluster the model's current network as ``fit`` does; (val ACC, val NMI, seconds)."""
+    start = time.perf_counter()
+    model._embed_training(data.train.images)
+    model._fit_clusterer()
+    seconds = time.perf_counter() - start
+    if data.transductive:
+        truth, strata = data.train.labels, model.labels_
+    else:
+        truth, strata = data.test.labels, model.predict(data.test.images)
+    return cluster_accuracy(truth, strata), normalized_mutual_info_score(truth, strata), seconds
+
+
+def run_one(
+    dataset: str,
+    seed: int,
+    model_cache: str | None = None,
+    clusterer: str = "head",
+    earlier: pd.DataFrame | None = None,
+    thresholds: tuple[float, ...] = THRESHOLDS,
+) -> list[dict]:
     """Every check of one full default fit, each scored on the selection data. With
     ``model_cache``, the full fit is saved there as the benchmark runner's ``default``
     network of this set and seed (the recording changes nothing about it).
+
+    With ``earlier`` (this set and seed's trajectory from an earlier run), the fit is rerun
+    only up to the last stop of ``thresholds``; those stops and the cached full fit (which
+    must exist) are scored with ``clusterer``.
     """
     data = load_dataset(dataset, seed=seed, split="val")
     snapshots: list[dict[str, Any]] = []
+    needed = None
+    if earlier is not None:
+        needed = {int(stops(earlier, t)["epoch"].iloc[0]) for t in thresholds}
     original = estimator_module.train
-    estimator_module.train = _recording_train(snapshots)
+    estimator_module.train = _recording_train(snapshots, needed)
     try:
         model = Stratifier(data.n_classes, random_state=seed)
         path = None if model_cache is None else cache_file(model_cache, data, seed, model)
-        model.fit(data.train.images, metadata=data.train.metadata)
+        if earlier is not None and (path is None or not path.is_file()):
+            raise FileNotFoundError(
+                f"rescoring {dataset} seed {seed} needs its cached full fit; expected "
+                f"{path} (--model-cache of the earlier run)"
+            )
+        try:
+            model.fit(data.train.images, metadata=data.train.metadata)
+        except _Enough:
+            pass
     finally:
         estimator_module.train = original
-    if path is not None and not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
     rows = []
+    if earlier is None:
+        if path is not None and not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)
+    else:  # the full budget: the cached fit, its time and agreement as recorded
+        model = Stratifier.load(path)
+        model.set_params(clusterer=clusterer)
+        last = earlier.sort_values("epoch").iloc[-1]
+        full = {key: last[key] for key in ("epoch", "budget", "train_seconds", "knn_agreement")}
+        snapshots.append(
+            {
+                **full,
+                "weights": None,
+                "recorded": last["knn_agreement"],
+                "scores": _score(model, data),
+            }
+        )
+        recorded = earlier.set_index("epoch")["knn_agreement"]
+        for snap in snapshots[:-1]:
+            snap["recorded"] = recorded.get(snap["epoch"], np.nan)
     for snap in snapshots:
-        model.model_.load_state_dict(snap["weights"])
-        start = time.perf_counter()
-        model._embed_training(data.train.images)
-        model._fit_clusterer()
-        cluster_seconds = time.perf_counter() - start
-        if data.transductive:
-            truth, strata = data.train.labels, model.labels_
-        else:
-            truth, strata = data.test.labels, model.predict(data.test.images)
+        if snap["weights"] is not None:
+            model.model_.load_state_dict(snap["weights"])
+            acc, nmi, seconds = _score(model, data)
+        else:  # the cached full fit's scores, or a check no stop needs (its agreement only)
+            acc, nmi, seconds = snap.get("scores", (np.nan, np.nan, np.nan))
         rows.append(
             {
                 "dataset": dataset,
@@ -135,12 +207,13 @@ def run_one(dataset: str, seed: int, model_cache: str | None = None) -> list[dic
                 "budget": snap["budget"],
                 "fraction": snap["epoch"] / snap["budget"],
                 "train_seconds": snap["train_seconds"],
-                "cluster_seconds": cluster_seconds,
+                "cluster_seconds": seconds,
                 "knn_agreement": snap["knn_agreement"],
-                "val_acc": cluster_accuracy(truth, strata),
-                "val_nmi": normalized_mutual_info_score(truth, strata),
+                "val_acc": acc,
+                "val_nmi": nmi,
                 "n_train": len(data.train),
                 "git_commit": git_commit(),
+                **({} if earlier is None else {"recorded_agreement": snap["recorded"]}),
             }
         )
     return rows
@@ -155,14 +228,16 @@ def stops(trajectories: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
     return pd.DataFrame(chosen).reset_index(drop=True)
 
 
-def choose(trajectories: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
+def choose(
+    trajectories: pd.DataFrame, thresholds: tuple[float, ...] = THRESHOLDS
+) -> tuple[float | None, pd.DataFrame]:
     """The declared rule: the smallest passing threshold (None: none passes), and the table
     of every candidate.
     """
     full = stops(trajectories, None)
     full_mean, full_sets = full["val_acc"].mean(), full.groupby("dataset")["val_acc"].mean()
     table, chosen = [], None
-    for threshold in (*THRESHOLDS, None):
+    for threshold in (*thresholds, None):
         at = stops(trajectories, threshold)
         sets = at.groupby("dataset")["val_acc"].mean()
         passes = bool(
@@ -188,8 +263,21 @@ def choose(trajectories: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
     return chosen, pd.DataFrame(table)
 
 
-def report(trajectories: pd.DataFrame, datasets: list[str], seeds: list[int], out: Path) -> None:
-    chosen, table = choose(trajectories)
+def _agreement_gap(trajectories: pd.DataFrame) -> str:
+    """The largest |recomputed - recorded| agreement over the checks, as text."""
+    gap = (trajectories["knn_agreement"] - trajectories["recorded_agreement"]).abs().max()
+    return "none compared" if pd.isna(gap) else f"{gap:.2g}"
+
+
+def report(
+    trajectories: pd.DataFrame,
+    datasets: list[str],
+    seeds: list[int],
+    out: Path,
+    thresholds: tuple[float, ...] = THRESHOLDS,
+    clusterer: str = "head",
+) -> None:
+    chosen, table = choose(trajectories, thresholds)
     ran = trajectories.groupby(["dataset", "seed"]).ngroups
     missing = len(datasets) * len(seeds) - ran
     verdict = (
@@ -207,10 +295,19 @@ def report(trajectories: pd.DataFrame, datasets: list[str], seeds: list[int], ou
             seeds,
             "2 CPU cores, no GPU",
         ),
-        "One full default fit per (set, seed); at every check (5 % of the epoch budget) the "
-        "probe's 10-NN agreement with the previous check and the val ACC of that snapshot's "
-        "strata (the default head, as `fit` clusters). The rule, declared before the run: the "
-        f"smallest t in {list(THRESHOLDS)} whose stops keep the mean val ACC within "
+        (
+            "One full default fit per (set, seed); at every check (5 % of the epoch budget) the "
+            "probe's 10-NN agreement with the previous check and the val ACC of that snapshot's "
+            "strata (the default head, as `fit` clusters)."
+            if "recorded_agreement" not in trajectories
+            else "The earlier run's fits rerun up to the last stop of a candidate; those stops "
+            f"and the cached full fits clustered with `{clusterer}` as `fit` clusters, scored on "
+            "val. Largest difference between the recomputed and the recorded agreements: "
+            + _agreement_gap(trajectories)
+            + "."
+        )
+        + " The rule, declared before the run: the "
+        f"smallest t in {list(thresholds)} whose stops keep the mean val ACC within "
         f"{MEAN_TOLERANCE} of the full budget's and every set's mean within {SET_TOLERANCE} of "
         "its own.",
         "",
@@ -264,7 +361,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="save each full default fit here, where benchmarks/run.py --model-cache finds it",
     )
+    parser.add_argument("--clusterer", default="head", help="the clustering that scores stops")
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="an earlier run's trajectories: rerun its fits only up to the needed stops",
+    )
+    parser.add_argument("--max-threshold", type=float, default=max(THRESHOLDS))
     args = parser.parse_args(argv)
+    thresholds = tuple(t for t in THRESHOLDS if t <= args.max_threshold + 1e-9)
+    if not thresholds:
+        parser.error(f"--max-threshold must be >= {min(THRESHOLDS)}; got {args.max_threshold}")
+    if args.rescore is not None and args.model_cache is None:
+        parser.error("--rescore needs --model-cache (the earlier run's full fits)")
+    earlier = None if args.rescore is None else pd.read_csv(args.rescore)
     warnings.filterwarnings("ignore", category=UserWarning)
     path = args.out.with_suffix(".csv")
     results = accumulate(  # --report-only: no run, the CSV as it is
@@ -272,11 +383,20 @@ def main(argv: list[str] | None = None) -> int:
         []
         if args.report_only
         else [(dataset, seed) for dataset in args.datasets for seed in args.seeds],
-        lambda d, s: pd.DataFrame(run_one(d, s, args.model_cache)),
+        lambda d, s: pd.DataFrame(
+            run_one(
+                d,
+                s,
+                args.model_cache,
+                args.clusterer,
+                None if earlier is None else earlier[(earlier.dataset == d) & (earlier.seed == s)],
+                thresholds,
+            )
+        ),
         lambda d, s, rows: f"{d} seed {s}: {len(rows)} checks",
     )
     keep = results["dataset"].isin(args.datasets) & results["seed"].isin(args.seeds)
-    report(results[keep], args.datasets, args.seeds, args.out)
+    report(results[keep], args.datasets, args.seeds, args.out, thresholds, args.clusterer)
     print(f"wrote {args.out}")
     return 0
 

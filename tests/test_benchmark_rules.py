@@ -89,6 +89,10 @@ def test_the_stopping_rule_takes_the_earliest_threshold_within_both_tolerances(t
     assert "Partial: 2 of 4 (set, seed) runs; no threshold is chosen" in out.read_text()
     script.report(runs, ["a", "b"], [0], out)
     assert "**Chosen: t = 0.65.**" in out.read_text()
+    # a grid cut at 0.6 (a rescoring run) has no passing candidate: the full budget stays
+    chosen, table = script.choose(runs, (0.5, 0.55, 0.6))
+    assert chosen is None and list(table["threshold"].iloc[:3]) == [0.5, 0.55, 0.6]
+    assert pd.isna(table["threshold"].iloc[3]) and len(table) == 4
 
 
 def _fit_time_rows(seconds):
