@@ -327,7 +327,9 @@ def report(
             + " |"
         )
     if missing:  # a per-set comparison with a stop chosen on part of the runs would mislead
-        write_text("\n".join([*lines, "", "Trajectories: `stopping.csv`.", ""]), out)
+        write_text(
+            "\n".join([*lines, "", f"Trajectories: `{out.with_suffix('.csv').name}`.", ""]), out
+        )
         return
     lines += [
         "",
@@ -344,7 +346,7 @@ def report(
             f"{mean_sd(a['val_acc'], 3)} | {mean_sd(a['train_seconds'], 0)} | "
             f"{', '.join(str(int(e)) for e in a['epoch'])} of {int(a['budget'].iloc[0])} |"
         )
-    lines += ["", "Trajectories: `stopping.csv` (one row per check).", ""]
+    lines += ["", f"Trajectories: `{out.with_suffix('.csv').name}` (one row per check).", ""]
     write_text("\n".join(lines), out)
 
 
