@@ -691,11 +691,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--n-clusters", type=_int_or_auto, help="number of strata, or 'auto'")
     fit.add_argument("--model", choices=["ae", "vae"], help="autoencoder kind (default ae)")
-    from stratify.cluster.backends import BACKENDS  # the table only: no scikit-learn import
+    from stratify.cluster.backends import BACKENDS, DEFAULT_BACKEND  # no scikit-learn import
 
     fit.add_argument(
         "--clusterer",
-        help=", ".join(f"{name} (default)" if name == "gmm" else name for name in BACKENDS),
+        help=", ".join(
+            f"{name} (default)" if name == DEFAULT_BACKEND else name for name in BACKENDS
+        ),
     )
     fit.add_argument(
         "--epochs",

@@ -85,6 +85,25 @@ def test_new_patients_take_the_mean_shares_of_their_nearest_training_patients():
     np.testing.assert_array_equal(model.predict(new), expected.argmax(axis=1))
 
 
+def test_a_training_patient_embedded_again_keeps_its_own_stratum():
+    # two touching blobs: some patients' nearest neighbours are mostly of the other stratum
+    X, _ = make_blobs(300, centers=[[0, 0], [1.5, 0]], cluster_std=1.0, random_state=0)
+    model = ConsensusStrata(2, n_neighbors=10, random_state=0).fit(X)
+    rows = model._index.kneighbors(X, return_distance=False)
+    vote = model.label_distributions_[rows].mean(axis=1).argmax(axis=1)
+    assert (vote != model.labels_).any()  # the neighbour rule alone would move them
+    # each patient's stratum is its largest share (the reassignment after the cut)
+    np.testing.assert_array_equal(model.label_distributions_.argmax(axis=1), model.labels_)
+    noise = np.random.default_rng(0).normal(scale=1e-7, size=X.shape)
+    np.testing.assert_array_equal(model.predict(X + noise), model.labels_)
+    np.testing.assert_array_equal(model.predict_proba(X), model.label_distributions_)
+    gaps = [np.sort(np.linalg.norm(X - x, axis=1))[1] for x in X]  # naive nearest other
+    shifted = X[:1] + np.array([[2e-3 * np.median(gaps), 0]])  # beyond the coincidence radius
+    np.testing.assert_allclose(
+        model.predict_proba(shifted), model.label_distributions_[rows[:1]].mean(axis=1)
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -48,8 +48,9 @@ def test_fitted_attributes(fitted, cohort):
     assert not fitted.model_.training
     np.testing.assert_allclose(fitted.transform(images[:20]), fitted.embedding_[:20], atol=1e-5)
     np.testing.assert_array_equal(fitted.predict(images), fitted.labels_)
-    # the default clusterer: SCAN-style heads on the normalised latents, no manifold step
-    assert type(fitted.clusterer_.estimator_).__name__ == "HeadClusterer"
+    # the default clusterer: the spectral consensus on the normalised latents, no manifold
+    assert type(fitted.clusterer_.estimator_).__name__ == "ConsensusStrata"
+    assert fitted.clusterer_.estimator_.linkage == "spectral"
     assert fitted.probabilities_.shape == (360,)
     proba = fitted.predict_proba(images[:5])
     assert proba.shape == (5, 3)

@@ -31,6 +31,7 @@ def images():
         {"clusterer": "gmm", "n_clusters": "auto", "model": "vae"},
         {"clusterer": "spectral", "augmentation": AugmentParams(hflip=0.5)},
         {"clusterer": "head", "manifold": None},
+        {"clusterer": "consensus-spectral"},
     ],
 )
 def test_round_trip_predicts_exactly(images, tmp_path, params):

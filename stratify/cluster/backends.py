@@ -408,6 +408,9 @@ BACKENDS: dict[str, Backend] = {
 }
 #: The names of the built-in backends.
 METHODS = tuple(BACKENDS)
+#: The estimator's default backend, chosen on the validation splits by the rule of
+#: ``benchmarks/choose_default.py`` (README, "The default recipe").
+DEFAULT_BACKEND = "consensus-spectral"
 
 
 def instance_backend(instance: Any) -> Backend:

@@ -24,7 +24,10 @@ partition into :math:`k` strata is read from :math:`C`:
   their graph partitioner).
 
 Each training patient's shares over the strata (``label_distributions_``) are its mean
-co-association with each stratum's members, normalised; a new patient takes the mean shares
+co-association with each stratum's members, normalised, and its stratum is the largest of
+them (one reassignment after the cut, which moved under 1 % of the patients on the MedMNIST
+latents; skipped if it would empty a stratum), so that the shares, ``labels_`` and
+``predict`` of the training patients agree; a new patient takes the mean shares
 of its nearest training patients (:class:`~stratify.cluster.neighbours.NeighbourStrata`).
 
 The co-association matrix is N x N: the backend is fitted on at most
@@ -184,6 +187,10 @@ class ConsensusStrata(NeighbourStrata):
         onehot[np.arange(n), labels] = 1.0
         shares = (C @ onehot) / np.maximum(onehot.sum(axis=0), 1.0)
         shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12)
+        moved = shares.argmax(axis=1)
+        if np.bincount(moved, minlength=k).min() > 0:  # no stratum emptied by the move
+            mapping = _size_order(moved)
+            labels, shares[:, mapping] = mapping[moved], shares.copy()
         self._settle(X, labels, shares.astype(np.float64))
         return self
 
@@ -215,10 +222,15 @@ class ConsensusStrata(NeighbourStrata):
         return labels
 
 
-def _by_size(labels: np.ndarray) -> np.ndarray:
-    """``labels`` renumbered 0.. from the largest stratum down (ties: the lower label)."""
+def _size_order(labels: np.ndarray) -> np.ndarray:
+    """The new number of each label, 0.. from the largest stratum down (ties: the lower)."""
     ids, sizes = np.unique(labels, return_counts=True)
     order = ids[np.argsort(-sizes, kind="stable")]
     mapping = np.empty(int(ids.max()) + 1, dtype=np.int64)
     mapping[order] = np.arange(len(order))
-    return mapping[labels]
+    return mapping
+
+
+def _by_size(labels: np.ndarray) -> np.ndarray:
+    """``labels`` renumbered 0.. from the largest stratum down (ties: the lower label)."""
+    return _size_order(labels)[labels]

@@ -1,14 +1,18 @@
-"""Strata given as a distribution over strata per training patient, extended to new patients
-by their nearest training neighbours.
+"""Strata given as a distribution over strata per training patient, extended to new patients by
+their nearest training neighbours.
 
 The estimators of :mod:`~stratify.cluster.spreading` (label spreading) and
 :mod:`~stratify.cluster.consensus` (evidence accumulation) find each training patient's
 stratum as a row of shares over the strata, with no parametric boundary between them. A new
 patient takes the mean row of its ``n_neighbors`` nearest training patients (the graph's
-out-of-sample rule). The fitted attributes mirror scikit-learn's ``GaussianMixture`` where
-the rest of the clustering reads them: ``means_`` and full ``covariances_`` of each stratum's
-training patients and ``weights_`` their shares, so that per-stratum generation and the
-mixture's rules (``predict``, ``predict_proba``, the strongest membership) work unchanged.
+out-of-sample rule); a patient that coincides with a training patient (closer than
+:data:`COINCIDENT` times the median distance between training neighbours: the float noise of
+embedding the same image again) takes that patient's own row, so that ``predict`` of the
+training images gives back ``labels_`` as a scikit-learn clusterer's does. The fitted
+attributes mirror scikit-learn's ``GaussianMixture`` where the rest of the clustering reads
+them: ``means_`` and full ``covariances_`` of each stratum's training patients and
+``weights_`` their shares, so that per-stratum generation and the mixture's rules
+(``predict``, ``predict_proba``, the strongest membership) work unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 __all__ = ["NeighbourStrata"]
+
+#: A new patient closer than this share of the median nearest-neighbour distance between
+#: training patients is the training patient itself (embedded again).
+COINCIDENT = 1e-3
 
 
 class NeighbourStrata:
@@ -56,6 +64,8 @@ class NeighbourStrata:
         if index is None:
             index = NearestNeighbors(n_neighbors=min(self.n_neighbors, len(X) - 1)).fit(X)
         self._index = index
+        gaps = index.kneighbors(n_neighbors=1)[0][:, 0]  # each training patient's nearest other
+        self._coincident = COINCIDENT * float(np.median(gaps))
         dim = X.shape[1]
         self.weights_ = np.bincount(self.labels_, minlength=classes) / len(X)
         self.means_ = np.empty((classes, dim))
@@ -68,10 +78,14 @@ class NeighbourStrata:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Mean row of ``label_distributions_`` over the ``n_neighbors`` nearest training
-        patients of each row of ``X`` (M, D); (M, C).
+        patients of each row of ``X`` (M, D), or the row of the training patient it coincides
+        with; (M, C).
         """
-        rows = self._index.kneighbors(np.asarray(X, dtype=np.float64), return_distance=False)
-        return self.label_distributions_[rows].mean(axis=1)
+        distances, rows = self._index.kneighbors(np.asarray(X, dtype=np.float64))
+        proba = self.label_distributions_[rows].mean(axis=1)
+        same = distances[:, 0] <= self._coincident
+        proba[same] = self.label_distributions_[rows[same, 0]]
+        return proba
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Stratum of each row of ``X`` (M, D): the largest entry of :meth:`predict_proba`."""
