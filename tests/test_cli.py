@@ -51,11 +51,10 @@ def files(tmp_path_factory):
 
 
 def test_demo_writes_a_report_and_recovers_the_strata(tmp_path, capsys):
+    # the demo's own size (600 patients, 15 epochs): on 300 patients after 10 epochs the
+    # default consensus merges two strata at this seed (ARI 0.66; recorded in the README)
     out = tmp_path / "report"
-    assert (
-        main(["demo", "--n-samples", "300", "--epochs", "10", "--seed", "1", "--out", str(out)])
-        == 0
-    )
+    assert main(["demo", "--seed", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     ari = float(re.search(r"ARI to the true strata:  Stratifier (-?[\d.]+)", printed).group(1))
     assert ari > 0.8
