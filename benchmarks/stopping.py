@@ -4,12 +4,13 @@ For each dataset and seed, **one** default fit runs its whole epoch budget
 (``epochs="auto"``). After every check epoch of the stopping rule
 (:func:`stratify.training.convergence.check_epochs`, every 5 % of the budget) the script
 records the rule's k-NN agreement of the fit's probe with the previous check, snapshots the
-network, and later clusters each snapshot exactly as ``fit`` does (the default head on the
-training latents) and scores the strata on the selection data: MedMNIST's ``val`` split, or
-for the cohort a held-out cohort (seed + ``HELD_OUT_COHORT_OFFSET``, fitted and scored
-transductively). The checks draw nothing from the fit's random streams, so a fit with
-``stop_agreement=t`` is exactly the full fit's snapshot at its first check with agreement
->= t: every threshold is evaluated from the one fit.
+network, and later clusters each snapshot exactly as ``fit`` does (``--clusterer``, the
+default clustering unless named, on the training latents; the committed ``stopping.md`` ran
+when that default was the heads) and scores the strata on the selection data: MedMNIST's
+``val`` split, or for the cohort a held-out cohort (seed + ``HELD_OUT_COHORT_OFFSET``,
+fitted and scored transductively). The checks draw nothing from the fit's random streams,
+so a fit with ``stop_agreement=t`` is exactly the full fit's snapshot at its first check with
+agreement >= t: every threshold is evaluated from the one fit.
 
 **The rule, declared before the run.** Candidates t in {0.50, 0.55, ..., 0.95} (and no stop,
 the full budget). For each (set, seed) the stop is the first check with agreement >= t. The
@@ -35,7 +36,8 @@ Usage::
     python benchmarks/stopping.py --clusterer consensus-spectral --max-threshold 0.8 \
         --rescore benchmarks/results/stopping.csv --model-cache DIR \
         --out benchmarks/results/stopping-consensus-spectral.md
-    python benchmarks/stopping.py --report-only --out benchmarks/results/stopping.md
+    python benchmarks/stopping.py --report-only --clusterer head \
+        --out benchmarks/results/stopping.md
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from stratify.benchmark.datasets import load_dataset
 from stratify.benchmark.methods import cache_file
 from stratify.benchmark.provenance import git_commit, header, mean_sd
 from stratify.benchmark.store import accumulate
+from stratify.cluster.backends import DEFAULT_BACKEND
 from stratify.metrics import cluster_accuracy
 from stratify.training.batches import as_image_tensor
 from stratify.training.config import TrainConfig
@@ -139,11 +142,12 @@ def run_one(
     dataset: str,
     seed: int,
     model_cache: str | None = None,
-    clusterer: str = "head",
+    clusterer: str = DEFAULT_BACKEND,
     earlier: pd.DataFrame | None = None,
     thresholds: tuple[float, ...] = THRESHOLDS,
 ) -> list[dict]:
-    """Every check of one full default fit, each scored on the selection data. With
+    """Every check of one full default fit, each clustered with ``clusterer`` and scored on
+    the selection data. With
     ``model_cache``, the full fit is saved there as the benchmark runner's ``default``
     network of this set and seed (the recording changes nothing about it).
 
@@ -177,6 +181,7 @@ def run_one(
         if path is not None and not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(path)
+        model.set_params(clusterer=clusterer)
     else:  # the full budget: the cached fit, its time and agreement as recorded
         model = Stratifier.load(path)
         model.set_params(clusterer=clusterer)
@@ -275,7 +280,7 @@ def report(
     seeds: list[int],
     out: Path,
     thresholds: tuple[float, ...] = THRESHOLDS,
-    clusterer: str = "head",
+    clusterer: str = DEFAULT_BACKEND,
 ) -> None:
     chosen, table = choose(trajectories, thresholds)
     ran = trajectories.groupby(["dataset", "seed"]).ngroups
@@ -298,7 +303,7 @@ def report(
         (
             "One full default fit per (set, seed); at every check (5 % of the epoch budget) the "
             "probe's 10-NN agreement with the previous check and the val ACC of that snapshot's "
-            "strata (the default head, as `fit` clusters)."
+            f"strata (`{clusterer}`, as `fit` clusters)."
             if "recorded_agreement" not in trajectories
             else "The earlier run's fits rerun up to the last stop of a candidate; those stops "
             f"and the cached full fits clustered with `{clusterer}` as `fit` clusters, scored on "
@@ -363,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="save each full default fit here, where benchmarks/run.py --model-cache finds it",
     )
-    parser.add_argument("--clusterer", default="head", help="the clustering that scores stops")
+    parser.add_argument(
+        "--clusterer", default=DEFAULT_BACKEND, help="the clustering that scores the stops"
+    )
     parser.add_argument(
         "--rescore",
         type=Path,
@@ -377,9 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-threshold must be >= {min(THRESHOLDS)}; got {args.max_threshold}")
     if args.rescore is not None and args.model_cache is None:
         parser.error("--rescore needs --model-cache (the earlier run's full fits)")
+    path = args.out.with_suffix(".csv")
+    if args.report_only and not path.is_file():
+        parser.error(f"--report-only reads the trajectories {path}; no such file")
     earlier = None if args.rescore is None else pd.read_csv(args.rescore)
     warnings.filterwarnings("ignore", category=UserWarning)
-    path = args.out.with_suffix(".csv")
     results = accumulate(  # --report-only: no run, the CSV as it is
         path,
         []

@@ -189,8 +189,9 @@ class ConsensusStrata(NeighbourStrata):
         shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12)
         moved = shares.argmax(axis=1)
         if np.bincount(moved, minlength=k).min() > 0:  # no stratum emptied by the move
-            mapping = _size_order(moved)
-            labels, shares[:, mapping] = mapping[moved], shares.copy()
+            mapping = _size_order(moved)  # old stratum j is new stratum mapping[j]
+            labels = mapping[moved]
+            shares[:, mapping] = shares.copy()
         self._settle(X, labels, shares.astype(np.float64))
         return self
 
