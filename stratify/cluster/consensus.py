@@ -25,8 +25,8 @@ partition into :math:`k` strata is read from :math:`C`:
 
 Each training patient's shares over the strata (``label_distributions_``) are its mean
 co-association with each stratum's members, normalised, and its stratum is the largest of
-them (one reassignment after the cut, which moved under 1 % of the patients on the MedMNIST
-latents; skipped if it would empty a stratum), so that the shares, ``labels_`` and
+them (one reassignment after the cut, which moves the few patients whose largest share is
+another stratum's; skipped if it would empty a stratum), so that the shares, ``labels_`` and
 ``predict`` of the training patients agree; a new patient takes the mean shares
 of its nearest training patients (:class:`~stratify.cluster.neighbours.NeighbourStrata`).
 
