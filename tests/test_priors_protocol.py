@@ -117,3 +117,74 @@ def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeyp
     for row in rows:
         assert row["probe_acc"] == pytest.approx(expected_acc)
         assert row["probe_auc"] == pytest.approx(expected_auc)
+
+
+def test_candidates_scale_the_bandwidth_by_the_columns_sd_in_grid_order():
+    from stratify.benchmark.priors import GRID, candidates
+
+    setting = load_setting("cohort-informative", 0, n_train=120, n_test=30, n_val=10)
+    age = setting.train_metadata["age"].to_numpy(dtype=float)
+    ok = ~np.isnan(age)
+    sd = np.sqrt(np.mean((age[ok] - age[ok].mean()) ** 2))  # population sd, by hand
+    specs = candidates(setting, "yaware")
+    expected = [(w, s) for w in GRID["yaware"]["weight"] for s in GRID["yaware"]["sigma"]]
+    assert [(c["weight"], c["sigma_sd"]) for c in specs] == expected
+    for spec in specs:
+        assert spec["sigma"] == pytest.approx(spec["sigma_sd"] * sd)
+        assert spec["kind"] == "yaware" and spec["columns"] == "age"
+    assert [c["weight"] for c in candidates(setting, "clinical")] == list(
+        GRID["clinical"]["weight"]
+    )
+    assert all("sigma" not in c for c in candidates(setting, "clinical"))
+    assert candidates(setting, "simclr") == [None]
+    flat = Setting(
+        "cohort-informative",
+        setting.train_images,
+        setting.train_y,
+        setting.train_metadata.assign(age=40.0),
+        setting.test_images,
+        setting.test_y,
+    )
+    with pytest.raises(ValueError, match=r"'age' to vary .* standard deviation of 0.0"):
+        candidates(flat, "yaware")
+
+
+def test_the_cohorts_validation_patients_are_other_patients_and_leave_train_and_test_alone():
+    small = load_setting("cohort-informative", 0, n_train=60, n_test=30, n_val=10)
+    large = load_setting("cohort-informative", 0, n_train=60, n_test=30, n_val=40)
+    np.testing.assert_array_equal(small.train_images, large.train_images)
+    np.testing.assert_array_equal(small.test_images, large.test_images)
+    assert small.val_images.shape == (10, 1, 28, 28) and small.val_y.shape == (10,)
+    train = {image.tobytes() for image in small.train_images}
+    assert not any(image.tobytes() in train for image in large.val_images)
+    assert set(np.unique(large.val_y)) == {0, 1, 2}
+
+
+def test_a_chosen_spec_is_trained_with_and_fine_tuning_leaves_the_pretrained_encoder_alone():
+    import torch
+
+    from stratify.benchmark.priors import candidates, run_finetune
+
+    setting = load_setting("cohort-informative", 0, n_train=60, n_test=30, n_val=20)
+    spec = candidates(setting, "yaware")[-1]  # the widest kernel, weight 3
+    small = {"latent_dim": 4, "width": 4, "batch_size": 16}
+    rows = run_one(
+        setting, "yaware", 0, epochs=1, fractions=(0.1, 1.0), spec=spec, finetune=(0.1,), **small
+    )
+    probes = [r for r in rows if r["protocol"] == "probe"]
+    (tuned,) = [r for r in rows if r["protocol"] == "finetune"]
+    assert [r["fraction"] for r in probes] == [0.1, 1.0]
+    for row in probes:
+        assert row["weight"] == 3.0 and row["sigma_sd"] == spec["sigma_sd"]
+        assert row["sigma"] == str((spec["sigma"],))  # the term used the chosen bandwidth
+        assert 0.0 <= row["val_acc"] <= 1.0 and 0.0 <= row["probe_acc"] <= 1.0
+    assert tuned["n_labels"] == 6 and np.isnan(tuned["ari"]) and tuned["method"] == "yaware"
+
+    from stratify import Stratifier
+
+    model = Stratifier(3, epochs=1, random_state=0, **small).fit(setting.train_images)
+    before = {k: v.clone() for k, v in model.model_.encoder.state_dict().items()}
+    (row,) = run_finetune(setting, model, 0, fractions=(0.1,), steps=3, batch_size=8)
+    assert row["protocol"] == "finetune" and 0.0 <= row["probe_acc"] <= 1.0
+    after = model.model_.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # a copy was trained
