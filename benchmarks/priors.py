@@ -18,7 +18,7 @@ both resumable (a finished run is a row of a CSV and is skipped on restart):
    informative cohort's (same images, SimCLR reads no metadata).
 
 The report has a table per setting, the selection, the bar and a label-efficiency plot.
-Usage::
+Usage (``--report-only`` rewrites the report from the CSVs, running nothing)::
 
     python benchmarks/priors.py --seeds 0 1 2 --out benchmarks/results/priors.md
 """
@@ -181,8 +181,9 @@ def _copied(done: pd.DataFrame, source: str, target: str, method: str, seed: int
 #: What the committed run tried, for a reader of a missed bar (kept with the code that runs).
 TRIED = (
     "What was tried: the first protocol (Silverman's bandwidth, weight 1, 15 epochs on the "
-    "cohorts and 6 on the slices, frozen probe only; its report is in git history before "
-    "this file's rewrite) met only the clinical prior's bar. This run chooses the bandwidth "
+    "cohorts and 6 on the slices, frozen probe only; its report is "
+    "`benchmarks/results/priors.md` at commit 1723eb0) met only the clinical prior's bar. "
+    "This run chooses the bandwidth "
     "and the weight on validation data from the grid above, trains for the epochs rule and "
     "adds the fine-tuning step. Clinical columns `weak_label` and `age` (4 quantile bins) "
     "with equal weights, WSP on position x weak label. Not tried: a wider grid, selection "
@@ -384,9 +385,23 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
 
 def main() -> int:
     parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/priors.md")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report of the rows in the CSVs as they are; run nothing",
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
-    return run_seeded(run, report, args)
+    csv = args.out.with_suffix(".csv")
+    if not args.report_only:
+        return run_seeded(run, report, args)
+    for path in (csv, csv.with_name(csv.stem + "-selection.csv")):
+        if not path.is_file():
+            parser.error(f"--report-only reads {path}; no such file")
+    results = pd.read_csv(csv)
+    report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
+    print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
