@@ -399,6 +399,7 @@ def main() -> int:
         if not path.is_file():
             parser.error(f"--report-only reads {path}; no such file")
     results = pd.read_csv(csv)
+    sys.argv = [a for a in sys.argv if a != "--report-only"]  # the command that runs the rows
     report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
     print(f"wrote {args.out}")
     return 0
