@@ -209,14 +209,15 @@ def _plot(results: pd.DataFrame, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(4.2 * len(SETTINGS), 3.4))
+    names = [name for name in SETTINGS if (results["setting"] == name).any()]  # run ones
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colour = {
         m: palette[i % len(palette)]  # one colour per method in every panel
         for i, m in enumerate(dict.fromkeys(results["method"]))
     }
     style = {"probe": "-", "finetune": "--", "scratch": ":"}
-    for ax, name in zip(np.atleast_1d(axes), SETTINGS, strict=True):
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         metric = METRIC[name.split("-")[0]]
         frame = results[results["setting"] == name]
         for (method, protocol), group in frame.groupby(["method", "protocol"], sort=False):
