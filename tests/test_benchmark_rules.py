@@ -200,3 +200,13 @@ def test_priors_selection_takes_the_best_validation_score_and_breaks_ties_by_gri
     missing = selection[selection["method"] != "clinical"]
     with pytest.raises(ValueError, match="selection run of clinical"):
         priors.chosen(missing, grid)
+
+
+def test_priors_report_only_names_the_missing_csv(tmp_path, monkeypatch, capsys):
+    priors = _script("priors")
+    out = tmp_path / "priors.md"
+    monkeypatch.setattr("sys.argv", ["priors.py", "--report-only", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        priors.main()
+    assert f"--report-only reads {tmp_path / 'priors.csv'}; no such file" in capsys.readouterr().err
+    assert not out.exists()
