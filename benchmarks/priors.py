@@ -84,24 +84,29 @@ def _has(done: pd.DataFrame, **match: Any) -> bool:
     return bool(mask.any())
 
 
+def _matches(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
+    """Rows of a selection frame run with ``spec`` (its weight and, if any, sigma_sd)."""
+    mask = (frame["weight"] == spec["weight"]).to_numpy()
+    if "sigma_sd" in spec:
+        mask &= np.isclose(frame["sigma_sd"].to_numpy(dtype=float), spec["sigma_sd"])
+    return mask
+
+
 def select(csv: Path) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
     """Stage 1: every candidate of every prior on its setting's validation data.
 
-    Returns the selection rows and each prior's candidates (in grid order).
+    Returns the selection rows and each prior's candidates (:func:`grids`).
     """
     done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
-    grid = {}
+    grid = grids()
     for method, name in SELECTED_ON.items():
-        setting = load_setting(name, SELECTION_SEED)
-        epochs = math.ceil(SELECT_SHARE * auto_epochs(len(setting.train_images)))
-        grid[method] = candidates(setting, method)
+        setting = None
         for spec in grid[method]:
             assert spec is not None
-            match = {"method": method, "weight": spec["weight"]}
-            if "sigma_sd" in spec:
-                match["sigma_sd"] = spec["sigma_sd"]
-            if _has(done, **match):
+            if not done.empty and _matches(done[done["method"] == method], spec).any():
                 continue
+            setting = setting or load_setting(name, SELECTION_SEED)
+            epochs = math.ceil(SELECT_SHARE * auto_epochs(len(setting.train_images)))
             rows = run_one(
                 setting, method, SELECTION_SEED, epochs=epochs, spec=spec, fractions=(0.1,)
             )
@@ -126,9 +131,7 @@ def chosen(selection: pd.DataFrame, grid: dict[str, list[Any]]) -> dict[str, dic
         best, best_score = None, -np.inf
         for spec in grid[method]:
             assert spec is not None
-            row = frame[frame["weight"] == spec["weight"]]
-            if "sigma_sd" in spec:
-                row = row[np.isclose(row["sigma_sd"], spec["sigma_sd"])]
+            row = frame[_matches(frame, spec)]
             if row.empty:
                 raise ValueError(f"Expected a selection run of {method} {spec}, got none.")
             score = float(row[metric].iloc[0])
@@ -285,11 +288,10 @@ def _selection_lines(selection: pd.DataFrame, specs: dict[str, dict[str, Any]]) 
         "| prior | sigma (sd units) | sigma | weight | val ACC | val AUC | chosen |",
         "|---|---:|---|---:|---:|---:|---|",
     ]
-    for _, row in selection.iterrows():
-        spec = specs[row["method"]]
-        same = spec["weight"] == row["weight"] and (
-            "sigma_sd" not in spec or np.isclose(spec["sigma_sd"], row["sigma_sd"])
-        )
+    picked = np.zeros(len(selection), dtype=bool)
+    for method, spec in specs.items():
+        picked |= (selection["method"] == method).to_numpy() & _matches(selection, spec)
+    for same, (_, row) in zip(picked, selection.iterrows(), strict=True):
         sigma_sd = "" if pd.isna(row.get("sigma_sd")) else f"{row['sigma_sd']:g}"
         auc = "" if pd.isna(row.get("val_auc")) else f"{row['val_auc']:.3f}"
         lines.append(
