@@ -15,7 +15,8 @@ both resumable (a finished run is a row of a CSV and is skipped on restart):
    fine-tuning step at each label fraction; the supervised ResNet-18 on the same subsets.
    The nuisance cohort uses the specs chosen on the informative cohort (the control asks
    whether that choice hurts where the metadata says nothing); its SimCLR rows are the
-   informative cohort's (same images, SimCLR reads no metadata).
+   informative cohort's (same images, SimCLR reads no metadata). The fainter cohort
+   (``cohort-faint``) has its own selection on its own validation patients, by the same rule.
 
 The report has a table per setting, the selection, the bar and a label-efficiency plot.
 Usage (``--report-only`` rewrites the report from the CSVs, running nothing)::
@@ -36,6 +37,7 @@ import pandas as pd
 from stratify._atomic import atomic_write, write_csv, write_text
 from stratify.benchmark.priors import (
     FAINT,
+    FAINTER,
     FINETUNE_LR,
     FLIP_RATE,
     FRACTIONS,
@@ -57,14 +59,20 @@ from stratify.benchmark.provenance import (
 )
 from stratify.training.config import auto_epochs
 
-#: Run order: the settings of the bar first, the nuisance control last.
-SETTINGS = ("cohort-informative", "adrenal-wsp", "cohort-nuisance")
-#: Where each prior's candidates are compared (its informative setting).
-SELECTED_ON = {
-    "yaware": "cohort-informative",
-    "clinical": "cohort-informative",
-    "wsp": "adrenal-wsp",
-}
+#: Run order: the settings of the bar first, then the nuisance control, then the fainter
+#: cohort (added after the first three had run; see :mod:`stratify.benchmark.priors`).
+SETTINGS = ("cohort-informative", "adrenal-wsp", "cohort-nuisance", "cohort-faint")
+#: The (prior, setting) pairs whose candidates are compared on that setting's validation data.
+SELECTED_ON = (
+    ("yaware", "cohort-informative"),
+    ("clinical", "cohort-informative"),
+    ("wsp", "adrenal-wsp"),
+    ("yaware", "cohort-faint"),
+    ("clinical", "cohort-faint"),
+)
+#: A setting that uses another's choice instead of its own: the nuisance control asks
+#: whether the informative cohort's choice hurts where the metadata says nothing.
+CHOICE_OF = {"cohort-nuisance": "cohort-informative"}
 #: The seed of the selection runs, and their share of the epochs rule (a cost limit).
 SELECTION_SEED, SELECT_SHARE = 0, 0.25
 #: The probe metric each setting is judged on (volume-level AUC for WSP, as Sarfati et al.).
@@ -84,9 +92,11 @@ def _has(done: pd.DataFrame, **match: Any) -> bool:
     return bool(mask.any())
 
 
-def _matches(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    """Rows of a selection frame run with ``spec`` (its weight and, if any, sigma_sd)."""
-    mask = (frame["weight"] == spec["weight"]).to_numpy()
+def _matches(frame: pd.DataFrame, spec: dict[str, Any], method: str, name: str) -> np.ndarray:
+    """Rows of a selection frame of ``method`` on setting ``name`` run with ``spec`` (its
+    weight and, if any, sigma_sd)."""
+    mask = (frame["method"] == method).to_numpy() & (frame["setting"] == name).to_numpy()
+    mask &= (frame["weight"] == spec["weight"]).to_numpy()
     if "sigma_sd" in spec:
         mask &= np.isclose(frame["sigma_sd"].to_numpy(dtype=float), spec["sigma_sd"])
     return mask
@@ -99,11 +109,11 @@ def select(csv: Path) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
     """
     done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
     grid = grids()
-    for method, name in SELECTED_ON.items():
+    for method, name in SELECTED_ON:
         setting = None
-        for spec in grid[method]:
+        for spec in grid[method, name]:
             assert spec is not None
-            if not done.empty and _matches(done[done["method"] == method], spec).any():
+            if not done.empty and _matches(done, spec, method, name).any():
                 continue
             setting = setting or load_setting(name, SELECTION_SEED)
             epochs = math.ceil(SELECT_SHARE * auto_epochs(len(setting.train_images)))
@@ -114,31 +124,36 @@ def select(csv: Path) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
     return done, grid
 
 
-def grids() -> dict[str, list[Any]]:
-    """Each prior's candidates (in grid order) on its selection setting."""
+Pair = tuple[str, str]  # (prior, setting)
+
+
+def grids() -> dict[Pair, list[Any]]:
+    """Each (prior, setting) pair's candidates, in grid order."""
     return {
-        method: candidates(load_setting(name, SELECTION_SEED), method)
-        for method, name in SELECTED_ON.items()
+        (method, name): candidates(load_setting(name, SELECTION_SEED), method)
+        for method, name in SELECTED_ON
     }
 
 
-def chosen(selection: pd.DataFrame, grid: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
-    """The winning spec of each prior (highest validation score; ties: grid order)."""
+def chosen(selection: pd.DataFrame, grid: dict[Pair, list[Any]]) -> dict[Pair, dict[str, Any]]:
+    """The winning spec of each (prior, setting) pair of ``grid`` (highest validation
+    score; ties: grid order)."""
     out = {}
-    for method, name in SELECTED_ON.items():
-        frame = selection[selection["method"] == method]
+    for (method, name), specs in grid.items():
         metric = VAL_METRIC[name.split("-")[0]]
         best, best_score = None, -np.inf
-        for spec in grid[method]:
+        for spec in specs:
             assert spec is not None
-            row = frame[_matches(frame, spec)]
+            row = selection[_matches(selection, spec, method, name)]
             if row.empty:
-                raise ValueError(f"Expected a selection run of {method} {spec}, got none.")
+                raise ValueError(
+                    f"Expected a selection run of {method} {spec} on {name}, got none."
+                )
             score = float(row[metric].iloc[0])
             if score > best_score:
                 best, best_score = spec, score
         assert best is not None
-        out[method] = best
+        out[method, name] = best
     return out
 
 
@@ -158,9 +173,8 @@ def run(seeds: list[int], csv: Path) -> pd.DataFrame:
                         done = _append(done, rows, csv, keep_commit=True)
                         continue
                 setting = setting or load_setting(name, seed)
-                rows = run_one(
-                    setting, method, seed, epochs="auto", spec=specs.get(method), finetune=FRACTIONS
-                )
+                spec = specs.get((method, CHOICE_OF.get(name, name)))
+                rows = run_one(setting, method, seed, epochs="auto", spec=spec, finetune=FRACTIONS)
                 done = _append(done, rows, csv)
             if _has(done, setting=name, method="supervised", seed=seed):
                 continue
@@ -280,23 +294,23 @@ def _verdicts(results: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _selection_lines(selection: pd.DataFrame, specs: dict[str, dict[str, Any]]) -> list[str]:
+def _selection_lines(selection: pd.DataFrame, specs: dict[Pair, dict[str, Any]]) -> list[str]:
     lines = [
         "## Selection (validation data, seed "
         f"{SELECTION_SEED}, {SELECT_SHARE:.0%} of the epochs rule, 10 % labels)",
         "",
-        "| prior | sigma (sd units) | sigma | weight | val ACC | val AUC | chosen |",
-        "|---|---:|---|---:|---:|---:|---|",
+        "| setting | prior | sigma (sd units) | sigma | weight | val ACC | val AUC | chosen |",
+        "|---|---|---:|---|---:|---:|---:|---|",
     ]
     picked = np.zeros(len(selection), dtype=bool)
-    for method, spec in specs.items():
-        picked |= (selection["method"] == method).to_numpy() & _matches(selection, spec)
+    for (method, name), spec in specs.items():
+        picked |= _matches(selection, spec, method, name)
     for same, (_, row) in zip(picked, selection.iterrows(), strict=True):
         sigma_sd = "" if pd.isna(row.get("sigma_sd")) else f"{row['sigma_sd']:g}"
         auc = "" if pd.isna(row.get("val_auc")) else f"{row['val_auc']:.3f}"
         lines.append(
-            f"| {row['method']} | {sigma_sd} | {row['sigma']} | {row['weight']:g} | "
-            f"{row['val_acc']:.3f} | {auc} | {'**yes**' if same else ''} |"
+            f"| {row['setting']} | {row['method']} | {sigma_sd} | {row['sigma']} | "
+            f"{row['weight']:g} | {row['val_acc']:.3f} | {auc} | {'**yes**' if same else ''} |"
         )
     return [*lines, ""]
 
@@ -304,7 +318,8 @@ def _selection_lines(selection: pd.DataFrame, specs: dict[str, dict[str, Any]]) 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     selection_csv = out.with_name(out.stem + "-selection.csv")
     selection = pd.read_csv(selection_csv)
-    specs = chosen(selection, grids())
+    ran = set(zip(selection["method"], selection["setting"], strict=True))
+    specs = chosen(selection, {pair: c for pair, c in grids().items() if pair in ran})
     grid = "; ".join(
         f"{method}: " + ", ".join(f"{k} {list(v)}" for k, v in options.items())
         for method, options in GRID.items()
@@ -329,8 +344,11 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "the strata (GMM, k = number of classes) against the target on the test split. "
         f"Cohort: texture contrast {FAINT} (faint), age and the 20 %-noisy weak label "
         "informative (`cohort-informative`) or permuted across patients "
-        f"(`cohort-nuisance`); validation: {VAL_PATIENTS} further patients of the same "
-        "generator. AdrenalMNIST3D slices (every 4th slice, 28 px: the 64 px release is not "
+        f"(`cohort-nuisance`), and at texture {FAINTER} with informative metadata "
+        "(`cohort-faint`: added after the informative cohort's probe saturated at the epochs "
+        "rule, declared before its run, with its own selection); validation: "
+        f"{VAL_PATIENTS} further patients of the same generator. AdrenalMNIST3D slices "
+        "(every 4th slice, 28 px: the 64 px release is not "
         f"in `../shared` and cannot be downloaded here): weak label = volume label with "
         f"{FLIP_RATE:.0%} of the training volumes flipped, probe on volume means; "
         "validation: MedMNIST's val split. Each prior's bandwidth and weight were chosen on "
@@ -339,9 +357,10 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "probe, ties to the first listed; the nuisance cohort reuses the informative "
         "cohort's choice. `supervised` (`scratch`): ResNet-18 from scratch trained on the "
         f"same label subsets, {SUPERVISED_STEPS} steps of batch 64 at every fraction, no "
-        "validation data (these rows were measured by the first protocol's run, whose "
-        "code is unchanged; the cohort settings share images and labels, so their rows "
-        "are the same). Cells: mean ± sd over seeds.",
+        "validation data (the informative cohort's and Adrenal's rows were measured by the "
+        "first protocol's run, whose code is unchanged; the nuisance cohort shares the "
+        "informative cohort's images and labels, so its rows are the same). Cells: "
+        "mean ± sd over seeds.",
         "",
         "![label efficiency](priors.png)",
         "",

@@ -169,36 +169,47 @@ def test_the_default_rule_drops_tiny_strata_and_breaks_ties_by_the_worst_set():
 def test_priors_selection_takes_the_best_validation_score_and_breaks_ties_by_grid_order():
     priors = _script("priors")
     grid = {
-        "yaware": [
+        ("yaware", "cohort-informative"): [
             {"weight": 1.0, "sigma_sd": 0.25},
             {"weight": 1.0, "sigma_sd": 0.5},
             {"weight": 3.0, "sigma_sd": 0.25},
         ],
-        "clinical": [{"weight": 1.0}, {"weight": 3.0}],
-        "wsp": [{"weight": 1.0, "sigma_sd": 0.25}, {"weight": 3.0, "sigma_sd": 0.25}],
+        ("clinical", "cohort-informative"): [{"weight": 1.0}, {"weight": 3.0}],
+        ("wsp", "adrenal-wsp"): [
+            {"weight": 1.0, "sigma_sd": 0.25},
+            {"weight": 3.0, "sigma_sd": 0.25},
+        ],
+        ("yaware", "cohort-faint"): [
+            {"weight": 1.0, "sigma_sd": 0.25},
+            {"weight": 1.0, "sigma_sd": 0.5},
+        ],
     }
     rows = [
-        # y-Aware: the narrow kernel at weight 1 ties with the wide one at weight 3 is absent;
-        # the best is sigma 0.5 sd at weight 1
-        ("yaware", 0.25, 1.0, 0.70, None),
-        ("yaware", 0.5, 1.0, 0.75, None),
-        ("yaware", 0.25, 3.0, 0.74, None),
+        # y-Aware: the best is sigma 0.5 sd at weight 1
+        ("yaware", "cohort-informative", 0.25, 1.0, 0.70, None),
+        ("yaware", "cohort-informative", 0.5, 1.0, 0.75, None),
+        ("yaware", "cohort-informative", 0.25, 3.0, 0.74, None),
         # clinical: a tie, so the first listed (weight 1) wins
-        ("clinical", None, 1.0, 0.80, None),
-        ("clinical", None, 3.0, 0.80, None),
+        ("clinical", "cohort-informative", None, 1.0, 0.80, None),
+        ("clinical", "cohort-informative", None, 3.0, 0.80, None),
         # WSP is judged by validation AUC, not ACC
-        ("wsp", 0.25, 1.0, 0.90, 0.60),
-        ("wsp", 0.25, 3.0, 0.70, 0.65),
+        ("wsp", "adrenal-wsp", 0.25, 1.0, 0.90, 0.60),
+        ("wsp", "adrenal-wsp", 0.25, 3.0, 0.70, 0.65),
+        # the same prior on another setting has its own choice, from its own rows only
+        ("yaware", "cohort-faint", 0.25, 1.0, 0.62, None),
+        ("yaware", "cohort-faint", 0.5, 1.0, 0.61, None),
     ]
-    selection = pd.DataFrame(rows, columns=["method", "sigma_sd", "weight", "val_acc", "val_auc"])
+    columns = ["method", "setting", "sigma_sd", "weight", "val_acc", "val_auc"]
+    selection = pd.DataFrame(rows, columns=columns)
     specs = priors.chosen(selection, grid)
     assert specs == {
-        "yaware": {"weight": 1.0, "sigma_sd": 0.5},
-        "clinical": {"weight": 1.0},
-        "wsp": {"weight": 3.0, "sigma_sd": 0.25},
+        ("yaware", "cohort-informative"): {"weight": 1.0, "sigma_sd": 0.5},
+        ("clinical", "cohort-informative"): {"weight": 1.0},
+        ("wsp", "adrenal-wsp"): {"weight": 3.0, "sigma_sd": 0.25},
+        ("yaware", "cohort-faint"): {"weight": 1.0, "sigma_sd": 0.25},
     }
     missing = selection[selection["method"] != "clinical"]
-    with pytest.raises(ValueError, match="selection run of clinical"):
+    with pytest.raises(ValueError, match=r"selection run of clinical .* on cohort-informative"):
         priors.chosen(missing, grid)
 
 

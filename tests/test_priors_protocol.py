@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from stratify.benchmark.priors import (
+    FAINT,
+    FAINTER,
     Setting,
     flip_weak_labels,
     label_subset,
@@ -47,8 +49,28 @@ def test_the_nuisance_control_keeps_images_and_marginals_but_not_the_link():
     ok = ~np.isnan(age) & ~np.isnan(shuffled)
     link = abs(np.corrcoef(age[ok], informative.train_y[ok])[0, 1])
     assert link > 0.5 and abs(np.corrcoef(shuffled[ok], informative.train_y[ok])[0, 1]) < link
-    with pytest.raises(ValueError, match="known setting"):
+    with pytest.raises(ValueError, match=r"known setting .*cohort-faint.*got 'cohort-other'"):
         load_setting("cohort-other", 0)
+
+
+def test_the_faint_cohort_is_the_informative_one_at_half_its_texture():
+    from stratify.data import make_cohort
+
+    sizes = {"n_train": 80, "n_test": 20, "n_val": 10}
+    informative = load_setting("cohort-informative", 3, **sizes)
+    faint = load_setting("cohort-faint", 3, **sizes)
+    assert FAINTER == FAINT / 2
+    for name in ("train_y", "test_y", "val_y"):  # same patients, strata and metadata
+        np.testing.assert_array_equal(getattr(faint, name), getattr(informative, name))
+    assert faint.train_metadata.equals(informative.train_metadata)
+    # The generator draws the same noise whatever the texture, so at half the texture the
+    # step from the untextured images to the faint ones equals the step from faint to
+    # informative (up to 8-bit rounding and clipping).
+    bare = make_cohort(100, texture_contrast=0.0, random_state=3).images[:80].astype(float)
+    step_in = faint.train_images.astype(float) - bare
+    step_up = informative.train_images.astype(float) - faint.train_images
+    assert np.abs(step_up).mean() > 0.5  # the texture is there
+    assert np.abs(step_up - step_in).mean() < 0.1 * np.abs(step_up).mean()
 
 
 def test_protocol_end_to_end_on_a_small_cohort():
