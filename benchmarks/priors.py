@@ -81,6 +81,9 @@ METRIC = {"cohort": "probe_acc", "adrenal": "probe_auc"}
 VAL_METRIC = {"cohort": "val_acc", "adrenal": "val_auc"}
 
 
+Pair = tuple[str, str]  # (prior, setting)
+
+
 def _has(done: pd.DataFrame, **match: Any) -> bool:
     if done.empty:
         return False
@@ -102,7 +105,7 @@ def _matches(frame: pd.DataFrame, spec: dict[str, Any], method: str, name: str) 
     return mask
 
 
-def select(csv: Path) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
+def select(csv: Path) -> tuple[pd.DataFrame, dict[Pair, list[Any]]]:
     """Stage 1: every candidate of every prior on its setting's validation data.
 
     Returns the selection rows and each prior's candidates (:func:`grids`).
@@ -122,9 +125,6 @@ def select(csv: Path) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
             )
             done = _append(done, rows, csv)
     return done, grid
-
-
-Pair = tuple[str, str]  # (prior, setting)
 
 
 def grids() -> dict[Pair, list[Any]]:
@@ -359,7 +359,8 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         f"same label subsets, {SUPERVISED_STEPS} steps of batch 64 at every fraction, no "
         "validation data (the informative cohort's and Adrenal's rows were measured by the "
         "first protocol's run, whose code is unchanged; the nuisance cohort shares the "
-        "informative cohort's images and labels, so its rows are the same). Cells: "
+        "informative cohort's images and labels, so its rows are the same; `cohort-faint`'s "
+        "were run with its priors). Cells: "
         "mean ± sd over seeds.",
         "",
         "![label efficiency](priors.png)",
