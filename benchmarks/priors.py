@@ -359,8 +359,8 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         f"same label subsets, {SUPERVISED_STEPS} steps of batch 64 at every fraction, no "
         "validation data (the informative cohort's and Adrenal's rows were measured by the "
         "first protocol's run, whose code is unchanged; the nuisance cohort shares the "
-        "informative cohort's images and labels, so its rows are the same; `cohort-faint`'s "
-        "were run with its priors). Cells: "
+        "informative cohort's images and labels, so its rows are the same; `cohort-faint` "
+        "has its own images, so its rows were run by this protocol). Cells: "
         "mean ± sd over seeds.",
         "",
         "![label efficiency](priors.png)",
