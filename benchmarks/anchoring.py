@@ -4,7 +4,7 @@ A guided fit (``fit(X, y)`` with ``y = -1`` for the unknown) trains its network 
 on the known labels and then anchors the strata in the clustering space. This script trains
 the guided networks of the benchmark rows that carry the bars of issue 33 (PneumoniaMNIST
 with 1 % of the training labels known, BreastMNIST with 10 %: the stratified, seeded subsets
-of :func:`stratify.benchmark.priors.label_subset`, as ``guided-1pct`` / ``guided-10pct``;
+of :func:`lab.priors.label_subset`, as ``guided-1pct`` / ``guided-10pct``;
 networks shared with those rows through ``--model-cache``), then anchors the strata of each
 network by every candidate and scores MedMNIST's ``val`` split (cluster ACC, the guided rows'
 score). Test scores are written beside them for the record; they choose nothing.
@@ -43,15 +43,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
+from lab.datasets import load_dataset
+from lab.methods import _DEFAULT, Settings, _fitted
+from lab.priors import label_subset
+from lab.profiles import PROFILES, per_dataset
+from lab.provenance import git_commit, header, mean_sd
+from lab.store import accumulate
 from stratify._atomic import write_text
-from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.methods import _DEFAULT, Settings, _fitted
-from stratify.benchmark.priors import label_subset
-from stratify.benchmark.profiles import PROFILES, per_dataset
-from stratify.benchmark.provenance import git_commit, header, mean_sd
-from stratify.benchmark.store import accumulate
+from stratify.analysis.metrics import cluster_accuracy
 from stratify.cluster.spreading import SpreadStrata
-from stratify.metrics import cluster_accuracy
 
 #: (dataset, share of the training labels known): the guided rows that carry the bars.
 SETTINGS = (("pneumoniamnist", 0.01), ("breastmnist", 0.10))

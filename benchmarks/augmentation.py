@@ -30,17 +30,17 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 
-from stratify import Stratifier
-from stratify._atomic import write_csv, write_text
-from stratify.baselines import SupervisedBaseline
-from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.provenance import (
+from lab.baselines import SupervisedBaseline
+from lab.datasets import load_dataset
+from lab.provenance import (
     git_commit,
     header,
     mean_sd,
     run_seeded,
     seeded_parser,
 )
+from stratify import Stratifier
+from stratify._atomic import write_csv, write_text
 
 FRACTIONS = (0.01, 0.10)
 VARIANTS = ("labelled only", "labelled + VAE augmentations")

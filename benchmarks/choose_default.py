@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from lab.profiles import PROFILES
+from lab.provenance import mean_sd
+from lab.store import read_results
 from stratify._atomic import write_text
-from stratify.benchmark.profiles import PROFILES
-from stratify.benchmark.provenance import mean_sd
-from stratify.benchmark.store import read_results
 
 #: A candidate is out if a stratum holds less than this share of the scored patients.
 MIN_SHARE = 0.05

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lab.provenance import git_commit, header, run_seeded, seeded_parser
 from stratify._atomic import write_csv, write_text
-from stratify.benchmark.provenance import git_commit, header, run_seeded, seeded_parser
 from stratify.cluster import StrataClusterer
 
 DATASETS = ("cohort", "pneumoniamnist", "breastmnist", "mnist")
@@ -52,10 +52,10 @@ def _name(backend: str, manifold: str | None) -> str:
 
 
 def _rows(dataset: str, seed: int) -> list[dict]:
+    from lab.datasets import load_dataset
+    from lab.profiles import PROFILES, per_dataset
     from stratify import Stratifier
-    from stratify.benchmark.datasets import load_dataset
-    from stratify.benchmark.profiles import PROFILES, per_dataset
-    from stratify.metrics import cluster_accuracy
+    from stratify.analysis.metrics import cluster_accuracy
 
     data = load_dataset(dataset, seed=seed)
     epochs = int(per_dataset(PROFILES["full"]["epochs"], dataset))
@@ -126,7 +126,7 @@ def _figure(results: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stratify.plotting import save_figure
+    from stratify.analysis.plotting import save_figure
 
     first = results[results["seed"] == results["seed"].min()]
     configs = list(dict.fromkeys(first["config"]))

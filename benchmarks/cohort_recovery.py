@@ -25,9 +25,9 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import stratify
+from lab.provenance import git_commit
 from stratify import Stratifier, make_cohort
-from stratify.baselines import pixel_pca_kmeans
-from stratify.benchmark.provenance import git_commit
+from stratify.analysis.baseline import pixel_pca_kmeans
 
 
 def _defaults() -> str:

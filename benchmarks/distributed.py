@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratify._atomic import write_csv, write_text
-from stratify.benchmark.provenance import (
+from lab.provenance import (
     git_commit,
     header,
     mean_sd,
     run_seeded,
     seeded_parser,
 )
+from stratify._atomic import write_csv, write_text
 
 EPOCHS = 10
 GLOBAL_BATCH = 256
@@ -44,8 +44,8 @@ WORLDS = (1, 2)
 
 def _worker(seed: int, world: int, result: Path) -> None:
     """One fit (run directly, or by torchrun on every rank)."""
+    from lab.datasets import load_dataset
     from stratify import Stratifier
-    from stratify.benchmark.datasets import load_dataset
     from stratify.distributed import is_main_process
 
     data = load_dataset("pneumoniamnist", seed=0)

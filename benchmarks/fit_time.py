@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
+from lab.datasets import load_dataset
+from lab.provenance import git_commit, header, mean_sd
+from lab.store import accumulate
 from stratify import Stratifier
 from stratify._atomic import write_text
-from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.provenance import git_commit, header, mean_sd
-from stratify.benchmark.store import accumulate
-from stratify.metrics import cluster_accuracy
+from stratify.analysis.metrics import cluster_accuracy
 from stratify.training.config import auto_epochs
 
 #: The bar: images, and the most seconds a default fit of them may take.

@@ -4,7 +4,7 @@ labels on a source dataset, saved as a state dict that ``--weights`` takes.
 No ImageNet weights can be had offline here, and nothing is downloaded; the issue allows any
 compatible state dict. The source is a labelled set other than the target (by default the
 MNIST test set: handwritten digits, a supervised out-of-domain source as ImageNet is), trained
-with the MedMNIST v2 protocol's settings (:func:`stratify.baselines.medmnist_protocol`, the
+with the MedMNIST v2 protocol's settings (:func:`lab.baselines.medmnist_protocol`, the
 same stem, Adam 1e-3, batch 128, learning rate x0.1 at 50 % and 75 % of the epochs, the epoch
 with the best validation AUC kept) for ``--epochs`` epochs; a source without a validation
 split keeps a stratified 10 % of its images for it. The trunk (no classifier head) is written
@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from lab.baselines import medmnist_protocol
+from lab.datasets import load_dataset
+from lab.provenance import git_commit, header
 from stratify._atomic import write_text
-from stratify.baselines import medmnist_protocol
-from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.provenance import git_commit, header
 from stratify.data._files import md5sum
 
 #: Share of a source without a validation split kept for model selection.

@@ -1,6 +1,6 @@
 """Do the metadata priors help? Pretrain without target labels, probe with 1/10/100 % labels.
 
-The protocol and the settings are in :mod:`stratify.benchmark.priors` (informative cohort,
+The protocol and the settings are in :mod:`lab.priors` (informative cohort,
 nuisance control, WSP on AdrenalMNIST3D slices with 20 % flipped weak labels). Two stages,
 both resumable (a finished run is a row of a CSV and is skipped on restart):
 
@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stratify._atomic import atomic_write, write_csv, write_text
-from stratify.benchmark.priors import (
+from lab.priors import (
     FAINT,
     FAINTER,
     FINETUNE_LR,
@@ -50,17 +49,18 @@ from stratify.benchmark.priors import (
     run_one,
     run_supervised,
 )
-from stratify.benchmark.provenance import (
+from lab.provenance import (
     git_commit,
     header,
     mean_sd,
     run_seeded,
     seeded_parser,
 )
+from stratify._atomic import atomic_write, write_csv, write_text
 from stratify.training.config import auto_epochs
 
 #: Run order: the settings of the bar first, then the nuisance control, then the fainter
-#: cohort (added after the first three had run; see :mod:`stratify.benchmark.priors`).
+#: cohort (added after the first three had run; see :mod:`lab.priors`).
 SETTINGS = ("cohort-informative", "adrenal-wsp", "cohort-nuisance", "cohort-faint")
 #: The (prior, setting) pairs whose candidates are compared on that setting's validation data.
 SELECTED_ON = (

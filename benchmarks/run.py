@@ -1,11 +1,11 @@
 """Run the benchmark grid: ``python benchmarks/run.py --profile full --out benchmarks/results``.
 
-The same as ``stratify benchmark``; see ``--help`` and :mod:`stratify.benchmark.runner`.
+The same as ``stratify benchmark``; see ``--help`` and :mod:`lab.runner`.
 """
 
 import sys
 
-from stratify.benchmark import main
+from lab import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], prog="benchmarks/run.py"))

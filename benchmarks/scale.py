@@ -164,8 +164,8 @@ def _items() -> list[dict]:
 
 
 def run(csv: Path, scratch: Path, timeout: int) -> pd.DataFrame:
+    from lab.provenance import git_commit
     from stratify._atomic import write_csv
-    from stratify.benchmark.provenance import git_commit
 
     done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
     for item in _items():
@@ -210,8 +210,8 @@ def _gib(value: float) -> str:
 
 
 def report(results: pd.DataFrame, out: Path) -> None:
+    from lab.provenance import header
     from stratify._atomic import write_text
-    from stratify.benchmark.provenance import header
 
     fits = results[results["item"] == "fit"]
     base = fits.loc[fits["dataset"] == "images-5000", "train_ms_per_sample"]

@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
+from lab.provenance import git_commit, header
 from stratify import Stratifier, make_cohort
-from stratify.benchmark.provenance import git_commit, header
-from stratify.metrics import cluster_accuracy
+from stratify.analysis.metrics import cluster_accuracy
 
 #: Rule name -> ``recluster`` arguments.
 RULES = {

@@ -36,13 +36,13 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import stratify
+from lab.datasets import load_dataset
+from lab.methods import METHODS
+from lab.profiles import PROFILES, per_dataset
+from lab.provenance import git_commit
+from lab.runner import _settings
 from stratify._atomic import write_csv, write_text
-from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.methods import METHODS
-from stratify.benchmark.profiles import PROFILES, per_dataset
-from stratify.benchmark.provenance import git_commit
-from stratify.benchmark.runner import _settings
-from stratify.html_report import UNSTABLE_PATIENT
+from stratify.analysis.html_report import UNSTABLE_PATIENT
 
 
 def measure(dataset: str, seed: int, resamples: int, model_cache: str | None) -> dict:
@@ -57,7 +57,7 @@ def measure(dataset: str, seed: int, resamples: int, model_cache: str | None) ->
     settings = _settings(profile, dataset, "auto", False, None, model_cache=model_cache)
     result = METHODS["default"].run(data, seed, settings)
     start = time.perf_counter()
-    measured = result.model.clustering_stability(resamples, random_state=seed)
+    measured = stratify.stability(result.model, n_resamples=resamples, random_state=seed)
     drawn = measured.patients[~np.isnan(measured.patients)]
     return {
         "dataset": dataset,

@@ -55,15 +55,15 @@ import torch
 from sklearn.metrics import normalized_mutual_info_score
 
 import stratify.estimator as estimator_module
+from lab.datasets import load_dataset
+from lab.methods import cache_file
+from lab.provenance import git_commit, header, mean_sd
+from lab.store import accumulate
 from stratify import Stratifier
 from stratify._atomic import write_text
 from stratify._random import seed_from
-from stratify.benchmark.datasets import load_dataset
-from stratify.benchmark.methods import cache_file
-from stratify.benchmark.provenance import git_commit, header, mean_sd
-from stratify.benchmark.store import accumulate
+from stratify.analysis.metrics import cluster_accuracy
 from stratify.cluster.backends import DEFAULT_BACKEND
-from stratify.metrics import cluster_accuracy
 from stratify.training.batches import as_image_tensor
 from stratify.training.config import TrainConfig
 from stratify.training.convergence import NeighbourProbe, check_epochs

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from stratify._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from stratify import metrics
+    from stratify import analysis
+    from stratify.analysis import describe_strata, stability
     from stratify.cluster import StrataClusterer
     from stratify.data import (
         DataNotFoundError,
@@ -25,18 +26,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         volumes_to_slices,
     )
     from stratify.estimator import Stratifier
-    from stratify.report import describe_strata, stability
 
 #: Public name -> the module that defines it.
 _LAZY = {
     "DataNotFoundError": "stratify.data",
     "StrataClusterer": "stratify.cluster",
     "Stratifier": "stratify.estimator",
-    "describe_strata": "stratify.report",
+    "describe_strata": "stratify.analysis",
     "load_medmnist": "stratify.data",
     "load_mnist_test": "stratify.data",
     "make_cohort": "stratify.data",
-    "stability": "stratify.report",
+    "stability": "stratify.analysis",
     "volumes_to_slices": "stratify.data",
 }
 
@@ -45,19 +45,19 @@ __all__ = [
     "StrataClusterer",
     "Stratifier",
     "__version__",
+    "analysis",
     "describe_strata",
     "load_medmnist",
     "load_mnist_test",
     "make_cohort",
-    "metrics",
     "stability",
     "volumes_to_slices",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "metrics":
-        return importlib.import_module("stratify.metrics")
+    if name == "analysis":
+        return importlib.import_module("stratify.analysis")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # later lookups skip this function

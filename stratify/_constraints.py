@@ -18,7 +18,7 @@ import math
 import numbers
 import sys
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,9 +128,12 @@ class Options:
 
 @dataclass(frozen=True)
 class Keys:
-    """A key of a registry that may grow after import (``BACKENDS``), read at check time."""
+    """A key of a registry that may grow after import (``BACKENDS``), read at check time;
+    ``removed`` maps names of earlier versions to what became of them.
+    """
 
     registry: Mapping[str, Any]
+    removed: Mapping[str, str] = field(default_factory=dict)
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` is a str naming an entry now."""
@@ -226,9 +229,14 @@ def validate_params(
     for parameter, allowed in constraints.items():
         value = getattr(owner, parameter)
         if not any(c.accepts(value) for c in allowed):
+            notes = [
+                f" {value!r} {c.removed[value]}."
+                for c in allowed
+                if isinstance(c, Keys) and isinstance(value, str) and value in c.removed
+            ]
             raise InvalidParameterError(
                 f"The {parameter!r} parameter of {owner_name} must be {_allowed(allowed)}. "
-                f"Got {value!r} instead."
+                f"Got {value!r} instead.{''.join(notes)}"
             )
 
 

@@ -1,4 +1,4 @@
-"""User errors of the command-line programs (``stratify`` and ``stratify benchmark``)."""
+"""User errors of the command-line programs (``stratify``)."""
 
 from __future__ import annotations
 

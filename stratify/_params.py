@@ -23,9 +23,77 @@ from stratify._constraints import (
     is_mapping,
     module_instance,
 )
-from stratify.cluster.backends import BACKENDS
+from stratify.cluster.backends import BACKENDS, REMOVED_BACKENDS
 
-__all__ = ["STRATIFIER_CONSTRAINTS", "check_parameter_rules"]
+__all__ = [
+    "REMOVED_PARAMETERS",
+    "STRATIFIER_CONSTRAINTS",
+    "check_parameter_rules",
+    "check_removed",
+    "migrate_params",
+    "removed_message",
+]
+
+_CLUSTERING = "the clustering is on the L2-normalised latents, unwhitened"
+#: Parameters of earlier versions -> what became of them (the CHANGELOG says why).
+REMOVED_PARAMETERS: dict[str, str] = {
+    "whiten": f"removed in stratify 0.2 ({_CLUSTERING}); "
+    "StrataClusterer(whiten=...) keeps it for research",
+    "normalize": f"removed in stratify 0.2 ({_CLUSTERING}); "
+    "StrataClusterer(normalize=...) keeps it for research",
+    "manifold_dim": "removed in stratify 0.2: manifold='umap' maps to 10 dimensions; "
+    "StrataClusterer(manifold_dim=...) keeps it for research",
+    "self_training_epochs": "removed in stratify 0.2 with the IDEC self-training stage, "
+    "which was never chosen on validation data",
+    "self_training_weight": "removed in stratify 0.2 with the IDEC self-training stage, "
+    "which was never chosen on validation data",
+    "free_bits": "removed in stratify 0.2 (never chosen on validation data); "
+    "stratify.losses.build_objective(free_bits=...) keeps it",
+    "stop_agreement": "moved in stratify 0.2: use train_config={'stop_agreement': ...}",
+    "resume": "moved in stratify 0.2: use train_config={'resume': True} beside 'checkpoint_dir'",
+    "augment": "removed in stratify 0.2: use augmentation=",
+}
+
+
+def removed_message(name: str) -> str:
+    """The one-line answer for a parameter of an earlier version."""
+    return f"The {name!r} parameter of Stratifier was {REMOVED_PARAMETERS[name]}."
+
+
+def migrate_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a model saved by an earlier version, as this version takes them.
+
+    A removed parameter is dropped: a saved clustering keeps its own settings (whitening,
+    normalisation, manifold dimension and choice) in its state, so the loaded model
+    predicts what it did; a moved one (``stop_agreement``) goes into ``train_config``.
+    """
+    params = dict(params)
+    stop = params.pop("stop_agreement", None)
+    if stop is not None:
+        params["train_config"] = {**dict(params.get("train_config") or {}), "stop_agreement": stop}
+    for name in REMOVED_PARAMETERS:
+        params.pop(name, None)
+    if params.get("manifold") == "auto":  # the fitted clustering's state holds the choice
+        params["manifold"] = None
+    return params
+
+
+def check_removed(given: dict[str, Any], owner: str = "Stratifier") -> None:
+    """Refuse keyword arguments that are not parameters, naming what replaced a removed one.
+
+    Raises
+    ------
+    TypeError
+        For the first such keyword: the removal and its replacement, or, for a name that
+        never was a parameter, the parameters there are.
+    """
+    for name in sorted(given):
+        if name in REMOVED_PARAMETERS:
+            raise TypeError(removed_message(name))
+        raise TypeError(
+            f"{owner} got an unexpected parameter {name!r}; its parameters are "
+            f"{sorted(STRATIFIER_CONSTRAINTS)}."
+        )
 
 
 def _is_random_state(value: Any) -> bool:
@@ -71,7 +139,6 @@ STRATIFIER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "reconstruction": [Options({"bce", "mse"}), NONE],
     "beta": _NON_NEGATIVE,
     "kl_warmup": _NON_NEGATIVE,
-    "free_bits": _NON_NEGATIVE,
     "contrastive": [Options({"simclr", "supcon"}), NONE],
     "temperature": _POSITIVE,
     "contrastive_weight": _NON_NEGATIVE,
@@ -81,24 +148,17 @@ STRATIFIER_CONSTRAINTS: dict[str, list[Constraint]] = {
         NONE,
     ],
     "clusterer": [
-        Keys(BACKENDS),
+        Keys(BACKENDS, removed=REMOVED_BACKENDS),
         Satisfies(_is_clusterer, "a clusterer with a fit method", bad=(object(),)),
     ],
-    "manifold": [Options({"umap", "auto"}), NONE],
-    "manifold_dim": _POSITIVE_INT,
-    "self_training_epochs": [Interval(int, 0, closed="left")],
-    "self_training_weight": _POSITIVE,
-    "normalize": [BOOL],
-    "whiten": [Options({True, False, "auto"})],
+    "manifold": [Options({"umap"}), NONE],
     "epochs": [*_POSITIVE_INT, Options({"auto"})],
-    "stop_agreement": [Interval(float, 0, 1, closed="right"), NONE],
     "batch_size": [*_POSITIVE_INT, Options({"auto"})],
     "lr": _POSITIVE,
     "train_config": [
         Satisfies(is_mapping, "a mapping of TrainConfig fields", bad=([1],)),
         NONE,
     ],
-    "resume": [BOOL],
     "image_shape": [
         Satisfies(
             _is_shape,
@@ -129,11 +189,6 @@ def check_parameter_rules(params: Any) -> None:
     ValueError
         For the first rule broken, naming what was expected and what was got.
     """
-    if params.resume and not (params.train_config or {}).get("checkpoint_dir"):
-        raise ValueError(
-            "Expected train_config={'checkpoint_dir': ...} naming the checkpoint folder "
-            "with resume=True, got no checkpoint_dir."
-        )
     if params.decoder is not None and params.encoder is None:
         raise ValueError(
             "Expected decoder only together with a custom encoder, got decoder without encoder."

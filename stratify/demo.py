@@ -76,8 +76,8 @@ def run_demo(
     """
     from sklearn.metrics import adjusted_rand_score
 
-    from stratify import plotting
-    from stratify.baselines import pixel_pca_kmeans
+    from stratify.analysis import plotting
+    from stratify.analysis.baseline import pixel_pca_kmeans
     from stratify.data import make_cohort
     from stratify.estimator import Stratifier
 

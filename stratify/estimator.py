@@ -24,9 +24,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from stratify import distributed, io
 from stratify._constraints import validate_params
-from stratify._params import STRATIFIER_CONSTRAINTS, check_parameter_rules
+from stratify._params import (
+    REMOVED_PARAMETERS,
+    STRATIFIER_CONSTRAINTS,
+    check_parameter_rules,
+    check_removed,
+)
 from stratify._random import draw_seeds
 from stratify._validation import check_strata_fit
+from stratify.analysis.report import StrataReportMixin
 from stratify.cluster import StrataClusterer
 from stratify.cluster.backends import DEFAULT_BACKEND
 from stratify.cluster.seeded import check_partial_labels, marks_unknown
@@ -42,11 +48,9 @@ from stratify.losses.functional import kl_per_dimension
 from stratify.losses.registry import distance_columns, regularizer_from_spec
 from stratify.models import Autoencoder, build_model
 from stratify.models.mlp import MLPDecoder, MLPEncoder
-from stratify.report import StrataReportMixin
 from stratify.training import ACTIVE_UNIT_THRESHOLD, TrainConfig, embed, memory, train
 from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint, fingerprinted
 from stratify.training.config import auto_epochs, config_from
-from stratify.training.self_training import self_train
 
 __all__ = ["Stratifier"]
 
@@ -83,9 +87,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     kl_warmup : float, default=5.0
         Epochs over which the KL weight rises linearly from 0 to ``beta`` (KL annealing;
         the history's ``kl_weight`` column); 0 for none. VAE only.
-    free_bits : float, default=0.0
-        Nats per latent dimension under which the KL of a dimension is not penalised
-        (Kingma et al. 2016); 0 for the plain ELBO. VAE only.
     contrastive : {"simclr", "supcon"} or None, default="simclr"
         The main contrastive term on two augmented views; "supcon" uses ``y``.
     temperature : float, default=0.2
@@ -101,49 +102,27 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         a callable ``(x, generator) -> (view1, view2)`` replaces it.
     clusterer : str or estimator, default="consensus-spectral"
         A name of :data:`stratify.cluster.BACKENDS` or a scikit-learn clusterer
-        (:class:`~stratify.cluster.StrataClusterer` says how each predicts). The default,
-        evidence accumulation over 20 seeded Gaussian mixtures cut by a normalised spectral
-        cut (:mod:`stratify.cluster.consensus`), was chosen by a rule declared before the run
-        on validation data (README, "The default recipe").
-    manifold : {"auto", "umap"} or None, default=None
-        The manifold step between latents and clusterer (N2D's UMAP,
-        :mod:`stratify.cluster.manifold`): "umap" always, None never; "auto" keeps the
-        space whose strata agree best across seeded reruns (:mod:`stratify.cluster.selection`).
-    manifold_dim : int, default=10
-        Dimension of the manifold.
-    self_training_epochs : int, default=0
-        Epochs of IDEC self-training after representation learning, then the strata are
-        found again (:mod:`stratify.training.self_training`); 0 skips it.
-    self_training_weight : float, default=1.0
-        Weight of the self-training term in that stage.
-    normalize : bool, default=True
-        Cluster the L2-normalised latents (the geometry contrastive training shapes).
-    whiten : bool or "auto", default=False
-        PCA-whiten the (normalised) latents before clustering them (never the manifold
-        coordinates); "auto" by the rule of :mod:`stratify.cluster.whitening`.
+        (:class:`~stratify.cluster.StrataClusterer` says how each predicts), on the
+        L2-normalised latents. The default, evidence accumulation over 20 seeded Gaussian
+        mixtures cut by a normalised spectral cut (:mod:`stratify.cluster.consensus`), was
+        chosen on validation data (the documentation's benchmark pages).
+    manifold : {"umap"} or None, default=None
+        The manifold step between latents and clusterer (N2D's UMAP to 10 dimensions,
+        :mod:`stratify.cluster.manifold`); None clusters the latents themselves.
     epochs : int or "auto", default="auto"
         Training epochs; "auto": about 256,000 samples seen whatever the dataset size
-        (:func:`stratify.training.config.auto_epochs`); with ``stop_agreement`` that is the
-        budget, and ``epochs_`` says how many ran.
-    stop_agreement : float or None, default=None
-        The label-free stopping rule (:mod:`stratify.training.convergence`): stop training
-        at the first check (every 5 % of the epoch budget) at which the 10-nearest-neighbour
-        sets of a fixed probe of 1,000 training images share at least this fraction with the
-        previous check's, in (0, 1]. None trains the whole budget. The history's
-        ``knn_agreement`` column holds every check.
+        (:func:`stratify.training.config.auto_epochs`); ``epochs_`` says how many ran.
     batch_size : int or "auto", default="auto"
         Samples per training step; "auto": as many as the memory budget holds, at most 256
         (:mod:`stratify.training.memory`; ``train_config={"memory_budget": bytes}``). The
         batch used is ``batch_size_``; embedding batches by the same budget.
     lr : float, default=1e-3
     train_config : mapping or None, default=None
-        Further :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
-        early stopping, threads, ...). With ``"checkpoint_dir"`` the representation stage
-        writes ``last.pt`` there after every epoch; a fit refuses to start over one.
-    resume : bool, default=False
-        Continue the interrupted fit whose checkpoint is in ``train_config["checkpoint_dir"]``
-        (from scratch when there is none). The images, metadata and parameters must match
-        (a fingerprint); the result equals an uninterrupted fit with the same seed.
+        The other :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
+        early stopping, ``stop_agreement``, threads, ...). With ``"checkpoint_dir"`` the
+        fit writes ``last.pt`` there after every epoch and refuses to start over one;
+        ``"resume": True`` continues it (images, metadata and parameters must match; the
+        result equals an uninterrupted fit with the same seed).
     image_shape : tuple of int or None, default=None
         ``(C, H, W)`` or ``(C, D, H, W)`` of one sample, for flattened images (N, F). Without
         it, flattened input is read as feature vectors (radiomics, embeddings) and gets an
@@ -223,7 +202,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         reconstruction: str | None = "bce",
         beta: float = 1.0,
         kl_warmup: float = 5.0,
-        free_bits: float = 0.0,
         contrastive: str | None = "simclr",
         temperature: float = 0.2,
         contrastive_weight: float = 1.0,
@@ -231,22 +209,17 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         augmentation: Any = None,
         clusterer: Any = DEFAULT_BACKEND,
         manifold: str | None = None,
-        manifold_dim: int = 10,
-        self_training_epochs: int = 0,
-        self_training_weight: float = 1.0,
-        normalize: bool = True,
-        whiten: bool | str = False,
         epochs: int | str = "auto",
-        stop_agreement: float | None = None,
         batch_size: int | str = "auto",
         lr: float = 1e-3,
         train_config: Mapping[str, Any] | None = None,
-        resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: bool = False,
+        **removed: Any,
     ) -> None:
+        check_removed(removed, type(self).__name__)
         self.n_clusters = n_clusters
         self.model = model
         self.latent_dim = latent_dim
@@ -257,7 +230,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self.reconstruction = reconstruction
         self.beta = beta
         self.kl_warmup = kl_warmup
-        self.free_bits = free_bits
         self.contrastive = contrastive
         self.temperature = temperature
         self.contrastive_weight = contrastive_weight
@@ -265,17 +237,10 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         self.augmentation = augmentation
         self.clusterer = clusterer
         self.manifold = manifold
-        self.manifold_dim = manifold_dim
-        self.self_training_epochs = self_training_epochs
-        self.self_training_weight = self_training_weight
-        self.normalize = normalize
-        self.whiten = whiten
         self.epochs = epochs
-        self.stop_agreement = stop_agreement
         self.batch_size = batch_size
         self.lr = lr
         self.train_config = train_config
-        self.resume = resume
         self.image_shape = image_shape
         self.device = device
         self.random_state = random_state
@@ -284,6 +249,11 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
     #: One constraint list per parameter (:mod:`stratify._params`), checked in ``fit``
     #: before any work by :func:`stratify._constraints.validate_params`.
     _parameter_constraints: ClassVar[dict[str, list]] = STRATIFIER_CONSTRAINTS
+
+    def set_params(self, **params: Any) -> Stratifier:
+        """As scikit-learn's; a parameter of an earlier version is named with its successor."""
+        check_removed({k: v for k, v in params.items() if k in REMOVED_PARAMETERS})
+        return super().set_params(**params)
 
     def _validate_params(self) -> None:
         """The constraint table, then the rules that tie parameters together."""
@@ -390,7 +360,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             beta=self.beta if self.model == "vae" else 0.0,
             elements_per_sample=self.n_features_in_,
             kl_warmup=self.kl_warmup,
-            free_bits=self.free_bits,
             contrastive=contrastive,
             temperature=self.temperature,
             contrastive_weight=self.contrastive_weight,
@@ -414,7 +383,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         """
         options = {
             "epochs": auto_epochs(n_samples) if self.epochs == "auto" else self.epochs,
-            "stop_agreement": self.stop_agreement,
             "batch_size": self.batch_size,
             "lr": self.lr,
             "device": self.device,
@@ -427,10 +395,8 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         return StrataClusterer(
             self.clusterer,
             self.n_clusters,
-            normalize=self.normalize,
+            normalize=True,
             manifold=self.manifold,
-            manifold_dim=self.manifold_dim,
-            whiten=self.whiten,
             random_state=seed,
         )
 
@@ -521,7 +487,7 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         resume_from = (
             checkpoint
             if checkpoint is not None
-            and self.resume
+            and config.resume
             and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
             else None
         )
@@ -547,8 +513,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         space = "" if self.manifold is None else f", manifold {self.manifold}"
         self._say(f"clustering into {self.n_clusters} strata ({name}{space})")
         self._fit_clusterer()
-        if self.self_training_epochs:
-            self._self_train(images, columns, labels, augment, train_seed + 1)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -573,39 +537,12 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
         if self.verbose and distributed.is_main_process():
             print(f"stratify: {message} ...", file=sys.stderr, flush=True)
 
-    def _self_train(
-        self, images: np.ndarray, columns: dict, labels: np.ndarray | None, augment: Any, seed: int
-    ) -> None:
-        """The clustering-aware stage (:mod:`stratify.training.self_training`), then recluster."""
-        self._say(f"self-training for {self.self_training_epochs} epochs")
-        result = self_train(
-            self.model_,
-            self.objective_,
-            images,
-            self.embedding_,
-            self.labels_,
-            epochs=self.self_training_epochs,
-            weight=self.self_training_weight,
-            config=self._train_config(),
-            random_state=seed,
-            metadata=columns or None,
-            labels=labels,
-            augment=augment,
-        )
-        self.model_.eval()
-        stage = result.history.assign(stage="self-training")
-        stage["epoch"] += int(self.history_["epoch"].max())
-        self.history_ = pd.concat([self.history_, stage], ignore_index=True)
-        self._embed_training(images)
-        self._fit_clusterer()
-
     def recluster(
         self,
         clusterer: Any = None,
         n_clusters: int | str | None = None,
         *,
         manifold: str | None = "keep",
-        whiten: bool | str | None = None,
     ) -> Stratifier:
         """A copy with other strata from the same trained network (no retraining).
 
@@ -622,8 +559,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             None keeps the current value.
         manifold : {"umap"}, None or "keep", default="keep"
             As the ``manifold`` parameter; "keep" keeps the current one.
-        whiten : bool or "auto", optional
-            As the ``whiten`` parameter; None keeps the current one.
 
         Returns
         -------
@@ -636,7 +571,6 @@ class Stratifier(GenerativeMixin, StrataReportMixin, ClusterMixin, TransformerMi
             clusterer=self.clusterer if clusterer is None else clusterer,
             n_clusters=self.n_clusters if n_clusters is None else n_clusters,
             manifold=self.manifold if manifold == "keep" else manifold,
-            whiten=self.whiten if whiten is None else whiten,
         )
         other._fit_clusterer(self.manifold_embedding_ if other.manifold == self.manifold else None)
         return other

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from stratify import metrics
 from stratify._validation import check_in_range
+from stratify.analysis import metrics
 from stratify.training import embed
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def generation_quality(
     are drawn with :func:`sample` (``cluster=k``) and encoded again; a linear classifier
     trained on the real images' coordinates in the clustered space (the normalised latents,
     or the manifold's coordinates: where the strata are defined) and their strata says which
-    stratum each sample falls in (:func:`stratify.metrics.stratum_fidelity`). The same
+    stratum each sample falls in (:func:`stratify.analysis.metrics.stratum_fidelity`). The same
     classifier applied to the *reconstructions* of the real images gives the
     reconstruction fidelity: the ceiling that the decoder's blur leaves to any sample.
     Diversity is the mean pairwise Euclidean distance (on [0, 1] intensities) between the

@@ -315,6 +315,7 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     weights; the clustering is refitted on the stored latents from the clusterer's state
     and must give the stored labels.
     """
+    from stratify._params import migrate_params
     from stratify.cluster import StrataClusterer
     from stratify.data.augment import AugmentParams
     from stratify.data.scaling import IntensityScaler
@@ -335,7 +336,7 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
             k: tuple(v) if isinstance(v, list) else v for k, v in spec["AugmentParams"].items()
         }
         params["augmentation"] = AugmentParams(**fields)
-    estimator = cls(**params)
+    estimator = cls(**migrate_params(params))
     estimator.image_shape_ = tuple(fitted["image_shape_"])
     estimator.n_features_in_ = int(np.prod(estimator.image_shape_))
     estimator._input_ndim = fitted["input_ndim"]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stratify import Stratifier
+from stratify import Stratifier, stability
 from stratify.cli import main
 
 nib = pytest.importorskip("nibabel")
@@ -172,7 +172,7 @@ def test_describe_outcome_and_the_html_report(cohort, tmp_path):
         assert heading in parser.headings
     assert any(h.startswith("Survival") for h in parser.headings)
     assert re.search(r"Used in training: age \(a prior\)", report.read_text())
-    measured = Stratifier.load(model).clustering_stability(4, random_state=0)
+    measured = stability(Stratifier.load(model), n_resamples=4, random_state=0)
     text = report.read_text()
     assert (
         f"mean adjusted Rand index with the strata {measured.resamples['ari'].mean():.3f}" in text

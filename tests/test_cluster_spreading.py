@@ -9,10 +9,10 @@ import pytest
 from sklearn.mixture import GaussianMixture
 
 from stratify import Stratifier, make_cohort
+from stratify.analysis.metrics import cluster_accuracy
 from stratify.cluster import StrataClusterer
 from stratify.cluster.seeded import SeededGMM
 from stratify.cluster.spreading import SpreadStrata
-from stratify.metrics import cluster_accuracy
 
 
 def _rings(n=200, seed=0):

@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from stratify._constraints import invalid_values
 from stratify._validation import check_strata_fit
+from stratify.analysis import stability
 from stratify.data import make_cohort, volumes_to_slices
 from stratify.estimator import Stratifier
 
@@ -206,7 +207,8 @@ def test_describe_and_stability_delegate(fitted, cohort):
     assert profile["n"].sum() == 360
     assert tests.loc["age", "p_value"] < 1e-6  # age is correlated with the strata
     images = cohort[0][:60]
-    table = Stratifier(2, random_state=0, **TINY).stability(images, n_resamples=2, random_state=0)
+    table = stability(Stratifier(2, random_state=0, **TINY), images, n_resamples=2, random_state=0)
+    table = table.resamples
     assert len(table) == 2 and table["ari"].between(-1, 1).all()
 
 

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from stratify import plotting
 from stratify._optional import MissingDependency, require
+from stratify.analysis import plotting
 from stratify.data.files import FileCohortError
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from stratify import Stratifier, metrics
+from stratify import Stratifier
+from stratify.analysis import metrics
 from stratify.data import load_medmnist, load_mnist_test
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from stratify import Stratifier, metrics
+from stratify import Stratifier
+from stratify.analysis import metrics
 from stratify.data import load_medmnist, make_cohort
 from stratify.generate import _posterior
 from stratify.training import ACTIVE_UNIT_THRESHOLD

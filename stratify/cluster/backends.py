@@ -25,10 +25,13 @@ __all__ = [
     "BIC",
     "DBCV",
     "METHODS",
+    "REMOVED_BACKENDS",
     "SILHOUETTE",
     "Backend",
     "Criterion",
     "UnreachableK",
+    "consensus_backend",
+    "head_backend",
     "instance_backend",
     "nearest",
 ]
@@ -203,6 +206,19 @@ def pooled_variance(
     return max(variance, float(np.finfo(float).tiny))
 
 
+#: The large-N path's sizes: samples each backend is fitted on at most (the rest are
+#: assigned by its out-of-sample rule); each fit takes well under a minute on 32-d latents
+#: on 2 cores (``benchmarks/scale.py``).
+GMM_FIT_SAMPLES = 20_000
+HDBSCAN_FIT_SAMPLES = 20_000
+#: The head's neighbour rows hold (1 + M) x D floats per sample.
+HEAD_FIT_SAMPLES = 50_000
+#: The consensus keeps an N x N co-association matrix (100 MB at this size).
+CONSENSUS_FIT_SAMPLES = 5_000
+#: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
+HDBSCAN_NOISE_WARNING = 0.5
+
+
 # --------------------------------------------------------------------- k-means, mixtures
 def _fit_kmeans(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
     from sklearn.cluster import KMeans
@@ -226,25 +242,6 @@ def _gmm_gaussian(gmm: Any, cluster: int) -> tuple[np.ndarray, np.ndarray]:
         "spherical": lambda: cov[cluster] * np.eye(dim),
     }[gmm.covariance_type]()
     return gmm.means_[cluster], full
-
-
-def _fit_agglomerative(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
-    from sklearn.cluster import AgglomerativeClustering
-
-    return _fit_predict(AgglomerativeClustering(k, linkage="ward"), X)
-
-
-def _fit_spectral(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
-    from sklearn.cluster import SpectralClustering
-
-    spectral = SpectralClustering(
-        k,
-        affinity="nearest_neighbors",
-        n_neighbors=max(2, min(10, len(X) - 1)),
-        assign_labels="cluster_qr",
-        random_state=seed,
-    )
-    return _fit_predict(spectral, X)
 
 
 # ------------------------------------------------------------------------------ hdbscan
@@ -309,8 +306,20 @@ def _hdbscan_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.atleast_2d(membership_vector_flat(estimator, X))
 
 
-# --------------------------------------------------------------------------------- head
-def _head(prior: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple]:
+# ------------------------------------------------------------------ head and consensus
+def head_backend(prior: str = "uniform") -> Backend:
+    """The SCAN-style clustering heads (:mod:`stratify.cluster.head`) as a backend.
+
+    Parameters
+    ----------
+    prior : {"uniform", "gmm"}, default="uniform"
+        The stratum sizes the heads' entropy term expects: equal, or a Gaussian mixture's.
+
+    Returns
+    -------
+    Backend
+    """
+
     def fit(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
         from stratify.cluster.head import fit_head
 
@@ -318,13 +327,29 @@ def _head(prior: str) -> Callable[[np.ndarray, int | None, int, dict[str, Any]],
             raise UnreachableK("Expected a number of strata for the head backend, got None.")
         return fit_head(X, k, seed, {"prior": prior})
 
-    return fit
+    return Backend(
+        fit=fit,
+        predict=_own_predict,
+        predict_proba=_own_proba,
+        probabilities=_strongest,
+        fit_samples=HEAD_FIT_SAMPLES,
+    )
 
 
-# ---------------------------------------------------------------------------- consensus
-def _consensus(
-    linkage: str, base: str
-) -> Callable[[np.ndarray, int | None, int, dict[str, Any]], tuple]:
+def consensus_backend(linkage: str = "spectral", base: str = "gmm") -> Backend:
+    """Evidence accumulation (:class:`~stratify.cluster.consensus.ConsensusStrata`) as a
+    backend: the co-association of many ``base`` runs cut by ``linkage``.
+
+    Parameters
+    ----------
+    linkage : {"spectral", "average"}, default="spectral"
+    base : {"gmm", "kmeans"}, default="gmm"
+
+    Returns
+    -------
+    Backend
+    """
+
     def fit(X: np.ndarray, k: int | None, seed: int, options: dict[str, Any]) -> tuple:
         from stratify.cluster.consensus import ConsensusStrata
 
@@ -333,24 +358,20 @@ def _consensus(
         model = ConsensusStrata(k, linkage=linkage, base=base, random_state=seed).fit(X)
         return model, model.labels_
 
-    return fit
+    return Backend(
+        fit=fit,
+        predict=_own_predict,
+        predict_proba=_own_proba,
+        # the training patients' own shares (predict_proba would count each as its own
+        # neighbour); the large-N path's assigned patients: their neighbours'
+        probabilities=lambda estimator, X: estimator.label_distributions_.max(axis=1),
+        strength=_strongest,
+        gaussian=_gmm_gaussian,
+        fit_samples=CONSENSUS_FIT_SAMPLES,
+    )
 
 
 # -------------------------------------------------------------------------------- table
-#: The large-N path's sizes: samples each backend is fitted on at most (the rest are
-#: assigned by its out-of-sample rule); each fit takes well under a minute on 32-d latents
-#: on 2 cores (``benchmarks/scale.py``). Ward agglomerative keeps a condensed distance
-#: matrix, quadratic in memory, hence its smaller size.
-GMM_FIT_SAMPLES = 20_000
-HDBSCAN_FIT_SAMPLES = 20_000
-AGGLOMERATIVE_FIT_SAMPLES = 10_000
-SPECTRAL_FIT_SAMPLES = 5_000
-#: The head's neighbour rows hold (1 + M) x D floats per sample.
-HEAD_FIT_SAMPLES = 50_000
-#: The consensus keeps an N x N co-association matrix (100 MB at this size).
-CONSENSUS_FIT_SAMPLES = 5_000
-#: Share of noise above which HDBSCAN on raw latents warns (and advises the manifold step).
-HDBSCAN_NOISE_WARNING = 0.5
 
 #: The named backends. A new one is one entry here.
 BACKENDS: dict[str, Backend] = {
@@ -375,42 +396,27 @@ BACKENDS: dict[str, Backend] = {
         noise_warning=HDBSCAN_NOISE_WARNING,
         fit_samples=HDBSCAN_FIT_SAMPLES,
     ),
-    "agglomerative": Backend(fit=_fit_agglomerative, fit_samples=AGGLOMERATIVE_FIT_SAMPLES),
-    "spectral": Backend(fit=_fit_spectral, fit_samples=SPECTRAL_FIT_SAMPLES),
-    **{
-        name: Backend(
-            fit=_head(prior),
-            predict=_own_predict,
-            predict_proba=_own_proba,
-            probabilities=_strongest,
-            fit_samples=HEAD_FIT_SAMPLES,
-        )
-        for name, prior in (("head", "uniform"), ("head-sized", "gmm"))
-    },
-    **{
-        name: Backend(
-            fit=_consensus(linkage, base),
-            predict=_own_predict,
-            predict_proba=_own_proba,
-            # the training patients' own shares (predict_proba would count each as its
-            # own neighbour); the large-N path's assigned patients: their neighbours'
-            probabilities=lambda estimator, X: estimator.label_distributions_.max(axis=1),
-            strength=_strongest,
-            gaussian=_gmm_gaussian,
-            fit_samples=CONSENSUS_FIT_SAMPLES,
-        )
-        for name, linkage, base in (
-            ("consensus", "average", "gmm"),
-            ("consensus-spectral", "spectral", "gmm"),
-            ("consensus-kmeans", "average", "kmeans"),
-        )
-    },
+    "head": head_backend("uniform"),
+    "consensus-spectral": consensus_backend("spectral", "gmm"),
 }
 #: The names of the built-in backends.
 METHODS = tuple(BACKENDS)
-#: The estimator's default backend, chosen on the validation splits by the rule of
-#: ``benchmarks/choose_default.py`` (README, "The default recipe").
+#: The estimator's default backend, chosen on the validation splits by a rule declared
+#: before the run (the documentation's benchmark pages, "How the default was chosen").
 DEFAULT_BACKEND = "consensus-spectral"
+
+#: Backend names of earlier versions -> why they went and what to use instead.
+REMOVED_BACKENDS: dict[str, str] = {
+    name: f"was removed in stratify 0.2 ({why}); use {instead}, or register your own "
+    "backend in stratify.cluster.BACKENDS (the documentation's 'Extending' page)"
+    for name, why, instead in (
+        ("agglomerative", "an ablation, never chosen on validation data", "'kmeans'"),
+        ("spectral", "an ablation, never chosen on validation data", "'consensus-spectral'"),
+        ("head-sized", "it lost the validation rule to the default", "'head'"),
+        ("consensus", "it lost the validation rule to its spectral cut", "'consensus-spectral'"),
+        ("consensus-kmeans", "it lost the validation rule", "'consensus-spectral'"),
+    )
+}
 
 
 def instance_backend(instance: Any) -> Backend:

@@ -59,6 +59,7 @@ from stratify._validation import check_in_range
 from stratify.cluster import selection
 from stratify.cluster.backends import (
     BACKENDS,
+    REMOVED_BACKENDS,
     Backend,
     distance_memberships,
     instance_backend,
@@ -97,8 +98,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     Parameters
     ----------
     method : str or estimator, default="kmeans"
-        A key of :data:`~stratify.cluster.BACKENDS` ("kmeans", "gmm", "hdbscan",
-        "agglomerative", "spectral"), or a scikit-learn clusterer instance (cloned in
+        A key of :data:`~stratify.cluster.BACKENDS` ("kmeans", "gmm", "hdbscan", "head",
+        "consensus-spectral", and any you register), or a scikit-learn clusterer instance (cloned in
         ``fit``; its own settings are used as given, ``n_clusters`` is ignored for it).
     n_clusters : int or "auto", default=3
         Number of strata. ``"auto"`` picks it from ``k_range`` by the backend's
@@ -200,7 +201,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
         "method": [
-            Keys(BACKENDS),
+            Keys(BACKENDS, removed=REMOVED_BACKENDS),
             Satisfies(_is_clusterer, "a clusterer with a fit method", bad=(object(),)),
         ],
         "n_clusters": [Interval(int, 1, closed="left"), Options({"auto"})],

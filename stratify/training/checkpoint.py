@@ -108,8 +108,9 @@ def check_resumable(
             earlier = load_checkpoint(existing)
             raise FileExistsError(
                 f"{existing} holds the checkpoint of an earlier fit (epoch {earlier['epoch']} "
-                f"of {earlier['config']['epochs']}); resume it (resume=True on the estimator, "
-                "stratify fit --resume) or choose another checkpoint_dir. It was not touched."
+                f"of {earlier['config']['epochs']}); resume it (train_config={{'resume': "
+                "True} on the estimator, stratify fit --resume) or choose another "
+                "checkpoint_dir. It was not touched."
             )
         return
     stored = checkpoint.get("fingerprint")

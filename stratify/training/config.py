@@ -111,6 +111,9 @@ class TrainConfig:
         Folder for checkpoints (``last.pt``, overwritten atomically); ``None`` disables them.
     checkpoint_every : int, default=1
         Write a checkpoint every this many epochs (and at the end of the fit).
+    resume : bool, default=False
+        The estimator continues the interrupted fit whose checkpoint is in
+        ``checkpoint_dir`` (from scratch when there is none); needs ``checkpoint_dir``.
     num_threads : int, optional
         Torch CPU threads during the fit (restored afterwards); ``None`` = physical cores.
     progress : bool, default=True
@@ -145,6 +148,7 @@ class TrainConfig:
     num_workers: int = 0
     checkpoint_dir: str | os.PathLike | None = None
     checkpoint_every: int = 1
+    resume: bool = False
     num_threads: int | None = None
     progress: bool = True
     distributed: bool = True
@@ -182,7 +186,14 @@ class TrainConfig:
         check_in_range(self.num_workers, "num_workers", _OWNER, kind=int, low=0)
         check_in_range(self.checkpoint_every, "checkpoint_every", _OWNER, kind=int, low=1)
         _check_optional(self.num_threads, "num_threads", kind=int, low=1)
-        for name in ("drop_last", "mixed_precision", "progress", "restore_best", "distributed"):
+        for name in (
+            "drop_last",
+            "mixed_precision",
+            "progress",
+            "restore_best",
+            "distributed",
+            "resume",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(
                     f"The '{name}' parameter of {_OWNER} must be an instance of 'bool'. "
@@ -200,18 +211,24 @@ class TrainConfig:
                 f"The 'checkpoint_dir' parameter of {_OWNER} must be a str or path or None. "
                 f"Got {self.checkpoint_dir!r} instead."
             )
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError(
+                f"Expected a checkpoint_dir naming the checkpoint folder with resume=True in "
+                f"{_OWNER}, got no checkpoint_dir."
+            )
 
 
 def config_from(
     options: Mapping[str, Any], overrides: Mapping[str, Any] | None, owner: str
 ) -> TrainConfig:
-    """A :class:`TrainConfig` from an estimator's training parameters and its
-    ``train_config`` mapping (which takes precedence).
+    """A :class:`TrainConfig` from an estimator's training parameters ``options`` and its
+    ``train_config`` mapping, which sets the other fields: each setting one way only.
 
     Raises
     ------
     ValueError
-        For a field ``TrainConfig`` does not have, or a value it refuses, named with the
+        For a field ``TrainConfig`` does not have, a field the estimator sets itself (named
+        with the estimator's parameter to use), or a value it refuses, named with the
         estimator ``owner``.
     TypeError
         For a value of the wrong type, likewise.
@@ -222,6 +239,15 @@ def config_from(
         raise ValueError(
             f"The 'train_config' parameter of {owner} has unknown field(s) {unknown}; "
             f"TrainConfig fields are {sorted(fields)}."
+        )
+    owned = sorted(set(overrides or {}) & set(options))
+    if owned:
+        name = owned[0]
+        parameter = "verbose" if name == "progress" else name
+        raise ValueError(
+            f"The 'train_config' parameter of {owner} sets {name!r}, which is {owner}'s own "
+            f"parameter: expected {owner}({parameter}=...) instead, got "
+            f"train_config={{{name!r}: {dict(overrides or {})[name]!r}}}."
         )
     try:
         return TrainConfig(**{**options, **dict(overrides or {})})

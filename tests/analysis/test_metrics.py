@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from stratify import metrics
+from stratify.analysis import metrics
 
 
 def _brute_force_accuracy(y_true, labels):
@@ -125,7 +125,7 @@ def test_embedding_rows_must_match():
 
 
 def test_balanced_cluster_accuracy_by_hand():
-    from stratify.metrics import balanced_cluster_accuracy
+    from stratify.analysis.metrics import balanced_cluster_accuracy
 
     # 8 of class 0, 2 of class 1; one stratum for everyone: ACC would be 0.8, BACC is 1/2
     y = np.array([0] * 8 + [1] * 2)

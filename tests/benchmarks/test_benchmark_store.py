@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stratify.benchmark.store import accumulate
+from lab.store import accumulate
 
 
 def test_accumulate_skips_runs_already_in_the_csv_and_writes_after_each(tmp_path, capsys):

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stratify.benchmark.methods import METHODS
+from lab.methods import METHODS
 
 __all__ = ["FULL_BARS", "PROFILES", "PUBLISHED", "PUBLISHED_SOURCE", "Run", "expand", "per_dataset"]
 
@@ -77,7 +77,7 @@ PUBLISHED_SOURCE = (
 PROTOCOL_TOLERANCE = {"acc": 0.02, "auc": 0.03}
 
 #: The full profile's quality bars, checked by its report
-#: (see :func:`stratify.benchmark.report.check_bar` for the rules).
+#: (see :func:`lab.report.check_bar` for the rules).
 FULL_BARS: list[dict[str, Any]] = [
     {
         "label": "PneumoniaMNIST cluster ACC",
@@ -281,7 +281,7 @@ def expand(
     A block may carry its own ``"seeds"`` (e.g. one seed for an expensive baseline). Runs are
     ordered dataset, then seed, then method, so that methods sharing a trained network
     (``ae-simclr-kmeans``, ``-gmm``, ``-hdbscan``) find it in the cache of
-    :mod:`stratify.benchmark.methods`.
+    :mod:`lab.methods`.
 
     A dataset in ``datasets`` that no block names runs every method in ``methods`` (the
     unsupervised ones if none are given); a method in ``methods`` runs on every dataset in

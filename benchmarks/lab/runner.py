@@ -30,13 +30,13 @@ from typing import Any
 
 import pandas as pd
 
+from lab.datasets import BenchmarkData, load_dataset
+from lab.methods import METHODS, MethodResult, Settings, clear_cache
+from lab.profiles import PROFILES, Run, expand, per_dataset
+from lab.provenance import PeakMemory, git_commit
+from lab.scoring import score
+from lab.store import COLUMNS, completed, read_results, record
 from stratify._version import __version__
-from stratify.benchmark.datasets import BenchmarkData, load_dataset
-from stratify.benchmark.methods import METHODS, MethodResult, Settings, clear_cache
-from stratify.benchmark.profiles import PROFILES, Run, expand, per_dataset
-from stratify.benchmark.provenance import PeakMemory, git_commit
-from stratify.benchmark.scoring import score
-from stratify.benchmark.store import COLUMNS, completed, read_results, record
 from stratify.training.environment import resolve_device
 
 __all__ = [
@@ -179,11 +179,11 @@ def run_grid(
         Training progress bars.
     model_cache : path-like, optional
         Folder where the deep methods' fitted Stratifiers are saved and looked up (see
-        :class:`~stratify.benchmark.methods.Settings`), so that a later run that only
+        :class:`~lab.methods.Settings`), so that a later run that only
         clusters differently does not train again.
     checkpoints : path-like, optional
         Folder of the protocol rows' training checkpoints (see
-        :class:`~stratify.benchmark.methods.Settings`): a row interrupted part-way resumes at
+        :class:`~lab.methods.Settings`): a row interrupted part-way resumes at
         its last finished epoch when the grid is started again.
     log : file or None, default=sys.stderr
         Where the grid's progress lines go (None: nowhere).
@@ -197,7 +197,7 @@ def run_grid(
     pandas.DataFrame
         The whole results file after the grid.
     """
-    from stratify.benchmark import report
+    from lab import report
 
     commit = git_commit()
     if commit.endswith("+dirty") and not allow_dirty:
@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> 
 
 
 def _main(args: argparse.Namespace) -> int:
-    from stratify.benchmark import report
+    from lab import report
 
     profile = None
     name = args.profile

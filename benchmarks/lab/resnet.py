@@ -2,7 +2,7 @@
 volumes) with a small-image stem and no classifier, and local pretrained weights.
 
 A trunk maps images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)`` to features ``(N, F)``;
-it is the encoder of :class:`~stratify.baselines.SupervisedBaseline` and can be any
+it is the encoder of :class:`~lab.baselines.SupervisedBaseline` and can be any
 :class:`~stratify.Stratifier`'s ``encoder``. Weights are read from a local file only
 (``torch.load(..., weights_only=True)``); nothing is ever downloaded.
 """
@@ -83,7 +83,7 @@ def resnet_trunk(
         A local state dict of the torchvision network (``resnet18``, ``resnet50`` or
         ``video.r3d_18``), e.g. ImageNet weights saved with ``torch.save(model.state_dict(),
         path)``, or a trunk saved by
-        :meth:`stratify.baselines.SupervisedBaseline.save_trunk`. Loaded with
+        :meth:`lab.baselines.SupervisedBaseline.save_trunk`. Loaded with
         ``weights_only=True`` into the trunk with its new stem; every tensor whose name and
         shape match is copied, the others are reported (ImageNet's 7x7 stem and ``fc`` never
         match; a stratify trunk's stem does when the channels agree). Nothing is downloaded.

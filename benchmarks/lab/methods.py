@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from stratify.benchmark.datasets import BenchmarkData
+from lab.datasets import BenchmarkData
 from stratify.data._files import md5sum
 
 __all__ = ["METHODS", "Method", "MethodResult", "Settings"]
@@ -152,7 +152,7 @@ class Method:
 
 # ----------------------------------------------------------------------------- pixels
 def _pca_kmeans(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
-    from stratify.baselines import pixel_pca_kmeans
+    from stratify.analysis.baseline import pixel_pca_kmeans
 
     test = None if data.transductive else data.test.images
     train_labels, test_labels, train_z, test_z = pixel_pca_kmeans(
@@ -314,12 +314,12 @@ def _deep(
 
 def _guided(fraction: float) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """The default recipe told the classes of a stratified, seeded ``fraction`` of the
-    training images (the priors protocol's subsets, :func:`~stratify.benchmark.priors.
+    training images (the priors protocol's subsets, :func:`~lab.priors.
     label_subset`), -1 for the others; k = number of classes.
     """
 
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
-        from stratify.benchmark.priors import label_subset
+        from lab.priors import label_subset
 
         labels = np.asarray(data.train.labels, dtype=np.int64)
         known = np.full(len(labels), -1, dtype=np.int64)
@@ -375,7 +375,7 @@ SUPERVISED_STEM_STRIDE = 2
 
 
 def _supervised(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
-    from stratify.baselines import SupervisedBaseline
+    from lab.baselines import SupervisedBaseline
 
     model = SupervisedBaseline(
         epochs=settings.supervised_epochs,
@@ -417,16 +417,16 @@ SHORT_PROTOCOL_EPOCHS = 20
 def _protocol(
     arch: str, *, short: bool = False, trunk: str = "scratch", fraction: float = 1.0
 ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
-    """The MedMNIST v2 protocol (:func:`stratify.baselines.medmnist_protocol`) with a trunk
+    """The MedMNIST v2 protocol (:func:`lab.baselines.medmnist_protocol`) with a trunk
     from scratch, from the ``--weights`` file, or stratify's own encoder pretrained on the
     training images without labels (the default Stratifier's network) and fine-tuned.
     ``fraction`` < 1 trains on the guided rows' stratified, seeded share of train
-    (:func:`~stratify.benchmark.priors.label_subset`) and selects on the same share of val.
+    (:func:`~lab.priors.label_subset`) and selects on the same share of val.
     """
 
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
-        from stratify.baselines import MEDMNIST_PROTOCOL, medmnist_protocol
-        from stratify.benchmark.priors import label_subset
+        from lab.baselines import MEDMNIST_PROTOCOL, medmnist_protocol
+        from lab.priors import label_subset
 
         network: Any = arch
         if trunk == "stratify":

@@ -62,7 +62,7 @@ def _matched_palettes(
     """Colours of strata and reference groups: a stratum takes the colour of the group it is
     matched to (Hungarian matching, as cluster ACC scores it); the rest take the next ones.
     """
-    from stratify.metrics import matching
+    from stratify.analysis.metrics import matching
 
     colours = _pyplot().get_cmap("tab20").colors
     strata = [k for k in np.unique(labels) if k != -1]
@@ -517,7 +517,7 @@ def plot_survival(result: Any, *, path: str | os.PathLike | None = None) -> Any:
 
     Parameters
     ----------
-    result : stratify.survival.SurvivalResult
+    result : stratify.analysis.survival.SurvivalResult
     """
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratify.survival import check_outcome, survival_by_stratum
+from stratify.analysis.survival import check_outcome, survival_by_stratum
 
 lifelines = pytest.importorskip("lifelines")
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from stratify import metrics
-from stratify.benchmark.datasets import BenchmarkData, Split
-from stratify.benchmark.methods import MethodResult
+from lab.datasets import BenchmarkData, Split
+from lab.methods import MethodResult
+from stratify.analysis import metrics
 
 __all__ = ["score"]
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from stratify._atomic import write_text
 from stratify._version import __version__
+from stratify.analysis.stability import stability
 
 __all__ = ["model_card", "write_html_report"]
 
@@ -41,7 +42,7 @@ def _stability_section(model: Any, n_resamples: int) -> str:
     """Per-stratum Jaccard and per-patient agreement of the clustering refitted on
     subsamples of the training latents.
     """
-    measured = model.clustering_stability(n_resamples, random_state=0)
+    measured = stability(model, n_resamples=n_resamples, random_state=0)
     patients = measured.patients[~np.isnan(measured.patients)]
     unstable = int((patients < UNSTABLE_PATIENT).sum())
     share = unstable / max(len(patients), 1)
@@ -140,13 +141,13 @@ def write_html_report(
     title : str, default="stratify report"
     stability_resamples : int, default=STABILITY_RESAMPLES
         Subsamples the clustering is refitted on for the per-stratum and per-patient
-        stability (:meth:`~stratify.Stratifier.clustering_stability`); 0 leaves it out.
+        stability (:func:`stratify.analysis.stability`); 0 leaves it out.
 
     Returns
     -------
     pathlib.Path
     """
-    from stratify import plotting
+    from stratify.analysis import plotting
 
     labels = np.asarray(model.labels_)
     strata = [int(k) for k in np.unique(labels) if k >= 0]
@@ -210,7 +211,7 @@ def write_html_report(
         )
 
     if outcome is not None and patients is not None:
-        from stratify.survival import survival_by_stratum
+        from stratify.analysis.survival import survival_by_stratum
 
         survival = survival_by_stratum(
             patients["stratum"], patients[outcome[0]], patients[outcome[1]]
@@ -240,7 +241,7 @@ def write_html_report(
     elif selection is None:
         parts.append(
             "<p class='note'>Not measured for this report; "
-            "<code>Stratifier.clustering_stability()</code> refits the clustering on "
+            "<code>stratify.stability(model)</code> refits the clustering on "
             "subsamples.</p>"
         )
     parts.append("<h2>Model card</h2>" + _table(card))

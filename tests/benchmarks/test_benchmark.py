@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
+from lab import methods as methods_module
+from lab import profiles as profiles_module
+from lab import runner, scoring
+from lab.datasets import BenchmarkData, Split
+from lab.methods import METHODS, Method, MethodResult, Settings
 from stratify import cli
-from stratify.benchmark import methods as methods_module
-from stratify.benchmark import profiles as profiles_module
-from stratify.benchmark import runner, scoring
-from stratify.benchmark.datasets import BenchmarkData, Split
-from stratify.benchmark.methods import METHODS, Method, MethodResult, Settings
 
 
 def _split(labels, groups=None, d=4, seed=0) -> Split:
@@ -250,7 +250,7 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
 
 def _applies_probe(dataset: str) -> BenchmarkData:
     """A stand-in with the dataset's regularizers, to ask which methods apply."""
-    from stratify.benchmark.datasets import COHORT_REGULARIZERS, SLICE_REGULARIZERS
+    from lab.datasets import COHORT_REGULARIZERS, SLICE_REGULARIZERS
 
     split = _split([0, 1])
     regs = COHORT_REGULARIZERS if dataset == "cohort" else SLICE_REGULARIZERS
@@ -341,12 +341,12 @@ def test_config_file_profile(tmp_path, capsys):
 
 
 def test_report_with_only_failed_runs(tmp_path):
-    from stratify.benchmark import report
+    from lab import report
 
     results = pd.DataFrame(
         [{**_row(status="failed"), "error": "RuntimeError: boom"}], columns=runner.COLUMNS
     )
-    from stratify.benchmark.profiles import FULL_BARS
+    from lab.profiles import FULL_BARS
 
     path = report.write_report(results, tmp_path, "p", {"seeds": [0], "description": "x"})
     text = path.read_text()
@@ -363,7 +363,7 @@ def test_report_with_only_failed_runs(tmp_path):
 
 
 def test_report_sums_the_rows_fit_times(tmp_path):
-    from stratify.benchmark import report
+    from lab import report
 
     # failed rows keep the report to its header, which is what is tested here
     rows = [
@@ -383,7 +383,7 @@ def test_report_sums_the_rows_fit_times(tmp_path):
 
 
 def test_bars_are_data_checked_by_five_rules():
-    from stratify.benchmark.report import check_bar
+    from lab.report import check_bar
 
     summary = pd.DataFrame(
         {
@@ -639,7 +639,7 @@ def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
     import hashlib
     import importlib.util
 
-    from stratify.baselines import resnet_trunk
+    from lab.baselines import resnet_trunk
     from stratify.data import medmnist
 
     table = copy.deepcopy(medmnist._info_table())
@@ -680,7 +680,7 @@ def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
 
 
 def test_multi_label_flags_are_refused_before_loading():
-    from stratify.benchmark.datasets import load_dataset
+    from lab.datasets import load_dataset
 
     with pytest.raises(
         ValueError,
@@ -695,8 +695,8 @@ def test_multi_label_flags_are_refused_before_loading():
 def test_the_model_cache_reuses_a_saved_network_and_clusters_it_as_the_method_asks(
     tmp_path, monkeypatch
 ):
+    from lab.datasets import load_dataset
     from stratify import Stratifier
-    from stratify.benchmark.datasets import load_dataset
     from stratify.training import config
 
     monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 60)  # the default rows: 1 epoch
@@ -754,7 +754,7 @@ def test_rows_from_uncommitted_code_are_refused_unless_allowed_and_then_marked(
 
 
 def test_the_headline_reads_the_default_strata_against_the_protocol_rows(tmp_path):
-    from stratify.benchmark import report
+    from lab import report
 
     rows = []
     for seed, acc in enumerate([0.70, 0.80, 0.90]):
@@ -781,8 +781,8 @@ def test_the_headline_reads_the_default_strata_against_the_protocol_rows(tmp_pat
 
 
 def test_guided_rows_know_a_stratified_share_and_keep_their_own_network(tmp_path, monkeypatch):
-    from stratify.benchmark.datasets import load_dataset
-    from stratify.benchmark.priors import label_subset
+    from lab.datasets import load_dataset
+    from lab.priors import label_subset
     from stratify.training import config
 
     monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 60)  # 1 epoch
@@ -806,9 +806,9 @@ def test_supervised_rows_on_the_guided_share_train_and_select_on_that_share(tmp_
     import copy
     import hashlib
 
+    from lab.datasets import load_dataset
+    from lab.priors import label_subset
     from stratify import baselines
-    from stratify.benchmark.datasets import load_dataset
-    from stratify.benchmark.priors import label_subset
     from stratify.data import medmnist
 
     table = copy.deepcopy(medmnist._info_table())
@@ -846,7 +846,7 @@ def test_supervised_rows_on_the_guided_share_train_and_select_on_that_share(tmp_
 def test_the_label_budget_table_sets_guided_strata_beside_supervised_on_the_same_labels(
     tmp_path,
 ):
-    from stratify.benchmark import report
+    from lab import report
 
     rows = []
     base = {"scoring": "test split", "majority_rate": 0.6, "n_test": 10, "n_train": 20}

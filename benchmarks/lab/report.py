@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stratify import plotting
+from lab.datasets import BenchmarkData
+from lab.methods import METHODS, MethodResult
+from lab.profiles import PUBLISHED, PUBLISHED_SOURCE
 from stratify._atomic import write_text
-from stratify.benchmark.datasets import BenchmarkData
-from stratify.benchmark.methods import METHODS, MethodResult
-from stratify.benchmark.profiles import PUBLISHED, PUBLISHED_SOURCE
+from stratify.analysis import plotting
 
 __all__ = ["ANCHORS", "check_bar", "run_figures", "summarize", "write_report"]
 

@@ -213,7 +213,7 @@ def load_setting(
             val_images=val_images,
             val_y=val_y,
         )
-    from stratify.benchmark.datasets import load_dataset
+    from lab.datasets import load_dataset
 
     data = load_dataset("adrenalmnist3d-slices", slice_stride=slice_stride)
     train, test, val = data.train, data.test, data.val
@@ -404,14 +404,14 @@ def run_supervised(
 ) -> list[dict[str, Any]]:
     """The supervised model trained on the same label subsets (the probes' reference).
 
-    ResNet-18 from scratch (stem stride 2, :class:`~stratify.baselines.SupervisedBaseline`),
+    ResNet-18 from scratch (stem stride 2, :class:`~lab.baselines.SupervisedBaseline`),
     ``steps`` optimisation steps of ``batch_size`` at every fraction, no validation data;
     scored on the test split (``probe_acc`` and, for two classes, ``probe_auc``); ``ari`` is
     NaN. Slice settings: the label subset is drawn over volumes exactly as the probes draw
     it, the network trains on every slice of the picked volumes with the volume's true label,
     and a test volume's class probabilities are the mean over its slices.
     """
-    from stratify.baselines import SupervisedBaseline
+    from lab.baselines import SupervisedBaseline
 
     def make(epochs: int) -> Any:
         return SupervisedBaseline(
@@ -441,7 +441,7 @@ def run_finetune(
     validation data, slices of the picked volumes, volumes scored by their mean slice
     probabilities), at learning rate ``lr``. Rows have ``protocol`` "finetune".
     """
-    from stratify.baselines import SupervisedBaseline
+    from lab.baselines import SupervisedBaseline
 
     encoder = model.model_.encoder
 
@@ -466,7 +466,7 @@ def _trained_on_subsets(
     """
     import math
 
-    from stratify.baselines import auc_score
+    from lab.baselines import auc_score
 
     groups = setting.train_groups
     volumes = None if groups is None else np.unique(groups)  # the order of _by_group's rows

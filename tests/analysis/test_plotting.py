@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stratify import plotting
+from stratify.analysis import plotting
 
 
 def test_strata_take_the_colour_of_their_matched_group():

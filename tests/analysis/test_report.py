@@ -9,14 +9,9 @@ from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
+from stratify.analysis.report import benjamini_hochberg, describe_strata
+from stratify.analysis.stability import matched_labels, stability
 from stratify.cluster import StrataClusterer
-from stratify.report import (
-    benjamini_hochberg,
-    describe_strata,
-    matched_labels,
-    stability,
-    strata_stability,
-)
 
 
 def test_benjamini_hochberg_hand_worked_and_against_scipy():
@@ -90,11 +85,11 @@ def test_unknown_column_lists_available(table):
 
 def test_stability_separates_stable_from_unstable():
     X, _ = make_blobs(200, centers=3, cluster_std=0.5, random_state=0)
-    stable = stability(StrataClusterer("kmeans", 3), X, n_resamples=5, random_state=0)
+    stable = stability(StrataClusterer("kmeans", 3), X, n_resamples=5, random_state=0).resamples
     assert len(stable) == 5 and (stable["n_samples"] == 160).all()
     assert stable["ari"].min() > 0.99
     noise = np.random.default_rng(0).uniform(size=(200, 8))
-    unstable = stability(KMeans(8, n_init=1), noise, n_resamples=5, random_state=0)
+    unstable = stability(KMeans(8, n_init=1), noise, n_resamples=5, random_state=0).resamples
     assert unstable["ari"].mean() < 0.9
 
 
@@ -183,7 +178,7 @@ class _Scripted(KMeans):
 def test_strata_stability_tables_against_a_hand_count():
     reference = np.array([0] * 6 + [1] * 4)
     X = np.arange(10, dtype=float)[:, None]
-    result = strata_stability(
+    result = stability(
         _Scripted(reference, moved=0), X, n_resamples=4, fraction=0.5, random_state=1
     )
     np.testing.assert_array_equal(result.labels, reference)
@@ -219,9 +214,8 @@ def test_strata_stability_tables_against_a_hand_count():
     assert list(result.strata["n"]) == [6, 4]
 
 
-def test_stability_table_is_the_per_resample_part():
-    X, _ = make_blobs(60, centers=2, random_state=1)
-    table = stability(StrataClusterer("kmeans", 2), X, n_resamples=3, random_state=2)
-    full = strata_stability(StrataClusterer("kmeans", 2), X, n_resamples=3, random_state=2)
-    pd.testing.assert_frame_equal(table, full.resamples)
-    assert (full.strata["jaccard_mean"] > 0.99).all() and np.nanmin(full.patients) == 1.0
+def test_stability_without_x_needs_a_fitted_stratifier():
+    with pytest.raises(
+        ValueError, match=r"Expected a fitted Stratifier when X is not given.*KMeans"
+    ):
+        stability(KMeans(2))

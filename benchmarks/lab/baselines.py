@@ -1,9 +1,8 @@
 """Reference methods the benchmark compares stratify with.
 
-- :func:`pixel_pca_kmeans`: k-means on the first principal components of the raw pixels, the
-  floor any learned representation must beat.
+- :func:`~stratify.analysis.baseline.pixel_pca_kmeans` (in the product): the pixel floor.
 - :class:`SupervisedBaseline`: a torchvision ResNet-18 or ResNet-50 (for volumes R3D-18)
-  with a stem for small images (:mod:`stratify.models.resnet`), or any encoder module
+  with a stem for small images (:mod:`lab.resnet`), or any encoder module
   (stratify's own self-supervised trunk), trained or fine-tuned with the labels;
   :func:`medmnist_protocol` sets it up as in MedMNIST v2. It is trained by the one training
   loop (:func:`stratify.training.train`): the network is an
@@ -26,19 +25,17 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from lab.resnet import ARCHS, STEMS, load_weights, resnet18_trunk, resnet_trunk
 from stratify._atomic import atomic_write
 from stratify._random import seed_from
-from stratify._validation import check_array_images, check_in_range, check_option
+from stratify._validation import check_array_images, check_option
+from stratify.analysis.metrics import auc_score
 from stratify.losses import CrossEntropy, Objective
-from stratify.metrics import auc_score
 from stratify.models import Autoencoder, build_model
-from stratify.models.resnet import ARCHS, STEMS, load_weights, resnet18_trunk, resnet_trunk
 from stratify.training import TrainConfig, embed, train
 from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint, fingerprinted
 
@@ -49,70 +46,9 @@ __all__ = [
     "SupervisedBaseline",
     "auc_score",
     "medmnist_protocol",
-    "pixel_pca_kmeans",
     "resnet18_trunk",
     "resnet_trunk",
 ]
-
-
-# ----------------------------------------------------------------------------- pixels
-def _flat(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1).astype(np.float32) / (
-        255.0 if images.dtype == np.uint8 else 1.0
-    )
-
-
-def pixel_pca_kmeans(
-    train_images: Any,
-    n_clusters: int,
-    test_images: Any = None,
-    *,
-    n_components: int = 50,
-    random_state: int | None = None,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """k-means on the principal components of the raw pixels.
-
-    Parameters
-    ----------
-    train_images : array of shape (N, C, H, W) or (N, C, D, H, W)
-        uint8 (scaled by 1/255) or floats.
-    n_clusters : int
-        k.
-    test_images : array of shape (M, ...), optional
-        Assigned to the nearest training centroid after the training PCA projection.
-    n_components : int, default=50
-        Capped at ``min(N, pixels)``.
-    random_state : int, optional
-
-    Returns
-    -------
-    train_labels : numpy.ndarray of int, shape (N,)
-    test_labels : numpy.ndarray of int, shape (M,) or None
-    train_embedding : numpy.ndarray of float32, shape (N, n_components)
-    test_embedding : numpy.ndarray of float32, shape (M, n_components) or None
-    """
-    train = check_array_images(train_images, name="train_images")
-    n_clusters = check_in_range(n_clusters, "n_clusters", "pixel_pca_kmeans", kind=int, low=1)
-    if n_clusters > len(train):
-        raise ValueError(
-            f"Expected n_clusters <= the number of training images ({len(train)}), got "
-            f"{n_clusters}."
-        )
-    flat = _flat(train)
-    components = min(int(n_components), *flat.shape)
-    pca = PCA(components, random_state=random_state).fit(flat)
-    train_z = pca.transform(flat).astype(np.float32)
-    kmeans = KMeans(n_clusters, n_init=10, random_state=random_state).fit(train_z)
-    if test_images is None:
-        return kmeans.labels_.astype(np.int64), None, train_z, None
-    test = check_array_images(test_images, name="test_images")
-    if test.shape[1:] != train.shape[1:]:
-        raise ValueError(
-            f"Expected test_images of the training image shape {train.shape[1:]}, got "
-            f"{test.shape[1:]}."
-        )
-    test_z = pca.transform(_flat(test)).astype(np.float32)
-    return kmeans.labels_.astype(np.int64), kmeans.predict(test_z).astype(np.int64), train_z, test_z
 
 
 def _label_column(y: Any) -> np.ndarray:

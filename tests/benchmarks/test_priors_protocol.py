@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratify.benchmark.priors import (
+from lab.priors import (
     FAINT,
     FAINTER,
     Setting,
@@ -94,7 +94,7 @@ def test_supervised_reference_on_the_same_subsets():
 
 
 def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeypatch):
-    from stratify.baselines import SupervisedBaseline
+    from lab.baselines import SupervisedBaseline
 
     setting = load_setting("cohort-informative", 0, n_train=60, n_test=30)
     # 12 training "volumes" of 5 slices, 6 test volumes of 5 slices; a volume's label is
@@ -142,7 +142,7 @@ def test_supervised_reference_on_slices_picks_volumes_and_scores_volumes(monkeyp
 
 
 def test_candidates_scale_the_bandwidth_by_the_columns_sd_in_grid_order():
-    from stratify.benchmark.priors import GRID, candidates
+    from lab.priors import GRID, candidates
 
     setting = load_setting("cohort-informative", 0, n_train=120, n_test=30, n_val=10)
     age = setting.train_metadata["age"].to_numpy(dtype=float)
@@ -185,7 +185,7 @@ def test_the_cohorts_validation_patients_are_other_patients_and_leave_train_and_
 def test_a_chosen_spec_is_trained_with_and_fine_tuning_leaves_the_pretrained_encoder_alone():
     import torch
 
-    from stratify.benchmark.priors import candidates, run_finetune
+    from lab.priors import candidates, run_finetune
 
     setting = load_setting("cohort-informative", 0, n_train=60, n_test=30, n_val=20)
     spec = candidates(setting, "yaware")[-1]  # the widest kernel, weight 3

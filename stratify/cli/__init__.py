@@ -1,0 +1,61 @@
+"""The ``stratify`` command: demo, fit, views, predict, describe, report and sample.
+
+Every subcommand takes ``--seed``, ``--device``, ``--quiet`` and ``--debug``. Bad input gives
+one line on stderr and exit code 2 (a traceback only with ``--debug``); files are written to a
+temporary name and renamed, so a failure never leaves a half-written output.
+
+:mod:`~stratify.cli.inputs` reads the inputs, :mod:`~stratify.cli.commands` runs the
+commands, :mod:`~stratify.cli.parser` declares them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stratify._errors import CommandError, error_line
+from stratify._optional import MissingDependency
+from stratify.cli.inputs import _read_config
+from stratify.cli.parser import _parser
+
+__all__ = ["main"]
+
+
+def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
+    """What an interrupted command left behind, and how to continue it."""
+    folder = getattr(args, "checkpoint_dir", None)
+    if args.command == "fit" and folder is None:
+        config = _read_config(args.config) if args.config else {}
+        folder = (config.get("train_config") or {}).get("checkpoint_dir")
+    checkpoint = Path(folder) / "last.pt" if folder else None
+    if checkpoint is None or not checkpoint.is_file():
+        return "no partial output was written"
+    from stratify.training.checkpoint import load_checkpoint
+
+    epoch = load_checkpoint(checkpoint)["epoch"]
+    command = " ".join(["stratify", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return f"progress saved in {checkpoint} (epoch {epoch}); continue with: {command}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stratify`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"stratify {args.command}: interrupted; {_interrupted(args, argv)}", file=sys.stderr)
+        return 130
+    except (CommandError, ValueError, TypeError, OSError, KeyError, MissingDependency) as error:
+        if args.debug:
+            raise
+        print(f"stratify {args.command}: error: {error_line(error)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
