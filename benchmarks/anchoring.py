@@ -44,7 +44,7 @@ import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
 from lab.datasets import load_dataset
-from lab.methods import _DEFAULT, Settings, _fitted
+from lab.methods import DEFAULT_PARAMS, Settings, fitted_stratifier
 from lab.priors import label_subset
 from lab.profiles import PROFILES, per_dataset
 from lab.provenance import git_commit, header, mean_sd
@@ -88,7 +88,7 @@ def run_one(dataset: str, fraction: float, seed: int, model_cache: str | None) -
     picked = label_subset(labels, fraction, seed)
     known[picked] = labels[picked]
     start = time.perf_counter()
-    model = _fitted(val, seed, settings, dict(_DEFAULT), known=known)
+    model = fitted_stratifier(val, seed, settings, dict(DEFAULT_PARAMS), known=known)
     fit_seconds = time.perf_counter() - start
     z_val, z_test = model.transform(val.test.images), model.transform(test.test.images)
     mixture = (

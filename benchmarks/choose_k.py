@@ -65,7 +65,6 @@ def _rows(dataset: str, seed: int) -> list[dict]:
         epochs=epochs,
         batch_size=BATCH,
         random_state=seed,
-        whiten=False,
         device="cpu",
     ).fit(data.train.images)
     fit_seconds = time.perf_counter() - start

@@ -52,7 +52,7 @@ def run_one(seed: int) -> pd.DataFrame:
                 "dataset": DATASET,
                 "seed": seed,
                 "n_train": len(data.train),
-                "stop_agreement": model.stop_agreement,
+                "stop_agreement": (model.train_config or {}).get("stop_agreement"),
                 "epochs_run": model.epochs_,
                 "epoch_budget": auto_epochs(len(data.train)),
                 "fit_seconds": seconds,

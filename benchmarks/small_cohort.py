@@ -22,10 +22,10 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from lab.provenance import git_commit, header
-from stratify import Stratifier, make_cohort
+from stratify import StrataClusterer, Stratifier, make_cohort
 from stratify.analysis.metrics import cluster_accuracy
 
-#: Rule name -> ``recluster`` arguments.
+#: Rule name -> :class:`~stratify.cluster.StrataClusterer` arguments on the fitted latents.
 RULES = {
     "latents": {"manifold": None, "whiten": False},
     "latents, whitened": {"manifold": None, "whiten": True},
@@ -47,7 +47,11 @@ def run(seed: int, epochs: int) -> list[dict]:
     model.fit(images, metadata=metadata)
     rows = []
     for rule, options in RULES.items():
-        labels = model.recluster(**options).labels_
+        labels = (
+            StrataClusterer("gmm", 3, normalize=True, random_state=seed, **options)
+            .fit(model.embedding_)
+            .labels_
+        )
         rows.append(
             {
                 "seed": seed,

@@ -40,7 +40,7 @@ from lab.datasets import load_dataset
 from lab.methods import METHODS
 from lab.profiles import PROFILES, per_dataset
 from lab.provenance import git_commit
-from lab.runner import _settings
+from lab.runner import settings_for
 from stratify._atomic import write_csv, write_text
 from stratify.analysis.html_report import UNSTABLE_PATIENT
 
@@ -54,7 +54,7 @@ def measure(dataset: str, seed: int, resamples: int, model_cache: str | None) ->
         n_samples=per_dataset(profile.get("n_samples", {}), dataset),
         split="test",
     )
-    settings = _settings(profile, dataset, "auto", False, None, model_cache=model_cache)
+    settings = settings_for(profile, dataset, "auto", False, None, model_cache=model_cache)
     result = METHODS["default"].run(data, seed, settings)
     start = time.perf_counter()
     measured = stratify.stability(result.model, n_resamples=resamples, random_state=seed)

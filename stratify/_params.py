@@ -51,7 +51,6 @@ REMOVED_PARAMETERS: dict[str, str] = {
     "stratify.losses.build_objective(free_bits=...) keeps it",
     "stop_agreement": "moved in stratify 0.2: use train_config={'stop_agreement': ...}",
     "resume": "moved in stratify 0.2: use train_config={'resume': True} beside 'checkpoint_dir'",
-    "augment": "removed in stratify 0.2: use augmentation=",
 }
 
 

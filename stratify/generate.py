@@ -11,7 +11,6 @@ flattened (M, F) when the input was flattened, (M, H, W) when it had no channel 
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -330,16 +329,6 @@ class GenerativeMixin:
         See :func:`stratify.generate.perturb`.
         """
         return perturb(self, X, n_per_sample, scale, random_state)
-
-    def augment(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Deprecated alias of :meth:`perturb` (the name clashed with ``augmentation``)."""
-        warnings.warn(
-            "Stratifier.augment was renamed perturb (it clashed with the augmentation "
-            "parameter); augment will be removed in a later release.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return self.perturb(*args, **kwargs)
 
     def generation_quality(
         self, X: Any, n_per_stratum: int = 100, random_state: Any = None

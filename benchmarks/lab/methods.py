@@ -174,7 +174,7 @@ def clear_cache() -> None:
 
 
 #: Stratifier parameters that decide the strata but not the trained network.
-_CLUSTERING_PARAMS = ("n_clusters", "clusterer", "manifold", "whiten")
+_CLUSTERING_PARAMS = ("n_clusters", "clusterer", "manifold")
 
 
 def cache_file(
@@ -192,9 +192,6 @@ def cache_file(
         k: v
         for k, v in model.get_params().items()
         if k not in (*_CLUSTERING_PARAMS, "device", "verbose")
-        # a parameter at None that did not exist when networks were cached changes
-        # nothing about them: left out, their keys stay
-        and not (k == "stop_agreement" and v is None)
     }
     digest = hashlib.blake2b(
         json.dumps(
@@ -215,7 +212,7 @@ def cache_file(
     return Path(folder) / f"{data.name}-{seed}-{digest}.pt"
 
 
-def _fitted(
+def fitted_stratifier(
     data: BenchmarkData,
     seed: int,
     settings: Settings,
@@ -260,7 +257,6 @@ def _fitted(
                 wanted["clusterer"],
                 wanted["n_clusters"],
                 manifold=wanted["manifold"],
-                whiten=wanted["whiten"],
             )
         model = stored
     else:
@@ -283,20 +279,27 @@ def _deep(
 ) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """A method that fits a Stratifier with ``params`` (the network is shared by every method
     with the same ``params``; ``epochs`` / ``batch_size`` there override the profile's) and
-    reclusters it with ``clusterer`` / ``manifold`` / ``whiten`` when given.
+    reclusters it with ``clusterer`` / ``manifold`` when given. The research clusterings
+    the product does not offer (``whiten``, ``manifold="auto"``) are a
+    :class:`~stratify.cluster.StrataClusterer` of the fitted latents (:func:`_research`).
     """
 
     def run(data: BenchmarkData, seed: int, settings: Settings) -> MethodResult:
         options = dict(params)
         if regularizer is not None:
             options["regularizers"] = {regularizer: dict(data.regularizers[regularizer])}
-        model = _fitted(data, seed, settings, options)
-        if clusterer is not None or manifold != "keep" or whiten is not None:
-            model = model.recluster(clusterer, manifold=manifold, whiten=whiten)
+        model = fitted_stratifier(data, seed, settings, options)
+        test_z = model.embedding_ if data.transductive else model.transform(data.test.images)
+        if whiten is not None or manifold == "auto":
+            train_labels, test_labels = _research(model, test_z, seed, clusterer, manifold, whiten)
+            return MethodResult(
+                train_labels, test_labels, model.embedding_, test_z, model.n_clusters_, model
+            )
+        if clusterer is not None or manifold != "keep":
+            model = model.recluster(clusterer, manifold=manifold)
         if data.transductive:
-            test_labels, test_z = model.labels_, model.embedding_
+            test_labels = model.labels_
         else:
-            test_z = model.transform(data.test.images)
             test_labels = model.predict(data.test.images)
         extra = _generation_scores(model, data, seed) if model.model == "vae" else {}
         return MethodResult(
@@ -312,6 +315,31 @@ def _deep(
     return run
 
 
+def _research(
+    model: Any,
+    test_z: np.ndarray,
+    seed: int,
+    clusterer: str | None,
+    manifold: str | None,
+    whiten: bool | str | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strata of a fitted Stratifier's latents by a research clustering (whitening, the
+    ``manifold="auto"`` choice), through the public :class:`~stratify.cluster.StrataClusterer`
+    on ``embedding_``; returns the training and the ``test_z`` strata.
+    """
+    from stratify.cluster import StrataClusterer
+
+    strata = StrataClusterer(
+        clusterer or model.clusterer,
+        model.n_clusters,
+        normalize=True,
+        manifold=None if manifold == "keep" else manifold,
+        whiten=whiten,
+        random_state=seed,
+    ).fit(model.embedding_)
+    return strata.labels_, strata.predict(test_z)
+
+
 def _guided(fraction: float) -> Callable[[BenchmarkData, int, Settings], MethodResult]:
     """The default recipe told the classes of a stratified, seeded ``fraction`` of the
     training images (the priors protocol's subsets, :func:`~lab.priors.
@@ -325,7 +353,7 @@ def _guided(fraction: float) -> Callable[[BenchmarkData, int, Settings], MethodR
         known = np.full(len(labels), -1, dtype=np.int64)
         picked = label_subset(labels, fraction, seed)
         known[picked] = labels[picked]
-        model = _fitted(data, seed, settings, dict(_DEFAULT), known=known)
+        model = fitted_stratifier(data, seed, settings, dict(DEFAULT_PARAMS), known=known)
         if data.transductive:
             test_labels, test_z = model.labels_, model.embedding_
         else:
@@ -366,9 +394,6 @@ def _needs(regularizer: str) -> Callable[[BenchmarkData, Settings], str | None]:
 
 
 # ------------------------------------------------------------------------- supervised
-#: Epochs of the self-training stage of the ``selftrain`` methods (after the profile's epochs).
-SELF_TRAINING_EPOCHS = 4
-
 #: Stride of the baseline's stem convolution: 2 puts its first residual stage at 7 x 7 (7^3)
 #: for 28-px inputs, which keeps the CPU grid within its time budget (stride 1 costs ~3.5x).
 SUPERVISED_STEM_STRIDE = 2
@@ -430,7 +455,7 @@ def _protocol(
 
         network: Any = arch
         if trunk == "stratify":
-            network = _fitted(data, seed, settings, _AE_SIMCLR).model_.encoder
+            network = fitted_stratifier(data, seed, settings, _AE_SIMCLR).model_.encoder
         share = "" if fraction >= 1 else f"-{round(fraction * 100)}pct"
         folder = (
             None
@@ -507,21 +532,14 @@ def _has_split(data: BenchmarkData, settings: Settings) -> str | None:
 # --------------------------------------------------------------------------- registry
 #: The recipe of the committed rows before the manifold step: AE + NT-Xent, latents clustered
 #: directly (k-means unless the method names another backend).
-_RAW: dict[str, Any] = {"manifold": None, "clusterer": "kmeans", "whiten": False}
+_RAW: dict[str, Any] = {"manifold": None, "clusterer": "kmeans"}
 #: The default Stratifier's network (AE + NT-Xent) at the profile's epochs (the rows committed
 #: before the epochs rule); its rows recluster one fit of it. Their clustering does not whiten
 #: (as when they were run).
-_AE_SIMCLR: dict[str, Any] = {"model": "ae", "whiten": False}
+_AE_SIMCLR: dict[str, Any] = {"model": "ae"}
 #: The default recipe: every Stratifier default, its epochs rule and automatic batch included
 #: (the profile's epochs do not apply). Its variants recluster the same fit.
-_DEFAULT: dict[str, Any] = {"epochs": "auto", "batch_size": "auto"}
-#: Self-training starts from the strata of the "auto" manifold choice + GMM (as measured).
-_SELF_TRAINING: dict[str, Any] = {
-    **_AE_SIMCLR,
-    "self_training_epochs": SELF_TRAINING_EPOCHS,
-    "clusterer": "gmm",
-    "manifold": "auto",
-}
+DEFAULT_PARAMS: dict[str, Any] = {"epochs": "auto", "batch_size": "auto"}
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
@@ -531,7 +549,7 @@ METHODS: dict[str, Method] = {
             "unsupervised",
             "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
             "SCAN-style clustering heads on the normalised latents (clusterer='head')",
-            _deep(_DEFAULT),
+            _deep(DEFAULT_PARAMS),
         ),
         *(
             Method(
@@ -549,32 +567,32 @@ METHODS: dict[str, Method] = {
             "unsupervised",
             "the default recipe's network, GMM on the normalised latents (no manifold "
             "step), whitened when N >= 10 x latent_dim x k (whiten='auto')",
-            _deep(_DEFAULT, clusterer="gmm", manifold=None, whiten="auto"),
+            _deep(DEFAULT_PARAMS, clusterer="gmm", manifold=None, whiten="auto"),
         ),
         Method(
             "default-raw-gmm",
             "unsupervised",
             "the default recipe's network, GMM on the latents never whitened",
-            _deep(_DEFAULT, clusterer="gmm", manifold=None, whiten=False),
+            _deep(DEFAULT_PARAMS, clusterer="gmm", manifold=None),
         ),
         Method(
             "default-white-gmm",
             "unsupervised",
             "the default recipe's network, GMM on the latents always whitened",
-            _deep(_DEFAULT, clusterer="gmm", manifold=None, whiten=True),
+            _deep(DEFAULT_PARAMS, clusterer="gmm", manifold=None, whiten=True),
         ),
         Method(
             "default-umap-gmm",
             "unsupervised",
             "the default recipe's network, manifold step (UMAP) + GMM",
-            _deep(_DEFAULT, clusterer="gmm", manifold="umap"),
+            _deep(DEFAULT_PARAMS, clusterer="gmm", manifold="umap"),
         ),
         Method(
             "default-auto-gmm",
             "unsupervised",
             "the default recipe's network, GMM on the latents or on the manifold, whichever "
             "gives the more stable strata over 3 seeded runs",
-            _deep(_DEFAULT, clusterer="gmm", manifold="auto"),
+            _deep(DEFAULT_PARAMS, clusterer="gmm", manifold="auto"),
         ),
         *(
             Method(
@@ -584,7 +602,7 @@ METHODS: dict[str, Method] = {
                 "normalised latents: SCAN-style heads (neighbour consistency, "
                 + ("uniform size prior" if backend == "head" else "sizes from a GMM")
                 + ", self-labelling), the lowest-loss head kept",
-                _deep(_DEFAULT, clusterer=backend, manifold=None, whiten=False),
+                _deep(DEFAULT_PARAMS, clusterer=backend, manifold=None),
             )
             for backend in ("head", "head-sized")
         ),
@@ -595,7 +613,7 @@ METHODS: dict[str, Method] = {
                 "the default recipe's network, evidence accumulation on the normalised "
                 f"latents: the co-association of 20 {runs} runs (k_r in [k, 3k]) cut by "
                 f"{cut}",
-                _deep(_DEFAULT, clusterer=backend, manifold=None, whiten=False),
+                _deep(DEFAULT_PARAMS, clusterer=backend, manifold=None),
             )
             for backend, runs, cut in (
                 ("consensus", "Gaussian-mixture", "average linkage"),
@@ -675,18 +693,6 @@ METHODS: dict[str, Method] = {
             "AE + NT-Xent, GMM with or without the manifold step, whichever has the higher "
             "silhouette on the latents",
             _deep(_AE_SIMCLR, clusterer="gmm", manifold="auto"),
-        ),
-        Method(
-            "ae-simclr-selftrain-gmm",
-            "unsupervised",
-            "AE + NT-Xent, then IDEC self-training, + GMM on the latents",
-            _deep(_SELF_TRAINING, clusterer="gmm", manifold=None),
-        ),
-        Method(
-            "ae-simclr-selftrain-umap-gmm",
-            "unsupervised",
-            "AE + NT-Xent, then IDEC self-training, manifold step + GMM",
-            _deep(_SELF_TRAINING, clusterer="gmm", manifold="umap"),
         ),
         *(
             Method(

@@ -343,7 +343,7 @@ def run_one(
     regularizer = None if spec is None else {k: v for k, v in spec.items() if k != "sigma_sd"}
     n_classes = len(np.unique(setting.train_y))
     # the strata as in the first protocol's rows: GMM on the raw latents (not the default)
-    params = {"manifold": None, "whiten": False, "clusterer": "gmm", **params}
+    params = {"manifold": None, "clusterer": "gmm", **params}
     model = Stratifier(
         n_classes,
         epochs=epochs,

@@ -21,7 +21,7 @@ _UNSUPERVISED = [
     "ae-simclr-gmm",
     "ae-simclr-hdbscan",
 ]
-#: The strata rows: what the manifold step and self-training add to the latents.
+#: The strata rows: what the manifold step adds to the latents.
 _STRATA = [
     "ae-simclr-kmeans",
     "ae-simclr-gmm",
@@ -30,8 +30,6 @@ _STRATA = [
     "ae-simclr-umap-gmm",
     "ae-simclr-umap-hdbscan",
     "ae-simclr-auto-gmm",
-    "ae-simclr-selftrain-gmm",
-    "ae-simclr-selftrain-umap-gmm",
 ]
 #: The supervised anchors of the MedMNIST v2 protocol. ResNet-50 (28) runs on BreastMNIST
 #: only (about half an hour a seed on 2 CPU cores, hours on PneumoniaMNIST); the 3D variant

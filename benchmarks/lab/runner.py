@@ -61,7 +61,7 @@ class _Loaded:
     data: BenchmarkData | None = None
 
 
-def _settings(
+def settings_for(
     profile: Mapping[str, Any],
     dataset: str,
     device: str,
@@ -228,7 +228,7 @@ def run_grid(
     loaded = _Loaded()
     figures = profile.get("figures", {})
     for i, run in enumerate(todo, start=1):
-        settings = _settings(
+        settings = settings_for(
             profile,
             run.dataset,
             device,
@@ -374,7 +374,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/run.py") -> int:
-    """Command-line entry point (``python benchmarks/run.py`` and ``stratify benchmark``).
+    """Command-line entry point (``python benchmarks/run.py``).
 
     Returns the exit code: 0, or 2 after a one-line error on stderr (a traceback with
     ``--debug``). Failed runs do not change the exit code; they are listed in the report.

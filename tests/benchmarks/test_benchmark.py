@@ -260,23 +260,29 @@ def _applies_probe(dataset: str) -> BenchmarkData:
 
 
 # ------------------------------------------------------------------------------- CLI
-def test_stratify_benchmark_help_and_errors(capsys, tmp_path):
+def test_benchmark_runner_help_and_errors(capsys, tmp_path):
+    from lab import main as run
+
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["benchmark", "--help"])
+        run(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "usage: stratify benchmark" in out and "--profile" in out and "--seed" in out
-    assert cli.main(["benchmark", "--profile", "nope", "--out", str(tmp_path)]) == 2
+    assert "usage: benchmarks/run.py" in out and "--profile" in out and "--seed" in out
+    assert run(["--profile", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "stratify benchmark: error: Expected --profile among "
+        "benchmarks/run.py: error: Expected --profile among "
         "['full', 'quick', 'validation'], got 'nope'."
     )
-    assert cli.main(["benchmark", "--config", str(tmp_path / "missing.json")]) == 2
+    assert run(["--config", str(tmp_path / "missing.json")]) == 2
     assert "config file not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["--help"])
-    assert "benchmark" in capsys.readouterr().out
+
+
+def test_the_product_has_no_benchmark_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["benchmark", "--help"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'benchmark'" in capsys.readouterr().err
 
 
 def test_clusterer_variants_reuse_the_trained_network(tmp_path, monkeypatch):
