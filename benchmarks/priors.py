@@ -332,7 +332,7 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
             seeds,
             "2 CPU cores, no GPU",
         ),
-        "Protocol (`stratify/benchmark/priors.py`, `benchmarks/priors.py`): each method "
+        "Protocol (`benchmarks/lab/priors.py`, `benchmarks/priors.py`): each method "
         "pretrains a Stratifier (AE + SimCLR, plus its prior as a regularizer) on the "
         "training images and metadata, never on the target, for the epochs rule "
         "(`epochs='auto'`: about 256,000 samples seen). Its frozen, standardised latents "

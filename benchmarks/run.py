@@ -1,6 +1,6 @@
 """Run the benchmark grid: ``python benchmarks/run.py --profile full --out benchmarks/results``.
 
-The same as ``stratify benchmark``; see ``--help`` and :mod:`lab.runner`.
+The benchmark grid; see ``--help`` and :mod:`lab.runner`.
 """
 
 import sys

@@ -8,6 +8,7 @@ command line can refuse a bad value before any heavy import or long work.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -28,6 +29,7 @@ from stratify.cluster.backends import BACKENDS, REMOVED_BACKENDS
 __all__ = [
     "REMOVED_PARAMETERS",
     "STRATIFIER_CONSTRAINTS",
+    "NamesRemovedParameters",
     "check_parameter_rules",
     "check_removed",
     "migrate_params",
@@ -77,22 +79,17 @@ def migrate_params(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def check_removed(given: dict[str, Any], owner: str = "Stratifier") -> None:
-    """Refuse keyword arguments that are not parameters, naming what replaced a removed one.
+def check_removed(given: dict[str, Any]) -> None:
+    """Refuse parameters of an earlier version, naming what became of them.
 
     Raises
     ------
     TypeError
-        For the first such keyword: the removal and its replacement, or, for a name that
-        never was a parameter, the parameters there are.
+        For the first such name: its removal or move, and its successor.
     """
     for name in sorted(given):
         if name in REMOVED_PARAMETERS:
             raise TypeError(removed_message(name))
-        raise TypeError(
-            f"{owner} got an unexpected parameter {name!r}; its parameters are "
-            f"{sorted(STRATIFIER_CONSTRAINTS)}."
-        )
 
 
 def _is_random_state(value: Any) -> bool:
@@ -202,3 +199,30 @@ def check_parameter_rules(params: Any) -> None:
             "Expected at least one loss term, got reconstruction=None, contrastive=None "
             "and no regularizers."
         )
+
+
+class NamesRemovedParameters:
+    """Mixed into the Stratifier (left of ``BaseEstimator``): a parameter of an earlier
+    version, given to the constructor or to ``set_params``, is refused with a TypeError that
+    names its successor (:data:`REMOVED_PARAMETERS`) instead of Python's generic one.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Refuse a removed parameter by name, before ``__init__`` runs."""
+        check_removed({k: v for k, v in kwargs.items() if k in REMOVED_PARAMETERS})
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give the class ``__init__``'s signature (``__new__`` takes any keyword), which
+        tools such as scikit-learn's estimator checks read.
+        """
+        super().__init_subclass__(**kwargs)
+        init = inspect.signature(cls.__init__)
+        cls.__signature__ = init.replace(  # type: ignore[attr-defined]
+            parameters=list(init.parameters.values())[1:]
+        )
+
+    def set_params(self, **params: Any) -> Any:
+        """As scikit-learn's; a removed parameter is named with its successor."""
+        check_removed({k: v for k, v in params.items() if k in REMOVED_PARAMETERS})
+        return super().set_params(**params)  # type: ignore[misc]

@@ -458,7 +458,7 @@ def test_lazy_names_resolve_and_unknown_ones_fail():
     from stratify.estimator import Stratifier as Direct
 
     assert stratify.Stratifier is Direct
-    assert "Stratifier" in dir(stratify) and "metrics" in dir(stratify)
+    assert "Stratifier" in dir(stratify) and "analysis" in dir(stratify)
     assert stratify.analysis.metrics.cluster_accuracy is not None
     with pytest.raises(AttributeError, match="module 'stratify' has no attribute 'nope'"):
         stratify.nope  # noqa: B018

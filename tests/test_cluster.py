@@ -9,8 +9,13 @@ from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
+from lab.backends import register
 from stratify._constraints import invalid_values
 from stratify.cluster import METHODS, StrataClusterer, Whitening
+
+# the lab's research backends (agglomerative, spectral, head-sized, consensus,
+# consensus-kmeans), registered into BACKENDS as a user registers their own
+register()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,13 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
+from lab.backends import register
 from stratify.cluster import BACKENDS, StrataClusterer
 from stratify.cluster.consensus import ConsensusStrata, coassociation
+
+# the lab's research backends (agglomerative, spectral, head-sized, consensus,
+# consensus-kmeans), registered into BACKENDS as a user registers their own
+register()
 
 
 def test_the_coassociation_is_the_share_of_runs_that_pair_two_patients():

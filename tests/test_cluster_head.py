@@ -7,8 +7,13 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
+from lab.backends import register
 from stratify.cluster import StrataClusterer
 from stratify.cluster.head import fit_head, head_epochs, neighbour_rows
+
+# the lab's research backends (agglomerative, spectral, head-sized, consensus,
+# consensus-kmeans), registered into BACKENDS as a user registers their own
+register()
 
 
 def test_neighbour_rows_match_a_naive_search():

@@ -29,7 +29,7 @@ def images():
         {"clusterer": "kmeans"},
         {"clusterer": "hdbscan", "n_clusters": "auto"},
         {"clusterer": "gmm", "n_clusters": "auto", "model": "vae"},
-        {"clusterer": "spectral", "augmentation": AugmentParams(hflip=0.5)},
+        {"clusterer": "kmeans", "manifold": "umap", "augmentation": AugmentParams(hflip=0.5)},
         {"clusterer": "head", "manifold": None},
         {"clusterer": "consensus-spectral"},
     ],
@@ -120,27 +120,32 @@ def test_a_failed_save_keeps_the_previous_file(images, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
 
-def test_auto_manifold_loads_its_chosen_run_without_recomputing_the_candidates(
-    images, tmp_path, monkeypatch
+def test_auto_manifold_restores_its_chosen_run_without_recomputing_the_candidates(
+    images, monkeypatch
 ):
+    # manifold="auto" is StrataClusterer's (research) option since 0.2; its saved state
+    # restores the chosen run exactly
     from stratify import cluster
 
-    model = Stratifier(2, manifold="auto", random_state=0, **TINY).fit(images)
-    table = model.manifold_selection_
+    latents = Stratifier(2, random_state=0, **TINY).fit(images).embedding_
+    strata = cluster.StrataClusterer("gmm", 2, normalize=True, manifold="auto", random_state=0).fit(
+        latents
+    )
+    table = strata.manifold_selection_
     assert table["selected"].sum() == 1
-    path = model.save(tmp_path / "m.pt")
+    state = strata.state()
 
     def no_candidates(*args, **kwargs):
         raise AssertionError("the candidates were recomputed")
 
     monkeypatch.setattr(cluster.StrataClusterer, "_most_stable", no_candidates)
-    loaded = Stratifier.load(path)
-    np.testing.assert_array_equal(loaded.labels_, model.labels_)
-    np.testing.assert_array_equal(loaded.predict(images[:20]), model.predict(images[:20]))
-    pd.testing.assert_frame_equal(loaded.manifold_selection_, table, check_dtype=False)
+    restored = cluster.StrataClusterer.from_state(latents, state)
+    np.testing.assert_array_equal(restored.labels_, strata.labels_)
+    np.testing.assert_array_equal(restored.predict(latents[:20]), strata.predict(latents[:20]))
+    pd.testing.assert_frame_equal(restored.manifold_selection_, table, check_dtype=False)
     with pytest.raises(ValueError, match="one selected row"):
         cluster.StrataClusterer("gmm", 2, manifold="auto").fit(
-            model.embedding_, manifold_selection=table.assign(selected=False)
+            latents, manifold_selection=table.assign(selected=False)
         )
 
 

@@ -1,25 +1,63 @@
-"""The README's quick tour runs as written."""
+"""The README's and the guide's code runs as written.
+
+Every ``python`` block of the README and of the documentation pages runs here, each page's
+blocks in order in one namespace (a page builds on its earlier blocks); the blocks whose
+results the pages describe are then checked against what they say.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", flags=re.S)
 
 
-def _block(marker: str) -> str:
-    blocks = [
-        b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if marker in b
-    ]
-    assert len(blocks) == 1, f"expected one README block containing {marker!r}"
+def _blocks(page: Path) -> list[str]:
+    return PYTHON_BLOCK.findall(page.read_text())
+
+
+def _block(marker: str, page: Path = README) -> str:
+    blocks = [b for b in _blocks(page) if marker in b]
+    assert len(blocks) == 1, f"expected one block of {page.name} containing {marker!r}"
     return blocks[0]
+
+
+def _run(code: str, page: Path, namespace: dict) -> None:
+    from stratify import DataNotFoundError
+
+    try:
+        exec(compile(code, str(page), "exec"), namespace)
+    except DataNotFoundError as error:  # a data page's block, without the official files
+        pytest.skip(f"{page.name}: {error}")
+
+
+def test_every_page_with_code_is_collected():
+    with_code = {p.relative_to(ROOT).as_posix() for p in PAGES if _blocks(p)}
+    assert {"README.md", "docs/extending.md", "docs/guide/losses.md"} <= with_code
+
+
+@pytest.mark.parametrize(
+    "page",
+    [p for p in PAGES if _blocks(p) and p not in (README, ROOT / "docs" / "extending.md")],
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
+def test_page_code_runs(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for code in _blocks(page):
+        _run(code, page, namespace)
 
 
 def test_quick_tour_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(_block("model = Stratifier("), str(README), "exec"), namespace)
+    _run(_block("model = Stratifier("), README, namespace)
     assert namespace["synthetic"].shape == (8, 1, 28, 28)
     assert (tmp_path / "stratifier.pt").is_file()
     from sklearn.metrics import adjusted_rand_score
@@ -31,11 +69,15 @@ def test_few_labels_example_runs_and_anchors_the_strata():
     import numpy as np
 
     namespace: dict = {}
-    exec(compile(_block("guided = Stratifier("), str(README), "exec"), namespace)
+    _run(_block("guided = Stratifier("), README, namespace)
     guided, y = namespace["guided"], namespace["y"]
     np.testing.assert_array_equal(guided.stratum_classes_, [0, 1, 2, -1])
     for c in range(3):
         assert set(guided.labels_[y == c]) == {c}
+
+
+def test_readme_has_no_other_python_block():
+    assert len(_blocks(README)) == 2  # the tour and the few labels, both checked above
 
 
 def test_extension_examples_run_and_are_picked_up():
@@ -45,10 +87,12 @@ def test_extension_examples_run_and_are_picked_up():
     from stratify.losses import TERMS
     from stratify.losses.registry import distance_columns
 
+    page = ROOT / "docs" / "extending.md"
+    assert len(_blocks(page)) == 3
     namespace: dict = {}
     try:
         for marker in ("class ExponentialAgeKernel", 'TERMS["exp-age"]', 'BACKENDS["birch"]'):
-            exec(compile(_block(marker), str(README), "exec"), namespace)
+            _run(_block(marker, page), page, namespace)
         # the kernel: a finite loss, NaN age handled by the base class, a distance column
         assert torch.isfinite(namespace["loss"])
         assert distance_columns(namespace["term"]) == {"age"}

@@ -498,7 +498,7 @@ def write_report(
             supervised = ok[ok["kind"] == "supervised"]
             if not supervised.empty:
                 lines.append(
-                    "Supervised rows (see the method table in `stratify/benchmark/methods.py`): "
+                    "Supervised rows (see the method table in `benchmarks/lab/methods.py`): "
                     "ACC and balanced ACC are classification accuracies, AUC from the class "
                     "probabilities, NMI / ARI compare predicted and true classes; "
                     "`*-medmnist` rows follow the MedMNIST v2 protocol (100 epochs), "

@@ -2,7 +2,7 @@
 
 * :mod:`~stratify.analysis.report`: per-stratum metadata profiles with tests across strata
   (:func:`describe_strata`);
-* :mod:`~stratify.analysis.stability`: how reproducible the strata are (:func:`stability`);
+* :mod:`~stratify.analysis.resampling`: how reproducible the strata are (:func:`stability`);
 * :mod:`~stratify.analysis.survival`: outcomes per stratum (Kaplan-Meier, log-rank, Cox);
 * :mod:`~stratify.analysis.metrics`: strata against known labels (ACC, NMI, ARI, probes);
 * :mod:`~stratify.analysis.baseline`: the pixel PCA + k-means floor;
@@ -20,19 +20,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from stratify.analysis.baseline import pixel_pca_kmeans
     from stratify.analysis.report import StrataProfile, describe_strata
-    from stratify.analysis.stability import StrataStability, stability
+    from stratify.analysis.resampling import StrataStability, stability
     from stratify.analysis.survival import SurvivalResult, survival_by_stratum
 
 _LAZY = {
     "StrataProfile": "stratify.analysis.report",
-    "StrataStability": "stratify.analysis.stability",
+    "StrataStability": "stratify.analysis.resampling",
     "SurvivalResult": "stratify.analysis.survival",
     "describe_strata": "stratify.analysis.report",
     "pixel_pca_kmeans": "stratify.analysis.baseline",
-    "stability": "stratify.analysis.stability",
+    "stability": "stratify.analysis.resampling",
     "survival_by_stratum": "stratify.analysis.survival",
 }
-_SUBMODULES = ("baseline", "html_report", "metrics", "plotting", "report", "stability", "survival")
+_SUBMODULES = (
+    "baseline",
+    "html_report",
+    "metrics",
+    "plotting",
+    "report",
+    "resampling",
+    "survival",
+)
 
 __all__ = [
     "StrataProfile",
@@ -45,6 +53,7 @@ __all__ = [
     "pixel_pca_kmeans",
     "plotting",
     "report",
+    "resampling",
     "stability",
     "survival",
     "survival_by_stratum",

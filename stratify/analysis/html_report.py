@@ -26,7 +26,7 @@ import pandas as pd
 
 from stratify._atomic import write_text
 from stratify._version import __version__
-from stratify.analysis.stability import stability
+from stratify.analysis.resampling import stability
 
 __all__ = ["model_card", "write_html_report"]
 
@@ -141,7 +141,7 @@ def write_html_report(
     title : str, default="stratify report"
     stability_resamples : int, default=STABILITY_RESAMPLES
         Subsamples the clustering is refitted on for the per-stratum and per-patient
-        stability (:func:`stratify.analysis.stability`); 0 leaves it out.
+        stability (:func:`stratify.analysis.resampling`); 0 leaves it out.
 
     Returns
     -------

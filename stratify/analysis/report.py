@@ -5,7 +5,7 @@
   difference across strata (Kruskal–Wallis for continuous, chi-square of independence for
   categorical) with its p-value and the Benjamini–Hochberg adjusted p-value.
 
-How reproducible the strata are is :mod:`stratify.analysis.stability`'s question.
+How reproducible the strata are is :mod:`stratify.analysis.resampling`'s question.
 """
 
 from __future__ import annotations

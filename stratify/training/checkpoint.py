@@ -124,7 +124,15 @@ def check_resumable(
 
 #: ``train_config`` fields that a resumed fit may change (they do not change the result).
 CONFIG_MAY_CHANGE = frozenset(
-    {"checkpoint_dir", "checkpoint_every", "progress", "num_workers", "num_threads", "device"}
+    {
+        "checkpoint_dir",
+        "checkpoint_every",
+        "progress",
+        "num_workers",
+        "num_threads",
+        "device",
+        "resume",
+    }
 )
 
 

@@ -10,7 +10,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from stratify.analysis.report import benjamini_hochberg, describe_strata
-from stratify.analysis.stability import matched_labels, stability
+from stratify.analysis.resampling import matched_labels, stability
 from stratify.cluster import StrataClusterer
 
 

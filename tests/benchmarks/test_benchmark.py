@@ -653,7 +653,7 @@ def test_pretrain_weights_writes_a_trunk_that_loads_whole_and_records_its_md5(
     path = _fake_retina(tmp_path, 28, seed=3)
     table["retinamnist"]["MD5"] = hashlib.md5(path.read_bytes()).hexdigest()
     spec = importlib.util.spec_from_file_location(
-        "pretrain_weights", Path(__file__).parents[1] / "benchmarks" / "pretrain_weights.py"
+        "pretrain_weights", Path(__file__).parents[2] / "benchmarks" / "pretrain_weights.py"
     )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

@@ -11,7 +11,7 @@ import pytest
 
 def _script(name):
     spec = importlib.util.spec_from_file_location(
-        name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+        name, Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
