@@ -114,11 +114,12 @@ def test_errors():
 
 
 def test_stratum_samples_come_from_the_gmm_component_on_raw_latents():
+    # a model saved by 0.1 with normalize=False: its clustering is a GMM of the raw latents
+    from stratify import StrataClusterer
+
     images, _, _ = make_cohort(96, random_state=0)
-    est = Stratifier(
-        3, model="vae", clusterer="gmm", normalize=False, manifold=None, random_state=0, **TINY
-    )
-    est.fit(images)
+    est = Stratifier(3, model="vae", clusterer="gmm", random_state=0, **TINY).fit(images)
+    est.clusterer_ = StrataClusterer("gmm", 3, normalize=False, random_state=0).fit(est.embedding_)
     gmm = est.clusterer_.estimator_
     k = 1
     rng = np.random.default_rng(5)

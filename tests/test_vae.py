@@ -103,7 +103,7 @@ def test_an_autoencoder_has_no_posterior_summary():
     assert not any(c.startswith("kl_dim_") or c == "kl_weight" for c in ae.history_.columns)
 
 
-@pytest.mark.parametrize(("param", "value"), [("kl_warmup", -1.0), ("free_bits", -0.5)])
+@pytest.mark.parametrize(("param", "value"), [("kl_warmup", -1.0), ("beta", -0.5)])
 def test_vae_parameters_are_checked_before_training(param, value):
     images = make_cohort(32, random_state=0).images
     with pytest.raises(ValueError, match=rf"'{param}' parameter of Stratifier"):

@@ -557,7 +557,7 @@ def test_any_medmnist_flag_and_size_runs_by_name(tmp_path, monkeypatch):
     assert "## retinamnist_64" in report and "| resnet18-medmnist-short |" in report
 
     # The transfer row with a local trunk file: which file, and how much of it loaded.
-    from stratify import baselines
+    from lab import baselines
 
     monkeypatch.setitem(baselines.MEDMNIST_PROTOCOL, "epochs", 2)
     trunk = baselines.resnet_trunk((3, 28, 28), stem="medmnist")[0]
@@ -724,8 +724,11 @@ def test_the_model_cache_reuses_a_saved_network_and_clusters_it_as_the_method_as
     # another clustering of the same network: loaded, then clustered as that method asks
     methods_module.clear_cache()
     white = METHODS["default-white-gmm"].run(data, 0, settings)
-    assert white.model.whiten is True and white.model.clusterer_.whitening_ is not None
-    expected = first.model.recluster(whiten=True)
+    from stratify import StrataClusterer
+
+    expected = StrataClusterer("gmm", data.n_classes, normalize=True, whiten=True, random_state=0)
+    expected = expected.fit(first.model.embedding_)
+    assert expected.whitening_ is not None
     np.testing.assert_array_equal(white.train_labels, expected.labels_)
     # another training parameter (no reconstruction term) or seed is another file: it trains
     methods_module.clear_cache()
@@ -812,9 +815,9 @@ def test_supervised_rows_on_the_guided_share_train_and_select_on_that_share(tmp_
     import copy
     import hashlib
 
+    from lab import baselines
     from lab.datasets import load_dataset
     from lab.priors import label_subset
-    from stratify import baselines
     from stratify.data import medmnist
 
     table = copy.deepcopy(medmnist._info_table())

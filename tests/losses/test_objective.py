@@ -25,7 +25,7 @@ from stratify.losses import (
 )
 from stratify.losses import objective as objective_module
 
-DOCS = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "guide" / "losses.md"
 
 
 def _inputs(n=6, logvar=True):

@@ -153,10 +153,12 @@ def test_train_config_refuses_bad_rule_settings(options, message):
 
 def test_estimator_records_the_epochs_that_ran_and_refuses_bad_thresholds(tiny_images):
     images = tiny_images[:, 0]
-    model = Stratifier(2, epochs=8, stop_agreement=1e-9, batch_size=16, random_state=0)
-    model.set_params(train_config={"check_every": 0.25, "num_threads": 1})
+    model = Stratifier(2, epochs=8, batch_size=16, random_state=0)
+    model.set_params(train_config={"stop_agreement": 1e-9, "check_every": 0.25, "num_threads": 1})
     model.fit(images)
     assert model.epochs_ == 4 and len(model.history_) == 4
     assert model.history_["knn_agreement"].notna().sum() == 1
-    with pytest.raises(ValueError, match="'stop_agreement' parameter of Stratifier"):
-        Stratifier(2, stop_agreement=2.0).fit(images)
+    with pytest.raises(
+        ValueError, match=r"of Stratifier .*'stop_agreement' parameter of TrainConfig"
+    ):
+        Stratifier(2, train_config={"stop_agreement": 2.0}).fit(images)
