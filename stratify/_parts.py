@@ -34,8 +34,31 @@ __all__ = ["StratifierParts"]
 class StratifierParts:
     """Inputs and components of a :class:`~stratify.Stratifier`, from its parameters."""
 
-    image_shape: Any
+    # the Stratifier's parameters this mixin reads (documented there)
+    n_clusters: int | str
     model: str
+    latent_dim: int
+    width: int
+    depth: int | None
+    encoder: Any
+    decoder: Any
+    reconstruction: str | None
+    beta: float
+    kl_warmup: float
+    contrastive: str | None
+    temperature: float
+    contrastive_weight: float
+    regularizers: Any
+    augmentation: Any
+    clusterer: Any
+    manifold: str | None
+    epochs: int | str
+    batch_size: int | str
+    lr: float
+    train_config: Any
+    image_shape: Any
+    device: str
+    verbose: bool
 
     # ------------------------------------------------------------------ input handling
     def _images(self, X: Any, *, reset: bool) -> np.ndarray:
