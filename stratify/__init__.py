@@ -9,9 +9,9 @@ The names below are imported on first use (PEP 562), so that ``import stratify``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stratify._lazy import lazy_names
 from stratify._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -54,16 +54,4 @@ __all__ = [
     "volumes_to_slices",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "analysis":
-        return importlib.import_module("stratify.analysis")
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'stratify' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY, ("analysis",))

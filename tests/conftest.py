@@ -62,3 +62,23 @@ def interrupt_at():
         patch.setattr(trainer.Trainer, "train_epoch", train_epoch)
 
     return apply
+
+
+@pytest.fixture
+def two_groups():
+    """``two_groups(n_per, shape, seed=0) -> (images, labels)``: dark uint8 images with a
+    bright left half (class 0) or a bright right half (class 1), shuffled."""
+
+    import numpy as np
+
+    def _two_groups(n_per, shape, seed=0):
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 40, size=(2 * n_per, *shape)).astype(np.uint8)
+        half = shape[-1] // 2
+        images[:n_per, ..., :half] += 180
+        images[n_per:, ..., half:] += 180
+        labels = np.repeat([0, 1], n_per)
+        order = rng.permutation(2 * n_per)
+        return images[order], labels[order]
+
+    return _two_groups

@@ -23,9 +23,9 @@ backend is fitted); the clusterer and the manifold step on first use (PEP 562), 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stratify._lazy import lazy_names
 from stratify.cluster.backends import (
     BACKENDS,
     BIC,
@@ -67,14 +67,4 @@ __all__ = [
     "Whitening",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY, ())

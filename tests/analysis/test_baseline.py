@@ -8,21 +8,9 @@ import pytest
 from stratify.analysis.baseline import pixel_pca_kmeans
 
 
-def _two_groups(n_per: int, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Dark images with a bright left half vs dark images with a bright right half."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 40, size=(2 * n_per, *shape)).astype(np.uint8)
-    half = shape[-1] // 2
-    images[:n_per, ..., :half] += 180
-    images[n_per:, ..., half:] += 180
-    labels = np.repeat([0, 1], n_per)
-    order = rng.permutation(2 * n_per)
-    return images[order], labels[order]
-
-
-def test_pixel_pca_kmeans_separates_and_assigns_test_images():
-    train, y = _two_groups(30, (1, 8, 8))
-    test, y_test = _two_groups(10, (1, 8, 8), seed=1)
+def test_pixel_pca_kmeans_separates_and_assigns_test_images(two_groups):
+    train, y = two_groups(30, (1, 8, 8))
+    test, y_test = two_groups(10, (1, 8, 8), seed=1)
     train_labels, test_labels, train_z, test_z = pixel_pca_kmeans(
         train, 2, test, n_components=5, random_state=0
     )
@@ -34,9 +22,9 @@ def test_pixel_pca_kmeans_separates_and_assigns_test_images():
     assert all(mapping[int(t)] == int(c) for t, c in zip(y_test, test_labels, strict=True))
 
 
-def test_pixel_pca_kmeans_projection_matches_centred_svd():
+def test_pixel_pca_kmeans_projection_matches_centred_svd(two_groups):
     """The embedding is the projection on the top principal axes (up to sign)."""
-    train, _ = _two_groups(20, (1, 6, 6))
+    train, _ = two_groups(20, (1, 6, 6))
     _, _, train_z, _ = pixel_pca_kmeans(train, 2, n_components=3, random_state=0)
     flat = train.reshape(40, -1).astype(np.float64) / 255.0
     centred = flat - flat.mean(axis=0)
@@ -45,8 +33,8 @@ def test_pixel_pca_kmeans_projection_matches_centred_svd():
     np.testing.assert_allclose(np.abs(train_z), np.abs(reference), atol=1e-4)
 
 
-def test_pixel_pca_kmeans_caps_components_and_checks_input():
-    train, _ = _two_groups(3, (1, 4, 4))
+def test_pixel_pca_kmeans_caps_components_and_checks_input(two_groups):
+    train, _ = two_groups(3, (1, 4, 4))
     _, test_labels, train_z, test_z = pixel_pca_kmeans(train, 2, n_components=50)
     assert train_z.shape == (6, 6) and test_labels is None and test_z is None
     with pytest.raises(ValueError, match=r"n_clusters <= the number of training images \(6\)"):

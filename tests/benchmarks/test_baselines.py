@@ -16,18 +16,6 @@ from lab.baselines import (
 )
 
 
-def _two_groups(n_per: int, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Dark images with a bright left half vs dark images with a bright right half."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 40, size=(2 * n_per, *shape)).astype(np.uint8)
-    half = shape[-1] // 2
-    images[:n_per, ..., :half] += 180
-    images[n_per:, ..., half:] += 180
-    labels = np.repeat([0, 1], n_per)
-    order = rng.permutation(2 * n_per)
-    return images[order], labels[order]
-
-
 # --------------------------------------------------------------------------- ResNet trunk
 @pytest.mark.parametrize(
     ("shape", "stride"),
@@ -128,7 +116,7 @@ def test_resnet50_has_no_3d_variant():
         resnet_trunk((1, 8, 8), arch="vgg")
 
 
-def test_weights_are_loaded_by_name_and_shape_and_mismatches_reported(tmp_path):
+def test_weights_are_loaded_by_name_and_shape_and_mismatches_reported(tmp_path, two_groups):
     torch.manual_seed(1)
     state = torchvision.models.resnet18(weights=None).state_dict()
     state["layer2.0.conv1.weight"] = torch.zeros(7, 7)  # wrong shape
@@ -147,15 +135,17 @@ def test_weights_are_loaded_by_name_and_shape_and_mismatches_reported(tmp_path):
     torch.testing.assert_close(
         trunk.state_dict()["layer2.0.conv2.weight"], state["layer2.0.conv2.weight"]
     )
-    X, y = _two_groups(8, (1, 28, 28))
+    X, y = two_groups(8, (1, 28, 28))
     model = SupervisedBaseline(
         epochs=1, batch_size=8, weights=path, stem="medmnist", random_state=0
     ).fit(X, y)
     assert not model.from_scratch_ and model.skipped_weights_ == skipped
 
 
-def test_a_saved_trunk_loads_whole_into_the_same_stem_and_without_its_stem_elsewhere(tmp_path):
-    X, y = _two_groups(8, (1, 28, 28))
+def test_a_saved_trunk_loads_whole_into_the_same_stem_and_without_its_stem_elsewhere(
+    tmp_path, two_groups
+):
+    X, y = two_groups(8, (1, 28, 28))
     source = SupervisedBaseline(
         epochs=1, batch_size=8, stem="medmnist", random_state=0, patience=None
     ).fit(X, y)
@@ -177,12 +167,12 @@ def test_a_saved_trunk_loads_whole_into_the_same_stem_and_without_its_stem_elsew
     torch.testing.assert_close(rgb.state_dict()["conv1.2.running_var"], torch.ones(64))  # fresh
 
 
-def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path):
+def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path, two_groups):
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
         SupervisedBaseline().save_trunk(tmp_path / "trunk.pt")
-    X, y = _two_groups(4, (1, 8, 8))
+    X, y = two_groups(4, (1, 8, 8))
     model = SupervisedBaseline(epochs=1, batch_size=8, random_state=0).fit(X, y)
     with pytest.raises(IsADirectoryError, match="existing directory"):
         model.save_trunk(tmp_path)
@@ -190,10 +180,10 @@ def test_save_trunk_needs_a_fitted_model_and_a_file_path(tmp_path):
 
 
 def test_an_interrupted_protocol_fit_resumes_to_the_uninterrupted_weights(
-    tmp_path, monkeypatch, interrupt_at
+    tmp_path, monkeypatch, interrupt_at, two_groups
 ):
-    X, y = _two_groups(12, (1, 28, 28))
-    X_val, y_val = _two_groups(6, (1, 28, 28), seed=1)
+    X, y = two_groups(12, (1, 28, 28))
+    X_val, y_val = two_groups(6, (1, 28, 28), seed=1)
     settings = {"epochs": 4, "batch_size": 8, "random_state": 0}
 
     def fit(folder, **extra):
@@ -238,9 +228,9 @@ def _auc_by_pairs(y: np.ndarray, score: np.ndarray) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def test_supervised_baseline_learns_and_reports_acc_and_auc():
-    X, y = _two_groups(32, (1, 16, 16))
-    X_val, y_val = _two_groups(8, (1, 16, 16), seed=1)
+def test_supervised_baseline_learns_and_reports_acc_and_auc(two_groups):
+    X, y = two_groups(32, (1, 16, 16))
+    X_val, y_val = two_groups(8, (1, 16, 16), seed=1)
     names = np.array(["left", "right"])[y]
     model = SupervisedBaseline(epochs=4, batch_size=16, patience=3, random_state=0)
     model.fit(X, names, X_val=X_val, y_val=np.array(["left", "right"])[y_val])
@@ -248,7 +238,7 @@ def test_supervised_baseline_learns_and_reports_acc_and_auc():
     assert model.from_scratch_ and model.n_features_in_ == 256
     assert {"cross_entropy", "val_loss"} <= set(model.history_.columns)
     assert model.best_epoch_ is not None
-    X_test, y_test = _two_groups(10, (1, 16, 16), seed=2)
+    X_test, y_test = two_groups(10, (1, 16, 16), seed=2)
     proba = model.predict_proba(X_test)
     assert proba.shape == (20, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
@@ -261,8 +251,8 @@ def test_supervised_baseline_learns_and_reports_acc_and_auc():
     assert scores["auc"] >= 0.95
 
 
-def test_supervised_baseline_is_reproducible():
-    X, y = _two_groups(16, (1, 16, 16))
+def test_supervised_baseline_is_reproducible(two_groups):
+    X, y = two_groups(16, (1, 16, 16))
     state = torch.get_rng_state()
     a = SupervisedBaseline(epochs=1, batch_size=16, random_state=3).fit(X, y)
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
@@ -272,8 +262,8 @@ def test_supervised_baseline_is_reproducible():
     assert pd_a.equals(pd_b)
 
 
-def test_supervised_baseline_errors():
-    X, y = _two_groups(4, (1, 16, 16))
+def test_supervised_baseline_errors(two_groups):
+    X, y = two_groups(4, (1, 16, 16))
     model = SupervisedBaseline(epochs=1)
     with pytest.raises(ValueError, match=r"X_val and y_val together.*only X_val"):
         model.fit(X, y, X_val=X)
@@ -288,9 +278,9 @@ def test_supervised_baseline_errors():
         fitted.predict(np.zeros((2, 1, 8, 8), np.uint8))
 
 
-def test_medmnist_protocol_selects_the_epoch_with_the_best_validation_auc():
-    X, y = _two_groups(24, (1, 16, 16))
-    X_val, y_val = _two_groups(8, (1, 16, 16), seed=1)
+def test_medmnist_protocol_selects_the_epoch_with_the_best_validation_auc(two_groups):
+    X, y = two_groups(24, (1, 16, 16))
+    X_val, y_val = two_groups(8, (1, 16, 16), seed=1)
     model = medmnist_protocol(epochs=4, batch_size=16, random_state=0)
     assert (model.optimizer, model.scheduler, model.select, model.stem, model.patience) == (
         "adam",
@@ -322,10 +312,10 @@ def test_auc_score_multiclass_is_the_mean_one_vs_rest_auc():
     assert np.isnan(auc_score(np.zeros(5, int), proba[:5]))
 
 
-def test_fine_tunes_a_given_encoder_module_and_refuses_multi_label():
+def test_fine_tunes_a_given_encoder_module_and_refuses_multi_label(two_groups):
     from stratify import Stratifier
 
-    X, y = _two_groups(16, (1, 16, 16))
+    X, y = two_groups(16, (1, 16, 16))
     pretrained = Stratifier(2, epochs=1, batch_size=16, latent_dim=4, width=4, random_state=0).fit(
         X
     )
