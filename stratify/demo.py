@@ -146,8 +146,12 @@ def _summary(
     table = "| method | ARI to true strata | ARI to scanner site |\n|---|---:|---:|\n" + "".join(
         f"| {name} | {truth:.3f} | {nuisance:.3f} |\n" for name, (truth, nuisance) in scores.items()
     )
+    marks = {
+        column: f" (used in training: {role})" if role != "none" else ""
+        for column, role in tests["training_role"].items()
+    }
     effects = "".join(
-        f"| {column} | {row['effect_size']:.3f} | {row['effect_measure']} | "
+        f"| {column}{marks[column]} | {row['effect_size']:.3f} | {row['effect_measure']} | "
         f"{row['p_adjusted']:.2g} |\n"
         for column, row in tests.iterrows()
     )
@@ -166,6 +170,8 @@ def _summary(
         "fitted model: `model.pt`.\n"
         "\nHow strongly each metadata column differs across the strata (effect size in "
         "[0, 1]: Cramér's V for categories, epsilon squared for numbers; p-values adjusted "
-        "by Benjamini-Hochberg):\n\n| column | effect size | measure | adjusted p |\n"
+        "by Benjamini-Hochberg). A column used in training (here age, the prior) was pushed to "
+        "differ across the strata, so its difference is expected, not a finding:\n\n"
+        "| column | effect size | measure | adjusted p |\n"
         f"|---|---:|---|---:|\n{effects}"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +73,11 @@ def test_demo_writes_a_report_and_recovers_the_strata(tmp_path, capsys):
     }
     tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
     assert tests.loc["true_stratum", "p_value"] < 1e-10
-    assert f"| Stratifier | {ari:.3f} |" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert f"| Stratifier | {ari:.3f} |" in summary
+    # the prior's column is marked where the strata are described, in every route
+    assert "| age (used in training: prior) |" in summary
+    assert tests.loc["age", "training_role"] == "prior" and tests.loc["age", "used_in_training"]
 
 
 def test_fit_writes_model_and_history(files):
@@ -199,7 +205,7 @@ def test_error_paths_are_one_line_with_exit_code_2(files, tmp_path, capsys):
     _fails(
         ["sample", str(garbage), "--out", str(tmp_path / "s.npz"), *FAST],
         capsys,
-        "is not a stratify model file: torch's safe loader rejected its content",
+        r"is not a stratify model file \(expected the .pt that stratify fit",
     )
     _fails(["fit", "--out", str(tmp_path / "m.pt"), *FAST], capsys, "either IMAGES or --medmnist")
     bad_config = tmp_path / "bad.json"
@@ -355,7 +361,7 @@ def test_broken_files_give_one_line_before_training(files, tmp_path, capsys, mon
         (["fit", str(tmp_path / "empty.npy")], r"cannot read images from .*empty\.npy .*EOFError"),
         (
             ["fit", str(folder / "images.npy"), "--metadata", str(tmp_path / "garbage.csv")],
-            r"cannot read metadata .*garbage\.csv as a CSV with a header row",
+            r"metadata garbage\.csv is not UTF-8 text \(byte 0x80 at position 128\); save it",
         ),
     ]
     for argv, pattern in cases:
@@ -666,3 +672,73 @@ def test_fit_labels_reads_a_column_with_blanks_for_unknown(files, tmp_path, caps
     absent = [*base, "--metadata", str(tmp_path / "f.csv"), "--labels", "nope", *out]
     _fails(absent, capsys, r"--labels names the column 'nope' that the metadata lacks")
     assert not (tmp_path / "f.pt").exists()
+
+
+# ------------------------------------------------------------ answers before heavy work
+def _fresh(argv: list[str]) -> tuple[int, str, bool]:
+    """``main(argv)`` in a new interpreter: exit code, stderr, whether torch was imported."""
+    code = (
+        "import sys; from stratify.cli import main; rc = main(sys.argv[1:]); "
+        "print('torch' in sys.modules); sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stderr, done.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["predict", "{model}", "{tmp}/missing", "--out", "{tmp}/p.csv"], "images not found"),
+        (["describe", "{model}", "--metadata", "{tmp}/no.csv", "--out", "{tmp}/d"], "not found"),
+        (["report", "{tmp}/text.pt", "--out", "{tmp}/r.html"], "not a stratify model file"),
+        (["sample", "{tmp}/text.pt", "--out", "{tmp}/s.png"], "not a stratify model file"),
+    ],
+)
+def test_bad_inputs_answer_before_torch_is_imported(files, tmp_path, argv, match):
+    folder, _, _ = files
+    (tmp_path / "text.pt").write_text("not a model")
+    argv = [a.format(model=folder / "model.pt", tmp=tmp_path) for a in argv]
+    rc, err, torch_loaded = _fresh(argv)
+    assert rc == 2 and err.count("\n") == 1 and match in err
+    assert not torch_loaded
+
+
+def test_an_impossible_size_is_refused_before_allocating(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    (tmp_path / "png").mkdir()
+    image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "png" / "a.png")
+    image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "png" / "b.png")
+    argv = ["fit", str(tmp_path / "png"), "--size", "100000", "--out", str(tmp_path / "m.pt")]
+    rc, err, _ = _fresh(argv)
+    assert rc == 2 and err.count("\n") == 1
+    assert re.search(r"size 100000 needs [\d.]+ GiB .* choose a smaller --size", err)
+
+
+def test_a_negative_window_reads_as_the_readme_writes_it():
+    from stratify.cli import _joined_negative_values
+
+    assert _joined_negative_values(["fit", "x", "--window", "-1000,400", "--out", "m"]) == [
+        "fit",
+        "x",
+        "--window=-1000,400",
+        "--out",
+        "m",
+    ]
+    # a plain option after --window is not swallowed, nor a value without a minus
+    assert _joined_negative_values(["--window", "0,1"]) == ["--window", "0,1"]
+    assert _joined_negative_values(["--window", "--quiet"]) == ["--window", "--quiet"]
+    from stratify.cli.parser import _parser
+
+    args = _parser().parse_args(
+        _joined_negative_values(["views", "x", "--window", "-1000,400", "--out", "v.png"])
+    )
+    assert args.window == "-1000,400"
+
+
+def test_warnings_are_one_line_without_a_source_line(capsys):
+    from stratify.cli import _one_line_warning
+
+    _one_line_warning("fit")("Dropped 2 image ids\n  without rows", UserWarning, "f.py", 3)
+    assert capsys.readouterr().err == "stratify fit: warning: Dropped 2 image ids without rows\n"

@@ -115,9 +115,10 @@ def test_a_table_missing_an_id_fails_fast_in_one_line(cohort, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "without a metadata row: 'P007'" in err
     assert not (tmp_path / "m.pt").exists()
-    # --allow-missing drops the image and fits the others
-    with pytest.warns(UserWarning, match="Dropped 1 image ids"):
-        assert _fit(cohort, "missing.csv", tmp_path / "m.pt", "--allow-missing") == 0
+    # --allow-missing drops the image and fits the others, saying so in one line
+    assert _fit(cohort, "missing.csv", tmp_path / "m.pt", "--allow-missing") == 0
+    err = capsys.readouterr().err
+    assert err == "stratify fit: warning: Dropped 1 image ids without a metadata row: 'P007'.\n"
     assert len(Stratifier.load(tmp_path / "m.pt").ids_) == 23
 
 
@@ -155,7 +156,10 @@ def test_describe_outcome_and_the_html_report(cohort, tmp_path):
     strata = pd.read_csv(out / "strata.csv")
     assert len(strata) == 24 and {"patient_id", "stratum", "age"} <= set(strata.columns)
     tests = pd.read_csv(out / "strata_tests.csv", index_col=0)
-    assert bool(tests.loc["age", "used_in_training"]) and not tests.loc["time", "used_in_training"]
+    assert bool(tests.loc["age", "used_in_training"])
+    assert tests.loc["age", "training_role"] == "prior"
+    # the outcome is analysed by the survival tables only, never as a metadata column
+    assert not {"time", "event"} & set(tests.index)
     hazard = pd.read_csv(out / "hazard_ratios.csv")
     assert len(hazard) == 1 and (hazard["lower"] <= hazard["hazard_ratio"]).all()
 
@@ -203,3 +207,91 @@ def test_bad_outcomes_write_nothing(cohort, tmp_path, capsys, outcome, match):
     assert main([*argv, "--outcome", outcome, "--out", str(out), *QUIET]) == 2
     assert re.search(match, capsys.readouterr().err)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ patients joined by id
+@pytest.fixture(scope="module")
+def fitted_with_ids(cohort, tmp_path_factory):
+    model = tmp_path_factory.mktemp("ids") / "m.pt"
+    assert _fit(cohort, "T1.csv", model) == 0
+    return model
+
+
+@pytest.mark.parametrize("command", ["describe", "report"])
+def test_a_shuffled_table_joins_by_the_recorded_id_column(
+    cohort, fitted_with_ids, tmp_path, command
+):
+    outs = []
+    for name, extra in (("T1.csv", ["--id-column", "patient_id"]), ("T2.csv", [])):
+        out = tmp_path / (name + (".html" if command == "report" else ""))
+        argv = [command, str(fitted_with_ids), "--metadata", str(cohort / name), *extra]
+        if command == "report":
+            argv += ["--stability-resamples", "0"]
+        assert main([*argv, "--out", str(out), *QUIET]) == 0
+        outs.append(out)
+    if command == "describe":  # T2 is T1 shuffled: by id, the same patient gets the same row
+        first, second = (pd.read_csv(o / "strata.csv") for o in outs)
+        pd.testing.assert_frame_equal(first, second)
+        model = Stratifier.load(fitted_with_ids)
+        by_hand = dict(zip(model.ids_, model.labels_, strict=True))
+        assert [by_hand[i] for i in first["patient_id"]] == first["stratum"].tolist()
+    else:
+        tables = [re.sub(r"Generated [^<]*", "", o.read_text()) for o in outs]
+        assert tables[0].count("<tr>") == tables[1].count("<tr>") > 0
+
+
+def test_a_model_with_ids_and_no_id_column_is_refused_not_joined_by_order(
+    cohort, fitted_with_ids, tmp_path, capsys
+):
+    bare = tmp_path / "bare.pt"
+    bare.write_bytes(fitted_with_ids.read_bytes())  # no bare.source.json beside it
+    argv = ["describe", str(bare), "--metadata", str(cohort / "T2.csv"), "--out", str(tmp_path)]
+    assert main([*argv, *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fitted with patient ids: name the table's id column" in err
+
+
+def test_zero_padded_ids_match_their_files(tmp_path, capsys):
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    (tmp_path / "png").mkdir()
+    ids = [f"{i:03d}" for i in range(12)]
+    for i in ids:
+        pixels = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+        image.fromarray(pixels).save(tmp_path / "png" / f"{i}.png")
+    pd.DataFrame({"patient_id": ids, "age": rng.normal(60, 5, 12)}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    argv = ["fit", str(tmp_path / "png"), "--metadata", str(tmp_path / "t.csv")]
+    argv += ["--id-column", "patient_id", "--epochs", "1", "--n-clusters", "2"]
+    assert main([*argv, "--out", str(tmp_path / "m.pt"), *QUIET]) == 0
+    assert Stratifier.load(tmp_path / "m.pt").ids_.tolist() == ids
+
+
+@pytest.mark.parametrize(
+    ("write", "match"),
+    [
+        (lambda t, p: t.to_csv(p, index=False, sep=";"), r"looks semicolon-separated; save it"),
+        (
+            lambda t, p: t.assign(site="Zürich").to_csv(p, index=False, encoding="cp1252"),
+            r"is not UTF-8 text \(byte 0xfc .*save it as UTF-8",
+        ),
+    ],
+)
+def test_delimiter_and_encoding_are_named_with_the_fix(
+    cohort, fitted_with_ids, tmp_path, capsys, write, match
+):
+    write(pd.read_csv(cohort / "T1.csv"), tmp_path / "t.csv")
+    argv = ["describe", str(fitted_with_ids), "--metadata", str(tmp_path / "t.csv")]
+    argv += ["--id-column", "patient_id", "--out", str(tmp_path / "d")]
+    assert main([*argv, *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(match, err)
+
+
+def test_a_table_matching_no_image_is_one_line_even_with_allow_missing(cohort, tmp_path, capsys):
+    table = pd.read_csv(cohort / "T1.csv")
+    table.assign(patient_id="X" + table["patient_id"]).to_csv(cohort / "none.csv", index=False)
+    assert _fit(cohort, "none.csv", tmp_path / "m.pt", "--allow-missing") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "got none: 24 image ids without a metadata row" in err

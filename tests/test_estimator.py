@@ -206,6 +206,11 @@ def test_describe_and_stability_delegate(fitted, cohort):
     profile, tests = fitted.describe(metadata)
     assert profile["n"].sum() == 360
     assert tests.loc["age", "p_value"] < 1e-6  # age is correlated with the strata
+    roles = fitted.columns_in_training()
+    assert tests["training_role"].tolist() == [roles.get(c, "none") for c in tests.index]
+    assert tests["used_in_training"].tolist() == [c in roles for c in tests.index]
+    _, without = fitted.describe(metadata, outcome=("age", "site"))
+    assert not {"age", "site"} & set(without.index) and len(without) == len(tests) - 2
     images = cohort[0][:60]
     table = stability(Stratifier(2, random_state=0, **TINY), images, n_resamples=2, random_state=0)
     table = table.resamples

@@ -192,15 +192,14 @@ def write_html_report(
         )
 
     if metadata is not None:
-        profile, tests = model.describe(metadata)
-        roles = model.columns_in_training()
-        trained = [c for c in tests.index if c in roles]
+        profile, tests = model.describe(metadata, outcome=outcome)
+        trained = tests.index[tests["used_in_training"]].tolist()
         role = {"labels": "known labels", "prior": "a prior"}
-        named = ", ".join(f"{c} ({role[roles[c]]})" for c in trained)
+        named = ", ".join(f"{c} ({role[tests.loc[c, 'training_role']]})" for c in trained)
         parts.append(
             "<h2>Metadata per stratum</h2>" + _table(profile) + "<p class='note'>Tests across "
             "strata; p-values adjusted by Benjamini-Hochberg.</p>"
-            + _table(tests.assign(used_in_training=tests.index.isin(trained)))
+            + _table(tests)
             + (
                 f"<p class='note'>Used in training: {html.escape(named)}. The strata were "
                 "pushed to follow these columns, so their differences across strata are "

@@ -217,10 +217,45 @@ def describe_strata(
 class StrataReportMixin:
     """The reporting methods of a fitted :class:`~stratify.Stratifier`."""
 
-    def describe(self, metadata: pd.DataFrame, **kwargs: Any) -> StrataProfile:
-        """Per-stratum profile of the training metadata with tests across strata.
+    def describe(
+        self,
+        metadata: pd.DataFrame,
+        *,
+        outcome: tuple[str, str] | None = None,
+        columns: list[str] | None = None,
+        categorical: list[str] | None = None,
+    ) -> StrataProfile:
+        """Per-stratum profile of the training metadata with tests across strata, the
+        columns that entered training marked.
 
-        See :func:`stratify.analysis.report.describe_strata`.
+        Parameters
+        ----------
+        metadata : pandas.DataFrame
+            One row per training image, in training order.
+        outcome : (str, str), optional
+            The survival columns (time, event): analysed per stratum by
+            :func:`stratify.analysis.survival.survival_by_stratum`, so left out here (a
+            Kruskal-Wallis test of censored times would be wrong).
+        columns, categorical : list of str, optional
+            As :func:`stratify.analysis.report.describe_strata`.
+
+        Returns
+        -------
+        StrataProfile
+            Its ``tests`` also hold ``training_role`` (``"prior"``, ``"labels"`` or
+            ``"none"``, from :meth:`~stratify.Stratifier.columns_in_training`) and
+            ``used_in_training``: a column the strata were trained to follow differs across
+            them by construction, which is not a finding.
         """
         check_is_fitted(self)
-        return describe_strata(self.labels_, metadata, **kwargs)  # type: ignore[attr-defined]
+        dropped = [c for c in (outcome or ()) if c in metadata.columns]
+        profile, tests = describe_strata(
+            self.labels_,  # type: ignore[attr-defined]
+            metadata.drop(columns=dropped),
+            columns=columns,
+            categorical=categorical,
+        )
+        roles = self.columns_in_training()  # type: ignore[attr-defined]
+        tests["training_role"] = [roles.get(c, "none") for c in tests.index]
+        tests["used_in_training"] = tests["training_role"] != "none"
+        return StrataProfile(profile, tests)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from stratify._errors import CommandError, error_line
 from stratify._optional import MissingDependency
@@ -39,12 +41,43 @@ def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
     return f"progress saved in {checkpoint} (epoch {epoch}); continue with: {command}"
 
 
+#: Options whose value may start with a minus sign (``--window -1000,400``, HU values).
+_NEGATIVE_VALUE_OPTIONS = ("--window",)
+
+
+def _joined_negative_values(argv: list[str]) -> list[str]:
+    """``--window -1000,400`` -> ``--window=-1000,400``: argparse would read a value that
+    starts with ``-`` and is not a plain number as another option.
+    """
+    out: list[str] = []
+    pending = False
+    for arg in argv:
+        if pending and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+        pending = arg in _NEGATIVE_VALUE_OPTIONS
+    return out
+
+
+def _one_line_warning(command: str) -> Any:
+    """Warnings as one line on stderr (no source line, no file path), as errors are."""
+
+    def show(message: Any, category: Any, filename: Any, lineno: Any, *rest: Any) -> None:
+        text = " ".join(str(message).split())
+        print(f"stratify {command}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stratify`` console script; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _joined_negative_values(list(sys.argv[1:] if argv is None else argv))
     args = _parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.func(args)
     except KeyboardInterrupt:
         if args.debug:
             raise

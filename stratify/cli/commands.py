@@ -23,6 +23,7 @@ from stratify.cli.inputs import (
     _read_config,
     _read_metadata,
     _read_source,
+    check_model_file,
 )
 
 
@@ -222,6 +223,9 @@ def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     check_writable(args.out, "--out file")
+    check_model_file(args.model)
+    if not Path(args.images).exists():
+        raise CommandError(f"images not found: {args.images}")
     settings = _read_settings(args.model)
     size = settings["size"] if args.size is None else args.size
     window = _window(args.window if args.window is not None else settings["window"])
@@ -265,23 +269,55 @@ def _outcome(text: str | None, metadata: Any) -> tuple[str, str] | None:
     return names[0], names[1]
 
 
+def _id_column(args: argparse.Namespace, model: Any) -> str | None:
+    """How ``describe`` and ``report`` join the table: by the id column (``--id-column``, or
+    the one recorded when the model was fitted), or, for a model fitted without ids, by row.
+    """
+    fitted_with_ids = getattr(model, "ids_", None) is not None
+    if not fitted_with_ids:
+        if args.id_column is not None:
+            raise CommandError(
+                f"--id-column {args.id_column}: the model was fitted without patient ids, so "
+                "the table's rows are matched to its images in order; leave out --id-column"
+            )
+        return None
+    column = args.id_column or _read_settings(args.model)["id_column"]
+    if column is None:
+        raise CommandError(
+            "the model was fitted with patient ids: name the table's id column with "
+            "--id-column COLUMN (rows are never matched by order to a model fitted with ids)"
+        )
+    return column
+
+
 def _strata_table(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
     """The training strata with their metadata (one row per image) and, with ids, one row
     per patient (``patient_stratum``: the most frequent stratum of their images).
     """
-    if args.id_column is None:
+    column = _id_column(args, model)
+    if column is None:
         metadata = _read_metadata(args.metadata, len(model.labels_))
         return metadata, metadata.assign(stratum=model.labels_)
     from stratify.data.ids import patient_strata
 
-    metadata, _ = _patients(getattr(model, "ids_", None), args.metadata, args.id_column)
+    metadata, _ = _patients(model.ids_, args.metadata, column)
     patients = metadata.assign(stratum=patient_strata(model.ids_, model.labels_))
-    return metadata, patients.drop_duplicates(args.id_column).reset_index(drop=True)
+    return metadata, patients.drop_duplicates(column).reset_index(drop=True)
+
+
+def _check_first(args: argparse.Namespace) -> None:
+    """What ``describe`` and ``report`` can refuse before torch is imported (a second)."""
+    check_model_file(args.model)
+    if getattr(args, "metadata", None) is not None and not Path(args.metadata).is_file():
+        raise CommandError(f"metadata file not found: {args.metadata}")
+    if args.outcome is not None and len([n for n in args.outcome.split(",") if n.strip()]) != 2:
+        raise CommandError(f"--outcome must be TIME,EVENT (two column names), got {args.outcome!r}")
 
 
 def _describe(args: argparse.Namespace) -> int:
     from stratify.analysis import plotting
 
+    _check_first(args)
     model = _load_model(args.model)
     metadata, patients = _strata_table(args, model)
     outcome = _outcome(args.outcome, metadata)
@@ -291,11 +327,7 @@ def _describe(args: argparse.Namespace) -> int:
         survival = survival_by_stratum(
             patients["stratum"], patients[outcome[0]], patients[outcome[1]]
         )
-    profile, tests = model.describe(metadata)
-    # a column the strata were trained to follow (a prior, the labels) is no finding
-    roles = model.columns_in_training()
-    tests["used_in_training"] = tests.index.isin(list(roles))
-    tests["training_role"] = [roles.get(c, "none") for c in tests.index]
+    profile, tests = model.describe(metadata, outcome=outcome)
     out = Path(args.out)
     write_csv(profile, out / "strata_profile.csv")
     write_csv(tests, out / "strata_tests.csv")
@@ -330,6 +362,7 @@ def _report(args: argparse.Namespace) -> int:
     out = check_writable(args.out, "--out report")
     if args.stability_resamples < 0:
         raise CommandError(f"--stability-resamples must be >= 0, got {args.stability_resamples}")
+    _check_first(args)
     model = _load_model(args.model)
     metadata = patients = outcome = None
     if args.metadata is not None:
@@ -371,6 +404,8 @@ def _report(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from stratify.analysis import plotting
 
+    if Path(args.out).suffix not in (".png", ".npz"):
+        raise CommandError(f"--out must end in .npz or .png, got {Path(args.out).name}")
     model = _load_model(args.model)
     images = model.sample(args.n, cluster=args.cluster, random_state=args.seed)
     out = Path(args.out)

@@ -78,19 +78,55 @@ def _read_source(
     return images, ids
 
 
-def _read_table(path: str) -> Any:
+def _read_table(path: str, id_column: str | None = None) -> Any:
+    """A CSV table with a header row; ``id_column`` is read as text (``001`` stays ``001``)
+    and stripped. Encoding and delimiter problems are named with their fix.
+    """
     import pandas as pd
 
     file = Path(path)
     if not file.is_file():
         raise CommandError(f"metadata file not found: {file}")
     try:
-        return pd.read_csv(file)
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        table = pd.read_csv(file, dtype=None if id_column is None else {id_column: str})
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"metadata {file.name} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
+            f"position {error.start}); save it as UTF-8 (Excel: 'CSV UTF-8'; or iconv -f "
+            "cp1252 -t utf-8)"
+        ) from None
+    except (ValueError, pd.errors.ParserError) as error:
         raise CommandError(
             f"cannot read metadata {file} as a CSV with a header row: "
             f"{type(error).__name__}: {error_line(error)}"
         ) from None
+    if len(table.columns) == 1:
+        (header,) = table.columns
+        for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "bar")):
+            if delimiter in str(header):
+                raise CommandError(
+                    f"metadata {file.name} has one column {str(header)[:60]!r}: it looks "
+                    f"{name}-separated; save it comma-separated (stratify reads CSV with commas)"
+                )
+    if id_column is not None and id_column in table.columns:
+        table[id_column] = table[id_column].str.strip()
+    return table
+
+
+def check_model_file(path: str) -> None:
+    """Refuse at once what cannot be a saved model (before torch is imported): no file, or
+    a file that is not a torch archive.
+    """
+    import zipfile
+
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"model file not found: {file}")
+    if not zipfile.is_zipfile(file):
+        raise CommandError(
+            f"{file} is not a stratify model file (expected the .pt that stratify fit or "
+            "Stratifier.save wrote; this file is not a torch archive)"
+        )
 
 
 def _patients(
@@ -104,7 +140,7 @@ def _patients(
         )
     from stratify.data.ids import align_metadata
 
-    table = _read_table(path)
+    table = _read_table(path, id_column)
     try:
         return align_metadata(ids, table, id_column=id_column, allow_missing=allow_missing)
     except ValueError as error:
@@ -190,6 +226,7 @@ def _read_config(path: str | None) -> dict[str, Any]:
 
 
 def _load_model(path: str) -> Any:
+    check_model_file(path)
     from stratify.estimator import Stratifier
 
     return Stratifier.load(path)

@@ -47,6 +47,7 @@ import pandas as pd
 
 from stratify._atomic import atomic_write
 from stratify._optional import require
+from stratify._system import host_memory
 
 __all__ = ["FileCohort", "FileCohortError", "read_cohort"]
 
@@ -298,6 +299,30 @@ def _cache_key(paths: Sequence[Path], size: int | None, window: Any) -> str:
     return digest.hexdigest()
 
 
+#: Bytes per voxel while one image is resampled (float64 copies of the image).
+_RESAMPLE_BYTES = 16
+
+
+def _check_memory(n_images: int, ndim: int, size: int | None, cache: Any) -> None:
+    """Refuse a ``size`` whose images cannot fit in memory, before allocating anything."""
+    if size is None:
+        return
+    available = host_memory()
+    voxels = size**ndim
+    needed = {"one image while resampling": voxels * _RESAMPLE_BYTES}
+    if cache is None:  # the cohort in memory, one byte a voxel (up to 3 channels)
+        needed[f"the {n_images} images"] = n_images * voxels
+    if available is None:
+        return
+    for what, bytes_ in needed.items():
+        if bytes_ > available:
+            raise FileCohortError(
+                f"size {size} needs {bytes_ / 2**30:.1f} GiB for {what} ({size}^{ndim} voxels), "
+                f"more than the {available / 2**30:.1f} GiB available; choose a smaller --size"
+                + ("" if cache is not None else " or memory-map them with --cache FOLDER")
+            )
+
+
 def read_cohort(
     source: str | os.PathLike,
     *,
@@ -353,6 +378,7 @@ def read_cohort(
         if dims == {"2d"}
         else ("dicom" if all(k == "dicom" for k in kinds.values()) else "nifti")
     )
+    _check_memory(len(paths), 2 if kind == "2d" else 3, size, cache)
     cached = None
     if cache is not None:
         cached = Path(cache) / f"cohort-{_cache_key(paths, size, window)}.npz"

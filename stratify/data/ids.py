@@ -43,7 +43,7 @@ def check_ids(ids: Any, n_samples: int) -> np.ndarray:
     if empty:
         shown = ", ".join(str(k) for k in empty[:SHOWN_IDS])
         raise ValueError(f"Expected an id for every image, got none for images at {shown}.")
-    return np.asarray([str(v) for v in values], dtype=str)
+    return np.asarray([str(v).strip() for v in values], dtype=str)
 
 
 def align_metadata(
@@ -85,7 +85,7 @@ def align_metadata(
     image_ids = check_ids(ids, len(np.asarray(ids, dtype=object).ravel()))
     if id_column is None:
         name = table.index.name or "id"
-        keys = table.index.astype(str)
+        keys = table.index.astype(str).str.strip()
         rows = table.reset_index(drop=True)
     else:
         if id_column not in table.columns:
@@ -94,7 +94,7 @@ def align_metadata(
                 f"{list(table.columns)}."
             )
         name = id_column
-        keys = pd.Index(table[id_column].astype(str))
+        keys = pd.Index(table[id_column].astype(str).str.strip())
         rows = table.drop(columns=[id_column]).reset_index(drop=True)
     duplicated = keys[keys.duplicated()].unique()
     if len(duplicated):
@@ -110,19 +110,51 @@ def align_metadata(
         problems.append(f"{len(no_row)} image ids without a metadata row: {_some(no_row)}")
     if no_image:
         problems.append(f"{len(no_image)} metadata ids without an image: {_some(no_image)}")
+    problems += _near_misses(no_row, no_image)
     if problems and not allow_missing:
         raise ValueError(
             f"Expected every image and every metadata row to match by {name}, got "
             + "; ".join(problems)
             + " (allow_missing drops them)."
         )
+    kept = np.isin(image_ids, list(known))
+    if problems and not kept.any():
+        raise ValueError(
+            f"Expected some images to match a metadata row by {name}, got none: "
+            + "; ".join(problems)
+            + "."
+        )
     if problems:
         warnings.warn("Dropped " + "; ".join(problems) + ".", UserWarning, stacklevel=2)
-    kept = np.isin(image_ids, list(known))
     position = pd.Series(np.arange(len(keys)), index=keys)
     aligned = rows.iloc[position.loc[image_ids[kept]].to_numpy()].reset_index(drop=True)
     aligned.insert(0, name, image_ids[kept])
     return aligned, kept
+
+
+def _near_misses(no_row: list[str], no_image: list[str]) -> list[str]:
+    """Why unmatched ids may be the same patients: another case, or numbers that lost their
+    leading zeros (a table read with numeric ids).
+    """
+    notes = []
+    no_row, no_image = [str(i) for i in no_row], [str(i) for i in no_image]
+    lower = {i.lower(): i for i in no_image}
+    case = [(i, lower[i.lower()]) for i in no_row if i.lower() in lower]
+    if case:
+        image, row = case[0]
+        notes.append(
+            f"{len(case)} of them differ from a metadata id only in case (image {image!r}, "
+            f"row {row!r}): ids are matched exactly"
+        )
+    stripped = {i.lstrip("0") or "0": i for i in no_row if i.isdigit()}
+    zeros = [i for i in no_image if i.isdigit() and i in stripped and stripped[i] != i]
+    if zeros:
+        notes.append(
+            f"{len(zeros)} metadata ids look like image ids without their leading zeros "
+            f"(row {zeros[0]!r}, image {stripped[zeros[0]]!r}): read the id column as text "
+            "(pandas: dtype={column: str})"
+        )
+    return notes
 
 
 def patient_strata(ids: Any, labels: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:

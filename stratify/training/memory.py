@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from stratify._system import host_memory
 from stratify.training.config import TrainConfig
 from stratify.training.step import Augment, Plan, step_loss
 
@@ -89,18 +89,7 @@ def available_memory(device: torch.device) -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    pages = getattr(os, "sysconf", None)
-    try:
-        return int(pages("SC_AVPHYS_PAGES") * pages("SC_PAGE_SIZE")) if pages else None
-    except (ValueError, OSError):  # pragma: no cover - platform dependent
-        return None
+    return host_memory()
 
 
 def default_budget(device: torch.device) -> int:

@@ -47,6 +47,34 @@ def test_allow_missing_drops_with_a_warning():
     assert kept.tolist() == [False, True, True] and aligned["patient_id"].tolist() == ["P1", "P2"]
 
 
+def test_ids_are_text_stripped_and_near_misses_are_named():
+    table = pd.DataFrame({"patient_id": [" 001", "002 "], "age": [1.0, 2.0]})
+    aligned, _ = align_metadata(["001", "002"], table, id_column="patient_id")
+    assert aligned["age"].tolist() == [1.0, 2.0]
+    with pytest.raises(
+        ValueError,
+        match=r"1 of them differ from a metadata id only in case "
+        r"\(image 'p1', row 'P1'\)",
+    ):
+        align_metadata(["p1", "P2", "P3"], _table(), id_column="patient_id")
+    numbers = pd.DataFrame({"patient_id": [1, 2], "age": [1.0, 2.0]})  # read as numbers
+    with pytest.raises(
+        ValueError,
+        match=r"2 metadata ids look like image ids without their "
+        r"leading zeros \(row '1', image '001'\): read the id column as text",
+    ):
+        align_metadata(["001", "002"], numbers, id_column="patient_id")
+
+
+def test_no_match_at_all_is_an_error_even_with_allow_missing():
+    with pytest.raises(
+        ValueError,
+        match=r"Expected some images to match a metadata row by "
+        r"patient_id, got none: 2 image ids without a metadata row",
+    ):
+        align_metadata(["X1", "X2"], _table(), id_column="patient_id", allow_missing=True)
+
+
 def test_ids_are_checked():
     with pytest.raises(ValueError, match=r"one id per image \(3 ids\), got 2"):
         check_ids(["a", "b"], 3)
