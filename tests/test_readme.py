@@ -47,7 +47,12 @@ def test_every_page_with_code_is_collected():
     [p for p in PAGES if _blocks(p) and p not in (README, ROOT / "docs" / "extending.md")],
     ids=lambda p: p.relative_to(ROOT).as_posix(),
 )
-def test_page_code_runs(page, tmp_path, monkeypatch):
+def test_page_code_runs(page, tmp_path, monkeypatch, request):
+    text = page.read_text()
+    if "load_medmnist(" in text:  # the official files, where the tests find them
+        monkeypatch.setenv("STRATIFY_DATA", str(request.getfixturevalue("medmnist_root")))
+    if "load_mnist_test(" in text:
+        monkeypatch.setenv("STRATIFY_MNIST", str(request.getfixturevalue("mnist_root")))
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for code in _blocks(page):

@@ -371,8 +371,14 @@ def _report(args: argparse.Namespace) -> int:
     elif args.outcome is not None:
         raise CommandError("--outcome names columns of --metadata; give --metadata")
     images = None
+    settings = _read_settings(args.model)
+    inputs = f"{len(model.labels_)} training images"
+    if getattr(model, "ids_", None) is not None:
+        inputs += f" of {len(set(model.ids_))} patients"
+    if settings["size"] is not None or settings["window"] is not None:
+        inputs += f", read at size {settings['size']} with window {settings['window']}"
     if args.images is not None:
-        settings = _read_settings(args.model)
+        inputs = f"{args.images}: {inputs}"
         images, ids = _read_source(
             args.images, "train", settings["size"], _window(settings["window"])
         )
@@ -395,6 +401,8 @@ def _report(args: argparse.Namespace) -> int:
         outcome=outcome,
         images=images,
         stability_resamples=args.stability_resamples,
+        inputs=inputs,
+        time_unit=args.time_unit,
     )
     if not args.quiet:
         print(f"report: {out.resolve()}")

@@ -206,7 +206,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("model")
     report.add_argument("--metadata", help="CSV, as for describe")
-    report.add_argument("--images", help="the training images, for real examples per stratum")
+    report.add_argument(
+        "--images",
+        help="the training images: real examples per stratum, and the check that decides "
+        "whether synthetic ones are shown",
+    )
+    report.add_argument(
+        "--time-unit",
+        default="time units",
+        help="what the --outcome times count, for the report's labels (e.g. days, months)",
+    )
     report.add_argument("--out", required=True, help="the .html file to write")
     report.add_argument(
         "--stability-resamples",
