@@ -4,7 +4,7 @@ A backend says how it is fitted, how a candidate number of strata is scored and 
 direction (:class:`Criterion`), how new samples are assigned, and what else it gives
 (probabilities, outlier scores, a Gaussian per stratum, a warning when it calls too much of
 the data noise). :class:`~stratify.cluster.StrataClusterer` reads nothing else about a
-backend, so adding one is one entry (README, "Extending stratify").
+backend, so adding one is one entry (the documentation's "Extending" page).
 
 scikit-learn and hdbscan are imported when a backend is fitted, so that reading the table
 (the command line's help) stays fast.

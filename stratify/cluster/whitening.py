@@ -23,7 +23,7 @@ WHITENING_RTOL = 1e-9
 #: latent dimension (N / k >= 10 D). Whitening gives every direction unit variance, the
 #: directions the latents barely vary along too; with few samples per stratum the k-means
 #: start of the mixture then follows chance structure in those directions (the measurements
-#: behind the threshold: README, "The default recipe").
+#: behind the threshold: the documentation's benchmark pages).
 WHITEN_SAMPLES_PER_DIMENSION = 10
 
 

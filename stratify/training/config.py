@@ -17,7 +17,7 @@ _OWNER = "TrainConfig"
 
 #: The ``epochs="auto"`` rule of :class:`~stratify.Stratifier`: train until the network has
 #: seen about this many samples (1,000 steps at the automatic batch's cap of 256), whatever
-#: the dataset size (the measurements behind it: README, "The default recipe").
+#: the dataset size (the measurements behind it: the documentation's benchmark pages).
 AUTO_EPOCH_SAMPLES = 256_000
 
 

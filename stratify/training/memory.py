@@ -10,7 +10,7 @@ the backward (each storage once; parameters and buffers, which do not grow with 
 excluded). :func:`inference_bytes_per_sample` measures the largest
 layer output of a forward without gradients (what embedding needs).
 
-The rules (documented in the README, section Scaling):
+The rules (documented in the user guide, "Scaling"):
 
 * training: ``batch = min(BATCH_CAP, budget // (HEADROOM * step_bytes_per_sample))``, at
   least 1;
