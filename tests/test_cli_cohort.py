@@ -295,3 +295,17 @@ def test_a_table_matching_no_image_is_one_line_even_with_allow_missing(cohort, t
     assert _fit(cohort, "none.csv", tmp_path / "m.pt", "--allow-missing") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "got none: 24 image ids without a metadata row" in err
+
+
+def test_predicting_2d_images_with_a_volume_model_names_the_mismatch(
+    fitted_with_ids, tmp_path, capsys
+):
+    image = pytest.importorskip("PIL.Image")
+    (tmp_path / "png").mkdir()
+    for i in range(3):
+        image.fromarray(np.zeros((12, 12), np.uint8)).save(tmp_path / "png" / f"P{i}.png")
+    argv = ["predict", str(fitted_with_ids), str(tmp_path / "png"), "--out", str(tmp_path / "p")]
+    assert main([*argv, *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "the model was fitted on 3D volumes, but" in err and "holds 2D images" in err

@@ -183,7 +183,12 @@ def _fit(args: argparse.Namespace) -> int:
     model.save(out)
     if args.images is not None and _is_file_cohort(args.images):
         # how the files were read: predict reads new files the same way
-        settings = {"size": args.size, "window": args.window, "id_column": args.id_column}
+        settings = {
+            "size": args.size,
+            "window": args.window,
+            "id_column": args.id_column,
+            "dims": len(model.image_shape_) - 1,
+        }
         write_text(json.dumps(settings), _source_settings(out))
     history = out.with_name(out.stem + ".history.csv")
     write_csv(model.history_, history, index=False)
@@ -227,6 +232,16 @@ def _predict(args: argparse.Namespace) -> int:
     if not Path(args.images).exists():
         raise CommandError(f"images not found: {args.images}")
     settings = _read_settings(args.model)
+    if settings.get("dims") is not None and _is_file_cohort(args.images):
+        from stratify.data.files import cohort_dimensions
+
+        found = cohort_dimensions(args.images)
+        if found != settings["dims"]:
+            kinds = {2: "2D images", 3: "3D volumes"}
+            raise CommandError(
+                f"the model was fitted on {kinds[settings['dims']]}, but {args.images} holds "
+                f"{kinds[found]}: predict them with a model fitted on {kinds[found]}"
+            )
     size = settings["size"] if args.size is None else args.size
     window = _window(args.window if args.window is not None else settings["window"])
     images, ids = _read_source(args.images, args.split, size, window)

@@ -49,7 +49,7 @@ from stratify._atomic import atomic_write
 from stratify._optional import require
 from stratify._system import host_memory
 
-__all__ = ["FileCohort", "FileCohortError", "read_cohort"]
+__all__ = ["FileCohort", "FileCohortError", "cohort_dimensions", "read_cohort"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -323,6 +323,34 @@ def _check_memory(n_images: int, ndim: int, size: int | None, cache: Any) -> Non
             )
 
 
+_FLAT_KINDS = ("2d", "dicom2d")
+
+
+def _dimensions(source: Any, kinds: dict[Path, str]) -> int:
+    """2 for a cohort of 2D images, 3 for one of volumes; mixed is an error."""
+    dims = {2 if k in _FLAT_KINDS else 3 for k in kinds.values()}
+    if len(dims) > 1:
+        flat = [p for p, k in kinds.items() if k in _FLAT_KINDS][:1]
+        deep = [p for p, k in kinds.items() if k not in _FLAT_KINDS][:1]
+        raise FileCohortError(
+            f"{source}: expected 2D images or 3D volumes, not both (e.g. {flat[0]} and {deep[0]})"
+        )
+    return dims.pop()
+
+
+def cohort_dimensions(source: str | os.PathLike) -> int:
+    """Whether a folder or manifest holds 2D images (2) or 3D volumes (3), from the file
+    kinds alone (nothing is read or resampled).
+
+    Raises
+    ------
+    FileCohortError
+        For no image files, or 2D images mixed with 3D volumes.
+    """
+    paths, _ = _sources(source)
+    return _dimensions(source, {p: _source_kind(p) for p in paths})
+
+
 def read_cohort(
     source: str | os.PathLike,
     *,
@@ -365,17 +393,9 @@ def read_cohort(
         window = (low, high)
     paths, manifest_ids = _sources(source)
     kinds = {p: _source_kind(p) for p in paths}
-    flat_kinds = ("2d", "dicom2d")
-    dims = {("2d" if k in flat_kinds else "3d") for k in kinds.values()}
-    if len(dims) > 1:
-        flat = [p for p, k in kinds.items() if k in flat_kinds][:2]
-        deep = [p for p, k in kinds.items() if k not in flat_kinds][:2]
-        raise FileCohortError(
-            f"{source}: expected 2D images or 3D volumes, not both (e.g. {flat[0]} and {deep[0]})"
-        )
     kind = (
         "2d"
-        if dims == {"2d"}
+        if _dimensions(source, kinds) == 2
         else ("dicom" if all(k == "dicom" for k in kinds.values()) else "nifti")
     )
     _check_memory(len(paths), 2 if kind == "2d" else 3, size, cache)
