@@ -23,6 +23,7 @@ from stratify.cli.inputs import (
     _read_config,
     _read_metadata,
     _read_source,
+    _read_table,
     check_model_file,
 )
 
@@ -323,10 +324,17 @@ def _strata_table(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
 def _check_first(args: argparse.Namespace) -> None:
     """What ``describe`` and ``report`` can refuse before torch is imported (a second)."""
     check_model_file(args.model)
-    if getattr(args, "metadata", None) is not None and not Path(args.metadata).is_file():
-        raise CommandError(f"metadata file not found: {args.metadata}")
-    if args.outcome is not None and len([n for n in args.outcome.split(",") if n.strip()]) != 2:
-        raise CommandError(f"--outcome must be TIME,EVENT (two column names), got {args.outcome!r}")
+    if getattr(args, "metadata", None) is None:
+        if args.outcome is not None:
+            raise CommandError("--outcome names columns of --metadata; give --metadata")
+        return
+    table = _read_table(args.metadata, args.id_column)  # named errors: encoding, delimiter
+    if args.id_column is not None and args.id_column not in table.columns:
+        raise CommandError(
+            f"--id-column {args.id_column!r} is not a column of {Path(args.metadata).name}; "
+            f"it has {list(table.columns)}"
+        )
+    _outcome(args.outcome, table)
 
 
 def _describe(args: argparse.Namespace) -> int:
