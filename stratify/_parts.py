@@ -92,14 +92,14 @@ class StratifierParts:
         check_is_fitted(self)
         return self.scaler_.data_range_
 
-    def check_images(self, X: Any) -> np.ndarray:
+    def _check_images(self, X: Any) -> np.ndarray:
         """New images as the network takes them: (M, C, *S), checked against the fitted
         image shape and intensity scale (uint8 kept, floats rescaled to [0, 1]).
         """
         check_is_fitted(self)
         return self._images(X, reset=False)
 
-    def to_input_layout(self, images: np.ndarray) -> np.ndarray:
+    def _to_input_layout(self, images: np.ndarray) -> np.ndarray:
         """Decoded images (M, C, *S) in [0, 1] -> the dtype range and layout of the fitted
         inputs (uint8 0-255 or the float range seen in ``fit``; (M, H, W) or (M, F) if the
         inputs had that layout).

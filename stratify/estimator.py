@@ -460,7 +460,7 @@ class Stratifier(
                 self.__dict__.pop(name, None)
 
     @property
-    def embed_batch_size_(self) -> int:
+    def _embed_batch_size(self) -> int:
         """Images per embedding batch: as many as the memory budget holds (at most 1024)."""
         check_is_fitted(self)
         budget = (self.train_config or {}).get("memory_budget")
@@ -474,7 +474,7 @@ class Stratifier(
         ``active_units_``.
         """
         mu, logvar = embed(
-            self.model_, images, batch_size=self.embed_batch_size_, logvar=True, shard=True
+            self.model_, images, batch_size=self._embed_batch_size, logvar=True, shard=True
         )
         self.embedding_ = mu
         for stale in ("embedding_std_", "kl_per_dim_", "active_units_"):
@@ -483,9 +483,9 @@ class Stratifier(
             return
         self.embedding_std_ = np.exp(0.5 * logvar).astype(np.float32)
         kl = kl_per_dimension(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double())
-        self.set_posterior_summary(kl.numpy())
+        self._set_posterior_summary(kl.numpy())
 
-    def set_posterior_summary(self, kl_per_dim: np.ndarray) -> None:
+    def _set_posterior_summary(self, kl_per_dim: np.ndarray) -> None:
         """Set ``kl_per_dim_`` as given and ``active_units_`` from ``embedding_`` (VAE)."""
         self.kl_per_dim_ = np.asarray(kl_per_dim, dtype=np.float64)
         variance = self.embedding_.astype(np.float64).var(axis=0)
@@ -500,7 +500,7 @@ class Stratifier(
         numpy.ndarray of float32, shape (M, latent_dim)
         """
         check_is_fitted(self)
-        return embed(self.model_, self._images(X, reset=False), batch_size=self.embed_batch_size_)
+        return embed(self.model_, self._images(X, reset=False), batch_size=self._embed_batch_size)
 
     def predict(self, X: Any) -> np.ndarray:
         """Assign new patients to the fitted strata (``-1`` = HDBSCAN noise).

@@ -74,7 +74,7 @@ def decode(estimator: Any, latents: Any, batch_size: int = 256) -> np.ndarray:
         ]
     finally:
         model.train(was_training)
-    return estimator.to_input_layout(
+    return estimator._to_input_layout(
         np.concatenate(parts) if parts else np.empty((0, *estimator.image_shape_), np.float32)
     )
 
@@ -83,7 +83,7 @@ def _posterior(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Means and standard deviations (None for an AE) of q(z | x), in batches."""
     model = _require_decoder(estimator)
     mu, logvar = embed(
-        model, estimator.check_images(X), batch_size=estimator.embed_batch_size_, logvar=True
+        model, estimator._check_images(X), batch_size=estimator._embed_batch_size, logvar=True
     )
     return mu, (None if logvar is None else np.exp(0.5 * logvar))
 
@@ -216,7 +216,7 @@ def interpolate(estimator: Any, a: Any, b: Any, steps: int = 8) -> np.ndarray:
 
 def _unit_images(estimator: Any, images: Any) -> np.ndarray:
     """Images in any accepted layout -> float (N, C, *S) in [0, 1] (the network's scale)."""
-    array = estimator.check_images(images)
+    array = estimator._check_images(images)
     return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
 
 

@@ -361,7 +361,7 @@ def load_stratifier(cls: type, path: str | os.PathLike) -> Any:
     estimator.label_column_ = fitted.get("label_column_")
     if fitted.get("kl_per_dim_") is not None:
         estimator.embedding_std_ = fitted["embedding_std_"]
-        estimator.set_posterior_summary(fitted["kl_per_dim_"])
+        estimator._set_posterior_summary(fitted["kl_per_dim_"])
     state = fitted["clusterer"]
     if state["params"] is None:  # a version-1 file: the estimator's parameters give them
         state["params"] = estimator._new_clusterer(state.pop("seed")).get_params(deep=False)
