@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.metrics import normalized_mutual_info_score
 
 from lab.datasets import load_dataset
@@ -91,11 +92,7 @@ def run_one(dataset: str, fraction: float, seed: int, model_cache: str | None) -
     model = fitted_stratifier(val, seed, settings, dict(DEFAULT_PARAMS), known=known)
     fit_seconds = time.perf_counter() - start
     z_val, z_test = model.transform(val.test.images), model.transform(test.test.images)
-    mixture = (
-        model._new_clusterer(model._cluster_seed)
-        .set_params(anchoring="gmm")
-        .fit(model.embedding_, known)
-    )
+    mixture = clone(model.clusterer_).set_params(anchoring="gmm").fit(model.embedding_, known)
     space = mixture.transform_space  # the anchoring space: the same for every candidate
     train_space = space(model.embedding_)
     rows = []

@@ -97,7 +97,7 @@ def _child_fit(dataset: str, scratch: Path) -> dict:
         "strata": int(model.n_clusters_),
     }
     if dataset == "images-100000":
-        latents = model._latents_for_clustering(model.embedding_)
+        latents = model.clustered_space()  # the coordinates the clustering reads
         np.save(scratch / "latents.npy", latents.astype(np.float32))
         start = time.perf_counter()
         model.predict(data)

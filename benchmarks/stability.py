@@ -4,7 +4,7 @@ For each dataset and seed, the ``default`` method of the full profile is fitted 
 read from ``--model-cache`` when the full profile's run left it there) and two things are
 measured without labels:
 
-* **subsamples** (:meth:`stratify.Stratifier.clustering_stability`, the network frozen):
+* **subsamples** (:func:`stratify.stability` of the fitted model, the network frozen):
   the clustering refitted on ``--resamples`` random 80 % subsamples of the training latents;
   mean adjusted Rand index with the full fit, each stratum's Jaccard index with its best
   match (Hennig 2007: above 0.75 stable, below 0.5 dissolved; the table gives the lowest

@@ -13,16 +13,18 @@ method                    what it is
 ``ae-kmeans``             autoencoder (BCE reconstruction), k-means on its latents
 ``vae-kmeans``            variational autoencoder (ELBO), k-means
 ``simclr-kmeans``         contrastive encoder only (NT-Xent on two augmented views), k-means
-``ae-simclr-kmeans``      autoencoder + NT-Xent (the Ferrante et al. setup; the default
-                          Stratifier), k-means
+``default``               ``Stratifier()`` with every setting default (the one "default" here:
+                          AE + NT-Xent, epochs "auto", the spectral consensus); the
+                          ``default-*`` rows recluster its network with other backends
+``ae-simclr-kmeans``      autoencoder + NT-Xent (the Ferrante et al. setup) on the committed
+                          rows' older budget, k-means
 ``vae-simclr-kmeans``     VAE + NT-Xent, k-means
-``vae-simclr-gmm``        the default VAE Stratifier (``model="vae"``, every other setting
-                          default: NT-Xent, GMM on the normalised latents; it reclusters the
+``vae-simclr-gmm``        VAE + NT-Xent, GMM on the normalised latents (it reclusters the
                           network of ``vae-simclr-kmeans``, which trains identically); VAE
                           rows also score their per-stratum samples (stratum fidelity,
                           diversity)
-``ae-simclr-gmm``,        the default Stratifier's latents clustered by a Gaussian mixture, by
-``ae-simclr-hdbscan``     HDBSCAN (noise counts as an error in ACC)
+``ae-simclr-gmm``,        the ``ae-simclr`` network's latents clustered by a Gaussian mixture,
+``ae-simclr-hdbscan``     by HDBSCAN (noise counts as an error in ACC)
 ``ae-simclr+yaware``      + y-Aware InfoNCE on the dataset's continuous column (cohort: age;
                           slices: position)
 ``ae-simclr+clinical``    + clinically-labelled contrastive (cohort: weak label and site)
