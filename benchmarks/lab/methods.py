@@ -550,7 +550,8 @@ METHODS: dict[str, Method] = {
             "default",
             "unsupervised",
             "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
-            "SCAN-style clustering heads on the normalised latents (clusterer='head')",
+            "the spectral consensus of 20 Gaussian mixtures on the normalised latents "
+            "(clusterer='consensus-spectral')",
             _deep(DEFAULT_PARAMS),
         ),
         *(
