@@ -22,6 +22,7 @@ import pandas as pd
 from lab.datasets import BenchmarkData
 from lab.methods import METHODS, MethodResult
 from lab.profiles import PUBLISHED, PUBLISHED_SOURCE
+from lab.provenance import mean_sd
 from stratify._atomic import write_text
 from stratify.analysis import plotting
 
@@ -421,6 +422,28 @@ def _dirty_rows(results: pd.DataFrame) -> list[str]:
     ]
 
 
+def _seed_agreement_lines(out: Path) -> list[str]:
+    """Per (dataset, method): the adjusted Rand index between the strata of every pair of
+    seeds (``seed_agreement.csv``, :mod:`lab.agreement`); nothing without that file."""
+    path = Path(out) / "seed_agreement.csv"
+    if not path.is_file():
+        return []
+    table = pd.read_csv(path)
+    grouped = table.groupby(["dataset", "method"], sort=True)["ari"]
+    lines = [
+        "## Seed agreement",
+        "",
+        "Adjusted Rand index between the scored strata of two seeds of the same method "
+        "(1: the same partition; 0: chance), over every pair of seeds (`seed_agreement.csv`).",
+        "",
+        "| dataset | method | seed pairs | mean ARI | min ARI |",
+        "|---|---|---:|---|---:|",
+    ]
+    for (dataset, method), ari in grouped:
+        lines.append(f"| {dataset} | {method} | {len(ari)} | {mean_sd(ari, 3)} | {ari.min():.3f} |")
+    return [*lines, ""]
+
+
 def write_report(
     results: pd.DataFrame, out: str | os.PathLike, profile_name: str, profile: Mapping[str, Any]
 ) -> Path:
@@ -512,6 +535,7 @@ def write_report(
         for _, row in failed.iterrows():
             lines.append(f"* FAILED {row['method']} seed {row['seed']}: {row['error']}")
         lines.append("")
+    lines += _seed_agreement_lines(out)
     lines += ["## Figures", ""]
     scored = results[(results["status"] == "ok") & results["acc"].notna()]
     if not scored.empty:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from lab.agreement import save_strata, write_seed_agreement
 from lab.datasets import BenchmarkData, load_dataset
 from lab.methods import METHODS, MethodResult, Settings, clear_cache
 from lab.profiles import PROFILES, Run, expand, per_dataset
@@ -259,6 +260,8 @@ def run_grid(
             continue
         say(f"{prefix} ...")
         row, result = run_one(run, data, settings, profile_name)
+        if result is not None and row["status"] == "ok":
+            save_strata(out, run.dataset, run.method, run.seed, result.test_labels)
         record(row, path)
         elapsed = time.perf_counter() - start
         left = len(todo) - i
@@ -275,6 +278,7 @@ def run_grid(
         if result is not None and run.method in wanted and run.seed == min(profile["seeds"]):
             report.run_figures(data, result, out / "figures" / run.dataset, run.method)
     clear_cache()
+    write_seed_agreement(out)
     results = read_results(path)
     report.write_report(results, out, profile_name, profile)
     return results

@@ -244,6 +244,11 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
     for name in ("latent_space", "heatmap", "reconstructions", "samples_per_stratum", "training"):
         assert (tmp_path / "figures" / "cohort" / f"ae-simclr-kmeans_{name}.png").is_file()
     assert (tmp_path / "acc_by_method.png").is_file()
+    # every scored run keeps its strata, on the scored samples, for the seed agreement
+    for dataset, method, n in zip(
+        results["dataset"], results["method"], results["n_test"], strict=True
+    ):
+        assert len(np.load(tmp_path / "strata" / dataset / method / "seed0.npy")) == n
     err = capsys.readouterr().err
     assert "[1/" in err and "left)" in err
 
