@@ -126,7 +126,7 @@ def test_a_removed_parameter_is_named_with_its_successor(name):
         Stratifier().set_params(**{name: 1})
 
 
-def test_an_unknown_parameter_lists_the_parameters():
+def test_an_unknown_parameter_is_pythons_own_type_error():
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'colour'"):
         Stratifier(colour=1)
 
