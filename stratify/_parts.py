@@ -9,12 +9,15 @@ holds the orchestration (``fit`` as a story) and this module what each step is b
 from __future__ import annotations
 
 import copy
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from stratify._random import member_seeds
 from stratify.cluster import StrataClusterer
 from stratify.cluster.seeded import check_partial_labels, marks_unknown
 from stratify.data.augment import AugmentParams, TwoViewAugment
@@ -24,9 +27,11 @@ from stratify.data.vector_augment import VectorAugment
 from stratify.losses import LABELS, Objective, SupCon, build_objective
 from stratify.losses.registry import regularizer_from_spec
 from stratify.models import Autoencoder, build_model
+from stratify.models.ensemble import Ensemble
 from stratify.models.mlp import MLPDecoder, MLPEncoder
-from stratify.training import TrainConfig
-from stratify.training.config import auto_epochs, config_from
+from stratify.training import TrainConfig, train
+from stratify.training.checkpoint import CHECKPOINT_NAME
+from stratify.training.config import DEFAULT_NETWORKS, auto_epochs, config_from
 
 __all__ = ["StratifierParts"]
 
@@ -107,8 +112,17 @@ class StratifierParts:
         return from_channel_first(self.scaler_.inverse_transform(images), self._input_ndim)
 
     # ------------------------------------------------------------------------- building
-    def _build_network(self, seed: int) -> Autoencoder:
-        """The untrained network for ``image_shape_``, initialised from ``seed``."""
+    def _build_network(self, seed: int) -> Autoencoder | Ensemble:
+        """The untrained network for ``image_shape_``, initialised from ``seed``: one
+        autoencoder, or an :class:`~stratify.models.ensemble.Ensemble` of ``networks`` of
+        them (``train_config``), the first initialised from ``seed`` itself.
+        """
+        seeds = member_seeds(seed, self._train_config().networks)
+        members = [self._build_member(s) for s in seeds]
+        return members[0] if len(members) == 1 else Ensemble(members)
+
+    def _build_member(self, seed: int) -> Autoencoder:
+        """One untrained autoencoder for ``image_shape_``, initialised from ``seed``."""
         with torch.random.fork_rng(devices=[]):  # initial weights without touching global RNG
             torch.manual_seed(seed)
             encoder, decoder = copy.deepcopy(self.encoder), copy.deepcopy(self.decoder)
@@ -125,6 +139,48 @@ class StratifierParts:
                 encoder=encoder,
                 decoder=decoder,
             )
+
+    def _train_member(
+        self,
+        member: torch.nn.Module,
+        position: tuple[int, int],
+        images: np.ndarray,
+        columns: dict,
+        labels: np.ndarray | None,
+        seed: int,
+    ) -> Any:
+        """Train network ``index`` of ``count`` (``position``; the one loop,
+        :func:`stratify.training.train`); with several networks each keeps its checkpoints
+        in ``network<index>`` of ``checkpoint_dir``.
+        """
+        index, count = position
+        config = self._train_config(len(images))
+        checkpoint = config.checkpoint_dir
+        if checkpoint is not None and count > 1:
+            checkpoint = Path(checkpoint) / f"network{index}"
+            config = dataclasses.replace(config, checkpoint_dir=checkpoint)
+        resume_from = (
+            checkpoint
+            if checkpoint is not None
+            and config.resume
+            and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
+            else None
+        )
+        digest = None
+        if checkpoint is not None:
+            digest = self._fingerprint(images, columns, labels) + f"/network{index}"
+        return train(
+            member,
+            self.objective_,
+            images,
+            config=config,
+            metadata=columns or None,
+            labels=labels,
+            augment=self._build_augment(),
+            random_state=seed,
+            resume_from=resume_from,
+            fingerprint=digest,
+        )
 
     def _known_labels(self, y: Any, n: int) -> np.ndarray | None:
         """The few known labels of ``y`` (N,) int with -1 unknown, checked; None without
@@ -180,14 +236,18 @@ class StratifierParts:
         """The representation stage's settings for ``n_samples`` training images (which
         ``epochs="auto"`` reads).
         """
+        shape = getattr(self, "image_shape_", None)
+        vectors = shape is None or (self._input_ndim == 2 and self.image_shape is None)
+        size = None if vectors else int(np.prod(shape))
         options = {
-            "epochs": auto_epochs(n_samples) if self.epochs == "auto" else self.epochs,
+            "epochs": auto_epochs(n_samples, size) if self.epochs == "auto" else self.epochs,
             "batch_size": self.batch_size,
             "lr": self.lr,
             "device": self.device,
             "progress": bool(self.verbose),
         }
-        return config_from(options, self.train_config, type(self).__name__)
+        overrides = {"networks": DEFAULT_NETWORKS, **dict(self.train_config or {})}
+        return config_from(options, overrides, type(self).__name__)
 
     def _new_clusterer(self, seed: int) -> StrataClusterer:
         """The clusterer of the strata: the clustering space's one owner."""
@@ -195,6 +255,7 @@ class StratifierParts:
             self.clusterer,
             self.n_clusters,
             normalize=True,
+            blocks=len(self.model_) if isinstance(getattr(self, "model_", None), Ensemble) else 1,
             manifold=self.manifold,
             random_state=seed,
         )

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_random_state
 
-__all__ = ["SEED_BOUND", "draw_seeds", "seed_from"]
+__all__ = ["SEED_BOUND", "draw_seeds", "member_seeds", "seed_from"]
 
 #: Seeds are ints in [0, SEED_BOUND): the int32 range every library here accepts.
 SEED_BOUND = 2**31 - 1
@@ -59,3 +59,20 @@ def seed_from(random_state: Any) -> int:
         "Expected random_state to be None, an int, a numpy Generator or RandomState, got "
         f"{type(random_state).__name__}."
     )
+
+
+def member_seeds(seed: int, n: int) -> list[int]:
+    """``n`` seeds for the networks of an ensemble: ``seed`` itself first (so an ensemble of
+    one network is the single-network fit), then seeds derived from ``(seed, j)`` by numpy's
+    ``SeedSequence`` (independent streams, the same for the same ``seed``).
+
+    Returns
+    -------
+    list of int
+        In ``[0, SEED_BOUND)``.
+    """
+    derived = [
+        int(np.random.SeedSequence([int(seed), j]).generate_state(1, np.uint64)[0] % SEED_BOUND)
+        for j in range(1, n)
+    ]
+    return [int(seed), *derived]

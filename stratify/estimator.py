@@ -30,7 +30,7 @@ from stratify._params import (
     check_parameter_rules,
 )
 from stratify._parts import StratifierParts
-from stratify._random import draw_seeds
+from stratify._random import draw_seeds, member_seeds
 from stratify._validation import check_strata_fit
 from stratify.analysis.report import StrataReportMixin
 from stratify.cluster.backends import DEFAULT_BACKEND
@@ -40,8 +40,9 @@ from stratify.generate import GenerativeMixin
 from stratify.losses import LABELS
 from stratify.losses.functional import kl_per_dimension
 from stratify.losses.registry import distance_columns
-from stratify.training import ACTIVE_UNIT_THRESHOLD, embed, memory, train
-from stratify.training.checkpoint import CHECKPOINT_NAME, fingerprint, fingerprinted
+from stratify.models.ensemble import Ensemble
+from stratify.training import ACTIVE_UNIT_THRESHOLD, embed, memory
+from stratify.training.checkpoint import fingerprint, fingerprinted
 
 __all__ = ["Stratifier"]
 
@@ -330,36 +331,21 @@ class Stratifier(
         self.label_column_ = name if isinstance(name, str) else None
         check_strata_fit(images, self.n_clusters)  # after the input checks, before training
         model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
-
-        self._model_seed = model_seed
-        self._cluster_seed = cluster_seed
+        self._model_seed, self._cluster_seed = model_seed, cluster_seed
         model = self._build_network(model_seed)
-        augment = self._build_augment()
-        config = self._train_config(len(images))
-        checkpoint = config.checkpoint_dir
-        resume_from = (
-            checkpoint
-            if checkpoint is not None
-            and config.resume
-            and (Path(checkpoint) / CHECKPOINT_NAME).is_file()
-            else None
-        )
-        result = train(
-            model,
-            self.objective_,
-            images,
-            config=config,
-            metadata=columns or None,
-            labels=labels,
-            augment=augment,
-            random_state=train_seed,
-            resume_from=resume_from,
-            fingerprint=None if checkpoint is None else self._fingerprint(images, columns, labels),
-        )
+        members = list(model.members) if isinstance(model, Ensemble) else [model]
+        histories = []
+        seeds = member_seeds(train_seed, len(members))
+        for j, (member, seed) in enumerate(zip(members, seeds, strict=True)):
+            if len(members) > 1:
+                self._say(f"training network {j + 1} of {len(members)}")
+            result = self._train_member(member, (j, len(members)), images, columns, labels, seed)
+            history = result.history.assign(stage="representation")
+            histories.append(history if len(members) == 1 else history.assign(network=j))
         self.model_ = model.eval()
         self.batch_size_ = result.batch_size
-        self.history_ = result.history.assign(stage="representation")
-        self.epochs_ = len(result.history)
+        self.history_ = pd.concat(histories, ignore_index=True)
+        self.epochs_ = len(histories[0])
         self._say(f"embedding {len(images)} images")
         self._embed_training(images)
         name = self.clusterer if isinstance(self.clusterer, str) else type(self.clusterer).__name__

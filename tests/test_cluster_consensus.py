@@ -153,3 +153,62 @@ def test_the_large_n_path_fits_the_consensus_on_a_subsample_and_assigns_the_rest
     np.testing.assert_array_equal(clusterer.labels_[rest], clusterer.estimator_.predict(X[rest]))
     assert adjusted_rand_score(truth, clusterer.labels_) == 1.0
     assert BACKENDS["consensus"].fit_samples == 5_000
+
+
+def test_the_consensus_across_networks_draws_each_run_on_one_block():
+    # two "networks" of one column each: the first separates {0, 1} from {2, 3}, the second
+    # {0, 2} from {1, 3}; one k-means run per block (k_r = k = 2) gives those partitions
+    first = np.array([[0.0], [0.1], [10.0], [10.1]])
+    second = np.array([[0.0], [10.0], [0.1], [10.1]])
+    X = np.hstack([first, second])
+    model = ConsensusStrata(2, n_runs=2, split=1.0, base="kmeans", blocks=2, random_state=0)
+    model.fit(X)
+    runs = model.run_partitions_
+    assert runs.shape == (2, 4)
+    assert adjusted_rand_score(runs[0], [0, 0, 1, 1]) == 1.0
+    assert adjusted_rand_score(runs[1], [0, 1, 0, 1]) == 1.0
+    # by hand: a pair shares a stratum in 1 of the 2 runs where one network pairs it
+    by_hand = np.array(
+        [
+            [1.0, 0.5, 0.5, 0.0],
+            [0.5, 1.0, 0.0, 0.5],
+            [0.5, 0.0, 1.0, 0.5],
+            [0.0, 0.5, 0.5, 1.0],
+        ]
+    )
+    np.testing.assert_allclose(coassociation(list(runs)), by_hand)
+    # the shares are the mean co-association with each stratum's members, normalised
+    onehot = np.eye(2)[model.labels_]
+    shares = (by_hand @ onehot) / onehot.sum(axis=0)
+    np.testing.assert_allclose(
+        model.label_distributions_, shares / shares.sum(axis=1, keepdims=True), atol=1e-6
+    )
+
+
+def test_one_block_is_the_consensus_on_the_whole_latents():
+    X, _ = make_blobs(60, n_features=4, centers=3, random_state=1)
+    one = ConsensusStrata(3, n_runs=6, linkage="spectral", random_state=3).fit(X)
+    same = ConsensusStrata(3, n_runs=6, linkage="spectral", random_state=3, blocks=1).fit(X)
+    np.testing.assert_array_equal(one.run_partitions_, same.run_partitions_)
+    np.testing.assert_array_equal(one.labels_, same.labels_)
+
+
+def test_latents_that_do_not_split_into_the_blocks_are_refused():
+    X = np.zeros((10, 5))
+    with pytest.raises(ValueError, match=r"5 columns split into blocks=2 .* got 1 left over"):
+        ConsensusStrata(2, blocks=2).fit(X)
+    with pytest.raises(ValueError, match=r"5 columns split into blocks=2"):
+        StrataClusterer("kmeans", 2, normalize=True, blocks=2).fit(X + 1.0)
+
+
+def test_the_clusterer_normalises_each_network_block_alike():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 6)) * np.array([1.0, 1.0, 1.0, 50.0, 50.0, 50.0])
+    clusterer = StrataClusterer("kmeans", 2, normalize=True, blocks=2, random_state=0).fit(X)
+    space = clusterer.transform_space(X)
+    # by hand: each block of 3 columns scaled to length 1 / sqrt(2)
+    expected = np.hstack(
+        [b / np.linalg.norm(b, axis=1, keepdims=True) / np.sqrt(2) for b in (X[:, :3], X[:, 3:])]
+    )
+    np.testing.assert_allclose(space, expected, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(space, axis=1), 1.0)

@@ -10,6 +10,9 @@
   (:func:`volumes_to_slices`), with ``position`` in [0, 1] and the volume's label as
   ``weak_label``; scored per slice and, by the probes, per volume (slice latents averaged).
 - ``mnist``: the MNIST test set (10,000 digits); no split: scored transductively.
+- ``digits``: scikit-learn's bundled ``load_digits`` (1,797 digits of 8 x 8 px, 17 grey
+  levels stretched to 0-255), a selection set only (``split="val"``): the digit set the
+  default is chosen on, so that MNIST's scores stay a test.
 - ``cohort``: the synthetic cohort (:func:`make_cohort`, 2D), one per seed, with ``age``,
   ``site`` and ``weak_label``; scored transductively.
 - ``cohort3d-slices``: the 3D synthetic cohort cut into slices, with ``position``;
@@ -110,7 +113,9 @@ class BenchmarkData:
     def scoring(self) -> str:
         """How the scores were obtained, as the report states it."""
         if self.scored_split == "val":
-            return "held-out cohort, transductive" if self.transductive else "val split"
+            if not self.transductive:
+                return "val split"
+            return f"held-out {'digit set' if self.name == 'digits' else 'cohort'}, transductive"
         return "transductive" if self.transductive else "test split"
 
 
@@ -197,7 +202,7 @@ def dataset_names() -> list[str]:
         for flag in flags
         if medmnist_info(flag)["n_channels"] == 1 and flag.endswith("3d")
     ]
-    return ["cohort", "cohort3d-slices", "mnist", *flags, *sliced]
+    return ["cohort", "cohort3d-slices", "digits", "mnist", *flags, *sliced]
 
 
 def load_dataset(
@@ -242,6 +247,22 @@ def load_dataset(
             f"Expected a dataset with selection data for split='val', got {name!r}, which has "
             "none (MedMNIST flags and the 2D cohort have)."
         )
+    if name == "digits":
+        if split != "val":
+            raise ValueError(
+                "Expected split='val' for 'digits', the selection digit set, got "
+                f"split={split!r}: the digit test set is 'mnist'."
+            )
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+        digits = _subsample(
+            Split(images, bunch.target.astype(np.int64), pd.DataFrame(index=range(len(images)))),
+            n_samples,
+            seed,
+        )
+        return BenchmarkData(name, digits, digits, None, True, 10, scored_split="val")
     if name == "cohort" and split == "val":
         images, strata, metadata = make_cohort(
             n_samples or 1000,

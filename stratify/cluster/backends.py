@@ -355,7 +355,9 @@ def consensus_backend(linkage: str = "spectral", base: str = "gmm") -> Backend:
 
         if k is None:
             raise UnreachableK("Expected a number of strata for the consensus backend, got None.")
-        model = ConsensusStrata(k, linkage=linkage, base=base, random_state=seed).fit(X)
+        model = ConsensusStrata(
+            k, linkage=linkage, base=base, random_state=seed, blocks=options.get("blocks", 1)
+        ).fit(X)
         return model, model.labels_
 
     return Backend(

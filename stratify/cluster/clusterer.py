@@ -117,6 +117,12 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     normalize : bool, default=False
         L2-normalise the latents first (every method below works on the normalised
         latents; the geometry contrastive training shapes).
+    blocks : int, default=1
+        The latents' columns are this many equal blocks, one per network of an ensemble
+        (:class:`~stratify.Stratifier` with ``train_config={"networks": m}``): ``normalize``
+        scales each block to length ``1 / sqrt(blocks)`` (each network weighs the same; the
+        whole vector has unit length), and the consensus backend draws each of its runs on
+        one block (:class:`~stratify.cluster.consensus.ConsensusStrata`).
     manifold : {"umap", "auto"} or None, default=None
         "umap" clusters the manifold coordinates of the latents (N2D) instead of the latents.
         "auto" keeps the more stable of the two spaces (:func:`~stratify.cluster.selection.
@@ -214,6 +220,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         ],
         "min_cluster_size": [Interval(int, 2, closed="left"), NONE],
         "normalize": [BOOL],
+        "blocks": [Interval(int, 1, closed="left")],
         "manifold": [Options(set(MANIFOLDS)), NONE],
         "manifold_dim": [Interval(int, 1, closed="left")],
         "n_neighbors": [Interval(int, 2, closed="left")],
@@ -230,6 +237,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         k_range: tuple[int, int] = (2, 10),
         min_cluster_size: int | None = None,
         normalize: bool = False,
+        blocks: int = 1,
         manifold: str | None = None,
         manifold_dim: int = 10,
         n_neighbors: int = 15,
@@ -243,6 +251,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         self.k_range = k_range
         self.min_cluster_size = min_cluster_size
         self.normalize = normalize
+        self.blocks = blocks
         self.manifold = manifold
         self.manifold_dim = manifold_dim
         self.n_neighbors = n_neighbors
@@ -271,7 +280,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
         return instance_backend(self.method)
 
     def _options(self) -> dict[str, Any]:
-        return {"min_cluster_size": self.min_cluster_size}
+        return {"min_cluster_size": self.min_cluster_size, "blocks": self.blocks}
 
     def _latents(self, X: Any, *, reset: bool) -> np.ndarray:
         """Checked latents (N, D) as float64, L2-normalised with ``normalize``."""
@@ -283,8 +292,15 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             reset=reset,
         )
         X = np.asarray(X, dtype=np.float64)
+        if X.shape[1] % self.blocks:
+            raise ValueError(
+                f"Expected latents whose {X.shape[1]} columns split into blocks={self.blocks} "
+                f"equal blocks (one per network), got {X.shape[1] % self.blocks} left over."
+            )
         if self.normalize:
-            X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+            parts = X.reshape(len(X), self.blocks, -1)
+            norms = np.maximum(np.linalg.norm(parts, axis=2, keepdims=True), 1e-12)
+            X = (parts / norms / np.sqrt(self.blocks)).reshape(len(X), -1)
         return X
 
     def fit(

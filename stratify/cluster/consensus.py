@@ -11,7 +11,11 @@ can follow a class of any shape), vote into the co-association matrix
 
 .. math:: C_{ij} = \frac{1}{R} \sum_{r=1}^{R} [\ell_r(i) = \ell_r(j)],
 
-the share of runs in which patients :math:`i` and :math:`j` share a stratum. The consensus
+the share of runs in which patients :math:`i` and :math:`j` share a stratum. When the
+columns of the latents are ``blocks`` equal blocks, one per network of an ensemble
+(:class:`~stratify.Stratifier` with ``train_config={"networks": m}``), run :math:`r` clusters
+block :math:`r \bmod m` alone, so that :math:`C` accumulates the evidence of every network
+(a consensus across networks, not only across restarts on one network). The consensus
 partition into :math:`k` strata is read from :math:`C`:
 
 * ``"average"``: the average-linkage dendrogram of the distances :math:`1 - C`, cut at the
@@ -97,6 +101,9 @@ class ConsensusStrata(NeighbourStrata):
         Seeds the runs (and the spectral cut).
     reg_covar : float, default=1e-6
         Added to the diagonal of each stratum's covariance.
+    blocks : int, default=1
+        The columns of ``X`` are this many equal blocks (one per network); run ``r`` is
+        fitted on block ``r % blocks``. New patients take their neighbours in all columns.
 
     Attributes
     ----------
@@ -104,6 +111,9 @@ class ConsensusStrata(NeighbourStrata):
         As :class:`~stratify.cluster.neighbours.NeighbourStrata`.
     run_strata_ : numpy.ndarray of int, shape (n_runs,)
         :math:`k_r` of each run.
+    run_partitions_ : numpy.ndarray of int, shape (n_runs, N)
+        The runs' partitions of the training patients (run ``r`` on block ``r % blocks``);
+        :func:`coassociation` of them is the matrix the strata were cut from.
     """
 
     def __init__(
@@ -118,6 +128,7 @@ class ConsensusStrata(NeighbourStrata):
         n_neighbors: int = 10,
         random_state: int | None = None,
         reg_covar: float = 1e-6,
+        blocks: int = 1,
     ) -> None:
         checks: list[tuple[bool, str, Any]] = [
             (n_components >= 1, "n_components >= 1", n_components),
@@ -127,6 +138,7 @@ class ConsensusStrata(NeighbourStrata):
             (base in CONSENSUS_BASES, f"base in {CONSENSUS_BASES}", base),
             (0 <= min_share < 1, "min_share in [0, 1)", min_share),
             (n_neighbors >= 1, "n_neighbors >= 1", n_neighbors),
+            (blocks >= 1, "blocks >= 1", blocks),
         ]
         for ok, expected, got in checks:
             if not ok:
@@ -135,6 +147,7 @@ class ConsensusStrata(NeighbourStrata):
         self.linkage, self.base = linkage, base
         self.min_share, self.n_neighbors = min_share, n_neighbors
         self.random_state, self.reg_covar = random_state, reg_covar
+        self.blocks = blocks
 
     def fit(self, X: np.ndarray) -> ConsensusStrata:
         """Find the consensus strata of ``X`` (N, D).
@@ -142,7 +155,8 @@ class ConsensusStrata(NeighbourStrata):
         Raises
         ------
         ValueError
-            If there are fewer samples than strata, or fewer than 2 samples.
+            If there are fewer samples than strata, or fewer than 2 samples, or the columns
+            do not split into ``blocks`` equal blocks.
         """
         from sklearn.cluster import KMeans
         from sklearn.mixture import GaussianMixture
@@ -153,6 +167,12 @@ class ConsensusStrata(NeighbourStrata):
             raise ValueError(
                 f"Expected at least 2 samples and n_components={k} <= samples, got {n} samples."
             )
+        if X.shape[1] % self.blocks:
+            raise ValueError(
+                f"Expected latents whose {X.shape[1]} columns split into blocks={self.blocks} "
+                f"equal blocks (one per network), got {X.shape[1] % self.blocks} left over."
+            )
+        width = X.shape[1] // self.blocks
         rng = np.random.default_rng(self.random_state)
         high = min(n, max(k, math.ceil(self.split * k)))
         self.run_strata_ = rng.integers(k, high + 1, size=self.n_runs)
@@ -162,9 +182,10 @@ class ConsensusStrata(NeighbourStrata):
                 KMeans(int(k_r), n_init=1, random_state=int(seed))
                 if self.base == "kmeans"
                 else GaussianMixture(int(k_r), random_state=int(seed))
-            ).fit_predict(X)
-            for k_r, seed in zip(self.run_strata_, seeds, strict=True)
+            ).fit_predict(X[:, (r % self.blocks) * width : (r % self.blocks + 1) * width])
+            for r, (k_r, seed) in enumerate(zip(self.run_strata_, seeds, strict=True))
         ]
+        self.run_partitions_ = np.stack(partitions).astype(np.int64)
         C = coassociation(partitions)
         if k == 1:
             labels = np.zeros(n, dtype=np.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,22 +12,49 @@ from typing import Any
 
 from stratify._validation import check_batch_size, check_in_range, check_option
 
-__all__ = ["AUTO_EPOCH_SAMPLES", "TrainConfig", "auto_epochs", "config_from"]
+__all__ = [
+    "AUTO_EPOCH_SAMPLES",
+    "DEFAULT_NETWORKS",
+    "REFERENCE_SIZE",
+    "TrainConfig",
+    "auto_epochs",
+    "config_from",
+]
 
 _OWNER = "TrainConfig"
 
-#: The ``epochs="auto"`` rule of :class:`~stratify.Stratifier`: train until the network has
-#: seen about this many samples (1,000 steps at the automatic batch's cap of 256), whatever
-#: the dataset size (the measurements behind it: the documentation's benchmark pages).
+#: The ``epochs="auto"`` rule of :class:`~stratify.Stratifier`: each network sees about this
+#: many samples of :data:`REFERENCE_SIZE` values, whatever the dataset size (the
+#: measurements behind it: the documentation's benchmark pages).
 AUTO_EPOCH_SAMPLES = 256_000
+#: Values per sample (a 28 x 28 image) at which the ``"auto"`` budget is
+#: :data:`AUTO_EPOCH_SAMPLES`; a sample of ``s`` values counts ``sqrt(s / REFERENCE_SIZE)``
+#: samples of the budget (:func:`auto_epochs`).
+REFERENCE_SIZE = 28 * 28
+#: The networks :class:`~stratify.Stratifier` trains by default (``train_config``'s
+#: ``networks``), chosen on validation data with the budget above.
+DEFAULT_NETWORKS = 1
 
 
-def auto_epochs(n_samples: int) -> int:
-    """Epochs of the ``"auto"`` rule for ``n_samples`` training samples:
-    ``ceil(AUTO_EPOCH_SAMPLES / n_samples)``, at least 1.
+def auto_epochs(n_samples: int, sample_size: int | None = None, budget: int | None = None) -> int:
+    """Epochs of the ``"auto"`` rule for ``n_samples`` training samples of ``sample_size``
+    values each (pixels or voxels times channels; None: feature vectors, counted as
+    :data:`REFERENCE_SIZE`), with ``budget`` samples of the reference size per network
+    (None: :data:`AUTO_EPOCH_SAMPLES`).
+
+    The budget is in compute: a network sees :data:`AUTO_EPOCH_SAMPLES` samples scaled by
+    ``sqrt(REFERENCE_SIZE / sample_size)`` when the samples are larger than the reference
+    (a 64^3 volume, 334 times the values of a 28 x 28 image, counts as 18 of them: its
+    network sees 18 times fewer samples, each costing about 334 times as much), so the
+    epochs are ``ceil(budget / n_samples)``, at least 1.
     """
     check_in_range(n_samples, "n_samples", "auto_epochs", kind=int, low=1)
-    return max(1, -(-AUTO_EPOCH_SAMPLES // int(n_samples)))
+    if sample_size is not None:
+        check_in_range(sample_size, "sample_size", "auto_epochs", kind=int, low=1)
+    budget = AUTO_EPOCH_SAMPLES if budget is None else budget
+    check_in_range(budget, "budget", "auto_epochs", kind=int, low=1)
+    scale = 1.0 if sample_size is None else min(1.0, (REFERENCE_SIZE / sample_size) ** 0.5)
+    return max(1, math.ceil(budget * scale / int(n_samples)))
 
 
 def _check_optional(value, name: str, **bounds):
@@ -122,6 +150,12 @@ class TrainConfig:
         Under ``torchrun``, split the fit across the processes; False trains the whole fit
         in this process alone (what every rank does for a small fit on data all ranks hold,
         e.g. a clustering head on frozen latents, so that it is the same as in one process).
+    networks : int, default=1
+        Read by :class:`~stratify.Stratifier` (whose default is
+        :data:`DEFAULT_NETWORKS`): independently initialised networks trained one after
+        another on the same images, ``epochs`` each, their latents concatenated
+        (:class:`~stratify.models.ensemble.Ensemble`) and their strata found by a consensus
+        across them. :func:`~stratify.training.train` trains the one model it is given.
     """
 
     epochs: int = 20
@@ -152,6 +186,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     distributed: bool = True
+    networks: int = 1
 
     def __post_init__(self) -> None:
         check_in_range(self.epochs, "epochs", _OWNER, kind=int, low=1)
@@ -186,6 +221,7 @@ class TrainConfig:
         check_in_range(self.num_workers, "num_workers", _OWNER, kind=int, low=0)
         check_in_range(self.checkpoint_every, "checkpoint_every", _OWNER, kind=int, low=1)
         _check_optional(self.num_threads, "num_threads", kind=int, low=1)
+        check_in_range(self.networks, "networks", _OWNER, kind=int, low=1)
         for name in (
             "drop_last",
             "mixed_precision",
