@@ -65,19 +65,11 @@ def _images(n: int) -> np.ndarray:
 
 
 def _volumes() -> np.ndarray:
-    import torch
-
+    from lab.datasets import upsampled
     from stratify.data import load_medmnist
 
     small = load_medmnist("adrenalmnist3d", "train", download=False).images  # (1188,1,28,28,28)
-    out = np.empty((len(small), 1, 64, 64, 64), dtype=np.uint8)
-    for start in range(0, len(small), 64):
-        part = torch.from_numpy(small[start : start + 64]).float()
-        big = torch.nn.functional.interpolate(
-            part, size=(64, 64, 64), mode="trilinear", align_corners=False
-        )
-        out[start : start + 64] = big.round().clamp(0, 255).to(torch.uint8).numpy()
-    return out
+    return upsampled(small, 64)
 
 
 def _child_fit(dataset: str, scratch: Path) -> dict:

@@ -36,7 +36,14 @@ import pandas as pd
 from stratify.data import load_medmnist, load_mnist_test, make_cohort, volumes_to_slices
 from stratify.data.medmnist import medmnist_flags, medmnist_info
 
-__all__ = ["HELD_OUT_COHORT_OFFSET", "BenchmarkData", "Split", "dataset_names", "load_dataset"]
+__all__ = [
+    "HELD_OUT_COHORT_OFFSET",
+    "BenchmarkData",
+    "Split",
+    "dataset_names",
+    "load_dataset",
+    "upsampled",
+]
 
 #: Cohort settings of the benchmark: fainter textures than make_cohort's default, so that the
 #: images alone leave room for the metadata priors (the default cohort is solved by plain
@@ -94,6 +101,9 @@ class BenchmarkData:
     regularizers : mapping of str to dict
         Metadata-kernel regularizers (``Stratifier(regularizers=...)`` specs) the metadata
         supports, by short name (``"yaware"``, ``"clinical"``, ``"wsp"``).
+    seeded_data : bool
+        The samples themselves depend on the seed (a synthetic cohort drawn per seed, a
+        seeded subset): two seeds' strata are of other patients and are not compared.
     scored_split : {"test", "val"}
         What the rows are scored on: the test split, or the selection data (MedMNIST's val
         split; for a synthetic cohort, another cohort drawn with the seed plus
@@ -108,6 +118,7 @@ class BenchmarkData:
     n_classes: int
     regularizers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     scored_split: str = "test"
+    seeded_data: bool = False
 
     @property
     def scoring(self) -> str:
@@ -271,11 +282,21 @@ def load_dataset(
         )
         cohort = Split(images, strata, metadata)
         return BenchmarkData(
-            name, cohort, cohort, None, True, len(np.unique(strata)), COHORT_REGULARIZERS, "val"
+            name,
+            cohort,
+            cohort,
+            None,
+            True,
+            len(np.unique(strata)),
+            COHORT_REGULARIZERS,
+            "val",
+            seeded_data=True,
         )
     if name == "mnist":
         digits = _subsample(Split(*load_mnist_test()), n_samples, seed)
-        return BenchmarkData(name, digits, digits, None, True, 10)
+        return BenchmarkData(
+            name, digits, digits, None, True, 10, seeded_data=n_samples is not None
+        )
     if name in ("cohort", "cohort3d-slices"):
         mode = "3d" if name.startswith("cohort3d") else "2d"
         images, strata, metadata = make_cohort(
@@ -287,12 +308,16 @@ def load_dataset(
         n_classes = len(np.unique(strata))
         if mode == "2d":
             cohort = Split(images, strata, metadata)
-            return BenchmarkData(name, cohort, cohort, None, True, n_classes, COHORT_REGULARIZERS)
+            return BenchmarkData(
+                name, cohort, cohort, None, True, n_classes, COHORT_REGULARIZERS, seeded_data=True
+            )
         # the true stratum is the label scored; WSP reads the cohort's own noisy weak_label
         cohort = _slices(
             Split(images, strata, metadata), label_column="stratum", margin=0.0, stride=slice_stride
         )
-        return BenchmarkData(name, cohort, cohort, None, True, n_classes, SLICE_REGULARIZERS)
+        return BenchmarkData(
+            name, cohort, cohort, None, True, n_classes, SLICE_REGULARIZERS, seeded_data=True
+        )
     base, sliced = (name[: -len("-slices")], True) if name.endswith("-slices") else (name, False)
     flag, size = _flag_and_size(base)
     if flag not in medmnist_flags():
@@ -326,6 +351,34 @@ def load_dataset(
             SLICE_REGULARIZERS,
         )
     train = _subsample(splits["train"], n_samples, seed)
+    seeded = n_samples is not None
     if split == "val":
-        return BenchmarkData(name, train, splits["val"], None, False, n_classes, scored_split="val")
-    return BenchmarkData(name, train, splits["test"], splits["val"], False, n_classes)
+        return BenchmarkData(
+            name,
+            train,
+            splits["val"],
+            None,
+            False,
+            n_classes,
+            scored_split="val",
+            seeded_data=seeded,
+        )
+    return BenchmarkData(
+        name, train, splits["test"], splits["val"], False, n_classes, seeded_data=seeded
+    )
+
+
+def upsampled(volumes: np.ndarray, size: int) -> np.ndarray:
+    """uint8 volumes (N, C, D, H, W) resized to ``size``^3 by trilinear interpolation, in
+    chunks of 64 (a 64^3 copy of AdrenalMNIST3D's 1,188 training volumes is 311 MB).
+    """
+    import torch
+
+    out = np.empty((len(volumes), volumes.shape[1], size, size, size), dtype=np.uint8)
+    for start in range(0, len(volumes), 64):
+        part = torch.from_numpy(volumes[start : start + 64]).float()
+        big = torch.nn.functional.interpolate(
+            part, size=(size, size, size), mode="trilinear", align_corners=False
+        )
+        out[start : start + 64] = big.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out

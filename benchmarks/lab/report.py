@@ -434,7 +434,9 @@ def _seed_agreement_lines(out: Path) -> list[str]:
         "## Seed agreement",
         "",
         "Adjusted Rand index between the scored strata of two seeds of the same method "
-        "(1: the same partition; 0: chance), over every pair of seeds (`seed_agreement.csv`).",
+        "(1: the same partition; 0: chance), over every pair of seeds (`seed_agreement.csv`). "
+        "Sets whose patients are drawn per seed (the synthetic cohort, seeded subsets) have "
+        "no pairs to compare.",
         "",
         "| dataset | method | seed pairs | mean ARI | min ARI |",
         "|---|---|---:|---|---:|",

@@ -260,7 +260,7 @@ def run_grid(
             continue
         say(f"{prefix} ...")
         row, result = run_one(run, data, settings, profile_name)
-        if result is not None and row["status"] == "ok":
+        if result is not None and row["status"] == "ok" and not data.seeded_data:
             save_strata(out, run.dataset, run.method, run.seed, result.test_labels)
         record(row, path)
         elapsed = time.perf_counter() - start

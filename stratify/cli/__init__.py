@@ -19,7 +19,7 @@ from typing import Any
 
 from stratify._errors import CommandError, error_line
 from stratify._optional import MissingDependency
-from stratify.cli.inputs import _read_config
+from stratify.cli.inputs import _checkpoints, _read_config
 from stratify.cli.parser import _parser
 
 __all__ = ["main"]
@@ -31,9 +31,10 @@ def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
     if args.command == "fit" and folder is None:
         config = _read_config(args.config) if args.config else {}
         folder = (config.get("train_config") or {}).get("checkpoint_dir")
-    checkpoint = Path(folder) / "last.pt" if folder else None
-    if checkpoint is None or not checkpoint.is_file():
+    found = _checkpoints(folder)
+    if not found:
         return "no partial output was written"
+    checkpoint = found[-1]  # the network training when interrupted
     from stratify.training.checkpoint import load_checkpoint
 
     epoch = load_checkpoint(checkpoint)["epoch"]

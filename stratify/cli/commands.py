@@ -16,6 +16,7 @@ import numpy as np
 from stratify._atomic import atomic_write, check_writable, write_csv, write_text
 from stratify._errors import CommandError
 from stratify.cli.inputs import (
+    _checkpoints,
     _is_file_cohort,
     _known_labels,
     _load_model,
@@ -143,7 +144,7 @@ def _fit(args: argparse.Namespace) -> int:
     check_writable(out.with_name(out.stem + ".history.csv"), "history file")
     params = _fit_params(args)
     folder = (params.get("train_config") or {}).get("checkpoint_dir")
-    if args.resume == "must" and not (folder and (Path(folder) / "last.pt").is_file()):
+    if args.resume == "must" and not _checkpoints(folder):
         where = f"in {folder}" if folder else "to read: no --checkpoint-dir given"
         raise CommandError(f"--resume=must: no checkpoint last.pt {where}; nothing to resume")
     if args.labels is not None and args.metadata is None:
@@ -174,7 +175,7 @@ def _fit(args: argparse.Namespace) -> int:
         model = Stratifier(**params)
     except TypeError as error:
         raise CommandError(f"bad config: {error}") from None
-    if args.resume and folder and not (Path(folder) / "last.pt").is_file():
+    if args.resume and folder and not _checkpoints(folder):
         print(f"stratify fit: no checkpoint in {folder} yet: starting a new fit", file=sys.stderr)
     model.fit(images, labels, metadata=metadata, ids=ids)
     from stratify.distributed import is_main_process

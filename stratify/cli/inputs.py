@@ -230,3 +230,17 @@ def _load_model(path: str) -> Any:
     from stratify.estimator import Stratifier
 
     return Stratifier.load(path)
+
+
+def _checkpoints(folder: str | Path | None) -> list[Path]:
+    """The checkpoints a fit keeps in ``folder`` (read without importing torch): its own
+    ``last.pt``, and with several networks each network's ``network<j>/last.pt``, in
+    training order. Empty for None or a folder without any.
+    """
+    if folder is None:
+        return []
+    root = Path(folder)
+    nested = sorted(
+        root.glob("network*/last.pt"), key=lambda p: int(p.parent.name[len("network") :] or 0)
+    )
+    return [p for p in [root / "last.pt", *nested] if p.is_file()]

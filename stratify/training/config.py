@@ -129,8 +129,9 @@ class TrainConfig:
         Drop the last incomplete batch of each epoch.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         ``"auto"``: CUDA when available, else CPU. Any ``torch.device`` string is accepted.
-    mixed_precision : bool, default=False
-        Float16 autocast with gradient scaling; used on CUDA only (ignored with a warning on
+    mixed_precision : bool or "bfloat16", default=False
+        True: float16 autocast with gradient scaling; ``"bfloat16"``: bfloat16 autocast (no
+        scaling needed). Used on CUDA only (ignored with a warning on
         CPU).
     num_workers : int, default=0
         Data-loading worker processes (0: batches are gathered in the main process, usually
@@ -178,7 +179,7 @@ class TrainConfig:
     val_fraction: float = 0.0
     drop_last: bool = False
     device: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: bool | str = False
     num_workers: int = 0
     checkpoint_dir: str | os.PathLike | None = None
     checkpoint_every: int = 1
@@ -224,7 +225,6 @@ class TrainConfig:
         check_in_range(self.networks, "networks", _OWNER, kind=int, low=1)
         for name in (
             "drop_last",
-            "mixed_precision",
             "progress",
             "restore_best",
             "distributed",
@@ -235,6 +235,13 @@ class TrainConfig:
                     f"The '{name}' parameter of {_OWNER} must be an instance of 'bool'. "
                     f"Got {getattr(self, name)!r} instead."
                 )
+        if self.mixed_precision not in (True, False, "bfloat16") or not isinstance(
+            self.mixed_precision, (bool, str)
+        ):
+            raise ValueError(
+                f"The 'mixed_precision' parameter of {_OWNER} must be a bool or 'bfloat16'. Got "
+                f"{self.mixed_precision!r} instead."
+            )
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu") or self.device.startswith(("cuda", "mps"))
         ):

@@ -85,8 +85,11 @@ class Trainer:
         if isinstance(objective, nn.Module):
             params += [p for p in objective.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(params, config)
-        self.use_amp = config.mixed_precision and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+        self.use_amp = bool(config.mixed_precision) and device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if config.mixed_precision == "bfloat16" else torch.float16
+        # bfloat16 keeps float32's exponent range: no gradient scaling
+        scaled = self.use_amp and self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if scaled else None
         self.state = State()
         self.fingerprint: str | None = None
         self.bar: Any = None  # the progress bar, advanced once per batch
@@ -165,7 +168,7 @@ class Trainer:
     # -- epochs
     def _autocast(self):
         if self.use_amp:
-            return torch.autocast("cuda", dtype=torch.float16)
+            return torch.autocast("cuda", dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def _update(self, total: Tensor) -> None:
