@@ -14,7 +14,6 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from stratify._errors import CommandError, error_line
