@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,10 @@ class StratifierParts:
     image_shape: Any
     device: str
     verbose: bool
+    # set by the estimator's fit (or load), read here
+    model_: Autoencoder | Ensemble
+    objective_: Objective
+    _fingerprint: Callable[..., str]
 
     # ------------------------------------------------------------------ input handling
     def _images(self, X: Any, *, reset: bool) -> np.ndarray:
@@ -142,7 +147,7 @@ class StratifierParts:
 
     def _train_member(
         self,
-        member: torch.nn.Module,
+        member: Autoencoder,
         position: tuple[int, int],
         images: np.ndarray,
         columns: dict,
@@ -237,8 +242,9 @@ class StratifierParts:
         ``epochs="auto"`` reads).
         """
         shape = getattr(self, "image_shape_", None)
-        vectors = shape is None or (self._input_ndim == 2 and self.image_shape is None)
-        size = None if vectors else int(np.prod(shape))
+        size = None
+        if shape is not None and not (self._input_ndim == 2 and self.image_shape is None):
+            size = int(np.prod(shape))
         options = {
             "epochs": auto_epochs(n_samples, size) if self.epochs == "auto" else self.epochs,
             "batch_size": self.batch_size,
@@ -251,11 +257,12 @@ class StratifierParts:
 
     def _new_clusterer(self, seed: int) -> StrataClusterer:
         """The clusterer of the strata: the clustering space's one owner."""
+        model = getattr(self, "model_", None)
         return StrataClusterer(
             self.clusterer,
             self.n_clusters,
             normalize=True,
-            blocks=len(self.model_) if isinstance(getattr(self, "model_", None), Ensemble) else 1,
+            blocks=len(model) if isinstance(model, Ensemble) else 1,
             manifold=self.manifold,
             random_state=seed,
         )

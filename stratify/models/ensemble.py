@@ -16,6 +16,7 @@ network sees them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -66,10 +67,14 @@ class Ensemble(nn.Module):
     def __len__(self) -> int:
         return len(self.members)
 
+    def networks(self) -> list[Autoencoder]:
+        """The member networks, in training order."""
+        return [cast(Autoencoder, member) for member in self.members]
+
     @property
     def has_decoder(self) -> bool:
         """Whether the first member (the one :meth:`decode` uses) has a decoder."""
-        return bool(self.members[0].has_decoder)
+        return self.networks()[0].has_decoder
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """Every member's posterior mean (and log-variance), concatenated.
@@ -83,14 +88,13 @@ class Ensemble(nn.Module):
         mu : Tensor, shape (N, m * member_dim)
         logvar : Tensor of the same shape, or None for AEs
         """
-        parts = [member.encode(x) for member in self.members]
+        parts = [member.encode(x) for member in self.networks()]
         mu = torch.cat([p[0] for p in parts], dim=1)
-        if not self.variational:
-            return mu, None
-        return mu, torch.cat([p[1] for p in parts], dim=1)
+        logvars = [p[1] for p in parts if p[1] is not None]
+        return mu, (torch.cat(logvars, dim=1) if self.variational else None)
 
     def decode(self, z: Tensor) -> Tensor:
         """Image logits from the first block of ``z`` (N, m * member_dim) through the first
         member's decoder: (N, C, *S).
         """
-        return self.members[0].decode(z[:, : self.member_dim])
+        return self.networks()[0].decode(z[:, : self.member_dim])

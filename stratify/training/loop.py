@@ -65,6 +65,7 @@ from stratify.training.trainer import Callback, Trainer, run
 if TYPE_CHECKING:
     from stratify.losses import Objective
     from stratify.models.autoencoder import Autoencoder
+    from stratify.models.ensemble import Ensemble
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -318,7 +319,7 @@ def _fit_objective(objective: Any, data: Data) -> None:
 
 @torch.no_grad()
 def embed(
-    model: Autoencoder,
+    model: Autoencoder | Ensemble,
     images: Any,
     batch_size: int = 256,
     device: str | None = None,

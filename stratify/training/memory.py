@@ -39,6 +39,7 @@ from stratify.training.step import Augment, Plan, step_loss
 
 if TYPE_CHECKING:
     from stratify.models.autoencoder import Autoencoder
+    from stratify.models.ensemble import Ensemble
 
 __all__ = [
     "BATCH_CAP",
@@ -156,7 +157,7 @@ def step_bytes_per_sample(
     return total / _PROBE
 
 
-def inference_bytes_per_sample(model: Autoencoder, image_shape: Sequence[int]) -> float:
+def inference_bytes_per_sample(model: Autoencoder | Ensemble, image_shape: Sequence[int]) -> float:
     """Largest output (bytes per sample) of any module of ``model.encode`` without gradients."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     largest = 4.0 * math.prod(image_shape)
@@ -186,7 +187,7 @@ def train_batch_size(per_sample: float, budget: int, cap: int) -> int:
     return int(max(1, min(cap, budget // max(1.0, HEADROOM * per_sample))))
 
 
-def embed_batch_size(model: Autoencoder, image_shape: Sequence[int], budget: int) -> int:
+def embed_batch_size(model: Autoencoder | Ensemble, image_shape: Sequence[int], budget: int) -> int:
     """The embedding batch for ``model`` on images of ``image_shape`` within ``budget``."""
     per_sample = INFERENCE_FACTOR * inference_bytes_per_sample(model, image_shape)
     return int(max(1, min(EMBED_CAP, budget // max(1.0, per_sample))))
