@@ -123,3 +123,13 @@ def test_bad_ensembles_are_refused():
         Ensemble([ae, other])
     with pytest.raises(ValueError, match=r"'networks' parameter of TrainConfig must be an int"):
         Stratifier(2, train_config={"networks": 0})._validate_params()
+
+
+def test_the_model_card_names_the_ensemble(pair):
+    from stratify.analysis.html_report import model_card
+
+    one, three = pair
+    assert model_card(three).loc["network", "value"] == (
+        "an ensemble of 3 networks, each: autoencoder, 4-dimensional latent space"
+    )
+    assert model_card(one).loc["network", "value"] == "autoencoder, 4-dimensional latent space"

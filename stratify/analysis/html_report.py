@@ -105,6 +105,12 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _networks(model: Any) -> str:
+    """``"an ensemble of 3 networks, each: "`` for an ensemble, else nothing."""
+    count = model.history_["network"].nunique() if "network" in model.history_ else 1
+    return f"an ensemble of {count} networks, each: " if count > 1 else ""
+
+
 def model_card(model: Any) -> pd.DataFrame:
     """What a reader needs to know of the model: one ``value`` per ``field``."""
     params = model.get_params(deep=False)
@@ -117,8 +123,8 @@ def model_card(model: Any) -> pd.DataFrame:
         "training images": len(model.labels_),
         "patients": len(set(model.ids_)) if getattr(model, "ids_", None) is not None else "",
         "image shape (C, *S)": str(tuple(model.image_shape_)),
-        "network": f"{'variational ' if params['model'] == 'vae' else ''}autoencoder, "
-        f"{params['latent_dim']}-dimensional latent space",
+        "network": f"{_networks(model)}{'variational ' if params['model'] == 'vae' else ''}"
+        f"autoencoder, {params['latent_dim']}-dimensional latent space",
         "training losses": ", ".join(
             term for term in model.objective_.terms if term not in ("kl",)
         ),
