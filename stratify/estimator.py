@@ -110,8 +110,10 @@ class Stratifier(
         The manifold step between latents and clusterer (N2D's UMAP to 10 dimensions,
         :mod:`stratify.cluster.manifold`); None clusters the latents themselves.
     epochs : int or "auto", default="auto"
-        Training epochs; "auto": about 256,000 samples seen whatever the dataset size
-        (:func:`stratify.training.config.auto_epochs`); ``epochs_`` says how many ran.
+        Training epochs (of each network); "auto": a budget in compute, about 25,600 samples
+        of 28 x 28 values seen whatever the dataset size, larger samples counting
+        ``sqrt(values / 784)`` each (:func:`stratify.training.config.auto_epochs`: a 64^3
+        volume fit sees 1,400 volumes); ``epochs_`` says how many ran.
     batch_size : int or "auto", default="auto"
         Samples per training step; "auto": as many as the memory budget holds, at most 256
         (:mod:`stratify.training.memory`; ``train_config={"memory_budget": bytes}``). The
@@ -119,7 +121,10 @@ class Stratifier(
     lr : float, default=1e-3
     train_config : mapping or None, default=None
         The other :class:`~stratify.training.TrainConfig` fields (scheduler, weight decay,
-        early stopping, ``stop_agreement``, threads, ...). With ``"checkpoint_dir"`` the
+        early stopping, ``stop_agreement``, threads, ...). ``"networks": m`` trains ``m``
+        independently seeded networks, ``epochs`` each, whose latents are concatenated and
+        whose strata are a consensus across them (:mod:`stratify.models.ensemble`; default
+        :data:`~stratify.training.config.DEFAULT_NETWORKS`). With ``"checkpoint_dir"`` the
         fit writes ``last.pt`` there after every epoch and refuses to start over one;
         ``"resume": True`` continues it (images, metadata and parameters must match; the
         result equals an uninterrupted fit with the same seed).
@@ -333,7 +338,7 @@ class Stratifier(
         model_seed, train_seed, cluster_seed = draw_seeds(self.random_state, 3)
         self._model_seed, self._cluster_seed = model_seed, cluster_seed
         model = self._build_network(model_seed)
-        members = list(model.members) if isinstance(model, Ensemble) else [model]
+        members = model.networks() if isinstance(model, Ensemble) else [model]
         histories = []
         seeds = member_seeds(train_seed, len(members))
         for j, (member, seed) in enumerate(zip(members, seeds, strict=True)):

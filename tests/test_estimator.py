@@ -613,9 +613,11 @@ def test_values_the_constraint_table_refuses_fail_with_its_template(name, value,
 def test_auto_epochs_follow_the_sample_budget_rule(cohort, monkeypatch):
     from stratify.training import config
 
-    # the rule by hand: ceil(256,000 / N), at least 1
-    assert config.auto_epochs(10_000) == 26 and config.auto_epochs(546) == 469
-    assert config.auto_epochs(256_000) == 1 and config.auto_epochs(10**7) == 1
+    # the rule by hand: ceil(AUTO_EPOCH_SAMPLES / N), at least 1
+    budget = config.AUTO_EPOCH_SAMPLES
+    assert config.auto_epochs(1000) == -(-budget // 1000)
+    assert config.auto_epochs(546) == -(-budget // 546)
+    assert config.auto_epochs(budget) == 1 and config.auto_epochs(10**7) == 1
     with pytest.raises(ValueError, match="'n_samples' parameter of auto_epochs"):
         config.auto_epochs(0)
     monkeypatch.setattr(config, "AUTO_EPOCH_SAMPLES", 100)  # 3 epochs of 40 images

@@ -151,7 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--epochs",
         type=_int_or_auto,
-        help="training epochs, or 'auto' (the default: ceil(256000 / N) epochs for N images)",
+        help="training epochs, or 'auto' (the default: about 25,600 samples of 28 x 28 values "
+        "seen, fewer for larger images)",
     )
     fit.add_argument(
         "--batch-size", type=int, help="batch size (default: as many as fit in memory, at most 256)"

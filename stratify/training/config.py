@@ -24,9 +24,10 @@ __all__ = [
 _OWNER = "TrainConfig"
 
 #: The ``epochs="auto"`` rule of :class:`~stratify.Stratifier`: each network sees about this
-#: many samples of :data:`REFERENCE_SIZE` values, whatever the dataset size (the
-#: measurements behind it: the documentation's benchmark pages).
-AUTO_EPOCH_SAMPLES = 256_000
+#: many samples of :data:`REFERENCE_SIZE` values (100 steps of 256), whatever the dataset
+#: size; chosen on validation data with :data:`DEFAULT_NETWORKS` (``benchmarks/recipe.py``,
+#: the documentation's benchmark pages).
+AUTO_EPOCH_SAMPLES = 25_600
 #: Values per sample (a 28 x 28 image) at which the ``"auto"`` budget is
 #: :data:`AUTO_EPOCH_SAMPLES`; a sample of ``s`` values counts ``sqrt(s / REFERENCE_SIZE)``
 #: samples of the budget (:func:`auto_epochs`).
