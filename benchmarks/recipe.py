@@ -159,7 +159,7 @@ def agreement(out: Path, results: pd.DataFrame) -> pd.DataFrame:
                     "ari_min": float(np.min(pairs)),
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["dataset", "candidate", "ari", "ari_min"])
 
 
 def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, str]:
