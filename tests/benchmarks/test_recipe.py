@@ -67,8 +67,11 @@ def test_without_an_agreeing_candidate_the_most_stable_within_cost_wins():
         ]
     )
     agree = _agreement(
-        [("pneumoniamnist", "a", 0.5, 0.4), ("pneumoniamnist", "b", 0.7, 0.6)]
-        + [("pneumoniamnist", "c", 0.79, 0.7)]
+        [
+            ("pneumoniamnist", "a", 0.5, 0.4),
+            ("pneumoniamnist", "b", 0.7, 0.6),
+            ("pneumoniamnist", "c", 0.79, 0.7),
+        ]
     )
     table, chosen = recipe.choose(results, agree)
     assert chosen == "b" and not table["agrees"].any()
