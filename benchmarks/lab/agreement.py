@@ -21,7 +21,14 @@ from sklearn.metrics import adjusted_rand_score
 
 from stratify._atomic import atomic_write, write_csv
 
-__all__ = ["COLUMNS", "save_strata", "seed_agreement", "strata_path", "write_seed_agreement"]
+__all__ = [
+    "COLUMNS",
+    "DRAWN_PER_SEED",
+    "save_strata",
+    "seed_agreement",
+    "strata_path",
+    "write_seed_agreement",
+]
 
 #: Columns of seed_agreement.csv.
 COLUMNS = ["dataset", "method", "seed_a", "seed_b", "ari", "n"]
@@ -32,10 +39,21 @@ def strata_path(out: Path, dataset: str, method: str, seed: int) -> Path:
     return Path(out) / "strata" / dataset / method / f"seed{int(seed)}.npy"
 
 
-def save_strata(out: Path, dataset: str, method: str, seed: int, labels: np.ndarray) -> Path:
-    """Keep the scored strata of one run (int16, atomically); returns the file."""
+#: Marks a dataset folder whose patients are drawn per seed (no seed pairs to compare).
+DRAWN_PER_SEED = "DRAWN_PER_SEED"
+
+
+def save_strata(
+    out: Path, dataset: str, method: str, seed: int, labels: np.ndarray, comparable: bool = True
+) -> Path:
+    """Keep the scored strata of one run (int16, atomically); returns the file. With
+    ``comparable=False`` (a synthetic cohort drawn per seed, a seeded subset) the dataset's
+    folder is marked, and :func:`write_seed_agreement` compares none of its seeds.
+    """
     path = strata_path(out, dataset, method, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not comparable:
+        (path.parent.parent / DRAWN_PER_SEED).touch()
     values = np.asarray(labels, dtype=np.int16)
     atomic_write(path, lambda tmp: np.save(tmp, values))
     return path
@@ -75,7 +93,12 @@ def seed_agreement(out: Path, dataset: str, method: str) -> pd.DataFrame:
 def write_seed_agreement(out: Path) -> pd.DataFrame:
     """``<out>/seed_agreement.csv`` from every kept strata file; returns the table."""
     root = Path(out) / "strata"
-    pairs = sorted({(p.parent.parent.name, p.parent.name) for p in root.glob("*/*/seed*.npy")})
+    pairs = sorted(
+        (p.parent.parent.name, p.parent.name)
+        for p in root.glob("*/*/seed*.npy")
+        if not (p.parent.parent / DRAWN_PER_SEED).is_file()
+    )
+    pairs = sorted(set(pairs))
     frames = [seed_agreement(out, dataset, method) for dataset, method in pairs]
     frames = [frame for frame in frames if len(frame)]  # a single seed has no pair
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

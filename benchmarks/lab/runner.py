@@ -260,8 +260,9 @@ def run_grid(
             continue
         say(f"{prefix} ...")
         row, result = run_one(run, data, settings, profile_name)
-        if result is not None and row["status"] == "ok" and not data.seeded_data:
-            save_strata(out, run.dataset, run.method, run.seed, result.test_labels)
+        if result is not None and row["status"] == "ok":
+            labels, comparable = result.test_labels, not data.seeded_data
+            save_strata(out, run.dataset, run.method, run.seed, labels, comparable)
         record(row, path)
         elapsed = time.perf_counter() - start
         left = len(todo) - i

@@ -62,3 +62,12 @@ def test_the_csv_and_the_report_section(tmp_path):
     mean, sd = stored["ari"].mean(), stored["ari"].std(ddof=1)
     assert f"| cohort | default | 3 | {mean:.3f} ± {sd:.3f} | {stored['ari'].min():.3f} |" in lines
     assert strata_path(tmp_path, "cohort", "default", 2).is_file()
+
+
+def test_sets_drawn_per_seed_keep_their_strata_but_are_not_compared(tmp_path):
+    for seed, labels in STRATA.items():
+        save_strata(tmp_path, "cohort", "default", seed, labels, comparable=False)
+        save_strata(tmp_path, "pneumoniamnist", "default", seed, labels)
+    assert strata_path(tmp_path, "cohort", "default", 2).is_file()
+    table = write_seed_agreement(tmp_path)
+    assert set(table["dataset"]) == {"pneumoniamnist"} and len(table) == 3
