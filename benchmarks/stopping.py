@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-import stratify.estimator as estimator_module
+import stratify._parts as estimator_module  # where the estimator calls train
 from lab.datasets import load_dataset
 from lab.methods import cache_file
 from lab.provenance import git_commit, header, mean_sd

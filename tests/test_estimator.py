@@ -517,7 +517,7 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
 )
 def test_every_parameter_is_checked_before_training_and_named(cohort, params, match, monkeypatch):
     trained = []
-    monkeypatch.setattr("stratify.estimator.train", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr("stratify._parts.train", lambda *a, **k: trained.append(1))
     with pytest.raises((ValueError, TypeError), match=match):
         Stratifier(2, **{**TINY, **params}).fit(cohort[0][:16])
     assert not trained
@@ -581,7 +581,7 @@ def _fails_before_training(params, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr("stratify.estimator.train", no_training)
+    monkeypatch.setattr("stratify._parts.train", no_training)
     start = time.perf_counter()
     with pytest.raises((TypeError, ValueError)) as excinfo:
         Stratifier(**params).fit(np.zeros((8, 1, 28, 28), np.uint8))
@@ -688,7 +688,7 @@ def test_metadata_joined_by_id_equals_metadata_in_order(cohort, tmp_path):
 @pytest.mark.parametrize("clusterer", ["gmm", "head"])
 def test_data_that_cannot_give_the_strata_fails_before_training(cohort, clusterer, monkeypatch):
     trained = []
-    monkeypatch.setattr("stratify.estimator.train", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr("stratify._parts.train", lambda *a, **k: trained.append(1))
     images = cohort[0][:6]
     with pytest.raises(ValueError, match=r"n_clusters at most the number of images \(6\), got "):
         Stratifier(7, clusterer=clusterer, **TINY).fit(images)
