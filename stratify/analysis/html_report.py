@@ -107,7 +107,9 @@ def _version(package: str) -> str:
 
 def _networks(model: Any) -> str:
     """``"an ensemble of 3 networks, each: "`` for an ensemble, else nothing."""
-    count = model.history_["network"].nunique() if "network" in model.history_ else 1
+    from stratify.models.ensemble import Ensemble
+
+    count = len(model.model_) if isinstance(model.model_, Ensemble) else 1
     return f"an ensemble of {count} networks, each: " if count > 1 else ""
 
 

@@ -66,6 +66,7 @@ from stratify.cluster.backends import (
     nearest,
     pooled_variance,
 )
+from stratify.cluster.consensus import block_width
 from stratify.cluster.manifold import ManifoldEmbedding
 from stratify.cluster.novelty import NoveltyScore
 from stratify.cluster.seeded import (
@@ -292,11 +293,7 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
             reset=reset,
         )
         X = np.asarray(X, dtype=np.float64)
-        if X.shape[1] % self.blocks:
-            raise ValueError(
-                f"Expected latents whose {X.shape[1]} columns split into blocks={self.blocks} "
-                f"equal blocks (one per network), got {X.shape[1] % self.blocks} left over."
-            )
+        block_width(X, self.blocks)
         if self.normalize:
             parts = X.reshape(len(X), self.blocks, -1)
             norms = np.maximum(np.linalg.norm(parts, axis=2, keepdims=True), 1e-12)

@@ -49,12 +49,34 @@ import numpy as np
 
 from stratify.cluster.neighbours import NeighbourStrata
 
-__all__ = ["CONSENSUS_BASES", "CONSENSUS_LINKAGES", "ConsensusStrata", "coassociation"]
+__all__ = [
+    "CONSENSUS_BASES",
+    "CONSENSUS_LINKAGES",
+    "ConsensusStrata",
+    "block_width",
+    "coassociation",
+]
 
 #: The consensus functions.
 CONSENSUS_LINKAGES = ("average", "spectral")
 #: The clusterings whose runs are pooled.
 CONSENSUS_BASES = ("gmm", "kmeans")
+
+
+def block_width(X: np.ndarray, blocks: int) -> int:
+    """Columns of one of the ``blocks`` equal column blocks of ``X`` (N, D), one per network.
+
+    Raises
+    ------
+    ValueError
+        If D does not split into ``blocks`` equal blocks.
+    """
+    if X.shape[1] % blocks:
+        raise ValueError(
+            f"Expected latents whose {X.shape[1]} columns split into blocks={blocks} "
+            f"equal blocks (one per network), got {X.shape[1] % blocks} left over."
+        )
+    return X.shape[1] // blocks
 
 
 def coassociation(partitions: list[np.ndarray]) -> np.ndarray:
@@ -167,12 +189,7 @@ class ConsensusStrata(NeighbourStrata):
             raise ValueError(
                 f"Expected at least 2 samples and n_components={k} <= samples, got {n} samples."
             )
-        if X.shape[1] % self.blocks:
-            raise ValueError(
-                f"Expected latents whose {X.shape[1]} columns split into blocks={self.blocks} "
-                f"equal blocks (one per network), got {X.shape[1] % self.blocks} left over."
-            )
-        width = X.shape[1] // self.blocks
+        width = block_width(X, self.blocks)
         rng = np.random.default_rng(self.random_state)
         high = min(n, max(k, math.ceil(self.split * k)))
         self.run_strata_ = rng.integers(k, high + 1, size=self.n_runs)
