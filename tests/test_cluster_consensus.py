@@ -212,3 +212,18 @@ def test_the_clusterer_normalises_each_network_block_alike():
     )
     np.testing.assert_allclose(space, expected, atol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(space, axis=1), 1.0)
+
+
+def test_a_consensus_setting_is_a_clusterer_the_strata_clusterer_takes():
+    from sklearn.base import clone
+
+    X, truth = make_blobs([120, 80], n_features=4, cluster_std=0.5, random_state=5)
+    setting = ConsensusStrata(2, n_runs=30, base="kmeans", random_state=1)
+    copy = clone(setting)
+    assert copy is not setting and copy.get_params() == setting.get_params()
+    assert copy.get_params()["n_runs"] == 30 and copy.get_params()["base"] == "kmeans"
+    labels = setting.fit_predict(X)
+    np.testing.assert_array_equal(labels, setting.labels_)
+    strata = StrataClusterer(setting, 2, normalize=False).fit(X)
+    np.testing.assert_array_equal(strata.labels_, labels)  # the instance's own settings
+    assert adjusted_rand_score(truth, strata.predict(X)) == 1.0

@@ -46,6 +46,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.base import ClusterMixin
 
 from stratify.cluster.neighbours import NeighbourStrata
 
@@ -97,8 +98,12 @@ def coassociation(partitions: list[np.ndarray]) -> np.ndarray:
     return counts / len(partitions)
 
 
-class ConsensusStrata(NeighbourStrata):
+class ConsensusStrata(ClusterMixin, NeighbourStrata):
     """Evidence accumulation: k strata from the co-association of many clustering runs.
+
+    A scikit-learn clusterer (``fit_predict``, ``clone``), so that a setting of it can be
+    given to :class:`~stratify.cluster.StrataClusterer` or :class:`~stratify.Stratifier` as
+    the ``clusterer``.
 
     Parameters
     ----------

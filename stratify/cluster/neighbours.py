@@ -18,6 +18,7 @@ them: ``means_`` and full ``covariances_`` of each stratum's training patients a
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.neighbors import NearestNeighbors
 
 __all__ = ["NeighbourStrata"]
@@ -27,8 +28,11 @@ __all__ = ["NeighbourStrata"]
 COINCIDENT = 1e-3
 
 
-class NeighbourStrata:
+class NeighbourStrata(BaseEstimator):
     """Base of the strata defined by training rows of shares (``label_distributions_``).
+
+    A scikit-learn estimator (``get_params``, ``clone``): the parameters are those of the
+    subclass's ``__init__``.
 
     Subclasses set ``n_neighbors`` and ``reg_covar`` and call :meth:`_settle` at the end of
     their ``fit``.
