@@ -100,12 +100,14 @@ class Stratifier(
         Two-view augmentation: None is :class:`~stratify.data.augment.TwoViewAugment`'s
         medical-image defaults (vectors: :class:`~stratify.data.vector_augment.VectorAugment`);
         a callable ``(x, generator) -> (view1, view2)`` replaces it.
-    clusterer : str or estimator, default="consensus-spectral"
+    clusterer : str or estimator, default="eac"
         A name of :data:`stratify.cluster.BACKENDS` or a scikit-learn clusterer
         (:class:`~stratify.cluster.StrataClusterer` says how each predicts), on the
-        L2-normalised latents. The default, evidence accumulation over 20 seeded Gaussian
-        mixtures cut by a normalised spectral cut (:mod:`stratify.cluster.consensus`), was
-        chosen on validation data (the documentation's benchmark pages).
+        L2-normalised latents. The default, evidence accumulation clustering (Fred & Jain
+        2005: the co-association of 200 seeded k-means runs cut by average linkage,
+        :mod:`stratify.cluster.consensus`), was chosen on validation data by a rule declared
+        before the run (the documentation's benchmark pages); ``"consensus-spectral"`` (20
+        Gaussian mixtures, a normalised spectral cut) is the one it replaced.
     manifold : {"umap"} or None, default=None
         The manifold step between latents and clusterer (N2D's UMAP to 10 dimensions,
         :mod:`stratify.cluster.manifold`); None clusters the latents themselves.

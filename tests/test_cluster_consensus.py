@@ -130,7 +130,7 @@ def test_more_strata_than_patients_is_refused():
         ConsensusStrata(5).fit(np.zeros((4, 2)))
 
 
-@pytest.mark.parametrize("method", ["consensus", "consensus-spectral", "consensus-kmeans"])
+@pytest.mark.parametrize("method", ["consensus", "consensus-spectral", "consensus-kmeans", "eac"])
 def test_the_consensus_backends_cluster_store_and_give_gaussians(method):
     X, truth = make_blobs([120, 80], n_features=4, cluster_std=0.6, random_state=2)
     clusterer = StrataClusterer(method, 2, random_state=0).fit(X)
@@ -227,3 +227,20 @@ def test_a_consensus_setting_is_a_clusterer_the_strata_clusterer_takes():
     strata = StrataClusterer(setting, 2, normalize=False).fit(X)
     np.testing.assert_array_equal(strata.labels_, labels)  # the instance's own settings
     assert adjusted_rand_score(truth, strata.predict(X)) == 1.0
+
+
+def test_the_default_backend_is_fred_and_jains_evidence_accumulation():
+    from stratify.cluster.backends import DEFAULT_BACKEND
+
+    X, _ = make_blobs([60, 40], n_features=3, cluster_std=0.5, random_state=4)
+    clusterer = StrataClusterer(DEFAULT_BACKEND, 2, random_state=0).fit(X)
+    consensus = clusterer.estimator_
+    assert DEFAULT_BACKEND == "eac"
+    assert (consensus.n_runs, consensus.base, consensus.linkage) == (200, "kmeans", "average")
+    assert consensus.run_partitions_.shape == (200, 100)
+    # the strata are the average-linkage cut of the pooled runs' co-association
+    again = ConsensusStrata(2, n_runs=200, base="kmeans", linkage="average")
+    np.testing.assert_array_equal(
+        again._average_cut(coassociation(list(consensus.run_partitions_)), 2),
+        consensus.labels_,
+    )

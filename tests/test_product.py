@@ -28,7 +28,7 @@ def _fresh(code: str) -> str:
     return done.stdout.strip()
 
 
-def test_the_product_ships_five_backends_and_no_lab():
+def test_the_product_ships_six_backends_and_no_lab():
     out = _fresh(
         "import sys, stratify.cli, stratify.estimator, stratify.analysis.html_report\n"
         "from stratify.cluster import BACKENDS\n"
@@ -36,7 +36,7 @@ def test_the_product_ships_five_backends_and_no_lab():
         "('lab', 'benchmarks') or 'baselines' in m or 'stratify.benchmark' in m))"
     )
     backends, lab = out.splitlines()
-    assert backends == str(["consensus-spectral", "gmm", "hdbscan", "head", "kmeans"])
+    assert backends == str(["consensus-spectral", "eac", "gmm", "hdbscan", "head", "kmeans"])
     assert lab == "[]"
     assert not (PACKAGE / "benchmark").exists() and not (PACKAGE / "baselines.py").exists()
 

@@ -18,11 +18,9 @@ backend              ``"auto"`` k by  ``predict`` on new samples     fitted on
 ``"spectral"``       silhouette       nearest centroid of the strata <= 5,000
 ``"head"``,          silhouette       the head's argmax              <= 50,000
 ``"head-sized"``
-``"consensus"``,     silhouette       mean stratum shares of the 10  <= 5,000
+``"eac"`` (default),  silhouette      mean stratum shares of the 10  <= 5,000
 ``"consensus-                         nearest training samples
-spectral"``,
-``"consensus-
-kmeans"``
+spectral"``
 an instance          silhouette       its ``predict`` if any, else   all samples
                                       nearest centroid
 ===================  ===============  =============================  ===========
@@ -100,7 +98,8 @@ class StrataClusterer(ClusterMixin, BaseEstimator):
     ----------
     method : str or estimator, default="kmeans"
         A key of :data:`~stratify.cluster.BACKENDS` ("kmeans", "gmm", "hdbscan", "head",
-        "consensus-spectral", and any you register), or a scikit-learn clusterer instance (cloned in
+        "eac", "consensus-spectral", and any you register), or a scikit-learn clusterer
+        instance (cloned in
         ``fit``; its own settings are used as given, ``n_clusters`` is ignored for it).
     n_clusters : int or "auto", default=3
         Number of strata. ``"auto"`` picks it from ``k_range`` by the backend's
