@@ -550,8 +550,8 @@ METHODS: dict[str, Method] = {
             "default",
             "unsupervised",
             "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
-            "the spectral consensus of 20 Gaussian mixtures on the normalised latents "
-            "(clusterer='consensus-spectral')",
+            "evidence accumulation of 200 k-means runs cut by average linkage on the "
+            "normalised latents (clusterer='eac')",
             _deep(DEFAULT_PARAMS),
         ),
         *(
