@@ -15,6 +15,7 @@ import pytest
 
 from stratify import Stratifier, make_cohort
 from stratify.analysis.html_report import write_html_report
+from stratify.cluster.backends import DEFAULT_BACKEND
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECTIONS = [
@@ -159,6 +160,7 @@ def test_model_card_is_short_and_names_what_a_reader_needs(report):
     card = model_card(report[1])
     assert len(card) <= 20
     assert card.loc["metadata priors", "value"] == "age (yaware on age)"
-    assert card.loc["clustering", "value"] == "consensus-spectral on the latents"
+    # the report's model was fitted with the default clusterer, named as the backend table does
+    assert card.loc["clustering", "value"] == f"{DEFAULT_BACKEND} on the latents"
     assert not any(name.startswith("parameter ") for name in card.index)
     pd.testing.assert_index_equal(card.columns, pd.Index(["value"]))
