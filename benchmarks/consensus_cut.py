@@ -30,7 +30,6 @@ Usage::
 
 from __future__ import annotations
 
-import itertools
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from recipe import COST_IMAGES, COST_SECONDS, DATASETS, choose
+from recipe import COST_IMAGES, COST_SECONDS, DATASETS, _strata_file, agreement, choose
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from lab.datasets import load_dataset
@@ -158,33 +157,6 @@ def score(dataset: str, seed: int, out: Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def _strata_file(out: Path, dataset: str, name: str, seed: int) -> Path:
-    folder = out.parent / f"{out.stem}-strata" / dataset / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"seed{seed}.npy"
-
-
-def agreement(out: Path, results: pd.DataFrame) -> pd.DataFrame:
-    """Mean seed-pair ARI of every (set, candidate) from the kept strata."""
-    rows = []
-    for (dataset, name), group in results.groupby(["dataset", "candidate"]):
-        strata = {s: np.load(_strata_file(out, dataset, name, s)) for s in sorted(group["seed"])}
-        pairs = [
-            adjusted_rand_score(strata[a], strata[b])
-            for a, b in itertools.combinations(sorted(strata), 2)
-        ]
-        if pairs:
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "candidate": name,
-                    "ari": float(np.mean(pairs)),
-                    "ari_min": float(np.min(pairs)),
-                }
-            )
-    return pd.DataFrame(rows, columns=["dataset", "candidate", "ari", "ari_min"])
 
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
