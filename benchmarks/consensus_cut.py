@@ -48,6 +48,7 @@ from stratify._atomic import write_text
 from stratify.analysis.metrics import cluster_accuracy
 from stratify.cluster import StrataClusterer
 from stratify.cluster.consensus import ConsensusStrata
+from stratify.training.config import auto_epochs
 
 #: Where the networks' latents are cached (ignored by git; rebuilt by ``--embed``).
 CACHE = Path(__file__).parent / ".cut-latents"
@@ -77,20 +78,32 @@ RULE = (
 )
 
 
-def _cache_file(dataset: str, seed: int) -> Path:
-    return CACHE / dataset / f"seed{seed}.npz"
+def _cache_file(dataset: str, seed: int, budget: int | None = None) -> Path:
+    folder = CACHE if budget is None else CACHE / f"budget{budget}"
+    return folder / dataset / f"seed{seed}.npz"
 
 
-def embed(dataset: str, seed: int) -> None:
-    """Fit the default estimator on one (set, seed) and cache its latents."""
-    path = _cache_file(dataset, seed)
+def embed(dataset: str, seed: int, budget: int | None = None) -> None:
+    """Fit the default estimator on one (set, seed) and cache its latents.
+
+    ``budget``: samples of 28 x 28 values per network in place of the default's
+    (``epochs="auto"``'s rule, :func:`~stratify.training.config.auto_epochs`); None: the
+    default, ``epochs="auto"`` itself.
+    """
+    path = _cache_file(dataset, seed, budget)
     if path.is_file():
         return
     data = load_dataset(dataset, seed=0, split="val")  # the same data for every seed
-    model = Stratifier(data.n_classes, random_state=seed)
+    images = data.train.images
+    epochs: int | str = (
+        "auto"
+        if budget is None
+        else auto_epochs(len(images), int(np.prod(images.shape[1:])), budget)
+    )
+    model = Stratifier(data.n_classes, epochs=epochs, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(data.train.images)
+        model.fit(images)
     start = time.perf_counter()
     scored = model.embedding_ if data.transductive else model.transform(data.test.images)
     embed_seconds = time.perf_counter() - start
@@ -125,14 +138,21 @@ def _strata(cached: Any, settings: dict[str, Any], seed: int) -> tuple[np.ndarra
     return np.asarray(strata), time.perf_counter() - start
 
 
-def score(dataset: str, seed: int, out: Path) -> pd.DataFrame:
-    """Every candidate on one cached (set, seed): two clustering seeds each."""
-    cached = np.load(_cache_file(dataset, seed))
+def score(
+    dataset: str,
+    seed: int,
+    out: Path,
+    budget: int | None = None,
+    candidates: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Every candidate (None: :data:`CANDIDATES`) on one cached (set, seed, budget): two
+    clustering seeds each."""
+    cached = np.load(_cache_file(dataset, seed, budget))
     labels = cached["labels"]
     n_train = len(cached["train"])
     share = min(1.0, COST_IMAGES / n_train)
     rows = []
-    for name, settings in CANDIDATES.items():
+    for name, settings in (CANDIDATES if candidates is None else candidates).items():
         own = int(cached["cluster_seed"])
         strata, seconds = _strata(cached, settings, own)
         again, _ = _strata(cached, settings, own + EXTRA_SEED)
