@@ -59,3 +59,12 @@ def test_the_seed_pair_agreement_compares_the_kept_strata_of_two_seeds(cached):
     a = np.load(consensus_cut._strata_file(out, "blobs", "kmeans30-average", 0))
     b = np.load(consensus_cut._strata_file(out, "blobs", "kmeans30-average", 1))
     assert row.ari == pytest.approx(adjusted_rand_score(a, b))
+
+
+def test_a_budget_has_its_own_cache_and_the_default_keeps_its_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(consensus_cut, "CACHE", tmp_path)
+    assert consensus_cut._cache_file("digits", 2) == tmp_path / "digits" / "seed2.npz"
+    assert (
+        consensus_cut._cache_file("digits", 2, 51_200)
+        == tmp_path / "budget51200" / "digits" / "seed2.npz"
+    )
