@@ -229,13 +229,9 @@ def test_a_consensus_setting_is_a_clusterer_the_strata_clusterer_takes():
     assert adjusted_rand_score(truth, strata.predict(X)) == 1.0
 
 
-def test_the_default_backend_is_fred_and_jains_evidence_accumulation():
-    from stratify.cluster.backends import DEFAULT_BACKEND
-
+def test_eac_is_fred_and_jains_evidence_accumulation():
     X, _ = make_blobs([60, 40], n_features=3, cluster_std=0.5, random_state=4)
-    clusterer = StrataClusterer(DEFAULT_BACKEND, 2, random_state=0).fit(X)
-    consensus = clusterer.estimator_
-    assert DEFAULT_BACKEND == "eac"
+    consensus = StrataClusterer("eac", 2, random_state=0).fit(X).estimator_
     assert (consensus.n_runs, consensus.base, consensus.linkage) == (200, "kmeans", "average")
     assert consensus.run_partitions_.shape == (200, 100)
     # the strata are the average-linkage cut of the pooled runs' co-association
@@ -244,3 +240,13 @@ def test_the_default_backend_is_fred_and_jains_evidence_accumulation():
         again._average_cut(coassociation(list(consensus.run_partitions_)), 2),
         consensus.labels_,
     )
+
+
+def test_the_default_backend_pools_twenty_gaussian_mixtures_under_a_spectral_cut():
+    from stratify.cluster.backends import DEFAULT_BACKEND
+
+    X, _ = make_blobs([60, 40], n_features=3, cluster_std=0.5, random_state=4)
+    consensus = StrataClusterer(DEFAULT_BACKEND, 2, random_state=0).fit(X).estimator_
+    assert DEFAULT_BACKEND == "consensus-spectral"
+    assert (consensus.n_runs, consensus.base, consensus.linkage) == (20, "gmm", "spectral")
+    assert consensus.run_partitions_.shape == (20, 100)

@@ -484,7 +484,7 @@ def test_verbose_fit_shows_progress_from_the_first_batch_and_the_steps_after(coh
     assert "train:   0%" in err and "0/4 [" in err  # drawn before the first batch
     assert "4/4 [" in err and "epoch=2/2" in err  # per batch, kept at the end
     assert "stratify: embedding 64 images ..." in err
-    assert "stratify: clustering into 2 strata (eac) ..." in err
+    assert "stratify: clustering into 2 strata (consensus-spectral) ..." in err
 
 
 @pytest.mark.parametrize(

@@ -549,9 +549,9 @@ METHODS: dict[str, Method] = {
         Method(
             "default",
             "unsupervised",
-            "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto', "
-            "evidence accumulation of 200 k-means runs cut by average linkage on the "
-            "normalised latents (clusterer='eac')",
+            "the default Stratifier, every setting default: AE + NT-Xent, epochs 'auto' "
+            "(51,200 samples), the spectral consensus of 20 Gaussian mixtures on the "
+            "normalised latents (clusterer='consensus-spectral')",
             _deep(DEFAULT_PARAMS),
         ),
         *(

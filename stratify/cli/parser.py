@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--epochs",
         type=_int_or_auto,
-        help="training epochs, or 'auto' (the default: about 25,600 samples of 28 x 28 values "
+        help="training epochs, or 'auto' (the default: about 51,200 samples of 28 x 28 values "
         "seen, fewer for larger images)",
     )
     fit.add_argument(

@@ -413,7 +413,7 @@ BACKENDS: dict[str, Backend] = {
 METHODS = tuple(BACKENDS)
 #: The estimator's default backend, chosen on the validation splits by a rule declared
 #: before the run (the documentation's benchmark pages, "How the default was chosen").
-DEFAULT_BACKEND = "eac"
+DEFAULT_BACKEND = "consensus-spectral"
 
 #: Backend names of earlier versions -> why they went and what to use instead.
 REMOVED_BACKENDS: dict[str, str] = {

@@ -18,9 +18,10 @@ backend              ``"auto"`` k by  ``predict`` on new samples     fitted on
 ``"spectral"``       silhouette       nearest centroid of the strata <= 5,000
 ``"head"``,          silhouette       the head's argmax              <= 50,000
 ``"head-sized"``
-``"eac"`` (default),  silhouette      mean stratum shares of the 10  <= 5,000
-``"consensus-                         nearest training samples
-spectral"``
+``"consensus-        silhouette       mean stratum shares of the 10  <= 5,000
+spectral"``                           nearest training samples
+(default),
+``"eac"``
 an instance          silhouette       its ``predict`` if any, else   all samples
                                       nearest centroid
 ===================  ===============  =============================  ===========

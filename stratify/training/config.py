@@ -24,10 +24,10 @@ __all__ = [
 _OWNER = "TrainConfig"
 
 #: The ``epochs="auto"`` rule of :class:`~stratify.Stratifier`: each network sees about this
-#: many samples of :data:`REFERENCE_SIZE` values (100 steps of 256), whatever the dataset
-#: size; chosen on validation data with :data:`DEFAULT_NETWORKS` (``benchmarks/recipe.py``,
+#: many samples of :data:`REFERENCE_SIZE` values (200 steps of 256), whatever the dataset
+#: size; chosen on validation data (``benchmarks/recipe.py`` and ``benchmarks/budget.py``,
 #: the documentation's benchmark pages).
-AUTO_EPOCH_SAMPLES = 25_600
+AUTO_EPOCH_SAMPLES = 51_200
 #: Values per sample (a 28 x 28 image) at which the ``"auto"`` budget is
 #: :data:`AUTO_EPOCH_SAMPLES`; a sample of ``s`` values counts ``sqrt(s / REFERENCE_SIZE)``
 #: samples of the budget (:func:`auto_epochs`).
