@@ -6,7 +6,7 @@ the consensus's Gaussian-mixture runs land in two different cuts under different
 seeds. This lab separates the two sources and chooses how the consensus is built, without
 retraining a network per candidate:
 
-1. ``--embed`` fits the default estimator (the chosen recipe, nothing changed) once per
+1. ``--embed`` fits the default estimator (as it was when this round ran: :data:`BUDGET`) once per
    (set, seed) and caches its latents: the training set's and the scored split's
    (``benchmarks/.cut-latents/``, not committed; the networks are the same for every
    candidate).
@@ -37,11 +37,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from recipe import COST_IMAGES, COST_SECONDS, DATASETS, _strata_file, agreement, choose
+from recipe import (
+    COST_IMAGES,
+    COST_SECONDS,
+    DATASETS,
+    SEED_PAIR_ARI,
+    _strata_file,
+    agreement,
+    choose,
+    per_set_rows,
+    spread,
+)
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from lab.datasets import load_dataset
-from lab.provenance import git_commit, header, mean_sd, seeded_parser
+from lab.provenance import git_commit, header, seeded_parser
 from lab.store import accumulate
 from stratify import Stratifier
 from stratify._atomic import write_text
@@ -52,6 +62,9 @@ from stratify.training.config import auto_epochs
 
 #: Where the networks' latents are cached (ignored by git; rebuilt by ``--embed``).
 CACHE = Path(__file__).parent / ".cut-latents"
+#: The networks' budget: samples of 28 x 28 values per network, the default's when this
+#: round ran (``epochs="auto"`` then), kept so that ``--embed`` refits the same networks.
+BUDGET = 25_600
 #: The consensus settings scored, declared before the run. The default's (20 Gaussian
 #: mixtures, spectral cut); more mixtures (the co-association's sampling error falls as
 #: 1 / sqrt(runs)); Fred & Jain's k-means runs, ten times cheaper each, so that 200 of
@@ -78,28 +91,23 @@ RULE = (
 )
 
 
-def _cache_file(dataset: str, seed: int, budget: int | None = None) -> Path:
-    folder = CACHE if budget is None else CACHE / f"budget{budget}"
-    return folder / dataset / f"seed{seed}.npz"
+def _cache_file(dataset: str, seed: int, budget: int = BUDGET) -> Path:
+    return CACHE / f"budget{budget}" / dataset / f"seed{seed}.npz"
 
 
-def embed(dataset: str, seed: int, budget: int | None = None) -> None:
+def embed(dataset: str, seed: int, budget: int = BUDGET) -> None:
     """Fit the default estimator on one (set, seed) and cache its latents.
 
-    ``budget``: samples of 28 x 28 values per network in place of the default's
-    (``epochs="auto"``'s rule, :func:`~stratify.training.config.auto_epochs`); None: the
-    default, ``epochs="auto"`` itself.
+    ``budget``: samples of 28 x 28 values per network (``epochs="auto"``'s rule,
+    :func:`~stratify.training.config.auto_epochs`); :data:`BUDGET`, the default's when this
+    round ran, unless given.
     """
     path = _cache_file(dataset, seed, budget)
     if path.is_file():
         return
     data = load_dataset(dataset, seed=0, split="val")  # the same data for every seed
     images = data.train.images
-    epochs: int | str = (
-        "auto"
-        if budget is None
-        else auto_epochs(len(images), int(np.prod(images.shape[1:])), budget)
-    )
+    epochs = auto_epochs(len(images), int(np.prod(images.shape[1:])), budget)
     model = Stratifier(data.n_classes, epochs=epochs, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -142,7 +150,7 @@ def score(
     dataset: str,
     seed: int,
     out: Path,
-    budget: int | None = None,
+    budget: int = BUDGET,
     candidates: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Every candidate (None: :data:`CANDIDATES`) on one cached (set, seed, budget): two
@@ -215,17 +223,19 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "clustering seed against another (the consensus's own share of the seed dependence); "
         "ACC again: the val ACC under that other clustering seed.",
         "",
-        "| set | candidate | val ACC | ACC again | val NMI | seed-pair ARI | cut ARI | cluster s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *per_set_rows(
+            results,
+            agree,
+            {
+                "val ACC": spread("val_acc", 3),
+                "ACC again": spread("val_acc_again", 3),
+                "val NMI": spread("val_nmi", 3),
+                "seed-pair ARI": SEED_PAIR_ARI,
+                "cut ARI": spread("cut_ari", 3),
+                "cluster s": spread("cluster_seconds", 0),
+            },
+        ),
     ]
-    for (dataset, name), group in results.groupby(["dataset", "candidate"]):
-        ari = agree[(agree["dataset"] == dataset) & (agree["candidate"] == name)]["ari"]
-        lines.append(
-            f"| {dataset} | {name} | {mean_sd(group['val_acc'], 3)} | "
-            f"{mean_sd(group['val_acc_again'], 3)} | {mean_sd(group['val_nmi'], 3)} | "
-            f"{float(ari.iloc[0]) if len(ari) else float('nan'):.3f} | "
-            f"{mean_sd(group['cut_ari'], 3)} | {mean_sd(group['cluster_seconds'], 0)} |"
-        )
     write_text("\n".join(lines) + "\n", out)
 
 

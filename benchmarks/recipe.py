@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,38 @@ def agreement(out: Path, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "candidate", "ari", "ari_min"])
 
 
+#: A per-set table's column: the mean ± sd of a result column to so many digits.
+Column = Callable[[pd.DataFrame], str]
+#: In :func:`per_set_rows`' columns: the (set, candidate)'s mean seed-pair ARI.
+SEED_PAIR_ARI = None
+
+
+def spread(column: str, digits: int) -> Column:
+    """The column ``column``'s mean ± sd over a (set, candidate)'s seeds."""
+    return lambda group: mean_sd(group[column], digits)
+
+
+def per_set_rows(
+    results: pd.DataFrame, agree: pd.DataFrame, columns: dict[str, Column | None]
+) -> list[str]:
+    """A Markdown table of one row per (set, candidate): ``columns`` maps each header to
+    its cell (:data:`SEED_PAIR_ARI`: the mean seed-pair ARI from ``agree``)."""
+    lines = [
+        "| set | candidate | " + " | ".join(columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
+    for (dataset, name), group in results.groupby(["dataset", "candidate"]):
+        ari = agree[(agree["dataset"] == dataset) & (agree["candidate"] == name)]["ari"]
+        cells = [
+            f"{float(ari.iloc[0]) if len(ari) else float('nan'):.3f}"
+            if cell is None
+            else cell(group)
+            for cell in columns.values()
+        ]
+        lines.append(f"| {dataset} | {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The candidates' table under :data:`RULE` and the chosen candidate."""
     per_set = results.groupby(["candidate", "dataset"])["val_acc"].mean().unstack()
@@ -217,18 +250,19 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         "",
         "Per set (mean ± sd over seeds; seed-pair ARI of the scored strata):",
         "",
-        "| set | candidate | val ACC | val NMI | seed-pair ARI | train s | cluster s | epochs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *per_set_rows(
+            results,
+            agree,
+            {
+                "val ACC": spread("val_acc", 3),
+                "val NMI": spread("val_nmi", 3),
+                "seed-pair ARI": SEED_PAIR_ARI,
+                "train s": spread("train_seconds", 0),
+                "cluster s": spread("cluster_seconds", 0),
+                "epochs": lambda group: str(int(group["epochs"].iloc[0])),
+            },
+        ),
     ]
-    for (dataset, name), group in results.groupby(["dataset", "candidate"]):
-        ari = agree[(agree["dataset"] == dataset) & (agree["candidate"] == name)]["ari"]
-        lines.append(
-            f"| {dataset} | {name} | {mean_sd(group['val_acc'], 3)} | "
-            f"{mean_sd(group['val_nmi'], 3)} | "
-            f"{float(ari.iloc[0]) if len(ari) else float('nan'):.3f} | "
-            f"{mean_sd(group['train_seconds'], 0)} | {mean_sd(group['cluster_seconds'], 0)} | "
-            f"{int(group['epochs'].iloc[0])} |"
-        )
     write_text("\n".join(lines) + "\n", out)
 
 

@@ -61,9 +61,9 @@ def test_the_seed_pair_agreement_compares_the_kept_strata_of_two_seeds(cached):
     assert row.ari == pytest.approx(adjusted_rand_score(a, b))
 
 
-def test_a_budget_has_its_own_cache_and_the_default_keeps_its_path(tmp_path, monkeypatch):
+def test_each_budget_has_its_own_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(consensus_cut, "CACHE", tmp_path)
-    assert consensus_cut._cache_file("digits", 2) == tmp_path / "digits" / "seed2.npz"
+    assert consensus_cut._cache_file("digits", 2) == tmp_path / "budget25600/digits/seed2.npz"
     assert (
         consensus_cut._cache_file("digits", 2, 51_200)
         == tmp_path / "budget51200" / "digits" / "seed2.npz"
