@@ -49,11 +49,11 @@ def test_fitted_attributes(fitted, cohort):
     assert not fitted.model_.training
     np.testing.assert_allclose(fitted.transform(images[:20]), fitted.embedding_[:20], atol=1e-5)
     np.testing.assert_array_equal(fitted.predict(images), fitted.labels_)
-    # the default clusterer: evidence accumulation (200 k-means runs, average linkage) on
+    # the default clusterer: evidence accumulation (20 Gaussian mixtures, spectral cut) on
     # the normalised latents, no manifold
     consensus = fitted.clusterer_.estimator_
     assert type(consensus).__name__ == "ConsensusStrata"
-    assert (consensus.linkage, consensus.base, consensus.n_runs) == ("average", "kmeans", 200)
+    assert (consensus.linkage, consensus.base, consensus.n_runs) == ("spectral", "gmm", 20)
     assert fitted.clusterer_.normalize
     assert fitted.probabilities_.shape == (360,)
     proba = fitted.predict_proba(images[:5])
