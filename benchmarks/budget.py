@@ -33,6 +33,7 @@ from recipe import (
     MIN_AGREEMENT,
     SEED_PAIR_ARI,
     agreement,
+    candidate_table,
     per_set_rows,
     spread,
 )
@@ -98,18 +99,8 @@ def _agreement(out: Path, rows: pd.DataFrame, budget: int) -> pd.DataFrame:
 
 def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The candidates' table under :data:`RULE` and the chosen candidate."""
-    per_set = results.groupby(["candidate", "dataset"])["val_acc"].mean().unstack()
     ari = agree.pivot(index="candidate", columns="dataset", values="ari")
-    table = pd.DataFrame(
-        {
-            "mean_acc": per_set.mean(axis=1),
-            "worst_acc": per_set.min(axis=1),
-            "worst_ari": ari.min(axis=1),
-            "seconds_2000": results[results["dataset"] == "pneumoniamnist"]
-            .groupby("candidate")["fit_seconds_2000"]
-            .mean(),
-        }
-    )
+    table = candidate_table(results, agree)
     floor = np.minimum(MIN_AGREEMENT, ari.loc[INCUMBENT]) - ARI_MARGIN
     table["within_cost"] = table["seconds_2000"] <= COST_SECONDS
     table["beats_acc"] = table["mean_acc"] >= table.loc[INCUMBENT, "mean_acc"] + ACC_MARGIN

@@ -195,10 +195,11 @@ def per_set_rows(
     return lines
 
 
-def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The candidates' table under :data:`RULE` and the chosen candidate."""
+def candidate_table(results: pd.DataFrame, agree: pd.DataFrame) -> pd.DataFrame:
+    """Per candidate: the mean over sets of the per-set mean val ACC, the worst set's, the
+    worst set's seed-pair ARI and the estimated fit seconds of COST_IMAGES images."""
     per_set = results.groupby(["candidate", "dataset"])["val_acc"].mean().unstack()
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "mean_acc": per_set.mean(axis=1),
             "worst_acc": per_set.min(axis=1),
@@ -208,6 +209,11 @@ def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, st
             .mean(),
         }
     )
+
+
+def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The candidates' table under :data:`RULE` and the chosen candidate."""
+    table = candidate_table(results, agree)
     table["within_cost"] = table["seconds_2000"] <= COST_SECONDS
     table["agrees"] = table["worst_ari"] >= MIN_AGREEMENT
     passing = table[table["within_cost"] & table["agrees"]]
