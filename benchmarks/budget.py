@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from consensus_cut import CANDIDATES, _cache_file, embed, score
+from consensus_cut import CANDIDATES, _cache_file, consensus, embed, score
 from recipe import (
     COST_IMAGES,
     COST_SECONDS,
@@ -97,23 +97,48 @@ def _agreement(out: Path, rows: pd.DataFrame, budget: int) -> pd.DataFrame:
     return agree
 
 
-def choose(results: pd.DataFrame, agree: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The candidates' table under :data:`RULE` and the chosen candidate."""
+def choose(
+    results: pd.DataFrame, agree: pd.DataFrame, incumbent: str = INCUMBENT
+) -> tuple[pd.DataFrame, str]:
+    """The candidates' table under :data:`RULE` (an ``incumbent`` and margins) and the chosen
+    candidate."""
     ari = agree.pivot(index="candidate", columns="dataset", values="ari")
     table = candidate_table(results, agree)
-    floor = np.minimum(MIN_AGREEMENT, ari.loc[INCUMBENT]) - ARI_MARGIN
+    floor = np.minimum(MIN_AGREEMENT, ari.loc[incumbent]) - ARI_MARGIN
     table["within_cost"] = table["seconds_2000"] <= COST_SECONDS
-    table["beats_acc"] = table["mean_acc"] >= table.loc[INCUMBENT, "mean_acc"] + ACC_MARGIN
+    table["beats_acc"] = table["mean_acc"] >= table.loc[incumbent, "mean_acc"] + ACC_MARGIN
     table["keeps_agreement"] = (ari >= floor).all(axis=1)
     table["agrees"] = table["worst_ari"] >= MIN_AGREEMENT
     eligible = table[table["within_cost"] & table["beats_acc"] & table["keeps_agreement"]].drop(
-        index=INCUMBENT, errors="ignore"
+        index=incumbent, errors="ignore"
     )
     if not len(eligible):
-        return table, INCUMBENT
+        return table, incumbent
     best = eligible["mean_acc"].max()
     near = eligible[eligible["mean_acc"] >= best - 0.005]
     return table, str(near["worst_acc"].idxmax())
+
+
+def choice_lines(table: pd.DataFrame, chosen: str, incumbent: str = INCUMBENT) -> list[str]:
+    """The chosen candidate and the candidates' table of :func:`choose`, in Markdown."""
+    lines = [
+        f"**Chosen: {chosen}**" + (" (the incumbent stays)." if chosen == incumbent else "."),
+        "",
+        "| candidate | mean val ACC | worst set | worst seed-pair ARI | est. s (2,000 images) "
+        f"| within cost | ACC >= incumbent + {ACC_MARGIN} | agreement kept | agrees >= "
+        f"{MIN_AGREEMENT} |",
+        "|---|---:|---:|---:|---:|:---:|:---:|:---:|:---:|",
+    ]
+    yes = {True: "yes", False: "no"}
+    for name, row in table.sort_values("mean_acc", ascending=False).iterrows():
+        lines.append(
+            f"| {name} | {row['mean_acc']:.3f} | {row['worst_acc']:.3f} | {row['worst_ari']:.3f} "
+            f"| {row['seconds_2000']:.0f} | {yes[bool(row['within_cost'])]} "
+            f"| {'(incumbent)' if name == incumbent else yes[bool(row['beats_acc'])]} "
+            f"| {'(incumbent)' if name == incumbent else yes[bool(row['keeps_agreement'])]} "
+            f"| {yes[bool(row['agrees'])]} |"
+        )
+    return lines
 
 
 def collect(out: Path, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,22 +182,8 @@ def report(results: pd.DataFrame, agree: pd.DataFrame, seeds: list[int], out: Pa
         "",
         RULE,
         "",
-        f"**Chosen: {chosen}**" + (" (the incumbent stays)." if chosen == INCUMBENT else "."),
-        "",
-        "| candidate | mean val ACC | worst set | worst seed-pair ARI | est. s (2,000 images) "
-        f"| within cost | ACC >= incumbent + {ACC_MARGIN} | agreement kept | agrees >= "
-        f"{MIN_AGREEMENT} |",
-        "|---|---:|---:|---:|---:|:---:|:---:|:---:|:---:|",
+        *choice_lines(table, chosen),
     ]
-    yes = {True: "yes", False: "no"}
-    for name, row in table.sort_values("mean_acc", ascending=False).iterrows():
-        lines.append(
-            f"| {name} | {row['mean_acc']:.3f} | {row['worst_acc']:.3f} | {row['worst_ari']:.3f} "
-            f"| {row['seconds_2000']:.0f} | {yes[bool(row['within_cost'])]} "
-            f"| {'(incumbent)' if name == INCUMBENT else yes[bool(row['beats_acc'])]} "
-            f"| {'(incumbent)' if name == INCUMBENT else yes[bool(row['keeps_agreement'])]} "
-            f"| {yes[bool(row['agrees'])]} |"
-        )
     lines += [
         "",
         "Per set (mean ± sd over seeds). Seed-pair ARI: the scored strata of two seeds "
@@ -210,7 +221,9 @@ def main() -> int:
         accumulate(
             args.out.with_suffix(".csv"),
             [(d, s) for d, s in runs if _cache_file(d, s, BUDGET).is_file()],
-            lambda d, s: score(d, s, args.out, BUDGET, CONSENSUS),
+            lambda d, s: score(
+                d, s, args.out, BUDGET, {n: consensus(c) for n, c in CONSENSUS.items()}
+            ),
             lambda d, s, rows: (
                 f"{d} seed {s}: "
                 + ", ".join(f"{r.candidate} {r.val_acc:.3f}" for r in rows.itertuples())

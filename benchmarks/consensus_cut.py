@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +135,21 @@ def embed(dataset: str, seed: int, budget: int = BUDGET) -> None:
     print(f"{dataset} seed {seed}: cached ({path.stat().st_size // 1024} KiB)", flush=True)
 
 
-def _strata(cached: Any, settings: dict[str, Any], seed: int) -> tuple[np.ndarray, float]:
+#: A candidate: ``make(k, seed)`` -> the unfitted clusterer of the normalised latents.
+Builder = Callable[[int, int], StrataClusterer]
+
+
+def consensus(settings: dict[str, Any]) -> Builder:
+    """The builder of a :class:`ConsensusStrata` setting, clustered as the estimator does."""
+    return lambda k, seed: StrataClusterer(
+        ConsensusStrata(k, random_state=seed, **settings), k, normalize=True
+    )
+
+
+def _strata(cached: Any, make: Builder, seed: int) -> tuple[np.ndarray, float]:
     k = int(cached["n_classes"])
     start = time.perf_counter()
-    clusterer = StrataClusterer(
-        ConsensusStrata(k, random_state=seed, **settings), k, normalize=True
-    ).fit(cached["train"])
+    clusterer = make(k, seed).fit(cached["train"])
     strata = (
         clusterer.labels_ if bool(cached["transductive"]) else clusterer.predict(cached["scored"])
     )
@@ -151,19 +161,21 @@ def score(
     seed: int,
     out: Path,
     budget: int = BUDGET,
-    candidates: dict[str, dict[str, Any]] | None = None,
+    candidates: dict[str, Builder] | None = None,
 ) -> pd.DataFrame:
-    """Every candidate (None: :data:`CANDIDATES`) on one cached (set, seed, budget): two
-    clustering seeds each."""
+    """Every candidate (None: :data:`CANDIDATES`' consensus settings) on one cached (set,
+    seed, budget): two clustering seeds each."""
     cached = np.load(_cache_file(dataset, seed, budget))
     labels = cached["labels"]
     n_train = len(cached["train"])
     share = min(1.0, COST_IMAGES / n_train)
     rows = []
-    for name, settings in (CANDIDATES if candidates is None else candidates).items():
+    if candidates is None:
+        candidates = {name: consensus(settings) for name, settings in CANDIDATES.items()}
+    for name, make in candidates.items():
         own = int(cached["cluster_seed"])
-        strata, seconds = _strata(cached, settings, own)
-        again, _ = _strata(cached, settings, own + EXTRA_SEED)
+        strata, seconds = _strata(cached, make, own)
+        again, _ = _strata(cached, make, own + EXTRA_SEED)
         np.save(_strata_file(out, dataset, name, seed), strata.astype(np.int16))
         train_seconds = float(cached["train_seconds"])
         rows.append(

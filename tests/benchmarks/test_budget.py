@@ -76,3 +76,19 @@ def test_the_agreement_floor_is_capped_at_the_bar_minus_the_margin():
 def test_a_challenger_over_the_cost_is_out():
     _, chosen = _choose([0.80, 0.60, 0.70, 0.85], [0.9, 0.9, 0.9, 0.9], seconds={CHALLENGER: 121.0})
     assert chosen == budget.INCUMBENT
+
+
+def test_the_incumbent_is_a_parameter_of_the_rule():
+    """The cut-space round reuses the rule with its own incumbent: the margin is counted
+    from that incumbent, whatever the names."""
+    results, agree = _tables(
+        {"mine": INCUMBENT_ACC, "other": [0.74, 0.53, 0.68, 0.82]},
+        {"mine": INCUMBENT_ARI, "other": [0.72, 0.44, 0.75, 0.75]},
+    )
+    _, chosen = budget.choose(results, agree, incumbent="mine")
+    assert chosen == "other"
+    results, agree = _tables(
+        {"mine": [0.74, 0.53, 0.68, 0.82], "other": INCUMBENT_ACC},
+        {"mine": [0.72, 0.44, 0.75, 0.75], "other": INCUMBENT_ARI},
+    )
+    assert budget.choose(results, agree, incumbent="mine")[1] == "mine"
