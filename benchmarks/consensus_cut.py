@@ -92,24 +92,34 @@ RULE = (
 )
 
 
-def _cache_file(dataset: str, seed: int, budget: int = BUDGET) -> Path:
-    return CACHE / f"budget{budget}" / dataset / f"seed{seed}.npz"
+def _cache_file(dataset: str, seed: int, budget: int = BUDGET, variant: str = "") -> Path:
+    folder = f"budget{budget}" + (f"-{variant}" if variant else "")
+    return CACHE / folder / dataset / f"seed{seed}.npz"
 
 
-def embed(dataset: str, seed: int, budget: int = BUDGET) -> None:
+def embed(
+    dataset: str,
+    seed: int,
+    budget: int = BUDGET,
+    variant: str = "",
+    settings: dict[str, Any] | None = None,
+) -> None:
     """Fit the default estimator on one (set, seed) and cache its latents.
 
     ``budget``: samples of 28 x 28 values per network (``epochs="auto"``'s rule,
     :func:`~stratify.training.config.auto_epochs`); :data:`BUDGET`, the default's when this
-    round ran, unless given.
+    round ran, unless given. ``settings``: Stratifier parameters that differ from the
+    default's, cached under the name ``variant`` (both empty: the default).
     """
-    path = _cache_file(dataset, seed, budget)
+    if bool(variant) != bool(settings):
+        raise ValueError(f"Expected a variant name with settings, got {variant!r}, {settings!r}.")
+    path = _cache_file(dataset, seed, budget, variant)
     if path.is_file():
         return
     data = load_dataset(dataset, seed=0, split="val")  # the same data for every seed
     images = data.train.images
     epochs = auto_epochs(len(images), int(np.prod(images.shape[1:])), budget)
-    model = Stratifier(data.n_classes, epochs=epochs, random_state=seed)
+    model = Stratifier(data.n_classes, epochs=epochs, random_state=seed, **(settings or {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(images)
@@ -162,10 +172,11 @@ def score(
     out: Path,
     budget: int = BUDGET,
     candidates: dict[str, Builder] | None = None,
+    variant: str = "",
 ) -> pd.DataFrame:
     """Every candidate (None: :data:`CANDIDATES`' consensus settings) on one cached (set,
-    seed, budget): two clustering seeds each."""
-    cached = np.load(_cache_file(dataset, seed, budget))
+    seed, budget, variant): two clustering seeds each."""
+    cached = np.load(_cache_file(dataset, seed, budget, variant))
     labels = cached["labels"]
     n_train = len(cached["train"])
     share = min(1.0, COST_IMAGES / n_train)

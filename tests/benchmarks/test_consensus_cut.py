@@ -68,3 +68,13 @@ def test_each_budget_has_its_own_cache(tmp_path, monkeypatch):
         consensus_cut._cache_file("digits", 2, 51_200)
         == tmp_path / "budget51200" / "digits" / "seed2.npz"
     )
+
+
+def test_a_variant_of_the_default_has_its_own_cache_and_needs_its_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(consensus_cut, "CACHE", tmp_path)
+    assert (
+        consensus_cut._cache_file("digits", 2, 51_200, "noise0.1")
+        == tmp_path / "budget51200-noise0.1" / "digits" / "seed2.npz"
+    )
+    with pytest.raises(ValueError, match="Expected a variant name with settings, got 'x', None"):
+        consensus_cut.embed("digits", 0, 51_200, "x")
