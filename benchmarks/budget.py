@@ -32,14 +32,15 @@ from recipe import (
     COST_SECONDS,
     MIN_AGREEMENT,
     SEED_PAIR_ARI,
+    Column,
     agreement,
     candidate_table,
     per_set_rows,
+    round_main,
     spread,
 )
 
-from lab.provenance import header, seeded_parser
-from lab.store import accumulate
+from lab.provenance import header
 from stratify._atomic import write_text
 
 #: The selection sets of this round (see :data:`RULE` for AdrenalMNIST3D).
@@ -53,6 +54,12 @@ CONSENSUS = {name: CANDIDATES[name] for name in ("kmeans200-average", "gmm20-spe
 #: The incumbent's committed rows (``consensus_cut.py``'s report; its strata beside it).
 INCUMBENT_REPORT = Path(__file__).parent / "results" / "consensus_cut.md"
 ACC_MARGIN, ARI_MARGIN = 0.01, 0.05
+#: The margins of the rounds with an incumbent, as their rules spell them.
+MARGINS = (
+    "(1) its mean over sets of the per-set mean val ACC is at least the incumbent's plus "
+    f"{ACC_MARGIN} and (2) on every set its mean seed-pair ARI is at least the smaller of "
+    f"{MIN_AGREEMENT} and the incumbent's on that set, minus {ARI_MARGIN}"
+)
 
 
 def candidate(budget: int, consensus: str) -> str:
@@ -73,10 +80,9 @@ RULE = (
     "about 47 minutes of this machine; the doubled budget's 64^3 cost is read from the "
     "measured 2,288 s at the incumbent's (about twice, under the 7,200 s bar). A candidate "
     f"is out when its estimated fit of {COST_IMAGES:,} 28-px images exceeds "
-    f"{COST_SECONDS:.0f} s (as in consensus_cut.py). A challenger is eligible when (1) its "
-    "mean over sets of the per-set mean val ACC is at least the incumbent's plus "
-    f"{ACC_MARGIN} and (2) on every set its mean seed-pair ARI is at least the smaller of "
-    f"{MIN_AGREEMENT} and the incumbent's on that set, minus {ARI_MARGIN}. Of the eligible, "
+    f"{COST_SECONDS:.0f} s (as in consensus_cut.py). A challenger is eligible when "
+    + MARGINS
+    + ". Of the eligible, "
     "the highest mean val ACC wins (within 0.005 of it, the higher worst-set mean ACC); when "
     f"none is eligible the incumbent stays. The seed agreement bar ({MIN_AGREEMENT} on every "
     "set) is reported, met or missed."
@@ -141,6 +147,32 @@ def choice_lines(table: pd.DataFrame, chosen: str, incumbent: str = INCUMBENT) -
     return lines
 
 
+def per_set_lines(
+    results: pd.DataFrame, agree: pd.DataFrame, more: dict[str, Column], legend: str = ""
+) -> list[str]:
+    """The per-set table of a round with an incumbent (this one, the cut-space and the
+    noise-range rounds): val ACC, val NMI, seed-pair and cut ARI, then the ``more`` columns;
+    ``legend`` is appended to the table's explanation."""
+    return [
+        "",
+        "Per set (mean ± sd over seeds). Seed-pair ARI: the scored strata of two seeds "
+        "(network and clustering seed both changing); cut ARI: one network under two "
+        "clustering seeds" + legend + ".",
+        "",
+        *per_set_rows(
+            results,
+            agree,
+            {
+                "val ACC": spread("val_acc", 3),
+                "val NMI": spread("val_nmi", 3),
+                "seed-pair ARI": SEED_PAIR_ARI,
+                "cut ARI": spread("cut_ari", 3),
+                **more,
+            },
+        ),
+    ]
+
+
 def collect(out: Path, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every candidate's rows and seed agreement: the incumbent's budget from the committed
     consensus selection, the doubled budget from this lab's rows."""
@@ -184,55 +216,24 @@ def report(results: pd.DataFrame, agree: pd.DataFrame, seeds: list[int], out: Pa
         "",
         *choice_lines(table, chosen),
     ]
-    lines += [
-        "",
-        "Per set (mean ± sd over seeds). Seed-pair ARI: the scored strata of two seeds "
-        "(network and clustering seed both changing); cut ARI: one network under two "
-        "clustering seeds.",
-        "",
-        *per_set_rows(
-            results,
-            agree,
-            {
-                "val ACC": spread("val_acc", 3),
-                "val NMI": spread("val_nmi", 3),
-                "seed-pair ARI": SEED_PAIR_ARI,
-                "cut ARI": spread("cut_ari", 3),
-                "train s": spread("train_seconds", 0),
-                "cluster s": spread("cluster_seconds", 0),
-            },
-        ),
-    ]
+    lines += per_set_lines(
+        results,
+        agree,
+        {"train s": spread("train_seconds", 0), "cluster s": spread("cluster_seconds", 0)},
+    )
     write_text("\n".join(lines) + "\n", out)
 
 
 def main() -> int:
-    parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/budget.md")
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
-    parser.add_argument("--embed", action="store_true", help="fit the challengers' networks")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    runs = [(d, s) for s in args.seeds for d in args.datasets]
-    if args.embed:
-        for dataset, seed in runs:
-            embed(dataset, seed, BUDGET)
-        return 0
-    if not args.report_only:
-        accumulate(
-            args.out.with_suffix(".csv"),
-            [(d, s) for d, s in runs if _cache_file(d, s, BUDGET).is_file()],
-            lambda d, s: score(
-                d, s, args.out, BUDGET, {n: consensus(c) for n, c in CONSENSUS.items()}
-            ),
-            lambda d, s, rows: (
-                f"{d} seed {s}: "
-                + ", ".join(f"{r.candidate} {r.val_acc:.3f}" for r in rows.itertuples())
-            ),
-        )
-    results, agree = collect(args.out, args.seeds)
-    report(results, agree, args.seeds, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    return round_main(
+        __doc__,
+        "benchmarks/results/budget.md",
+        DATASETS,
+        lambda d, s, out: score(d, s, out, BUDGET, {n: consensus(c) for n, c in CONSENSUS.items()}),
+        lambda results, seeds, out: report(*collect(out, seeds), seeds, out),
+        lambda d, s: embed(d, s, BUDGET),
+        lambda d, s: _cache_file(d, s, BUDGET).is_file(),
+    )
 
 
 if __name__ == "__main__":

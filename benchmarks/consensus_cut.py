@@ -47,13 +47,13 @@ from recipe import (
     agreement,
     choose,
     per_set_rows,
+    round_main,
     spread,
 )
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from lab.datasets import load_dataset
-from lab.provenance import git_commit, header, seeded_parser
-from lab.store import accumulate
+from lab.provenance import git_commit, header
 from stratify import Stratifier
 from stratify._atomic import write_text
 from stratify.analysis.metrics import cluster_accuracy
@@ -263,32 +263,15 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
 
 
 def main() -> int:
-    parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/consensus_cut.md")
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
-    parser.add_argument("--embed", action="store_true", help="fit the networks, cache latents")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    runs = [(d, s) for s in args.seeds for d in args.datasets]
-    if args.embed:
-        for dataset, seed in runs:
-            embed(dataset, seed)
-        return 0
-    path = args.out.with_suffix(".csv")
-    if args.report_only:
-        results = pd.read_csv(path)
-    else:
-        results = accumulate(
-            path,
-            [(d, s) for d, s in runs if _cache_file(d, s).is_file()],
-            lambda d, s: score(d, s, args.out),
-            lambda d, s, rows: (
-                f"{d} seed {s}: "
-                + ", ".join(f"{r.candidate} {r.val_acc:.3f}" for r in rows.itertuples())
-            ),
-        )
-    report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    return round_main(
+        __doc__,
+        "benchmarks/results/consensus_cut.md",
+        DATASETS,
+        score,
+        report,
+        embed,
+        lambda d, s: _cache_file(d, s).is_file(),
+    )
 
 
 if __name__ == "__main__":

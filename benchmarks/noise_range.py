@@ -26,20 +26,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from budget import ACC_MARGIN, ARI_MARGIN, choice_lines, choose
+from budget import MARGINS, choice_lines, choose, per_set_lines
 from consensus_cut import CANDIDATES, _cache_file, consensus, embed, score
 from recipe import (
     COST_IMAGES,
     COST_SECONDS,
     MIN_AGREEMENT,
-    SEED_PAIR_ARI,
     agreement,
-    per_set_rows,
+    round_main,
     spread,
 )
 
-from lab.provenance import header, seeded_parser
-from lab.store import accumulate
+from lab.provenance import header
 from stratify._atomic import write_text
 from stratify.data.augment import AugmentParams
 
@@ -68,9 +66,7 @@ RULE = (
     "the held-out cohort's generator (its noisiest site), after the cut-space round traced "
     "the cohort's merged strata to its sites. A candidate is out when its estimated fit of "
     f"{COST_IMAGES:,} 28-px images exceeds {COST_SECONDS:.0f} s. The challenger is chosen "
-    "when (1) its mean over sets of the per-set mean val ACC is at least the incumbent's plus "
-    f"{ACC_MARGIN} and (2) on every set its mean seed-pair ARI is at least the smaller of "
-    f"{MIN_AGREEMENT} and the incumbent's on that set, minus {ARI_MARGIN}; otherwise the "
+    "when " + MARGINS + "; otherwise the "
     f"incumbent stays. The seed agreement bar ({MIN_AGREEMENT} on every set) is reported, met "
     "or missed."
 )
@@ -108,57 +104,21 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         RULE,
         "",
         *choice_lines(table, chosen, INCUMBENT),
-        "",
-        "Per set (mean ± sd over seeds). Seed-pair ARI: the scored strata of two seeds "
-        "(network and clustering seed both changing); cut ARI: one network under two "
-        "clustering seeds.",
-        "",
-        *per_set_rows(
-            results,
-            agree,
-            {
-                "val ACC": spread("val_acc", 3),
-                "val NMI": spread("val_nmi", 3),
-                "seed-pair ARI": SEED_PAIR_ARI,
-                "cut ARI": spread("cut_ari", 3),
-                "train s": spread("train_seconds", 0),
-            },
-        ),
+        *per_set_lines(results, agree, {"train s": spread("train_seconds", 0)}),
     ]
     write_text("\n".join(lines) + "\n", out)
 
 
 def main() -> int:
-    parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/noise_range.md")
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
-    parser.add_argument("--embed", action="store_true", help="fit the challenger's networks")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    runs = [(d, s) for s in args.seeds for d in args.datasets]
-    if args.embed:
-        for dataset, seed in runs:
-            embed(dataset, seed, BUDGET, CHALLENGER, SETTINGS)
-        return 0
-    path = args.out.with_suffix(".csv")
-    if args.report_only:
-        results = pd.read_csv(path)
-    else:
-        results = accumulate(
-            path,
-            [
-                (d, s)
-                for d, s in runs
-                if all(_cache_file(d, s, BUDGET, v).is_file() for v in VARIANTS.values())
-            ],
-            lambda d, s: score_noise(d, s, args.out),
-            lambda d, s, rows: (
-                f"{d} seed {s}: "
-                + ", ".join(f"{r.candidate} {r.val_acc:.3f}" for r in rows.itertuples())
-            ),
-        )
-    report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    return round_main(
+        __doc__,
+        "benchmarks/results/noise_range.md",
+        DATASETS,
+        score_noise,
+        report,
+        lambda d, s: embed(d, s, BUDGET, CHALLENGER, SETTINGS),
+        lambda d, s: all(_cache_file(d, s, BUDGET, v).is_file() for v in VARIANTS.values()),
+    )
 
 
 if __name__ == "__main__":

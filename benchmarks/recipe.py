@@ -272,28 +272,57 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     write_text("\n".join(lines) + "\n", out)
 
 
-def main() -> int:
-    parser = seeded_parser(__doc__.splitlines()[0], "benchmarks/results/recipe.md")
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+def announce(dataset: str, seed: int, rows: pd.DataFrame) -> str:
+    """The line printed after a (set, seed) of a selection round: each candidate's val ACC."""
+    return f"{dataset} seed {seed}: " + ", ".join(
+        f"{r.candidate} {r.val_acc:.3f}" for r in rows.itertuples()
+    )
+
+
+def round_main(
+    doc: str,
+    out: str,
+    datasets: list[str],
+    score_one: Callable[[str, int, Path], pd.DataFrame],
+    report_rows: Callable[[pd.DataFrame, list[int], Path], None],
+    embed_one: Callable[[str, int], None] | None = None,
+    ready: Callable[[str, int], bool] = lambda dataset, seed: True,
+) -> int:
+    """The command line of a selection round: ``--seeds``, ``--out``, ``--datasets``,
+    ``--report-only`` and, when the round caches networks (``embed_one``), ``--embed``.
+
+    Every (set, seed) that is ``ready`` and has no row yet in ``out``'s CSV is scored by
+    ``score_one(dataset, seed, out)`` (resumably, :func:`lab.store.accumulate`); then
+    ``report_rows(rows of the asked seeds, seeds, out)`` writes the report.
+    """
+    parser = seeded_parser(doc.splitlines()[0], out)
+    parser.add_argument("--datasets", nargs="+", default=datasets, choices=datasets)
+    if embed_one is not None:
+        parser.add_argument("--embed", action="store_true", help="fit the networks, cache latents")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    runs = [(d, s) for s in args.seeds for d in args.datasets]
+    if embed_one is not None and args.embed:
+        for dataset, seed in runs:
+            embed_one(dataset, seed)
+        return 0
     path = args.out.with_suffix(".csv")
     if args.report_only:
         results = pd.read_csv(path)
     else:
-        runs = [(d, s) for s in args.seeds for d in args.datasets]
         results = accumulate(
             path,
-            runs,
-            lambda d, s: run_one(d, s, args.out),
-            lambda d, s, rows: (
-                f"{d} seed {s}: "
-                + ", ".join(f"{r.candidate} {r.val_acc:.3f}" for r in rows.itertuples())
-            ),
+            [(d, s) for d, s in runs if ready(d, s)],
+            lambda d, s: score_one(d, s, args.out),
+            announce,
         )
-    report(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
+    report_rows(results[results["seed"].isin(args.seeds)], args.seeds, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def main() -> int:
+    return round_main(__doc__, "benchmarks/results/recipe.md", DATASETS, run_one, report)
 
 
 if __name__ == "__main__":
