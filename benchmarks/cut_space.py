@@ -28,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -98,18 +99,15 @@ RULE = (
     "set) is reported, met or missed."
 )
 
-_compile_seconds: list[float] = []
 
-
+@functools.cache
 def compile_seconds() -> float:
     """Seconds of the first UMAP fit of this process on 300 random latents (numba's
     compile; measured once, before any candidate's own UMAP fit)."""
-    if not _compile_seconds:
-        latents = np.random.default_rng(0).normal(size=(300, 16))
-        start = time.perf_counter()
-        ManifoldEmbedding(random_state=0).fit(latents)
-        _compile_seconds.append(time.perf_counter() - start)
-    return _compile_seconds[0]
+    latents = np.random.default_rng(0).normal(size=(300, 16))
+    start = time.perf_counter()
+    ManifoldEmbedding(random_state=0).fit(latents)
+    return time.perf_counter() - start
 
 
 def score_spaces(dataset: str, seed: int, out: Path) -> pd.DataFrame:
