@@ -9,6 +9,13 @@ every side is divisible by ``2**n`` and ``side / 2**n >= 4`` (28 -> 2, 16 -> 2, 
 128 -> 5). Sizes that cannot be halved once that way (odd sides, sides below 8) raise a
 ``ValueError`` that says how to fix the input (pad or resize). No interpolation is ever
 used, so the decoder output has exactly the input's shape.
+
+Memory layout
+-------------
+:func:`use_layout` holds the two modules' convolution weights channels-last on the CPU,
+where oneDNN then runs every convolution without converting layouts (a default training step
+1.4-1.6x faster in 2D and 3D, ``benchmarks/layout.py``), and in PyTorch's default layout on
+other devices. The values, and so what is learned, are the same up to float rounding.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from torch import Tensor, nn
 from stratify._validation import check_in_range, check_option
 from stratify.models.blocks import conv_layer, down_block, norm_layer, up_block
 
-__all__ = ["ConvDecoder", "ConvEncoder", "choose_depth"]
+__all__ = ["ConvDecoder", "ConvEncoder", "choose_depth", "use_layout"]
 
 _MAX_DEPTH = 5
 _MIN_BASE = 4
@@ -121,6 +128,7 @@ class ConvEncoder(nn.Module):
         n_blocks = check_in_range(n_blocks, "n_blocks", "ConvEncoder", kind=int, low=0)
         ndim = len(spatial)
         self.depth = choose_depth(spatial, depth)
+        self.ndim = ndim
         chans = _channels(width, self.depth)
         layers: list[nn.Module] = [
             conv_layer(ndim, in_channels, chans[0], 3, padding=1, bias=norm == "none"),
@@ -174,6 +182,7 @@ class ConvDecoder(nn.Module):
         n_blocks = check_in_range(n_blocks, "n_blocks", "ConvDecoder", kind=int, low=0)
         ndim = len(spatial)
         self.depth = choose_depth(spatial, depth)
+        self.ndim = ndim
         chans = _channels(width, self.depth)
         self.base_shape = (chans[-1], *(s // 2**self.depth for s in spatial))
         self.fc = nn.Sequential(
@@ -190,6 +199,31 @@ class ConvDecoder(nn.Module):
         """Map latents ``(N, D)`` to logits ``(N, C, *S)``."""
         h = self.fc(z).view(z.shape[0], *self.base_shape)
         return self.head(self.body(h))
+
+
+def use_layout(model: nn.Module, device: torch.device) -> None:
+    """Hold every :class:`ConvEncoder` and :class:`ConvDecoder` in ``model`` in the memory
+    layout fastest on ``device``, in place (see the module docstring).
+
+    Channels-last (``channels_last_3d`` for volumes) on the CPU, PyTorch's default
+    contiguous layout elsewhere. Other modules, e.g. your own encoder, are left as they are
+    (a channels-last activation would break their ``view`` calls). Call it before the
+    optimizer is built: the parameters keep their identity but not their strides.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An :class:`~stratify.models.Autoencoder`, an ensemble of them, or any module.
+    device : torch.device
+        Where ``model`` runs.
+    """
+    for module in model.modules():
+        if isinstance(module, ConvEncoder | ConvDecoder):
+            if device.type != "cpu":
+                layout = torch.contiguous_format
+            else:
+                layout = torch.channels_last if module.ndim == 2 else torch.channels_last_3d
+            module.to(memory_format=layout)
 
 
 def _check_shape(image_shape: Sequence[int]) -> tuple[int, ...]:

@@ -38,6 +38,7 @@ from torch import nn
 from stratify import distributed
 from stratify._random import seed_from
 from stratify.data.augment import TwoViewAugment
+from stratify.models.conv import use_layout
 from stratify.training import memory, parallel
 from stratify.training.batches import (
     Data,
@@ -268,6 +269,7 @@ def train(
         )
     _fit_objective(objective, train_data)
     model.to(device)
+    use_layout(model, device)
     if isinstance(objective, nn.Module):
         objective.to(device)
     if checkpoint is not None and config.batch_size == "auto":  # the interrupted fit's batch
@@ -384,6 +386,7 @@ def embed(
     else:
         target = resolve_device(device)
         model.to(target)
+    use_layout(model, target)
     means, logvars = encode_batches(model, tensor, batch_size, target)
     mu_all = means.numpy()
     if not logvar:

@@ -14,6 +14,7 @@ from stratify.models import (
     choose_depth,
     infer_feature_dim,
 )
+from stratify.models.conv import use_layout
 
 SHAPES_2D = [(c, s, s) for c in (1, 3) for s in (16, 28, 64)] + [(1, 128, 128), (3, 128, 128)]
 SHAPES_3D = [(1, 28, 28, 28), (1, 64, 64, 64)]
@@ -151,3 +152,50 @@ def test_forward_decodes_a_draw_from_the_given_generator_in_training_and_the_mea
         model.eval()
         assert torch.allclose(model(x)["recon"], model.decode(mu), atol=1e-6)
         assert torch.allclose(model.decode_draw(mu, None), model.decode(mu))
+
+
+def _conv_weights(model):
+    return [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d)]
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [((3, 16, 16), torch.channels_last), ((1, 16, 16, 16), torch.channels_last_3d)],
+    ids=["2d", "3d"],
+)
+def test_use_layout_is_channels_last_on_cpu_and_the_same_function(shape, layout):
+    torch.manual_seed(0)
+    plain = build_model("vae", shape, latent_dim=5, width=4)
+    fast = build_model("vae", shape, latent_dim=5, width=4)
+    fast.load_state_dict(plain.state_dict())
+    use_layout(fast, torch.device("cpu"))
+    weights = _conv_weights(fast.encoder) + _conv_weights(fast.decoder)
+    assert weights and all(w.is_contiguous(memory_format=layout) for w in weights)
+    assert not all(w.is_contiguous() for w in weights)
+    x = torch.rand(6, *shape)
+    (mu_a, logvar_a), (mu_b, logvar_b) = plain.encode(x), fast.encode(x)
+    assert torch.allclose(mu_a, mu_b, atol=1e-5) and torch.allclose(logvar_a, logvar_b, atol=1e-5)
+    recon_a, recon_b = plain.decode(mu_a), fast.decode(mu_b)
+    assert recon_b.shape == (6, *shape) and torch.allclose(recon_a, recon_b, atol=1e-5)
+    (recon_a.sum() + mu_a.sum()).backward()
+    (recon_b.sum() + mu_b.sum()).backward()
+    for a, b in zip(_conv_weights(plain), _conv_weights(fast), strict=True):
+        scale = float(a.grad.abs().max())  # float sums in another order: rounding only
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4 * scale)
+    use_layout(fast, torch.device("cuda"))  # elsewhere: back to the default layout
+    assert all(w.is_contiguous() for w in _conv_weights(fast))
+
+
+def test_use_layout_leaves_a_custom_encoder_alone():
+    class Flat(nn.Module):  # its view needs contiguous activations
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x).view(x.shape[0], -1)
+
+    model = build_model("ae", (1, 8, 8), latent_dim=3, encoder=Flat())
+    use_layout(model, torch.device("cpu"))
+    assert model.encoder.conv.weight.is_contiguous()
+    assert model.encode(torch.rand(2, 1, 8, 8))[0].shape == (2, 3)

@@ -286,3 +286,22 @@ def test_restore_best_selects_on_the_val_score_without_stopping(tiny_model, tiny
 def test_restore_best_needs_validation_data_or_a_score(tiny_model, tiny_images):
     with pytest.raises(ValueError, match="model selection"):
         _fit(tiny_model, tiny_images, epochs=1, config={"restore_best": True})
+
+
+def test_train_and_embed_hold_the_conv_weights_channels_last_on_cpu(tiny_model, tiny_images):
+    def channels_last(model):  # a weight of one input channel is both: read them all
+        convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        if all(w.is_contiguous(memory_format=torch.channels_last) for w in convs):
+            return True
+        assert all(w.is_contiguous() for w in convs)
+        return False
+
+    fresh = copy.deepcopy(tiny_model)
+    assert not channels_last(fresh)
+    _fit(tiny_model, tiny_images, epochs=1, random_state=0)
+    assert channels_last(tiny_model)
+    fresh.load_state_dict(tiny_model.state_dict())  # e.g. a loaded model: default layout
+    assert not channels_last(fresh)
+    latents = embed(fresh, tiny_images)
+    assert channels_last(fresh)
+    np.testing.assert_array_equal(latents, embed(tiny_model, tiny_images))

@@ -71,9 +71,11 @@ def test_auto_batch_follows_the_memory_budget():
     assert large.batch_size == memory.BATCH_CAP
     # a budget of ten measured samples (with the backward's headroom) gives ten
     from stratify.data.augment import TwoViewAugment
+    from stratify.models.conv import use_layout
     from stratify.training.step import Plan, step_loss
 
     model = build_model("ae", (1, 16, 16), latent_dim=4, width=4)
+    use_layout(model, torch.device("cpu"))  # measured as train holds it
     objective = build_objective("bce", contrastive="simclr")
     per_sample = memory.step_bytes_per_sample(
         lambda m, o, x: step_loss(
