@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> str:
         )
     report = "\n".join(lines) + "\n"
     if args.out:
-        write_text(args.out, report)
+        write_text(report, args.out)
     sys.stdout.write(report)
     return report
 
