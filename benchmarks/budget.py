@@ -173,6 +173,36 @@ def per_set_lines(
     ]
 
 
+def round_report(
+    out: Path,
+    results: pd.DataFrame,
+    seeds: list[int],
+    *,
+    title: str,
+    script: str,
+    cached: str,
+    rule: str,
+    incumbent: str,
+    more: dict[str, Column],
+    legend: str = "",
+) -> None:
+    """Write the report of a round with an incumbent whose candidates are all in ``results``
+    (the cut-space, noise-range and faster-step rounds): header, ``cached`` (where the
+    networks came from), the rule, the choice and the per-set table."""
+    agree = agreement(out, results)
+    table, chosen = choose(results, agree, incumbent)
+    lines = [
+        *header(title, script, results, seeds, "2 CPU cores, no GPU"),
+        cached,
+        "",
+        rule,
+        "",
+        *choice_lines(table, chosen, incumbent),
+        *per_set_lines(results, agree, more, legend),
+    ]
+    write_text("\n".join(lines) + "\n", out)
+
+
 def collect(out: Path, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every candidate's rows and seed agreement: the incumbent's budget from the committed
     consensus selection, the doubled budget from this lab's rows."""

@@ -34,20 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from budget import MARGINS, choice_lines, choose, per_set_lines
+from budget import MARGINS, round_report
 from consensus_cut import CANDIDATES, Builder, _cache_file, consensus, embed, score
 from recipe import (
     COST_IMAGES,
     COST_SECONDS,
     MIN_AGREEMENT,
-    agreement,
     round_main,
     spread,
 )
 
 from lab.graph import GraphStrata
-from lab.provenance import header
-from stratify._atomic import write_text
 from stratify.cluster import StrataClusterer
 from stratify.cluster.manifold import ManifoldEmbedding
 
@@ -122,33 +119,22 @@ def score_spaces(dataset: str, seed: int, out: Path) -> pd.DataFrame:
 
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
-    agree = agreement(out, results)
-    table, chosen = choose(results, agree, INCUMBENT)
-    lines = [
-        *header(
-            "Choosing where the default strata are cut, against the incumbent (selection "
-            "data, never test)",
-            "benchmarks/cut_space.py",
-            results,
-            seeds,
-            "2 CPU cores, no GPU",
-        ),
-        "Networks cached by `python benchmarks/cut_space.py --embed` at "
+    round_report(
+        out,
+        results,
+        seeds,
+        title="Choosing where the default strata are cut, against the incumbent (selection "
+        "data, never test)",
+        script="benchmarks/cut_space.py",
+        cached="Networks cached by `python benchmarks/cut_space.py --embed` at "
         + ", ".join(sorted(results["network_commit"].unique()))
         + f"; UMAP's compile time in the scoring process: "
         f"{results['compile_seconds'].max():.0f} s.",
-        "",
-        RULE,
-        "",
-        *choice_lines(table, chosen, INCUMBENT),
-        *per_set_lines(
-            results,
-            agree,
-            {"cluster s": spread("cluster_seconds", 1)},
-            "; cluster s: embedding-free clustering seconds on the set's training latents",
-        ),
-    ]
-    write_text("\n".join(lines) + "\n", out)
+        rule=RULE,
+        incumbent=INCUMBENT,
+        more={"cluster s": spread("cluster_seconds", 1)},
+        legend="; cluster s: embedding-free clustering seconds on the set's training latents",
+    )
 
 
 def main() -> int:

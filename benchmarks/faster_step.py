@@ -32,19 +32,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from budget import MARGINS, choice_lines, choose, per_set_lines
+from budget import MARGINS, round_report
 from consensus_cut import CANDIDATES, Builder, _cache_file, embed, score
 from recipe import (
     COST_IMAGES,
     COST_SECONDS,
     MIN_AGREEMENT,
-    agreement,
     round_main,
     spread,
 )
 
-from lab.provenance import header
-from stratify._atomic import write_text
 from stratify.cluster import StrataClusterer
 from stratify.cluster.consensus import ConsensusStrata
 
@@ -134,26 +131,20 @@ def score_all(dataset: str, seed: int, out: Path) -> pd.DataFrame:
 
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
-    agree = agreement(out, results)
-    table, chosen = choose(results, agree, INCUMBENT)
-    lines = [
-        *header(
-            "Spending the faster training step, against the incumbent (selection data, never test)",
-            "benchmarks/faster_step.py",
-            results,
-            seeds,
-            "2 CPU cores, no GPU",
-        ),
-        "Networks cached by `python benchmarks/faster_step.py --embed` at "
+    round_report(
+        out,
+        results,
+        seeds,
+        title="Spending the faster training step, against the incumbent (selection data, "
+        "never test)",
+        script="benchmarks/faster_step.py",
+        cached="Networks cached by `python benchmarks/faster_step.py --embed` at "
         + ", ".join(sorted(results["network_commit"].unique()))
         + ".",
-        "",
-        RULE,
-        "",
-        *choice_lines(table, chosen, INCUMBENT),
-        *per_set_lines(results, agree, {"train s": spread("train_seconds", 0)}),
-    ]
-    write_text("\n".join(lines) + "\n", out)
+        rule=RULE,
+        incumbent=INCUMBENT,
+        more={"train s": spread("train_seconds", 0)},
+    )
 
 
 def main() -> int:

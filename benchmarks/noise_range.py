@@ -26,19 +26,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from budget import MARGINS, choice_lines, choose, per_set_lines
+from budget import MARGINS, round_report
 from consensus_cut import CANDIDATES, _cache_file, consensus, embed, score
 from recipe import (
     COST_IMAGES,
     COST_SECONDS,
     MIN_AGREEMENT,
-    agreement,
     round_main,
     spread,
 )
 
-from lab.provenance import header
-from stratify._atomic import write_text
 from stratify.data.augment import AugmentParams
 
 #: The selection sets of this round (see :data:`RULE` for AdrenalMNIST3D).
@@ -85,28 +82,21 @@ def score_noise(dataset: str, seed: int, out: Path) -> pd.DataFrame:
 
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
-    agree = agreement(out, results)
-    table, chosen = choose(results, agree, INCUMBENT)
-    lines = [
-        *header(
-            "Choosing the augmentation's noise range against the incumbent (selection data, "
-            "never test)",
-            "benchmarks/noise_range.py",
-            results,
-            seeds,
-            "2 CPU cores, no GPU",
-        ),
-        "Networks cached by `python benchmarks/noise_range.py --embed` (the challenger's) and "
-        "`python benchmarks/budget.py --embed` (the incumbent's) at "
+    round_report(
+        out,
+        results,
+        seeds,
+        title="Choosing the augmentation's noise range against the incumbent (selection data, "
+        "never test)",
+        script="benchmarks/noise_range.py",
+        cached="Networks cached by `python benchmarks/noise_range.py --embed` (the "
+        "challenger's) and `python benchmarks/budget.py --embed` (the incumbent's) at "
         + ", ".join(sorted(results["network_commit"].unique()))
         + ".",
-        "",
-        RULE,
-        "",
-        *choice_lines(table, chosen, INCUMBENT),
-        *per_set_lines(results, agree, {"train s": spread("train_seconds", 0)}),
-    ]
-    write_text("\n".join(lines) + "\n", out)
+        rule=RULE,
+        incumbent=INCUMBENT,
+        more={"train s": spread("train_seconds", 0)},
+    )
 
 
 def main() -> int:
