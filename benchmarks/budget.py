@@ -185,10 +185,11 @@ def round_report(
     incumbent: str,
     more: dict[str, Column],
     legend: str = "",
+    after: list[str] | None = None,
 ) -> None:
     """Write the report of a round with an incumbent whose candidates are all in ``results``
     (the cut-space, noise-range and faster-step rounds): header, ``cached`` (where the
-    networks came from), the rule, the choice and the per-set table."""
+    networks came from), the rule, the choice, the per-set table, then the ``after`` lines."""
     agree = agreement(out, results)
     table, chosen = choose(results, agree, incumbent)
     lines = [
@@ -199,6 +200,7 @@ def round_report(
         "",
         *choice_lines(table, chosen, incumbent),
         *per_set_lines(results, agree, more, legend),
+        *(after or []),
     ]
     write_text("\n".join(lines) + "\n", out)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from budget import MARGINS, round_report
 from consensus_cut import CANDIDATES, Builder, _cache_file, embed, score
@@ -41,6 +42,7 @@ from recipe import (
     round_main,
     spread,
 )
+from sklearn.metrics import adjusted_rand_score
 
 from stratify.cluster import StrataClusterer
 from stratify.cluster.consensus import ConsensusStrata
@@ -130,6 +132,38 @@ def score_all(dataset: str, seed: int, out: Path) -> pd.DataFrame:
     )
 
 
+#: The cut-space round's report: its incumbent is this round's, fitted before the
+#: channels-last layout (same sets, data, seeds, budget and clustering).
+BEFORE_LAYOUT = Path(__file__).parent / "results" / "cut_space.md"
+
+
+def layout_lines(out: Path, seeds: list[int]) -> list[str]:
+    """The incumbent's scored strata at this round against the cut-space round's (the same
+    network seed and data before the layout change): adjusted Rand index per set and seed."""
+    before = BEFORE_LAYOUT.parent / f"{BEFORE_LAYOUT.stem}-strata"
+    after = out.parent / f"{out.stem}-strata"
+    rows = []
+    for dataset in DATASETS:
+        pairs = []
+        for seed in seeds:
+            old = before / dataset / "latents-gmm20-spectral" / f"seed{seed}.npy"
+            new = after / dataset / INCUMBENT / f"seed{seed}.npy"
+            if old.is_file() and new.is_file():
+                pairs.append(f"{adjusted_rand_score(np.load(old), np.load(new)):.3f}")
+        rows.append(f"| {dataset} | {' / '.join(pairs)} |")
+    return [
+        "",
+        "The incumbent before and after the channels-last layout: the same set, data, seed and "
+        f"clustering, networks fitted by the cut-space round ([{BEFORE_LAYOUT.name}]"
+        f"({BEFORE_LAYOUT.name})) and by this one; adjusted Rand index of the scored strata "
+        "per seed (1: the same partition).",
+        "",
+        "| set | ARI, seeds " + ", ".join(map(str, seeds)) + " |",
+        "|---|---|",
+        *rows,
+    ]
+
+
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
     round_report(
         out,
@@ -144,6 +178,7 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         rule=RULE,
         incumbent=INCUMBENT,
         more={"train s": spread("train_seconds", 0)},
+        after=layout_lines(out, seeds),
     )
 
 

@@ -35,3 +35,22 @@ def test_the_clusterer_is_the_estimators_default_over_the_networks_blocks(networ
     ).fit(x)
     np.testing.assert_array_equal(ours.labels_, default.labels_)
     assert len(np.unique(ours.labels_)) == 3
+
+
+def test_layout_lines_compare_the_same_seed_before_and_after(tmp_path, monkeypatch):
+    monkeypatch.setattr(faster_step, "BEFORE_LAYOUT", tmp_path / "cut_space.md")
+    out = tmp_path / "faster_step.md"
+    old = np.array([0, 0, 1, 1])
+    new = {0: np.array([1, 1, 0, 0]), 1: np.array([0, 1, 0, 1])}  # renamed; crossed
+    for seed in (0, 1):
+        for folder, name, labels in (
+            ("cut_space-strata", "latents-gmm20-spectral", old),
+            ("faster_step-strata", faster_step.INCUMBENT, new[seed]),
+        ):
+            path = tmp_path / folder / "digits" / name
+            path.mkdir(parents=True, exist_ok=True)
+            np.save(path / f"seed{seed}.npy", labels)
+    lines = faster_step.layout_lines(out, [0, 1])
+    # by hand: a renamed partition is the same (1); the crossed one has ARI -0.5
+    assert "| digits | 1.000 / -0.500 |" in lines
+    assert "| pneumoniamnist |  |" in lines  # no strata: nothing claimed
