@@ -13,9 +13,10 @@ used, so the decoder output has exactly the input's shape.
 Memory layout
 -------------
 :func:`use_layout` holds the two modules' convolution weights channels-last on the CPU,
-where oneDNN then runs every convolution without converting layouts (a default training step
-1.4-1.6x faster in 2D and 3D, ``benchmarks/layout.py``), and in PyTorch's default layout on
-other devices. The values, and so what is learned, are the same up to float rounding.
+where oneDNN then runs every convolution without converting layouts (the default training step
+1.4x faster at 28 px to 2.0x at 64^3, ``benchmarks/results/layout.md``), and in PyTorch's
+default layout on other devices. The values are the same up to float rounding; a fit's strata
+can still move where the network holds them weakly, as they do with the seed.
 """
 
 from __future__ import annotations
