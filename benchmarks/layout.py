@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import platform
 import sys
 import time
@@ -59,7 +58,6 @@ def step_time(shape: tuple[int, ...], layout: str, steps: int) -> tuple[float, i
     batch = fit_batch_size(
         model, objective, plan, augment, TrainConfig(batch_size="auto"), cpu, shape
     )
-    model = copy.deepcopy(model)
     if layout == "channels-last":
         use_layout(model, cpu)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
