@@ -176,13 +176,23 @@ def score(
 ) -> pd.DataFrame:
     """Every candidate (None: :data:`CANDIDATES`' consensus settings) on one cached (set,
     seed, budget, variant): two clustering seeds each."""
-    cached = np.load(_cache_file(dataset, seed, budget, variant))
+    if candidates is None:
+        candidates = {name: consensus(settings) for name, settings in CANDIDATES.items()}
+    return score_latents(
+        np.load(_cache_file(dataset, seed, budget, variant)), dataset, seed, out, candidates
+    )
+
+
+def score_latents(
+    cached: Any, dataset: str, seed: int, out: Path, candidates: dict[str, Builder]
+) -> pd.DataFrame:
+    """Every candidate on one network's cached latents (an :func:`embed` file's fields):
+    clustered under the network's own clustering seed and one more, its strata kept beside
+    ``out`` and scored."""
     labels = cached["labels"]
     n_train = len(cached["train"])
     share = min(1.0, COST_IMAGES / n_train)
     rows = []
-    if candidates is None:
-        candidates = {name: consensus(settings) for name, settings in CANDIDATES.items()}
     for name, make in candidates.items():
         own = int(cached["cluster_seed"])
         strata, seconds = _strata(cached, make, own)
