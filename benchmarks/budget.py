@@ -115,14 +115,19 @@ def choose(
     table["beats_acc"] = table["mean_acc"] >= table.loc[incumbent, "mean_acc"] + ACC_MARGIN
     table["keeps_agreement"] = (ari >= floor).all(axis=1)
     table["agrees"] = table["worst_ari"] >= MIN_AGREEMENT
-    eligible = table[table["within_cost"] & table["beats_acc"] & table["keeps_agreement"]].drop(
-        index=incumbent, errors="ignore"
-    )
+    return table, pick(table, ["within_cost", "beats_acc", "keeps_agreement"], incumbent)
+
+
+def pick(table: pd.DataFrame, clauses: list[str], incumbent: str) -> str:
+    """The winner among the challengers that pass every one of ``clauses`` (boolean columns
+    of ``table``): the highest mean val ACC, within 0.005 of it the higher worst-set mean
+    ACC; the ``incumbent`` when none passes."""
+    eligible = table[table[clauses].all(axis=1)].drop(index=incumbent, errors="ignore")
     if not len(eligible):
-        return table, incumbent
+        return incumbent
     best = eligible["mean_acc"].max()
     near = eligible[eligible["mean_acc"] >= best - 0.005]
-    return table, str(near["worst_acc"].idxmax())
+    return str(near["worst_acc"].idxmax())
 
 
 def choice_lines(table: pd.DataFrame, chosen: str, incumbent: str = INCUMBENT) -> list[str]:

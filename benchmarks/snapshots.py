@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from budget import ACC_MARGIN, ARI_MARGIN, per_set_lines
+from budget import ACC_MARGIN, ARI_MARGIN, per_set_lines, pick
 from consensus_cut import _cache_file, score_latents
 from faster_step import across
 from recipe import (
@@ -263,12 +263,7 @@ def choose(
     table["keeps_agreement"] = ((ari >= floor) | gains).all(axis=1)
     table["agrees"] = table["worst_ari"] >= MIN_AGREEMENT
     clauses = ["within_cost", "beats_acc", "keeps_worst_run", "keeps_agreement"]
-    eligible = table[table[clauses].all(axis=1)].drop(index=incumbent, errors="ignore")
-    if not len(eligible):
-        return table, incumbent
-    best = eligible["mean_acc"].max()
-    near = eligible[eligible["mean_acc"] >= best - 0.005]
-    return table, str(near["worst_acc"].idxmax())
+    return table, pick(table, clauses, incumbent)
 
 
 def choice_lines(table: pd.DataFrame, chosen: str, incumbent: str = INCUMBENT) -> list[str]:
