@@ -234,7 +234,7 @@ def train(
     device = rank_device or resolve_device(config.device)
     if config.mixed_precision and device.type != "cuda":
         warnings.warn("mixed_precision is used on CUDA only; training in float32.", stacklevel=2)
-    plan = Plan.of(objective)
+    plan = Plan.of(objective, config.clean_pass)
     if not (plan.latent or plan.views):
         raise ValueError(
             "Expected an objective that needs model outputs (some of 'recon', 'mu', 'logvar', "

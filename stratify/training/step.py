@@ -45,22 +45,31 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass(frozen=True)
 class Plan:
-    """Which tensors the objective needs."""
+    """Which tensors the objective needs, and whether the clean batch is encoded for them."""
 
     latent: bool
     recon: bool
     views: bool
+    clean_pass: bool = True
 
     @classmethod
-    def of(cls, objective: Any) -> Plan:
-        """The tensors ``objective`` needs (its ``requires``)."""
+    def of(cls, objective: Any, clean_pass: bool = True) -> Plan:
+        """The tensors ``objective`` needs (its ``requires``); ``clean_pass`` as
+        :class:`~stratify.training.TrainConfig`'s.
+        """
         req = frozenset(objective.requires)
         recon = "recon" in req
         return cls(
             latent=recon or bool({"mu", "logvar"} & req),
             recon=recon,
             views=bool({"z1", "z2"} & req),
+            clean_pass=clean_pass,
         )
+
+    @property
+    def view_stands_in(self) -> bool:
+        """The first view is encoded in the clean batch's place (no clean pass)."""
+        return self.latent and self.views and not self.clean_pass
 
 
 def step_loss(
@@ -74,16 +83,22 @@ def step_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Compute the objective on one batch (clean batch, and two views when needed).
 
-    ``stats``, when given, accumulates the posterior of the clean batch (VAE only).
+    The clean batch ``x`` of shape ``(N, C, *spatial)`` and the two views, each of that
+    shape, are encoded in one pass. With ``plan.view_stands_in`` the clean batch is not
+    encoded: the first view takes its place in the latent terms (``mu``, ``logvar``, and
+    ``x`` as the reconstruction target). ``stats``, when given, accumulates the posterior of
+    the batch the latent terms see (VAE only).
     """
     x = batch["x"]
     n = x.shape[0]
     inputs: dict[str, Any] = dict(batch)
-    parts = [x] if plan.latent else []
+    parts = [x] if plan.latent and not plan.view_stands_in else []
     if plan.views:
         if augment is None:
             raise ValueError("Expected an augmentation for the two-view terms, got None.")
         parts += list(augment(x, generator))
+    if plan.view_stands_in:
+        inputs["x"] = parts[0]
     mu_all, logvar_all = model.encode(torch.cat(parts) if len(parts) > 1 else parts[0])
     if plan.latent:
         mu = mu_all[:n]

@@ -61,7 +61,7 @@ class Trainer:
         self.model, self.objective, self.config = model, objective, config
         self.augment, self.device, self.seed = augment, device, seed
         self.world = world
-        self.plan = Plan.of(objective)
+        self.plan = Plan.of(objective, config.clean_pass)
         # the epoch order comes from `generator`, identical on every rank; the random draws
         # of the steps (views, reparameterisation) from `draws`, one stream per rank (the
         # same object in a single process)

@@ -34,6 +34,7 @@ def test_lr_message_is_exact():
         ({"num_threads": 0}, ValueError, "The 'num_threads' parameter"),
         ({"checkpoint_every": 0}, ValueError, "The 'checkpoint_every' parameter"),
         ({"progress": 1}, TypeError, "The 'progress' parameter"),
+        ({"clean_pass": "no"}, TypeError, "The 'clean_pass' parameter of TrainConfig must be"),
         ({"checkpoint_dir": 3}, TypeError, "The 'checkpoint_dir' parameter"),
         ({"networks": 0}, ValueError, "The 'networks' parameter of TrainConfig must be an int"),
         ({"mixed_precision": "fp8"}, ValueError, "must be a bool or 'bfloat16'. Got 'fp8'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -112,6 +113,56 @@ def test_only_required_inputs_are_computed(tiny_model, tiny_images):
     call = objective.calls[0]
     assert "recon" not in call and "mu" not in call
     assert call["z1"].shape == call["z2"].shape == (16, 4)
+
+
+def test_without_the_clean_pass_the_first_view_stands_in_for_the_clean_batch():
+    from stratify.data.augment import TwoViewAugment
+    from stratify.training.step import Plan, step_loss
+
+    x = torch.rand((6, 1, 16, 16), generator=torch.Generator().manual_seed(1))
+    augment = TwoViewAugment()
+    objective = SpyObjective(("x", "recon", "z1", "z2"))
+    tiny_model = seeded_model("ae")  # an AE: the step decodes the mean, no draw
+    encoded = []
+    real_encode = tiny_model.encode
+    tiny_model.encode = lambda t: encoded.append(t.shape[0]) or real_encode(t)
+    batch = {"x": x, "metadata": {}, "labels": None}
+    plan = Plan.of(objective, clean_pass=False)
+    total, _ = step_loss(
+        tiny_model, objective, batch, plan, augment, torch.Generator().manual_seed(3)
+    )
+    assert plan.view_stands_in and encoded == [12]  # two views, no clean batch
+    # by hand: the same draws give the same views; view 1 is encoded, reconstructed, compared
+    v1, v2 = augment(x, torch.Generator().manual_seed(3))
+    call = objective.calls[0]
+    torch.testing.assert_close(call["x"], v1)
+    mu, _ = real_encode(torch.cat([v1, v2]))
+    torch.testing.assert_close(call["mu"], mu[:6])
+    torch.testing.assert_close(call["z1"], tiny_model.project(mu[:6]))
+    recon = tiny_model.decode(mu[:6])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(recon, v1) + (
+        (tiny_model.project(mu[:6]) - tiny_model.project(mu[6:])).pow(2).mean()
+    )
+    torch.testing.assert_close(total, expected)
+    # the default encodes the clean batch beside the views, and reconstructs it
+    encoded.clear()
+    step_loss(tiny_model, objective, batch, Plan.of(objective), augment, torch.Generator())
+    assert encoded == [18] and objective.calls[1]["x"] is x
+    # without two-view terms there is no view to stand in: the clean batch is encoded
+    plan = Plan.of(SpyObjective(("x", "recon")), clean_pass=False)
+    assert not plan.view_stands_in
+
+
+def test_train_without_the_clean_pass_fits_and_differs(tiny_images):
+    config = TrainConfig(epochs=2, **QUIET)
+    runs = {}
+    for clean_pass in (True, False):
+        model, objective = seeded_model(), SpyObjective(("x", "recon", "z1", "z2"))
+        result = train(model, objective, tiny_images, random_state=0,
+                       config=dataclasses.replace(config, clean_pass=clean_pass))  # fmt: skip
+        runs[clean_pass] = result.history["total"].to_numpy()
+        assert np.isfinite(runs[clean_pass]).all()
+    assert not np.allclose(runs[True], runs[False])
 
 
 def test_metadata_and_labels_are_fed_per_batch(tiny_model, tiny_images):
