@@ -33,17 +33,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from budget import per_set_lines
 from consensus_cut import _cache_file, embed, score, score_latents
 from faster_step import across
-from recipe import agreement, round_main, spread
+from recipe import Column, round_main, spread
 from sklearn.metrics import adjusted_rand_score
-from snapshots import ANCHOR_SECONDS, blocks, choice_lines, choose
+from snapshots import ANCHOR_SECONDS, blocks, write_round
 from snapshots import RULE as ROUND7_RULE
 from snapshots import _cached as round7_cache
-
-from lab.provenance import header
-from stratify._atomic import write_text
 
 #: The selection sets: round 7's (seeds 0-4 on the 2D sets, 0-2 on AdrenalMNIST3D).
 DATASETS = ["pneumoniamnist", "breastmnist", "cohort", "digits", "adrenalmnist3d"]
@@ -124,39 +120,30 @@ def repeat_lines(seeds: list[int]) -> list[str]:
     ]
 
 
+#: The per-set table's columns beside val ACC, NMI and agreement.
+COLUMNS: dict[str, Column] = {
+    "worst seed's ACC": lambda group: f"{group['val_acc'].min():.3f}",
+    "train s": spread("train_seconds", 0),
+    "cluster s": spread("cluster_seconds", 1),
+    "est. s": spread("fit_seconds_2000", 0),
+}
+
+
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
-    agree = agreement(out, results)
-    table, chosen = choose(results, agree, INCUMBENT)
-    lines = [
-        *header(
-            "One encoder pass per step on a longer fit, against the incumbent (selection "
-            "data, never test)",
-            "benchmarks/one_pass.py",
-            results,
-            seeds,
-            "2 CPU cores, no GPU",
-        ),
-        "Fits cached by `python benchmarks/one_pass.py --embed` (and round 7's "
-        "`python benchmarks/snapshots.py --embed`) at "
-        + ", ".join(sorted(results["network_commit"].unique()))
-        + ".",
-        "",
-        RULE,
-        "",
-        *choice_lines(table, chosen, INCUMBENT),
-        *per_set_lines(
-            results,
-            agree,
-            {
-                "worst seed's ACC": lambda group: f"{group['val_acc'].min():.3f}",
-                "train s": spread("train_seconds", 0),
-                "cluster s": spread("cluster_seconds", 1),
-                "est. s": spread("fit_seconds_2000", 0),
-            },
-        ),
-        *repeat_lines(seeds),
-    ]
-    write_text("\n".join(lines) + "\n", out)
+    write_round(
+        out,
+        results,
+        seeds,
+        title="One encoder pass per step on a longer fit, against the incumbent (selection "
+        "data, never test)",
+        script="benchmarks/one_pass.py",
+        cached_by="`python benchmarks/one_pass.py --embed` (and round 7's "
+        "`python benchmarks/snapshots.py --embed`)",
+        rule=RULE,
+        incumbent=INCUMBENT,
+        columns=COLUMNS,
+        tail=repeat_lines(seeds),
+    )
 
 
 def main() -> int:

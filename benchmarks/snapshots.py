@@ -43,6 +43,7 @@ from recipe import (
     COST_IMAGES,
     COST_SECONDS,
     MIN_AGREEMENT,
+    Column,
     agreement,
     candidate_table,
     round_main,
@@ -316,37 +317,57 @@ def repeat_lines(out: Path, seeds: list[int]) -> list[str]:
     ]
 
 
-def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
+def write_round(
+    out: Path,
+    results: pd.DataFrame,
+    seeds: list[int],
+    *,
+    title: str,
+    script: str,
+    cached_by: str,
+    rule: str,
+    incumbent: str,
+    columns: dict[str, Column],
+    tail: list[str],
+) -> None:
+    """A round's report under :func:`choose`'s rule: its header, how its fits were cached
+    (``cached_by``, then the commits of its rows' networks), the rule, the choice, the per-set
+    table of ``columns`` and the lines of ``tail``."""
     agree = agreement(out, results)
-    table, chosen = choose(results, agree)
+    table, chosen = choose(results, agree, incumbent)
     lines = [
-        *header(
-            "Snapshots along one default fit, against the incumbent (selection data, never test)",
-            "benchmarks/snapshots.py",
-            results,
-            seeds,
-            "2 CPU cores, no GPU",
-        ),
-        "Fits cached by `python benchmarks/snapshots.py --embed` at "
+        *header(title, script, results, seeds, "2 CPU cores, no GPU"),
+        f"Fits cached by {cached_by} at "
         + ", ".join(sorted(results["network_commit"].unique()))
         + ".",
         "",
-        RULE,
+        rule,
         "",
-        *choice_lines(table, chosen),
-        *per_set_lines(
-            results,
-            agree,
-            {
-                "worst seed's ACC": lambda group: f"{group['val_acc'].min():.3f}",
-                "cluster s": spread("cluster_seconds", 1),
-                "est. s": spread("fit_seconds_2000", 0),
-                "epochs": lambda group: str(int(group["epochs"].iloc[0])),
-            },
-        ),
-        *repeat_lines(out, seeds),
+        *choice_lines(table, chosen, incumbent),
+        *per_set_lines(results, agree, columns),
+        *tail,
     ]
     write_text("\n".join(lines) + "\n", out)
+
+
+def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
+    write_round(
+        out,
+        results,
+        seeds,
+        title="Snapshots along one default fit, against the incumbent (selection data, never test)",
+        script="benchmarks/snapshots.py",
+        cached_by="`python benchmarks/snapshots.py --embed`",
+        rule=RULE,
+        incumbent=INCUMBENT,
+        columns={
+            "worst seed's ACC": lambda group: f"{group['val_acc'].min():.3f}",
+            "cluster s": spread("cluster_seconds", 1),
+            "est. s": spread("fit_seconds_2000", 0),
+            "epochs": lambda group: str(int(group["epochs"].iloc[0])),
+        },
+        tail=repeat_lines(out, seeds),
+    )
 
 
 def main() -> int:
