@@ -39,14 +39,12 @@ import numpy as np
 import pandas as pd
 from consensus_cut import _cache_file, embed, score
 from faster_step import across
-from one_pass import BUDGET, COLUMNS, COST_SET, INCUMBENT, REFIT
+from one_pass import BUDGET, COLUMNS, COST_SET, DATASETS, INCUMBENT, REFIT
 from recipe import _strata_file, round_main
 from sklearn.metrics import adjusted_rand_score
 from snapshots import RULE as ROUND7_RULE
 from snapshots import write_round
 
-#: The selection sets and seeds: round 7's (seeds 0-4 on the 2D sets, 0-2 on AdrenalMNIST3D).
-DATASETS = ["pneumoniamnist", "breastmnist", "cohort", "digits", "adrenalmnist3d"]
 #: The challenger: its networks and each one's samples of 28 x 28 values.
 NETWORKS, PER_NETWORK = 2, 38_400
 CHALLENGER = f"m{NETWORKS}-onepass-b{PER_NETWORK / 1000:g}k"
