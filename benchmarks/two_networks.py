@@ -70,14 +70,55 @@ RULE = (
 )
 
 
-def _round8_strata(dataset: str, seed: int) -> Path:
-    return ROUND8.parent / f"{ROUND8.stem}-strata" / dataset / INCUMBENT / f"seed{seed}.npy"
+def earlier_strata(report: Path, dataset: str, seed: int, candidate: str = INCUMBENT) -> Path:
+    """Where an earlier round's ``report`` kept a candidate's scored strata of one (set,
+    seed)."""
+    return report.parent / f"{report.stem}-strata" / dataset / candidate / f"seed{seed}.npy"
 
 
-def _round8_row(dataset: str, seed: int) -> pd.DataFrame:
-    rows = pd.read_csv(ROUND8.with_suffix(".csv"))
+def earlier_row(report: Path, dataset: str, seed: int, candidate: str = INCUMBENT) -> pd.DataFrame:
+    """An earlier round's row of a candidate on one (set, seed) (none: no row)."""
+    rows = pd.read_csv(report.with_suffix(".csv"))
     return rows[
-        (rows["dataset"] == dataset) & (rows["seed"] == seed) & (rows["candidate"] == INCUMBENT)
+        (rows["dataset"] == dataset) & (rows["seed"] == seed) & (rows["candidate"] == candidate)
+    ]
+
+
+def earlier_scored(report: Path, dataset: str, seed: int) -> bool:
+    """Whether an earlier round scored the incumbent on one (set, seed) and kept its strata."""
+    return (
+        len(earlier_row(report, dataset, seed)) == 1
+        and earlier_strata(report, dataset, seed).is_file()
+    )
+
+
+def kept_incumbent(report: Path, dataset: str, seed: int, out: Path) -> pd.DataFrame:
+    """The incumbent's row of one (set, seed) from an earlier round, its strata copied beside
+    this round's ``out``."""
+    shutil.copyfile(
+        earlier_strata(report, dataset, seed), _strata_file(out, dataset, INCUMBENT, seed)
+    )
+    return earlier_row(report, dataset, seed).reset_index(drop=True)
+
+
+def refit_lines(out: Path, seeds: list[int], report: Path, name: str) -> list[str]:
+    """The incumbent refitted on :data:`COST_SET` against the earlier round ``name``'s
+    (``report``'s) fit of the same seed: the adjusted Rand index of their scored strata."""
+    rows = []
+    for seed in seeds:
+        here = _strata_file(out, COST_SET, INCUMBENT, seed)
+        there = earlier_strata(report, COST_SET, seed)
+        if here.is_file() and there.is_file():
+            rows.append(f"| {seed} | {adjusted_rand_score(np.load(there), np.load(here)):.3f} |")
+    return [
+        "",
+        f"The incumbent refitted on {COST_SET} against {name}'s fit of the same seed (same "
+        "data, budget and clustering): the adjusted Rand index of their scored strata (1: the "
+        "same partition).",
+        "",
+        "| seed | strata ARI |",
+        "|---:|---:|",
+        *rows,
     ]
 
 
@@ -96,7 +137,7 @@ def ready(dataset: str, seed: int) -> bool:
         return False
     if dataset == COST_SET:
         return _cache_file(dataset, seed, BUDGET, REFIT[0]).is_file()
-    return len(_round8_row(dataset, seed)) == 1 and _round8_strata(dataset, seed).is_file()
+    return earlier_scored(ROUND8, dataset, seed)
 
 
 def score_all(dataset: str, seed: int, out: Path) -> pd.DataFrame:
@@ -105,33 +146,11 @@ def score_all(dataset: str, seed: int, out: Path) -> pd.DataFrame:
     if dataset == COST_SET:
         incumbent = score(dataset, seed, out, BUDGET, {INCUMBENT: across(1)}, REFIT[0])
     else:
-        incumbent = _round8_row(dataset, seed).reset_index(drop=True)
-        shutil.copyfile(_round8_strata(dataset, seed), _strata_file(out, dataset, INCUMBENT, seed))
+        incumbent = kept_incumbent(ROUND8, dataset, seed, out)
     challenger = score(
         dataset, seed, out, PER_NETWORK, {CHALLENGER: across(NETWORKS)}, TWO_ONE_PASS[0]
     )
     return pd.concat([incumbent, challenger], ignore_index=True)
-
-
-def repeat_lines(out: Path, seeds: list[int]) -> list[str]:
-    """The incumbent refitted on :data:`COST_SET` against round 8's fit of the same seed:
-    the adjusted Rand index of their scored strata."""
-    rows = []
-    for seed in seeds:
-        here = _strata_file(out, COST_SET, INCUMBENT, seed)
-        there = _round8_strata(COST_SET, seed)
-        if here.is_file() and there.is_file():
-            rows.append(f"| {seed} | {adjusted_rand_score(np.load(there), np.load(here)):.3f} |")
-    return [
-        "",
-        f"The incumbent refitted on {COST_SET} against round 8's fit of the same seed (same "
-        "data, budget and clustering): the adjusted Rand index of their scored strata (1: the "
-        "same partition).",
-        "",
-        "| seed | strata ARI |",
-        "|---:|---:|",
-        *rows,
-    ]
 
 
 def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
@@ -146,7 +165,7 @@ def report(results: pd.DataFrame, seeds: list[int], out: Path) -> None:
         rule=RULE,
         incumbent=INCUMBENT,
         columns=COLUMNS,
-        tail=repeat_lines(out, seeds),
+        tail=refit_lines(out, seeds, ROUND8, "round 8"),
     )
 
 

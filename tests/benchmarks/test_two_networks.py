@@ -97,6 +97,6 @@ def test_the_refit_is_compared_with_round_8s_strata(monkeypatch, tmp_path, seed)
     new = out.parent / "two_networks-strata" / "pneumoniamnist" / "b51.2k"
     new.mkdir(parents=True)
     np.save(new / f"seed{seed}.npy", np.array([1, 1, 0, 0]))  # the same partition, relabelled
-    lines = two_networks.repeat_lines(out, [seed, 9])
+    lines = two_networks.refit_lines(out, [seed, 9], two_networks.ROUND8, "round 8")
     assert lines[-1] == f"| {seed} | 1.000 |"
     assert sum(line.startswith("| ") for line in lines) == 2  # header + one seed
