@@ -70,17 +70,17 @@ RULE = (
 )
 
 
-def earlier_strata(report: Path, dataset: str, seed: int, candidate: str = INCUMBENT) -> Path:
-    """Where an earlier round's ``report`` kept a candidate's scored strata of one (set,
+def earlier_strata(report: Path, dataset: str, seed: int) -> Path:
+    """Where an earlier round's ``report`` kept the incumbent's scored strata of one (set,
     seed)."""
-    return report.parent / f"{report.stem}-strata" / dataset / candidate / f"seed{seed}.npy"
+    return report.parent / f"{report.stem}-strata" / dataset / INCUMBENT / f"seed{seed}.npy"
 
 
-def earlier_row(report: Path, dataset: str, seed: int, candidate: str = INCUMBENT) -> pd.DataFrame:
-    """An earlier round's row of a candidate on one (set, seed) (none: no row)."""
+def earlier_row(report: Path, dataset: str, seed: int) -> pd.DataFrame:
+    """An earlier round's row of the incumbent on one (set, seed) (none: no row)."""
     rows = pd.read_csv(report.with_suffix(".csv"))
     return rows[
-        (rows["dataset"] == dataset) & (rows["seed"] == seed) & (rows["candidate"] == candidate)
+        (rows["dataset"] == dataset) & (rows["seed"] == seed) & (rows["candidate"] == INCUMBENT)
     ]
 
 
